@@ -1,0 +1,42 @@
+# One command per job; each installs what it needs into .venv on first use.
+#   make reproduce [NOTEBOOKS="00_synthetic_dataset 03_clan"] [PROFILE=cpu|smoke|paper]
+#                  [DATASET=cub] [DATA_ROOT=/data/CUB_200_2011] [BACKBONE=vgg16]
+#   make test      the whole test suite: unit tests + nbval over every notebook (smoke profile)
+#   make lab       JupyterLab on notebooks/ with the project's environment
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+NOTEBOOKS ?=
+PROFILE ?= cpu
+DATASET ?=
+DATA_ROOT ?=
+BACKBONE ?=
+
+.PHONY: setup reproduce test lab benchmark clean-cache
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+reproduce: $(STAMP)
+	$(PY) -m fgvc_lib.reproduce --profile "$(PROFILE)" --notebooks "$(NOTEBOOKS)" \
+		--dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --backbone "$(BACKBONE)"
+
+test: $(STAMP)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	FGVC_PROFILE=smoke FGVC_RESULTS_DIR="$$tmp/results" FGVC_RUNS_DIR="$$tmp/runs" MPLBACKEND=Agg \
+		$(PY) -m pytest tests notebooks --nbval-lax --durations=15
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/engine_overhead.py
+
+clean-cache:
+	rm -rf .cache

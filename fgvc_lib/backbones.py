@@ -1,0 +1,294 @@
+"""torchvision backbones by name, with their intermediate feature maps by the papers' stage names.
+
+Stage names follow the papers:
+
+* VGG-16 / VGG-19 (Simonyan & Zisserman): ``conv{block}_{layer}`` (output of the ReLU after that
+  convolution, e.g. ``conv4_3``, ``conv5_2``, ``conv5_3``) and ``pool{block}`` (after max-pooling;
+  SSANet takes ``pool5``). CLAN uses conv5_3 as the top level, conv5_2 and conv4_3 as mid levels.
+* ResNet-34/50/101 (He et al.): ``conv1`` (stem, before max-pooling) and ``conv2_x`` .. ``conv5_x``.
+* DenseNet-161 (Huang et al.): ``denseblock1`` .. ``denseblock4`` (block outputs before the
+  transition layers; ``denseblock4`` includes the final norm + ReLU).
+
+``width`` keeps the topology and scales every channel count (CPU profiles); ImageNet weights exist
+only at ``width=1``. ``pretrained`` is one of ``None``/``False`` (random init), ``True``/
+``"imagenet"`` (torchvision's ImageNet weights, from the local cache, else one download attempt
+with a short timeout, else a clear error), or ``"synthetic"`` (the embedded pretraining of
+:mod:`fgvc_lib.pretraining`, for slim CPU backbones).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision.models as tvm
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+from torchvision.models.vgg import make_layers
+
+VGG_CONFIGS = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
+}
+RESNET_CONFIGS = {
+    "resnet34": (BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (Bottleneck, [3, 4, 6, 3]),
+    "resnet101": (Bottleneck, [3, 4, 23, 3]),
+}
+DENSENET_CONFIGS = {
+    # growth_rate, block_config, num_init_features, bn_size
+    "densenet161": (48, (6, 12, 36, 24), 96, 4),
+}
+IMAGENET_WEIGHTS = {
+    "vgg16": tvm.VGG16_Weights.IMAGENET1K_V1,
+    "vgg19": tvm.VGG19_Weights.IMAGENET1K_V1,
+    "resnet34": tvm.ResNet34_Weights.IMAGENET1K_V1,
+    "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
+    "resnet101": tvm.ResNet101_Weights.IMAGENET1K_V1,
+    "densenet161": tvm.DenseNet161_Weights.IMAGENET1K_V1,
+}
+BACKBONE_NAMES = tuple(IMAGENET_WEIGHTS)
+PRETRAINED_CHOICES = (None, "imagenet", "synthetic")
+DOWNLOAD_TIMEOUT_SECONDS = 20
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """ImageNet weights are neither in the local torch hub cache nor downloadable."""
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+class FeatureBackbone(nn.Module):
+    """A convolutional backbone that returns named intermediate feature maps.
+
+    ``forward(x, stages)`` returns ``{stage_name: tensor}`` for the requested stages (default: the
+    top stage) and stops computing after the deepest one requested.
+    """
+
+    def __init__(self, name: str, width: float, net: nn.Module, steps: List[Tuple[Optional[str], nn.Module]],
+                 stage_channels: "OrderedDict[str, int]", stage_strides: Dict[str, int], top_stage: str):
+        super().__init__()
+        self.name = name
+        self.width = width
+        self.net = net  # the torchvision module, so ImageNet state dicts load unchanged
+        self._steps = steps  # plain list: the modules are registered through self.net
+        self.stage_channels = stage_channels
+        self.stage_strides = stage_strides
+        self.top_stage = top_stage
+        self.pretrained: Optional[str] = None
+
+    @property
+    def stage_names(self) -> List[str]:
+        return list(self.stage_channels)
+
+    @property
+    def out_channels(self) -> int:
+        return self.stage_channels[self.top_stage]
+
+    def stage_module(self, stage: str) -> nn.Module:
+        """The module whose output is ``stage``: the natural Grad-CAM target for that stage."""
+        self.check_stages([stage])
+        return next(module for tap, module in self._steps if tap == stage)
+
+    def check_stages(self, stages: Iterable[str]) -> None:
+        unknown = [s for s in stages if s not in self.stage_channels]
+        if unknown:
+            raise ValueError(f"{self.name} has no stage {', '.join(map(repr, unknown))}; "
+                             f"valid stages: {', '.join(self.stage_channels)}")
+
+    def forward(self, x: torch.Tensor, stages: Optional[Sequence[str]] = None) -> Dict[str, torch.Tensor]:
+        stages = (self.top_stage,) if stages is None else tuple(stages)
+        wanted = set(stages)
+        if len(wanted) != len(stages) or not wanted <= set(self.stage_channels):
+            self.check_stages(stages)
+        found: Dict[str, torch.Tensor] = {}
+        for tap, module in self._steps:
+            x = module(x)
+            if tap in wanted:
+                found[tap] = x
+                if len(found) == len(wanted):
+                    break
+        return {s: found[s] for s in stages}
+
+
+def _vgg(name: str, width: float, batch_norm: bool = False) -> FeatureBackbone:
+    cfg = [v if v == "M" else _scaled(v, width) for v in VGG_CONFIGS[name]]
+    net = nn.Module()
+    net.features = make_layers(cfg, batch_norm=batch_norm)
+    steps, channels, strides = [], OrderedDict(), {}
+    block, layer, stride, last_channels = 1, 0, 1, 3
+    for module in net.features:
+        tap = None
+        if isinstance(module, nn.Conv2d):
+            layer += 1
+            last_channels = module.out_channels
+        elif isinstance(module, nn.ReLU):
+            tap = f"conv{block}_{layer}"
+        elif isinstance(module, nn.MaxPool2d):
+            stride *= 2
+            tap = f"pool{block}"
+            block, layer = block + 1, 0
+        if tap:
+            channels[tap] = last_channels
+            strides[tap] = stride
+        steps.append((tap, module))
+    top = "conv5_4" if name == "vgg19" else "conv5_3"
+    return FeatureBackbone(name, width, net, steps, channels, strides, top)
+
+
+class _ScaledResNet(ResNet):
+    """torchvision's ResNet with every stage's width multiplied by ``width`` (same topology)."""
+
+    def __init__(self, block, layers, width: float):
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes = _scaled(64, width)
+        self.dilation, self.groups, self.base_width = 1, 1, 64
+        self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        planes = [_scaled(p, width) for p in (64, 128, 256, 512)]
+        self.layer1 = self._make_layer(block, planes[0], layers[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+
+def _resnet(name: str, width: float) -> FeatureBackbone:
+    block, layers = RESNET_CONFIGS[name]
+    net = _ScaledResNet(block, layers, width)
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+    steps = [("conv1", stem), (None, net.maxpool), ("conv2_x", net.layer1), ("conv3_x", net.layer2),
+             ("conv4_x", net.layer3), ("conv5_x", net.layer4)]
+    expansion = block.expansion
+    channels = OrderedDict([("conv1", net.conv1.out_channels)])
+    strides = {"conv1": 2}
+    for i, stage in enumerate(("conv2_x", "conv3_x", "conv4_x", "conv5_x")):
+        channels[stage] = _scaled((64, 128, 256, 512)[i], width) * expansion
+        strides[stage] = 4 * 2 ** i
+    return FeatureBackbone(name, width, net, steps, channels, strides, "conv5_x")
+
+
+class _FinalNormRelu(nn.Module):
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x):
+        return F.relu(self.norm(x))
+
+
+def _densenet(name: str, width: float) -> FeatureBackbone:
+    growth, blocks, init_features, bn_size = DENSENET_CONFIGS[name]
+    net = tvm.DenseNet(growth_rate=_scaled(growth, width), block_config=blocks,
+                       num_init_features=_scaled(init_features, width), bn_size=bn_size)
+    del net.classifier
+    f = net.features
+    steps = [(None, nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0))]
+    channels, strides = OrderedDict(), {}
+    for i in range(1, len(blocks) + 1):
+        steps.append((None if i == len(blocks) else f"denseblock{i}", getattr(f, f"denseblock{i}")))
+        if i < len(blocks):
+            channels[f"denseblock{i}"] = getattr(f, f"transition{i}").norm.num_features
+            strides[f"denseblock{i}"] = 4 * 2 ** (i - 1)
+            steps.append((None, getattr(f, f"transition{i}")))
+    last = f"denseblock{len(blocks)}"
+    steps.append((last, _FinalNormRelu(f.norm5)))
+    channels[last] = f.norm5.num_features
+    strides[last] = 4 * 2 ** (len(blocks) - 1)
+    return FeatureBackbone(name, width, net, steps, channels, strides, last)
+
+
+def _normalise_pretrained(pretrained: Union[bool, str, None]) -> Optional[str]:
+    if pretrained is True:
+        return "imagenet"
+    if pretrained is False or pretrained is None or pretrained == "none":
+        return None
+    if pretrained not in PRETRAINED_CHOICES:
+        raise ValueError(f"pretrained must be one of True/False, 'imagenet', 'synthetic' or None; got {pretrained!r}")
+    return pretrained
+
+
+def imagenet_state_dict(name: str) -> Dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights for ``name`` from the torch hub cache, else one download try."""
+    weights = IMAGENET_WEIGHTS[name]
+    cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+    path = os.path.join(cache_dir, os.path.basename(weights.url))
+    if os.path.isfile(path):
+        return torch.load(path, map_location="cpu", weights_only=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
+    try:
+        return torch.hub.load_state_dict_from_url(weights.url, model_dir=cache_dir, map_location="cpu",
+                                                  progress=False, check_hash=False, weights_only=True)
+    except Exception as err:  # any network or file failure: the message below is the useful one
+        raise PretrainedWeightsUnavailable(
+            f"ImageNet weights for {name} are not cached at {path} and could not be downloaded "
+            f"from {weights.url} ({type(err).__name__}: {err}). Download that file on a machine with "
+            f"internet access and copy it to {path} (or set TORCH_HOME), or run with pretrained "
+            f"weights off (profile 'cpu'/'smoke' use the embedded synthetic pretraining instead)."
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _load_imagenet(backbone: FeatureBackbone) -> None:
+    if backbone.width != 1.0:
+        raise ValueError(f"ImageNet weights exist only at full width; got width={backbone.width} for "
+                         f"{backbone.name}. Use width=1.0 or pretrained='synthetic'.")
+    state = imagenet_state_dict(backbone.name)
+    own = backbone.net.state_dict()
+    usable = {k: v for k, v in state.items() if k in own}
+    missing = [k for k in own if k not in usable]
+    if missing:
+        raise RuntimeError(f"ImageNet state dict for {backbone.name} lacks {len(missing)} tensors, e.g. {missing[:3]}")
+    backbone.net.load_state_dict(usable)
+
+
+def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width: float = 1.0,
+                   batch_norm: bool = False, **pretraining_options) -> FeatureBackbone:
+    """Build backbone ``name`` (one of :data:`BACKBONE_NAMES`) as a :class:`FeatureBackbone`.
+
+    ``batch_norm=True`` inserts BatchNorm after every VGG convolution (VGG-16-BN); the papers use
+    plain VGG, and the embedded pretraining uses the BN version only to train, then folds it away.
+    ``pretraining_options`` are passed to :func:`fgvc_lib.pretraining.synthetic_pretrained_state`
+    when ``pretrained="synthetic"`` (e.g. ``image_size``).
+    """
+    if name not in BACKBONE_NAMES:
+        raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONE_NAMES)}")
+    if not (0 < width <= 1.0):
+        raise ValueError(f"width must be in (0, 1]; got {width}")
+    source = _normalise_pretrained(pretrained)
+    if batch_norm and not name.startswith("vgg"):
+        raise ValueError(f"batch_norm is a VGG option; {name} has batch norm already")
+    if name.startswith("vgg"):
+        backbone = _vgg(name, width, batch_norm)
+    elif name.startswith("resnet"):
+        backbone = _resnet(name, width)
+    else:
+        backbone = _densenet(name, width)
+    if source == "imagenet":
+        _load_imagenet(backbone)
+    elif source == "synthetic":
+        from .pretraining import synthetic_pretrained_state  # lazy: pretraining trains a backbone
+        backbone.net.load_state_dict(synthetic_pretrained_state(name, width, **pretraining_options))
+    backbone.pretrained = source
+    return backbone
+
+
+def min_image_size(backbone: FeatureBackbone, stage: Optional[str] = None) -> int:
+    """Smallest input side for which ``stage`` (default: the top stage) is at least 1x1."""
+    return backbone.stage_strides[stage or backbone.top_stage]

@@ -1,0 +1,156 @@
+"""Datasets by name: :func:`build_dataset` and :func:`build_loaders`.
+
+The benchmarks of the five papers (CUB-200-2011 in all of them; Stanford Cars and FGVC-Aircraft in
+CRA/SMRA Table 1 and CLAN Table 6; Stanford Dogs in CRA/SMRA Table 1) plus the embedded synthetic
+set, each read from its official on-disk layout. No paper equation is implemented here.
+
+Every dataset returned has the same API: indexing yields ``(image, label)`` (``image`` is whatever
+``transform`` makes of an RGB ``PIL.Image``), and it exposes ``classes``, ``targets``, ``samples``
+(``[(path, label)]``), ``load_image(i)`` (RGB ``PIL.Image``) and ``annotation(i)`` (a dict with
+``image_size`` (w, h) and, where the dataset has them, ``box`` (x, y, w, h), ``parts``
+{name: (x, y)} of visible parts and ``part_boxes`` {name: (x, y, w, h)}).
+
+Split names: ``"train"`` and ``"test"`` everywhere. FGVC-Aircraft also accepts ``"val"`` and
+``"trainval"``, and its ``"train"`` means the official ``trainval`` list (6,667 images) as in the
+papers (CLAN Sec. 4: "6k training images"); pass ``paper_split=False`` to get the official
+3,334-image ``train`` list instead.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data import default_collate
+
+from .aircraft import FGVCAircraft
+from .cars import StanfordCars
+from .cub import CUB200
+from .dogs import StanfordDogs
+from .images import (
+    CorruptImageError,
+    DatasetLayoutError,
+    ImageListDataset,
+    ImageLoadError,
+    MissingImageError,
+    load_rgb,
+)
+from .transforms import build_transforms, check_image_size, denormalize, scale_box
+
+__all__ = [
+    "DATASET_NAMES",
+    "DATASET_SPLITS",
+    "DATASET_OPTIONS",
+    "build_dataset",
+    "build_loaders",
+    "CUB200",
+    "StanfordCars",
+    "StanfordDogs",
+    "FGVCAircraft",
+    "ImageListDataset",
+    "DatasetLayoutError",
+    "ImageLoadError",
+    "CorruptImageError",
+    "MissingImageError",
+    "load_rgb",
+    "build_transforms",
+    "denormalize",
+    "scale_box",
+    "check_image_size",
+]
+
+DATASET_NAMES = ("cub", "cars", "aircraft", "dogs", "synthetic")
+
+DATASET_SPLITS = {
+    "cub": ("train", "test"),
+    "cars": ("train", "test"),
+    "aircraft": ("train", "test", "val", "trainval"),
+    "dogs": ("train", "test"),
+    "synthetic": ("train", "test"),
+}
+
+#: keyword options each dataset accepts in build_dataset (options whose value is None are ignored)
+DATASET_OPTIONS = {
+    "cub": (),
+    "cars": (),
+    "aircraft": ("annotation_level", "crop_banner", "paper_split"),
+    "dogs": (),
+    "synthetic": ("config",),
+}
+
+
+def build_dataset(name: str, root, split: str, transform=None, **options):
+    """Build dataset ``name`` (one of :data:`DATASET_NAMES`) from ``root`` for ``split``.
+
+    Options: aircraft ``annotation_level`` ("variant", 100 classes, default), ``crop_banner``
+    (False), ``paper_split`` (True: "train" means trainval); synthetic ``config`` (a
+    ``SyntheticConfig``; the default config when omitted). Unknown names, splits or options raise
+    with the valid choices listed. Nothing is ever downloaded.
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in DATASET_SPLITS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {list(DATASET_NAMES)}")
+    if split not in DATASET_SPLITS[key]:
+        raise ValueError(f"unknown split {split!r} for dataset {key!r}; valid splits: {list(DATASET_SPLITS[key])}")
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(DATASET_OPTIONS[key]))
+    if unknown:
+        raise TypeError(
+            f"dataset {key!r} does not take option(s) {unknown}; it accepts {list(DATASET_OPTIONS[key]) or 'none'}"
+        )
+    if key == "synthetic":
+        from .synthetic import SyntheticConfig, SyntheticFGVC, ensure_synthetic
+
+        data_root = ensure_synthetic(root, options.get("config") or SyntheticConfig())
+        return SyntheticFGVC(data_root, split, transform)
+    if root is None:
+        raise ValueError(f"dataset {key!r} needs a data root (the folder holding the dataset); got None")
+    if key == "cub":
+        return CUB200(root, split, transform)
+    if key == "cars":
+        return StanfordCars(root, split, transform)
+    if key == "dogs":
+        return StanfordDogs(root, split, transform)
+    paper_split = options.pop("paper_split", True)
+    if split == "train" and paper_split:
+        split = "trainval"
+    return FGVCAircraft(root, split, transform, **options)
+
+
+def _collate_contiguous(batch):
+    """default_collate, then force contiguous NCHW images (see the channels_last hazard in the docs)."""
+    images, targets = default_collate(batch)
+    if isinstance(images, torch.Tensor):
+        images = images.contiguous()
+    return images, targets
+
+
+def build_loaders(dataset_name: str, root, image_size, batch_size: int, num_workers: int = 0, seed: int = 0,
+                  **options) -> tuple[DataLoader, DataLoader]:
+    """``(train_loader, test_loader)`` for ``dataset_name`` with :func:`build_transforms` applied.
+
+    The train loader shuffles with a generator seeded by ``seed`` (so two runs see the same order)
+    and drops a last batch of a single image (it would break batch norm); the test loader keeps
+    the dataset order. Transform options ``flip`` and ``resize_mode`` and loader option
+    ``test_batch_size`` are taken from ``options``; the rest go to :func:`build_dataset`.
+    """
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    flip = options.pop("flip", True)
+    resize_mode = options.pop("resize_mode", "resize")
+    test_batch_size = options.pop("test_batch_size", None) or batch_size
+    train_set = build_dataset(dataset_name, root, "train",
+                              build_transforms(image_size, train=True, flip=flip, resize_mode=resize_mode), **options)
+    test_set = build_dataset(dataset_name, root, "test",
+                             build_transforms(image_size, train=False, resize_mode=resize_mode), **options)
+    if len(train_set) == 0:
+        raise ValueError(f"dataset {dataset_name!r} at {root!r} has no training images")
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    train_loader = DataLoader(
+        train_set, batch_size=batch_size, shuffle=True, num_workers=num_workers, generator=generator,
+        drop_last=len(train_set) % batch_size == 1 and len(train_set) > 1, collate_fn=_collate_contiguous,
+    )
+    test_loader = DataLoader(
+        test_set, batch_size=test_batch_size, shuffle=False, num_workers=num_workers,
+        collate_fn=_collate_contiguous,
+    )
+    return train_loader, test_loader

@@ -1,0 +1,122 @@
+"""Image transforms shared by every notebook, and helpers to map annotations into resized images.
+
+The five papers preprocess alike: resize to a fixed square (448 x 448 in CRA/SMRA Sec. 4.1 and
+CLAN Sec. 4 "Implementation details", 224/448 in the others), random horizontal flip for training,
+ImageNet mean/std normalisation because the backbones start from ImageNet weights. No paper
+equation is implemented here.
+
+``resize_mode="resize"`` (default) squashes the whole image to ``s x s``, so :func:`scale_box` maps
+annotation boxes and points exactly, which the CAM localisation score relies on.
+``resize_mode="resize_crop"`` is the other common FGVC recipe (shorter side to ``s * 8/7``, then a
+random crop for training and a centre crop for testing); annotations cannot be mapped through it
+with :func:`scale_box`.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torchvision import transforms as T
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RESIZE_MODES",
+    "build_transforms",
+    "denormalize",
+    "scale_box",
+    "check_image_size",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_MODES = ("resize", "resize_crop")
+_CROP_MARGIN = 8 / 7  # e.g. 512 -> 448, the usual FGVC resize-then-crop ratio
+
+
+def _square(image_size) -> tuple[int, int]:
+    """``(height, width)`` from an int or a pair; raises ValueError for non-positive sizes."""
+    if isinstance(image_size, bool):
+        raise TypeError("image_size must be an int or a (height, width) pair, got a bool")
+    if isinstance(image_size, numbers.Integral):
+        size = (int(image_size), int(image_size))
+    else:
+        try:
+            size = tuple(int(v) for v in image_size)
+        except TypeError:
+            raise TypeError(f"image_size must be an int or a (height, width) pair, got {image_size!r}") from None
+        if len(size) != 2:
+            raise ValueError(f"image_size must be an int or a (height, width) pair, got {image_size!r}")
+    if min(size) <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return size
+
+
+def build_transforms(image_size, train: bool, flip: bool = True, resize_mode: str = "resize") -> T.Compose:
+    """Transform from an RGB ``PIL.Image`` to a normalised float tensor ``(3, H, W)``.
+
+    ``image_size``: int ``s`` (square ``s x s``) or ``(height, width)``. ``train`` adds a random
+    horizontal flip when ``flip`` is true. ``resize_mode``: ``"resize"`` or ``"resize_crop"``
+    (see the module docstring).
+    """
+    size = _square(image_size)
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"unknown resize_mode {resize_mode!r}; valid modes: {list(RESIZE_MODES)}")
+    steps: list = []
+    if resize_mode == "resize":
+        steps.append(T.Resize(size, antialias=True))
+    else:
+        steps.append(T.Resize(tuple(int(round(s * _CROP_MARGIN)) for s in size), antialias=True))
+        steps.append(T.RandomCrop(size) if train else T.CenterCrop(size))
+    if train and flip:
+        steps.append(T.RandomHorizontalFlip())
+    steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return T.Compose(steps)
+
+
+def denormalize(tensor: torch.Tensor) -> torch.Tensor:
+    """Undo the ImageNet normalisation of ``(3, H, W)`` or ``(N, 3, H, W)``; result clamped to [0, 1]."""
+    if tensor.dim() not in (3, 4) or tensor.shape[-3] != 3:
+        raise ValueError(f"denormalize expects (3, H, W) or (N, 3, H, W), got shape {tuple(tensor.shape)}")
+    mean = torch.tensor(IMAGENET_MEAN, dtype=tensor.dtype, device=tensor.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=tensor.dtype, device=tensor.device).view(3, 1, 1)
+    return (tensor.detach() * std + mean).clamp(0.0, 1.0)
+
+
+def scale_box(box, from_size, to_size):
+    """Map a box ``(x, y, w, h)`` or a point ``(x, y)`` from an image of ``from_size`` (w, h) into
+    the same image resized to ``to_size`` (an int ``s`` for ``s x s``, or (w, h)).
+
+    Valid for ``resize_mode="resize"`` only. Returns a tuple of floats of the same length.
+    Note the (width, height) order, matching ``annotation()["image_size"]``; ``build_transforms``
+    takes ``(height, width)`` like torchvision, which only matters for non-square sizes.
+    """
+    src_w, src_h = (float(v) for v in from_size)
+    if isinstance(to_size, (int, float)):
+        dst_w = dst_h = float(to_size)
+    else:
+        dst_w, dst_h = (float(v) for v in to_size)
+    if min(src_w, src_h, dst_w, dst_h) <= 0:
+        raise ValueError(f"sizes must be positive, got from_size={from_size!r}, to_size={to_size!r}")
+    sx, sy = dst_w / src_w, dst_h / src_h
+    values = tuple(float(v) for v in box)
+    if len(values) == 2:
+        return (values[0] * sx, values[1] * sy)
+    if len(values) == 4:
+        return (values[0] * sx, values[1] * sy, values[2] * sx, values[3] * sy)
+    raise ValueError(f"scale_box expects a box (x, y, w, h) or a point (x, y), got {box!r}")
+
+
+def check_image_size(image_size, minimum: int, backbone: str | None = None) -> None:
+    """Raise ValueError when ``image_size`` (int or pair) is below ``minimum`` on either side.
+
+    ``minimum`` is the smallest input a backbone (named by ``backbone``) can take, e.g. 32 for the
+    five stride-2 stages of VGG/ResNet.
+    """
+    size = _square(image_size)
+    if min(size) < minimum:
+        who = f"backbone {backbone!r}" if backbone else "the backbone"
+        raise ValueError(
+            f"image_size {image_size} is below the minimum {minimum} that {who} needs; "
+            f"use image_size >= {minimum}."
+        )

@@ -1,0 +1,95 @@
+"""Figures a person would rather look at than read: dataset tours and training curves.
+
+Built with matplotlib's object API (``Figure``), never pyplot, so nothing depends on a display and
+no global figure state leaks between notebook cells; save with :func:`fgvc_lib.reporting.save_figure`.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+from matplotlib.figure import Figure
+
+from .reporting import new_figure
+from matplotlib.patches import Rectangle
+
+PART_BOX_COLOUR = "lime"
+
+
+def _short(name: str, width: int = 24) -> str:
+    name = name.split(".", 1)[-1].replace("_", " ")
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _show(ax, image, title: str = "", box=None) -> None:
+    ax.imshow(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+    if box is not None:
+        x, y, w, h = box
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=PART_BOX_COLOUR, linewidth=1.2))
+
+
+def _first_of_class(dataset, label: int, count: int) -> list:
+    indices = [i for i, t in enumerate(dataset.targets) if t == label][:count]
+    if not indices:
+        raise ValueError(f"class {label} has no image in this split")
+    return indices
+
+
+def class_grid(dataset, columns: int = 6) -> Figure:
+    """One image per class, titled with the class name (its defining attributes)."""
+    k = len(dataset.classes)
+    rows = -(-k // columns)
+    fig = new_figure(figsize=(1.7 * columns, 1.9 * rows))
+    for label in range(k):
+        ax = fig.add_subplot(rows, columns, label + 1)
+        index = _first_of_class(dataset, label, 1)[0]
+        _show(ax, dataset.load_image(index), _short(dataset.classes[label]))
+    fig.tight_layout()
+    return fig
+
+
+def within_class_grid(dataset, label: int = 0, count: int = 8) -> Figure:
+    """``count`` images of one class: what varies inside a class."""
+    indices = _first_of_class(dataset, label, count)
+    fig = new_figure(figsize=(1.6 * len(indices), 2.0))
+    fig.suptitle(f"one class, {len(indices)} images: {_short(dataset.classes[label], 60)}", fontsize=8)
+    for i, index in enumerate(indices):
+        _show(fig.add_subplot(1, len(indices), i + 1), dataset.load_image(index))
+    fig.tight_layout()
+    return fig
+
+
+def nearest_pair(dataset, label: int = 0, count: int = 4) -> Figure:
+    """Class ``label`` (top row) and its first nearest class (bottom row), the differing part boxed."""
+    other = dataset.nearest_classes(label)[0]
+    fig = new_figure(figsize=(1.7 * count, 3.9))
+    for row, cls in enumerate((label, other)):
+        parts = set(dataset.discriminative_parts(label)) & set(dataset.discriminative_parts(cls))
+        part = sorted(parts)[0] if parts else None
+        for i, index in enumerate(_first_of_class(dataset, cls, count)):
+            note = dataset.annotation(index)
+            box = note.get("part_boxes", {}).get(part) if part else None
+            title = _short(dataset.classes[cls], 40) if i == 0 else ""
+            _show(fig.add_subplot(2, count, row * count + i + 1), dataset.load_image(index), title, box)
+    fig.suptitle(f"nearest classes; they differ in: {', '.join(sorted(parts)) or '?'}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: Dict[str, object], keys: Sequence[str] = ("train_loss", "train_acc")) -> Figure:
+    """One panel per history key, one line per run (e.g. per seed)."""
+    fig = new_figure(figsize=(3.4 * len(keys), 2.6))
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(1, len(keys), i + 1)
+        for name, history in histories.items():
+            epochs = [e["epoch"] for e in history.epochs]
+            ax.plot(epochs, history.series(key), marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

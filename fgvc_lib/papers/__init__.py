@@ -1,0 +1,1 @@
+"""The papers' own numbers (tables as printed), claims and the variants each notebook trains."""

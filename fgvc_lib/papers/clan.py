@@ -1,0 +1,398 @@
+"""The numbers CLAN prints (Tables 1-6), its claims, and the models and cells the notebook trains.
+
+Source: R. Huang, Y. Wang, H. Yang, "Cross-layer Attention Network for Fine-grained Visual
+Categorization", arXiv 2210.08784. Accuracies are top-1 in percent at 448 x 448; Table 5 gives
+millions of parameters and billions of multiply-adds (MACs) at 448 x 448 with 200 classes.
+
+* ``TABLES``: every table as printed, ``{table: {row: {column: value}}}`` (``None`` for "-").
+  Columns are dataset keys (:data:`DATASETS`) or scale labels ("2-scale", "3-scale").
+* ``MODELS`` / ``CELLS``: the distinct models to train (one entry per architecture + method, so the
+  default 3-scale CLAN, which appears in Tables 1, 2, 3, 4 and 6, is trained once) and, for every
+  printed accuracy, which model and which branches reproduce it (:func:`experiment_plan`).
+* ``CLAIMS``: what the paper concludes from its tables, each with the paper's effect computed from
+  the tables (never typed in) and how our results decide it.
+* ``PAPER_NOTES``: inconsistencies inside the paper, for the notebook's deviations cell.
+
+Reading of Tables 1 and 2 (an ambiguity, see :func:`experiment_plan`): their "CLCA / dot product /
+3-scale" entry (85.8 on CUB) equals Table 4's "G + P + A" entry of the full CLAN, and Table 2's CLCA
+row equals Table 4's "G + P + A" row on all three datasets. So we read Tables 1-2 as full models
+(CLSA included in training) whose prediction averages the top and mid-level branches only ("results
+from different layers are averaged", section 4.2). ``tables_1_2_with_clsa=False`` gives the other
+reading: models trained without CLSA, predicting with all their (G + mid) branches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+PAPER = {
+    "key": "clan",
+    "title": "Cross-layer Attention Network for Fine-grained Visual Categorization",
+    "authors": "Ranran Huang, Yu Wang, Huazhong Yang",
+    "venue": "arXiv:2210.08784",
+}
+METRIC = "top1_accuracy"  # percent
+DATASETS = ("cub", "cars", "aircraft")
+DATASET_LABELS = {"cub": "CUB-200-2011", "cars": "Stanford Cars", "aircraft": "FGVC-Aircraft"}
+SCALES = ("2-scale", "3-scale")
+Cell = Tuple[str, str, str]  # (table, row, column)
+
+# Table 1: relation metric f of CLCA (eq. 5-7), VGG-16, CUB-200-2011.
+TABLE1 = {
+    "Gaussian": {"2-scale": 84.6, "3-scale": 84.5},
+    "Embedded Gaussian": {"2-scale": 85.1, "3-scale": 85.7},
+    "Dot Product": {"2-scale": 85.2, "3-scale": 85.8},
+}
+# Table 2: what is applied to the two mid-level maps, 3-scale VGG-16.
+TABLE2 = {
+    "GAP": {"cub": 78.7, "cars": 90.4, "aircraft": 86.3},
+    "Non-local": {"cub": 84.8, "cars": 92.5, "aircraft": 89.5},
+    "CLCA": {"cub": 85.8, "cars": 92.9, "aircraft": 90.6},
+}
+# Table 3: channel pooling inside CLSA (eq. 8), VGG-16, CUB-200-2011.
+TABLE3 = {
+    "CLCA + CLSA(Avg)": {"2-scale": 85.3, "3-scale": 85.6},
+    "CLCA + CLSA(Max)": {"2-scale": 85.7, "3-scale": 86.0},
+    "CLCA + CLSA(Avg&Max)": {"2-scale": 86.0, "3-scale": 86.8},
+}
+# Table 4: branches combined at test time, one full 3-scale VGG-16 CLAN per dataset.
+TABLE4 = {
+    "G-Branch": {"cub": 84.1, "cars": 91.5, "aircraft": 90.1},
+    "P-Branch": {"cub": 85.2, "cars": 91.8, "aircraft": 90.3},
+    "A-Branch": {"cub": 83.1, "cars": 88.7, "aircraft": 88.1},
+    "CLSA-Branch": {"cub": 85.8, "cars": 92.6, "aircraft": 90.4},
+    "G + P": {"cub": 85.3, "cars": 92.1, "aircraft": 90.6},
+    "G + P + A": {"cub": 85.8, "cars": 92.9, "aircraft": 90.6},
+    "G + P + A + CLSA": {"cub": 86.8, "cars": 93.1, "aircraft": 91.0},
+}
+TABLE4_BRANCHES = {  # row -> branch names of fgvc_lib.models.clan
+    "G-Branch": ("G",), "P-Branch": ("P",), "A-Branch": ("A",), "CLSA-Branch": ("CLSA",),
+    "G + P": ("G", "P"), "G + P + A": ("G", "P", "A"), "G + P + A + CLSA": ("G", "P", "A", "CLSA"),
+}
+# Table 5: complexity at 448 x 448, 200 classes (CUB).
+TABLE5 = {
+    "VGG-16": {"params_m": 15.03, "macs_g": 61.63},
+    "2-scale CLAN": {"params_m": 16.08, "macs_g": 62.30},
+    "3-scale CLAN": {"params_m": 17.34, "macs_g": 64.83},
+}
+TABLE5_IMAGE_SIZE, TABLE5_NUM_CLASSES = 448, 200
+# Table 6: comparison with the state of the art. Row label "<method> (<base model>)".
+TABLE6_META = {  # row -> (method, base model, one-stage, separate init, reproduced by us)
+    "VGG-16 (VGG-16)": ("VGG-16", "VGG-16", True, False, True),
+    "ResNet-50 (ResNet-50)": ("ResNet-50", "ResNet-50", True, False, True),
+    "ResNet-101 (ResNet-101)": ("ResNet-101", "ResNet-101", True, False, True),
+    "B-CNN (VGG-16)": ("B-CNN", "VGG-16", True, False, False),
+    "CBP (VGG-16)": ("CBP", "VGG-16", True, False, False),
+    "LRBP (VGG-16)": ("LRBP", "VGG-16", True, False, False),
+    "DBT-Net (ResNet-50)": ("DBT-Net", "ResNet-50", True, False, False),
+    "DBT-Net (ResNet-101)": ("DBT-Net", "ResNet-101", True, False, False),
+    "RA-CNN (VGG-19)": ("RA-CNN", "VGG-19", False, True, False),
+    "MA-CNN (VGG-19)": ("MA-CNN", "VGG-19", False, False, False),
+    "MAMC (ResNet-50)": ("MAMC", "ResNet-50", True, False, False),
+    "MAMC (ResNet-101)": ("MAMC", "ResNet-101", True, False, False),
+    "DFB-CNN (ResNet-50)": ("DFB-CNN", "ResNet-50", True, True, False),
+    "TASN (ResNet-50)": ("TASN", "ResNet-50", True, False, False),
+    "CLAN(2-scale) (VGG-16)": ("CLAN(2-scale)", "VGG-16", True, False, True),
+    "CLAN(3-scale) (VGG-16)": ("CLAN(3-scale)", "VGG-16", True, False, True),
+    "CLAN(2-scale) (ResNet-50)": ("CLAN(2-scale)", "ResNet-50", True, False, True),
+    "CLAN(2-scale) (ResNet-101)": ("CLAN(2-scale)", "ResNet-101", True, False, True),
+}
+TABLE6 = {
+    "VGG-16 (VGG-16)": {"cub": 79.1, "cars": 87.0, "aircraft": 85.1},
+    "ResNet-50 (ResNet-50)": {"cub": 86.0, "cars": 92.0, "aircraft": 89.9},
+    "ResNet-101 (ResNet-101)": {"cub": 86.4, "cars": 92.5, "aircraft": 90.5},
+    "B-CNN (VGG-16)": {"cub": 84.1, "cars": 91.3, "aircraft": 84.1},
+    "CBP (VGG-16)": {"cub": 84.0, "cars": None, "aircraft": None},
+    "LRBP (VGG-16)": {"cub": 84.2, "cars": 90.9, "aircraft": 87.3},
+    "DBT-Net (ResNet-50)": {"cub": 87.5, "cars": 94.1, "aircraft": 91.2},
+    "DBT-Net (ResNet-101)": {"cub": 88.1, "cars": 94.5, "aircraft": 91.6},
+    "RA-CNN (VGG-19)": {"cub": 85.3, "cars": 92.5, "aircraft": 88.2},
+    "MA-CNN (VGG-19)": {"cub": 86.5, "cars": 92.8, "aircraft": 89.9},
+    "MAMC (ResNet-50)": {"cub": 86.2, "cars": 92.8, "aircraft": None},
+    "MAMC (ResNet-101)": {"cub": 86.5, "cars": 93.0, "aircraft": None},
+    "DFB-CNN (ResNet-50)": {"cub": 87.4, "cars": 93.8, "aircraft": 92.0},
+    "TASN (ResNet-50)": {"cub": 87.9, "cars": 93.8, "aircraft": None},
+    "CLAN(2-scale) (VGG-16)": {"cub": 85.9, "cars": 92.9, "aircraft": 90.3},
+    "CLAN(3-scale) (VGG-16)": {"cub": 86.8, "cars": 93.1, "aircraft": 91.0},
+    "CLAN(2-scale) (ResNet-50)": {"cub": 88.1, "cars": 94.2, "aircraft": 93.2},
+    "CLAN(2-scale) (ResNet-101)": {"cub": 88.7, "cars": 94.5, "aircraft": 93.3},
+}
+
+TABLES: Dict[str, Dict[str, Dict[str, Optional[float]]]] = {
+    "table1": TABLE1, "table2": TABLE2, "table3": TABLE3, "table4": TABLE4, "table5": TABLE5, "table6": TABLE6,
+}
+TABLE_INFO = {  # table -> (caption in our words, backbone, dataset or None when columns are datasets)
+    "table1": ("Relation metric of CLCA (eq. 5-7)", "vgg16", "cub"),
+    "table2": ("Module applied to the mid-level maps, 3-scale", "vgg16", None),
+    "table3": ("Channel pooling in CLSA (eq. 8)", "vgg16", "cub"),
+    "table4": ("Branches combined at test time, 3-scale CLAN", "vgg16", None),
+    "table5": ("Parameters (M) and MACs (G) at 448 px, 200 classes", "vgg16", "cub"),
+    "table6": ("Comparison with the state of the art", None, None),
+}
+
+PAPER_NOTES: List[str] = [
+    "Table 6 gives CLAN(2-scale) ResNet-101 on FGVC-Aircraft as 93.3, section 4.3's text as 93.2.",
+    "The 2-scale VGG-16 CLAN with avg&max CLSA is 86.0 on CUB in Table 3 but 85.9 in Table 6.",
+    "Table 2's GAP row on CUB (78.7, mid-level branches added) is below the plain fine-tuned VGG-16 "
+    "of Table 6 (79.1).",
+    "Table 2's CLCA row equals Table 4's 'G + P + A' row on all three datasets, and Table 1's 3-scale "
+    "dot-product entry (85.8) equals both: Tables 1-2 appear to score the top + mid-level branches of "
+    "the full model (see experiment_plan).",
+    "Section 3.3 calls the objective a weighted sum of cross-entropies, but eq. 12-14 have no weights: "
+    "we use unit weights (the engine's loss_weights can change them).",
+    "Table 5's VGG-16 baseline (15.03 M) is 0.21 M above VGG-16's convolutions plus one 512x200 "
+    "classifier (14.82 M): about two more 512x200 classifiers; the CLAN rows match our counts.",
+    "The paper does not give C_int, the activation of the CLSA map, the down-sampling R, how the "
+    "branches are combined, or whether W_y is followed by BatchNorm (see CLANConfig).",
+]
+
+
+def paper_value(table: str, row: str, column: str) -> Optional[float]:
+    """One printed number (``None`` where the paper prints "-")."""
+    if table not in TABLES:
+        raise KeyError(f"unknown table {table!r}; valid tables: {', '.join(TABLES)}")
+    rows = TABLES[table]
+    if row not in rows or column not in rows[row]:
+        raise KeyError(f"{table} has no entry ({row!r}, {column!r}); rows: {', '.join(rows)}; "
+                       f"columns: {', '.join(next(iter(rows.values())))}")
+    return rows[row][column]
+
+
+def paper_records() -> List[Dict[str, object]]:
+    """Every printed accuracy of Tables 1-4 and 6 and every Table 5 figure, in the results schema
+    (``table, row, dataset, backbone, metric, paper``; ``reproduced`` is the notebook's job)."""
+    backbones = {"VGG-16": "vgg16", "VGG-19": "vgg19", "ResNet-50": "resnet50", "ResNet-101": "resnet101"}
+    records = []
+    for table, rows in TABLES.items():
+        _, backbone, dataset = TABLE_INFO[table]
+        for row, values in rows.items():
+            for column, value in values.items():
+                record = {"table": table, "row": row, "paper": value}
+                if table == "table5":
+                    record.update(dataset=dataset, backbone=backbone, metric=column)
+                elif table in ("table1", "table3"):
+                    record.update(row=f"{row} [{column}]", dataset=dataset, backbone=backbone, metric=METRIC)
+                else:
+                    base = backbones[TABLE6_META[row][1]] if table == "table6" else backbone
+                    record.update(dataset=column, backbone=base, metric=METRIC)
+                records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------- what the notebook trains
+def _clan(backbone: str, **config) -> Dict[str, object]:
+    return {"kind": "clan", "backbone": backbone, "config": config}
+
+
+def _baseline(backbone: str) -> Dict[str, object]:
+    return {"kind": "baseline", "backbone": backbone, "config": {}}
+
+
+def experiment_plan(tables_1_2_with_clsa: bool = True) -> Tuple[Dict[str, Dict[str, object]], List[Dict[str, object]]]:
+    """``(models, cells)``.
+
+    ``models``: ``{key: {"kind": "clan" | "baseline", "backbone": name, "config": CLANConfig
+    overrides}}``, each a distinct model to train (build with ``build_clan(backbone, n,
+    CLANConfig(**config))`` or ``BaselineNet``).
+    ``cells``: one per printed number, ``{"table", "row", "column", "dataset", "model", "branches"}``;
+    ``branches`` is the tuple of branches to combine with ``combine_branches`` (``None`` = the
+    model's final prediction). Table 5 cells carry the model whose complexity is counted.
+
+    ``tables_1_2_with_clsa`` chooses the reading of Tables 1-2 (module docstring): ``True`` (ours)
+    scores the G + mid-level branches of full models; ``False`` trains them without CLSA.
+    """
+    models: Dict[str, Dict[str, object]] = {
+        "vgg16_baseline": _baseline("vgg16"),
+        "resnet50_baseline": _baseline("resnet50"),
+        "resnet101_baseline": _baseline("resnet101"),
+        "clan_vgg16_2s": _clan("vgg16", scales=2),
+        "clan_vgg16_3s": _clan("vgg16", scales=3),
+        "clan_resnet50_2s": _clan("resnet50", scales=2),
+        "clan_resnet101_2s": _clan("resnet101", scales=2),
+    }
+    cells: List[Dict[str, object]] = []
+
+    def add(table, row, column, model, branches=None, dataset="cub"):
+        cells.append({"table": table, "row": row, "column": column, "dataset": dataset,
+                      "model": model, "branches": branches})
+
+    suffix = "" if tables_1_2_with_clsa else "_noclsa"
+    extra = {} if tables_1_2_with_clsa else {"use_clsa": False}
+
+    def mids_model(scales: int, **config) -> Tuple[str, Optional[Tuple[str, ...]]]:
+        parts = [f"clan_vgg16_{scales}s"] + [str(v) for v in config.values()]
+        key = "_".join(parts) + suffix
+        if key in ("clan_vgg16_2s", "clan_vgg16_3s"):
+            pass  # the default CLAN itself
+        elif key not in models:
+            models[key] = _clan("vgg16", scales=scales, **config, **extra)
+        branches = ("G", "P") if scales == 2 else ("G", "P", "A")
+        return key, (branches if tables_1_2_with_clsa else None)
+
+    for row, relation in (("Gaussian", "gaussian"), ("Embedded Gaussian", "embedded_gaussian"),
+                          ("Dot Product", None)):
+        for scales, column in ((2, "2-scale"), (3, "3-scale")):
+            key, branches = mids_model(scales, **({"relation": relation} if relation else {}))
+            add("table1", row, column, key, branches)
+    for row, module in (("GAP", "gap"), ("Non-local", "nonlocal"), ("CLCA", None)):
+        for dataset in DATASETS:
+            key, branches = mids_model(3, **({"mid_module": module} if module else {}))
+            add("table2", row, dataset, key, branches, dataset)
+    for row, pooling in (("CLCA + CLSA(Avg)", "avg"), ("CLCA + CLSA(Max)", "max"), ("CLCA + CLSA(Avg&Max)", None)):
+        for scales, column in ((2, "2-scale"), (3, "3-scale")):
+            key = f"clan_vgg16_{scales}s" + (f"_clsa_{pooling}" if pooling else "")
+            if pooling and key not in models:
+                models[key] = _clan("vgg16", scales=scales, clsa_pooling=pooling)
+            add("table3", row, column, key)
+    for row, branches in TABLE4_BRANCHES.items():
+        for dataset in DATASETS:
+            add("table4", row, dataset, "clan_vgg16_3s", branches, dataset)
+    for row, key in (("VGG-16", "vgg16_baseline"), ("2-scale CLAN", "clan_vgg16_2s"),
+                     ("3-scale CLAN", "clan_vgg16_3s")):
+        for column in ("params_m", "macs_g"):
+            add("table5", row, column, key)
+    table6_models = {"VGG-16 (VGG-16)": "vgg16_baseline", "ResNet-50 (ResNet-50)": "resnet50_baseline",
+                     "ResNet-101 (ResNet-101)": "resnet101_baseline", "CLAN(2-scale) (VGG-16)": "clan_vgg16_2s",
+                     "CLAN(3-scale) (VGG-16)": "clan_vgg16_3s", "CLAN(2-scale) (ResNet-50)": "clan_resnet50_2s",
+                     "CLAN(2-scale) (ResNet-101)": "clan_resnet101_2s"}
+    for row, key in table6_models.items():
+        for dataset in DATASETS:
+            add("table6", row, dataset, key, None, dataset)
+    return models, cells
+
+
+MODELS, CELLS = experiment_plan()
+
+
+# ---------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper as pairs of printed cells ``(better, worse)``: it holds when the better
+    cell beats the worse one in every pair (``kind="greater"``), beats or ties it in every pair and
+    beats it in one at least (``kind="not_worse"``), when their gap stays small (``kind="similar"``),
+    or it is judged from another measurement (``kind="complexity"`` / ``"qualitative"``, see
+    ``evaluate``). ``paper_effect`` maps ``"<better> vs <worse>"`` to the
+    printed difference in points, computed from the tables."""
+
+    id: str
+    text: str
+    section: str
+    kind: str
+    pairs: Tuple[Tuple[Cell, Cell], ...]
+    evaluate: str
+    paper_effect: Dict[str, float] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        effect = {}
+        for better, worse in self.pairs:
+            a, b = paper_value(*better), paper_value(*worse)
+            if a is not None and b is not None:
+                effect[f"{_label(better)} vs {_label(worse)}"] = round(a - b, 2)
+        object.__setattr__(self, "paper_effect", effect)
+
+    @property
+    def mean_paper_effect(self) -> Optional[float]:
+        return round(sum(self.paper_effect.values()) / len(self.paper_effect), 2) if self.paper_effect else None
+
+    @property
+    def holds_in_paper(self) -> bool:
+        if self.kind == "greater":
+            return all(v > 0 for v in self.paper_effect.values())
+        if self.kind == "not_worse":
+            return all(v >= 0 for v in self.paper_effect.values()) and any(v > 0 for v in self.paper_effect.values())
+        if self.kind == "similar":
+            return all(abs(v) <= SIMILAR_POINTS for v in self.paper_effect.values())
+        return True
+
+
+SIMILAR_POINTS = 0.5  # "similar results": the paper's gaps are 0.1 point
+
+
+def _label(cell: Cell) -> str:
+    return f"{cell[0]}:{cell[1]}[{cell[2]}]"
+
+
+def _pairs(table: str, better: str, worse: str, columns) -> Tuple[Tuple[Cell, Cell], ...]:
+    return tuple(((table, better, c), (table, worse, c)) for c in columns)
+
+
+_GREATER = ("holds when our mean over seeds of the better cell exceeds the worse one in every pair; "
+            "report our gap with its std")
+CLAIMS: List[Claim] = [
+    Claim("gaussian_worst",
+          "The Gaussian relation metric is worse than embedded Gaussian and dot product, at 2 and 3 scales.",
+          "4.2, Table 1", "greater",
+          _pairs("table1", "Dot Product", "Gaussian", SCALES) + _pairs("table1", "Embedded Gaussian", "Gaussian", SCALES),
+          _GREATER),
+    Claim("dot_similar_embedded",
+          "Dot product and embedded Gaussian give similar accuracy.",
+          "4.2, Table 1", "similar", _pairs("table1", "Dot Product", "Embedded Gaussian", SCALES),
+          f"holds when |dot product - embedded Gaussian| is within {SIMILAR_POINTS} point or within "
+          "two standard deviations over seeds, at both scales"),
+    Claim("nonlocal_beats_gap",
+          "Enriching the mid-level maps with context (non-local) greatly improves on using them as they are (GAP).",
+          "4.2, Table 2", "greater", _pairs("table2", "Non-local", "GAP", DATASETS), _GREATER),
+    Claim("clca_beats_nonlocal",
+          "Estimating the relations with the top-level map (CLCA) beats the mid-level map alone (non-local).",
+          "4.2, Table 2", "greater", _pairs("table2", "CLCA", "Non-local", DATASETS), _GREATER),
+    Claim("avgmax_pooling_best",
+          "Average and max pooling together work best for CLSA, at 2 and 3 scales.",
+          "4.2, Table 3", "greater",
+          _pairs("table3", "CLCA + CLSA(Avg&Max)", "CLCA + CLSA(Avg)", SCALES)
+          + _pairs("table3", "CLCA + CLSA(Avg&Max)", "CLCA + CLSA(Max)", SCALES), _GREATER),
+    Claim("three_scales_beat_two",
+          "3-scale CLAN beats 2-scale CLAN (more mid-level maps give richer local information).",
+          "4.2-4.3, Tables 1, 3, 6", "greater",
+          (((("table1", "Dot Product", "3-scale"), ("table1", "Dot Product", "2-scale"))),
+           (("table3", "CLCA + CLSA(Avg&Max)", "3-scale"), ("table3", "CLCA + CLSA(Avg&Max)", "2-scale")))
+          + tuple((("table6", "CLAN(3-scale) (VGG-16)", d), ("table6", "CLAN(2-scale) (VGG-16)", d)) for d in DATASETS),
+          _GREATER),
+    Claim("mid_branch_helps",
+          "Combining the top-level branch with a mid-level branch (G + P) beats the top-level branch alone.",
+          "4.2, Table 4", "greater", _pairs("table4", "G + P", "G-Branch", DATASETS), _GREATER),
+    Claim("second_mid_branch_helps",
+          "A second mid-level branch adds accuracy (G + P + A vs G + P).",
+          "4.2, Table 4", "not_worse", _pairs("table4", "G + P + A", "G + P", DATASETS),
+          "holds when our G + P + A is not below G + P in any pair (within one std over seeds) and "
+          "above it in one at least; the paper's own Aircraft gap is 0.0"),
+    Claim("clsa_branch_helps",
+          "Adding the CLSA branch to G + P + A adds accuracy.",
+          "4.2, Table 4", "greater", _pairs("table4", "G + P + A + CLSA", "G + P + A", DATASETS), _GREATER),
+    Claim("clsa_refines_top",
+          "The CLSA-refined top-level map classifies better than the top-level map itself.",
+          "4.2, Table 4", "greater", _pairs("table4", "CLSA-Branch", "G-Branch", DATASETS), _GREATER),
+    Claim("clan_beats_baseline",
+          "CLAN beats the fine-tuned baseline of its backbone (VGG-16, ResNet-50, ResNet-101).",
+          "4.3, Table 6", "greater",
+          tuple((("table6", clan, d), ("table6", base, d)) for clan, base in (
+              ("CLAN(2-scale) (VGG-16)", "VGG-16 (VGG-16)"), ("CLAN(3-scale) (VGG-16)", "VGG-16 (VGG-16)"),
+              ("CLAN(2-scale) (ResNet-50)", "ResNet-50 (ResNet-50)"),
+              ("CLAN(2-scale) (ResNet-101)", "ResNet-101 (ResNet-101)")) for d in DATASETS),
+          _GREATER),
+    Claim("complexity_modest",
+          "2-scale CLAN adds only a slight cost to VGG-16; 3-scale adds more (an extra, larger mid-level map).",
+          "4.2, Table 5", "complexity",
+          tuple((("table5", big, c), ("table5", small, c)) for big, small in (
+              ("2-scale CLAN", "VGG-16"), ("3-scale CLAN", "2-scale CLAN")) for c in ("params_m", "macs_g")),
+          "count parameters and MACs of our three full-width models at 448 px with 200 classes "
+          "(fgvc_lib.complexity); holds when VGG-16 < 2-scale < 3-scale in both and 2-scale adds < 2 % MACs"),
+    Claim("clca_maps_on_object",
+          "CLCA's mid-level maps respond less to the background than non-local's, and concentrate on the object.",
+          "4.2, Figure 4", "qualitative", (),
+          "channel-mean activation of the refined conv5_2/conv4_3 maps (extras['features']) of the "
+          "3-scale CLCA and non-local models on the synthetic test set: holds when CLCA's energy "
+          "inside the object box (fgvc_lib.cam.energy_in_box) is higher than non-local's"),
+    Claim("layers_complement",
+          "In CLAN the maps of different layers attend to different regions, whereas the baseline's "
+          "conv5_2 repeats conv5_3.",
+          "4.4, Figure 5", "qualitative", (),
+          "Grad-CAM of conv5_3 and conv5_2 (cam_target_layers) for the baseline and CLAN: holds when "
+          "the correlation between the two layers' maps is lower for CLAN than for the baseline"),
+    Claim("clsa_attention_diverse",
+          "The CLSA attention maps of conv5_2 and conv4_3 focus on diverse local regions.",
+          "4.4, Figure 6", "qualitative", (),
+          "extras['clsa_attention_top'] of the 3-scale CLAN: holds when the two maps' peaks differ "
+          "or their correlation is clearly below 1; also report whether a peak falls on the "
+          "synthetic discriminative part"),
+]
+CLAIMS_BY_ID = {c.id: c for c in CLAIMS}

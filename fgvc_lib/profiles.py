@@ -1,0 +1,83 @@
+"""Run profiles: smoke / cpu / paper (DESIGN.md, Profiles).
+
+A profile sets the data size, image size, epochs, backbone width and number of seeds. It never
+changes the method: each paper's config keeps its own hyper-parameters, and the notebook rescales
+only the schedule length to the profile's epochs (:func:`scale_epochs`).
+
+* ``smoke``: a tiny synthetic set and a few batches, so every notebook cell runs in about a minute
+  (nbval, CI).
+* ``cpu`` (default): the embedded synthetic set, slim backbones with the embedded synthetic
+  pretraining, several seeds; at most ~10 minutes per notebook on 2 CPU cores.
+* ``paper``: a real dataset under ``data_root``, full-width backbones with ImageNet weights, the
+  paper's own recipe (GPU, hours).
+
+The environment variable ``FGVC_PROFILE`` picks the profile when a notebook's ``profile`` parameter
+is left at ``None`` (nbval runs the notebooks this way in the smoke profile).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+PROFILE_ENV = "FGVC_PROFILE"
+DEFAULT_PROFILE = "cpu"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dataset: str                      # default dataset name for build_dataset
+    image_size: int                   # training and test resolution (square)
+    width: float                      # backbone channel multiplier (1.0 = the paper's network)
+    pretrained: Optional[str]         # "imagenet" | "synthetic" | None
+    epochs: int
+    batch_size: int
+    seeds: Tuple[int, ...]
+    max_batches: Optional[int] = None  # cap on batches per epoch and per evaluation
+    synthetic: Dict[str, object] = field(default_factory=dict)  # SyntheticConfig overrides
+    pretraining: Dict[str, object] = field(default_factory=dict)  # synthetic pretraining overrides
+    cam_images: int = 6               # images per CAM grid
+    description: str = ""
+
+    def replace(self, **changes) -> "Profile":
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: Dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", dataset="synthetic", image_size=64, width=0.125, pretrained="synthetic",
+        epochs=1, batch_size=16, seeds=(0,), max_batches=3,
+        synthetic=dict(num_classes=6, train_per_class=8, test_per_class=4, image_size=64, seed=0),
+        pretraining=dict(epochs=1, num_classes=8, train_per_class=12, max_batches=4),
+        cam_images=3,
+        description="every cell runs; numbers mean nothing"),
+    "cpu": Profile(
+        name="cpu", dataset="synthetic", image_size=96, width=0.125, pretrained="synthetic",
+        epochs=6, batch_size=32, seeds=(0, 1),
+        synthetic=dict(num_classes=12, train_per_class=60, test_per_class=30, image_size=96, seed=0),
+        pretraining=dict(),
+        description="real training on the embedded synthetic set, slim backbones, 2 seeds"),
+    "paper": Profile(
+        name="paper", dataset="cub", image_size=448, width=1.0, pretrained="imagenet",
+        epochs=0, batch_size=0, seeds=(0,),
+        description="the paper's recipe on a real dataset (epochs/batch 0 = the paper's values)"),
+}
+PROFILE_NAMES = tuple(PROFILES)
+
+
+def get_profile(name: Optional[str] = None) -> Profile:
+    """The named profile; ``None`` means ``$FGVC_PROFILE`` or ``cpu``."""
+    if name is None or name == "":
+        name = os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
+    return PROFILES[name]
+
+
+def scale_epochs(paper_epochs: int, paper_value: int, epochs: int) -> int:
+    """Rescale an epoch count of the paper's schedule (e.g. a step size) to a shorter run."""
+    if paper_epochs <= 0:
+        raise ValueError(f"paper_epochs must be positive; got {paper_epochs}")
+    return max(1, round(paper_value * epochs / paper_epochs))

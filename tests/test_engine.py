@@ -1,0 +1,123 @@
+"""The training engine: losses logged, determinism, resume after a kill, seeds, bad input."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fgvc_lib.engine import TrainConfig, evaluate, fit, repeat_over_seeds
+from fgvc_lib.models.baseline import cross_entropy_loss
+
+from engine_task import config, make_task
+
+HERE = Path(__file__).parent
+
+
+def two_term_loss(output, targets):
+    ce = torch.nn.functional.cross_entropy(output.logits, targets)
+    return {"ce": ce, "l2": output.logits.pow(2).mean()}
+
+
+def test_fit_logs_every_loss_term_and_weights_them():
+    model, loader = make_task()
+    result = fit(model, loader, two_term_loss, config(epochs=2, loss_weights={"l2": 0.0}))
+    record = result.history.last
+    assert {"train_loss", "train_ce", "train_l2", "train_acc", "lr", "seconds"} <= set(record)
+    assert record["train_loss"] == pytest.approx(record["train_ce"], rel=1e-6)  # l2 weighted by 0
+    assert len(result.history.epochs) == 2
+    assert result.history.series("lr") == [0.05, 0.05]
+
+
+def test_same_seed_same_metrics_and_different_seed_differs():
+    runs = []
+    for seed in (0, 0, 1):
+        model, loader = make_task(seed)
+        runs.append(fit(model, loader, cross_entropy_loss, config(epochs=2, seed=seed)).history.epochs)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    assert strip(runs[0]) == strip(runs[1])
+    assert strip(runs[0]) != strip(runs[2])
+
+
+def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
+    model, loader = make_task()
+    reference = fit(model, loader, cross_entropy_loss, config())
+    reference_acc = evaluate(reference.model, loader)
+
+    checkpoint = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(HERE / "engine_task.py"), str(checkpoint), "0.15"], cwd=HERE)
+    try:
+        deadline = time.time() + 120
+        while not (checkpoint / "last.pt").exists():
+            assert proc.poll() is None, "the training subprocess ended before its first checkpoint"
+            assert time.time() < deadline, "no checkpoint written within 120 s"
+            time.sleep(0.05)
+        proc.kill()  # SIGKILL in the middle of epoch 2
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_epochs = torch.load(checkpoint / "last.pt", weights_only=False)["epoch"]
+    assert 1 <= killed_epochs < 4
+    model, loader = make_task()
+    resumed = fit(model, loader, cross_entropy_loss, config(), checkpoint_dir=checkpoint)
+    assert resumed.resumed_from_epoch == killed_epochs
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    assert strip(resumed.history.epochs) == strip(reference.history.epochs)
+    assert evaluate(resumed.model, loader) == reference_acc
+
+    # A finished run is loaded, not retrained; another configuration refuses the checkpoint.
+    model, loader = make_task()
+    again = fit(model, loader, cross_entropy_loss, config(), checkpoint_dir=checkpoint)
+    assert again.resumed_from_epoch == 4 and strip(again.history.epochs) == strip(reference.history.epochs)
+    with pytest.raises(RuntimeError, match="different training configuration"):
+        fit(model, loader, cross_entropy_loss, config(epochs=5, lr=0.1), checkpoint_dir=checkpoint)
+
+
+def test_evaluate_scores_every_branch():
+    from fgvc_lib.models.output import ModelOutput
+
+    class TwoBranch(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(3, 4)
+            self.b = torch.nn.Linear(3, 4)
+
+        def forward(self, x):
+            pooled = x.mean(dim=(2, 3))
+            a, b = self.a(pooled), self.b(pooled)
+            return ModelOutput(a + b, {"branch_logits": {"A": a, "B": b}})
+
+    _, loader = make_task()
+    metrics = evaluate(TwoBranch(), loader)
+    assert set(metrics) == {"acc", "acc/A", "acc/B"}
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+
+
+def test_repeat_over_seeds_mean_and_std():
+    summary = repeat_over_seeds(lambda s: {"acc": 0.5 + 0.1 * s}, [0, 1, 2])
+    assert summary.mean["acc"] == pytest.approx(0.6)
+    assert summary.std["acc"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="at least one seed"):
+        repeat_over_seeds(lambda s: {}, [])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(epochs=-1), "epochs must be a positive integer"),
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(lr=0.0), "lr must be positive"),
+    (dict(optimizer="rmsprop"), "valid: sgd, adam"),
+    (dict(scheduler="poly"), "valid: none, step, plateau, cosine"),
+])
+def test_bad_config_fails_before_any_work(change, message):
+    model, loader = make_task()
+    with pytest.raises(ValueError, match=message):
+        fit(model, loader, cross_entropy_loss, TrainConfig(**change))
+
+
+def test_plateau_scheduler_and_max_batches():
+    model, loader = make_task()
+    result = fit(model, loader, cross_entropy_loss,
+                 TrainConfig(epochs=2, lr=0.01, scheduler="plateau", max_batches=2, progress=False))
+    assert len(result.history.epochs) == 2

@@ -1,0 +1,248 @@
+"""Results format, atomic files, claims and SUMMARY.md (fgvc_lib.reporting)."""
+import math
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from fgvc_lib import reporting
+from fgvc_lib.reporting import (CLAIM_COLUMNS, RESULT_COLUMNS, atomic_write_text, build_summary, claim_from_seeds,
+                                claim_held, claims_table, effect_from_seeds, markdown_table, new_figure,
+                                paper_vs_reproduced, read_claims, read_table, result_row, result_rows, save_figure,
+                                seed_statistics, write_claims, write_summary, write_table)
+
+
+def sample_table(profile="cpu", dataset="synthetic"):
+    return result_rows([{"row": "VGG-16", "values": [70.0, 72.0, 74.0], "paper": 77.8},
+                        {"row": "+ attention | ours", "values": [75.5], "paper": None},
+                        {"row": "+ both", "values": [80.0, 81.0], "paper": 85.1, "metric": "top5"}],
+                       table="table2", dataset=dataset, backbone="vgg16", metric="top1", profile=profile)
+
+
+def leftovers(directory):
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def test_seed_statistics_and_rows():
+    assert seed_statistics([1.0, 2.0, 3.0]) == (2.0, 1.0, 3)  # ddof=1
+    mean, std, n = seed_statistics(5.0)
+    assert (mean, n) == (5.0, 1) and math.isnan(std)
+    with pytest.raises(ValueError, match="at least one"):
+        seed_statistics([])
+    with pytest.raises(ValueError, match="finite"):
+        seed_statistics([1.0, float("nan")])
+    df = sample_table()
+    assert list(df.columns) == RESULT_COLUMNS
+    assert df.loc[0, "reproduced"] == 72.0 and df.loc[0, "std"] == 2.0 and df.loc[0, "n_seeds"] == 3
+    assert math.isnan(df.loc[1, "paper"]) and math.isnan(df.loc[1, "std"])
+    assert df.loc[2, "metric"] == "top5" and df.loc[0, "metric"] == "top1"
+    with pytest.raises(ValueError, match="lacks profile"):
+        result_rows([{"row": "a", "values": [1]}], table="t", dataset="d", backbone="b", metric="m")
+    with pytest.raises(ValueError, match="unknown result field"):
+        result_rows([{"row": "a", "values": [1], "colour": "red"}], table="t", dataset="d", backbone="b",
+                    metric="m", profile="cpu")
+    assert result_row(table="t", row="r", dataset="d", backbone="b", metric="m", values=[1, 3],
+                      paper="", profile="smoke")["reproduced"] == 2.0
+
+
+# --------------------------------------------------------------------------- writing tables
+
+
+def test_write_table_round_trip(tmp_path):
+    df = sample_table()
+    path = write_table(df, tmp_path / "nb" / "table2.csv")
+    assert path.exists() and leftovers(path.parent) == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    back = read_table(path)
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    assert back["n_seeds"].dtype == np.int64 and back["paper"].dtype == np.float64
+    assert path.read_text().splitlines()[0] == ",".join(RESULT_COLUMNS)
+
+
+def test_write_table_validates_columns(tmp_path):
+    df = sample_table()
+    with pytest.raises(ValueError, match=r"missing column\(s\): std.*unexpected column\(s\): spread"):
+        write_table(df.rename(columns={"std": "spread"}), tmp_path / "t.csv")
+    with pytest.raises(ValueError, match=r"unexpected column\(s\): note"):
+        write_table(df.assign(note="x"), tmp_path / "t.csv")
+    with pytest.raises(ValueError, match="must hold numbers"):
+        write_table(df.assign(reproduced="high"), tmp_path / "t.csv")
+    assert not (tmp_path / "t.csv").exists()
+    # columns in another order are accepted and written in the canonical order
+    write_table(df[RESULT_COLUMNS[::-1]], tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == ",".join(RESULT_COLUMNS)
+
+
+def test_interrupted_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "table.csv"
+    write_table(sample_table(), path)
+    before = path.read_text()
+
+    def half_then_crash(self, handle, *args, **kwargs):
+        handle.write("table,row,dat")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_crash)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_table(sample_table(), path)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_table(sample_table(), tmp_path / "new.csv")
+    assert path.read_text() == before
+    assert not (tmp_path / "new.csv").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_atomic_text_and_figure(tmp_path, monkeypatch):
+    target = atomic_write_text(tmp_path / "a" / "note.md", "héllo\nworld\n")
+    assert target.read_text(encoding="utf-8") == "héllo\nworld\n"
+    fig = Figure(figsize=(2, 2))
+    fig.subplots().plot([0, 1], [1, 0])
+    png = save_figure(fig, tmp_path / "fig.png")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and 1000 < len(data) < 60_000
+    with pytest.raises(ValueError, match=".png"):
+        save_figure(fig, tmp_path / "fig.jpg")
+    shown = new_figure(figsize=(1, 1))  # displays itself in Jupyter without pyplot
+    shown.subplots().plot([0, 1])
+    assert isinstance(shown, Figure) and shown._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def crash(*args, **kwargs):
+        raise OSError("no space left")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError):
+        atomic_write_text(tmp_path / "a" / "note.md", "partial")
+    assert target.read_text(encoding="utf-8") == "héllo\nworld\n"
+    assert leftovers(tmp_path / "a") == []
+
+
+# --------------------------------------------------------------------------- display
+
+
+def test_paper_vs_reproduced():
+    shown = paper_vs_reproduced(sample_table())
+    assert shown.index.names == ["metric", "row"]  # only the varying keys plus row
+    assert list(shown.columns) == ["paper", "reproduced", "delta", "n_seeds", "comparable"]
+    first = shown.loc[("top1", "VGG-16")]
+    assert first["reproduced"] == "72.00 ± 2.00" and first["delta"] == pytest.approx(-5.8)
+    assert not first["comparable"]
+    single = shown.loc[("top1", "+ attention | ours")]
+    assert single["reproduced"] == "75.50" and math.isnan(single["delta"])
+    real = paper_vs_reproduced(sample_table(profile="paper", dataset="cub"))
+    assert real["comparable"].all()
+    assert not paper_vs_reproduced(sample_table(profile="paper", dataset="synthetic"))["comparable"].any()
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def test_effect_from_seeds_is_paired():
+    mean, std = effect_from_seeds([70, 80, 90], [71, 81, 92])  # large spread across seeds, tiny in differences
+    assert mean == pytest.approx(4 / 3) and std == pytest.approx(np.std([1, 1, 2], ddof=1))
+    mean, std = effect_from_seeds([1.0], [3.0])
+    assert mean == 2.0 and math.isnan(std)
+    with pytest.raises(ValueError, match="as many values"):
+        effect_from_seeds([1, 2], [1])
+
+
+@pytest.mark.parametrize("paper, ours, std, expected", [
+    (2.0, 1.5, 0.5, "yes"),            # same sign, beyond the spread (smaller than the paper: still held)
+    (2.0, -1.5, 0.5, "no"),            # opposite sign, beyond the spread
+    (2.0, 0.3, 0.5, "inconclusive"),   # within noise
+    (2.0, -0.3, 0.5, "inconclusive"),
+    (-1.0, -2.0, 1.0, "yes"),          # a claimed decrease that we see
+    (0.0, 0.1, 0.5, "yes"),            # "no difference" claim, none seen
+    (0.0, 3.0, 0.5, "no"),
+    (2.0, 1.5, float("nan"), "inconclusive"),  # one seed: spread unknown
+    (float("nan"), 1.5, 0.5, "inconclusive"),
+])
+def test_claim_held_rule(paper, ours, std, expected):
+    assert claim_held(paper, ours, std) == expected
+
+
+def test_claims_table_and_round_trip(tmp_path):
+    claims = claims_table([
+        claim_from_seeds("attention beats baseline", 4.6, [70, 71, 72], [74, 75.5, 76]),
+        claim_from_seeds("part branch hurts", 1.2, [70, 71, 72], [66, 65, 67]),
+        {"claim": "ordering A < B", "paper_effect": None, "direction": 1, "values": [0.5, -0.4, 0.2]},
+        {"claim": "single seed", "paper_effect": 1.0, "our_effect": 3.0, "n_seeds": 1},
+        {"claim": "judged by hand", "paper_effect": 1.0, "values": [0.1, 0.2], "held": "no"},
+    ])
+    assert list(claims.columns) == CLAIM_COLUMNS
+    assert claims["held"].tolist() == ["yes", "no", "inconclusive", "inconclusive", "no"]
+    assert claims.loc[0, "n_seeds"] == 3 and claims.loc[0, "our_effect"] == pytest.approx(4.1666666)
+    assert math.isnan(claims.loc[2, "paper_effect"]) and math.isnan(claims.loc[3, "our_std"])
+    path = write_claims(claims, tmp_path / "claims.csv")
+    pd.testing.assert_frame_equal(read_claims(path), claims, check_dtype=False)
+    with pytest.raises(ValueError, match="held must be one of"):
+        claims_table([{"claim": "x", "paper_effect": 1, "values": [1, 2], "held": "maybe"}])
+    with pytest.raises(ValueError, match="'values'"):
+        claims_table([{"claim": "x", "paper_effect": 1}])
+    with pytest.raises(ValueError, match="direction"):
+        claims_table([{"claim": "x", "paper_effect": None, "direction": 2, "values": [1, 2]}])
+    with pytest.raises(ValueError, match=r"missing column\(s\): held"):
+        write_claims(claims.drop(columns="held"), tmp_path / "c.csv")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def test_markdown_table_escapes_and_formats():
+    text = markdown_table(pd.DataFrame({"a": ["x|y", "line\nbreak"], "b": [1 / 3, float("nan")]}))
+    assert text.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 0.3333 |", "| line break |  |"]
+
+
+def test_summary_from_fake_results_dir(tmp_path):
+    results = tmp_path / "results"
+    assert "No results yet" in build_summary(results)  # directory does not even exist
+    results.mkdir()
+    assert "No results yet" in build_summary(results)
+
+    clan = results / "03_clan"
+    write_table(sample_table(), clan / "table2.csv")
+    write_claims(claims_table([claim_from_seeds("CLAN beats VGG-16", 3.1, [70, 71, 72], [74, 75, 76]),
+                               claim_from_seeds("A | B", -1.0, [1, 2, 3], [1.5, 1.8, 3.4])]), clan / "claims.csv")
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1])
+    save_figure(fig, clan / "fig 3 cams.png")
+    (results / "03_clan.ipynb").write_text("{}")
+    ssa = results / "05_ssanet"
+    save_figure(fig, ssa / "fig4.png")  # figures but no claims yet
+    (results / "empty").mkdir()
+
+    path = write_summary(results)
+    text = path.read_text()
+    assert path == results / "SUMMARY.md" and text == build_summary(results)
+    assert "Profile(s): cpu." in text and "not comparable" in text
+    assert text.index("## 03_clan") < text.index("## 05_ssanet")
+    assert "## empty" not in text
+    assert "| claim | paper_effect | our_effect | our_std | n_seeds | held |" in text
+    assert "| CLAN beats VGG-16 | 3.1 | 4 | 0 | 3 | yes |" in text
+    assert "A \\| B" in text
+    assert "1 held, 0 did not hold, 1 inconclusive." in text
+    assert "Claims over all notebooks: 1 held, 0 did not hold, 1 inconclusive." in text
+    assert "![fig 3 cams](03_clan/fig%203%20cams.png)" in text
+    assert "[table2.csv](03_clan/table2.csv)" in text and "[03_clan.ipynb](03_clan.ipynb)" in text
+    assert "![fig4](05_ssanet/fig4.png)" in text and "No claims table written" in text
+    assert leftovers(results) == []
+
+
+def test_summary_states_comparable_paper_runs(tmp_path):
+    folder = tmp_path / "01_cra_cnn"
+    write_table(sample_table(profile="paper", dataset="cub"), folder / "table1.csv")
+    text = build_summary(tmp_path)
+    assert "Profile(s): paper." in text and "not comparable" not in text
+    assert "No claims table written" in text
+    (folder / "claims.csv").write_text("garbage,only\n1,2\n")
+    assert "could not be read" in build_summary(tmp_path)
+
+
+def test_module_constants_match_design():
+    assert reporting.RESULT_COLUMNS == ["table", "row", "dataset", "backbone", "metric", "paper", "reproduced",
+                                        "std", "n_seeds", "profile"]
