@@ -51,6 +51,10 @@ IMAGENET_WEIGHTS = {
     "resnet101": tvm.ResNet101_Weights.IMAGENET1K_V1,
     "densenet161": tvm.DenseNet161_Weights.IMAGENET1K_V1,
 }
+IMAGENET_WEIGHTS_BN = {  # torchvision's VGG-BN weights, for batch_norm=True
+    "vgg16": tvm.VGG16_BN_Weights.IMAGENET1K_V1,
+    "vgg19": tvm.VGG19_BN_Weights.IMAGENET1K_V1,
+}
 BACKBONE_NAMES = tuple(IMAGENET_WEIGHTS)
 PRETRAINED_CHOICES = (None, "imagenet", "synthetic")
 DOWNLOAD_TIMEOUT_SECONDS = 20
@@ -82,6 +86,7 @@ class FeatureBackbone(nn.Module):
         self.stage_strides = stage_strides
         self.top_stage = top_stage
         self.pretrained: Optional[str] = None
+        self.batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in net.modules()) and name.startswith("vgg")
 
     @property
     def stage_names(self) -> List[str]:
@@ -222,9 +227,9 @@ def _normalise_pretrained(pretrained: Union[bool, str, None]) -> Optional[str]:
     return pretrained
 
 
-def imagenet_state_dict(name: str) -> Dict[str, torch.Tensor]:
+def imagenet_state_dict(name: str, batch_norm: bool = False) -> Dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for ``name`` from the torch hub cache, else one download try."""
-    weights = IMAGENET_WEIGHTS[name]
+    weights = IMAGENET_WEIGHTS_BN[name] if batch_norm else IMAGENET_WEIGHTS[name]
     cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
     path = os.path.join(cache_dir, os.path.basename(weights.url))
     if os.path.isfile(path):
@@ -249,7 +254,7 @@ def _load_imagenet(backbone: FeatureBackbone) -> None:
     if backbone.width != 1.0:
         raise ValueError(f"ImageNet weights exist only at full width; got width={backbone.width} for "
                          f"{backbone.name}. Use width=1.0 or pretrained='synthetic'.")
-    state = imagenet_state_dict(backbone.name)
+    state = imagenet_state_dict(backbone.name, backbone.batch_norm)
     own = backbone.net.state_dict()
     usable = {k: v for k, v in state.items() if k in own}
     missing = [k for k in own if k not in usable]
@@ -262,8 +267,9 @@ def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width:
                    batch_norm: bool = False, **pretraining_options) -> FeatureBackbone:
     """Build backbone ``name`` (one of :data:`BACKBONE_NAMES`) as a :class:`FeatureBackbone`.
 
-    ``batch_norm=True`` inserts BatchNorm after every VGG convolution (VGG-16-BN); the papers use
-    plain VGG, and the embedded pretraining uses the BN version only to train, then folds it away.
+    ``batch_norm=True`` inserts BatchNorm after every VGG convolution (VGG-16-BN, torchvision's
+    ``vgg16_bn``). The papers use plain VGG; the CPU profiles use VGG-BN because a slim plain VGG
+    neither trains from scratch nor fine-tunes stably at their budgets (see fgvc_lib.profiles).
     ``pretraining_options`` are passed to :func:`fgvc_lib.pretraining.synthetic_pretrained_state`
     when ``pretrained="synthetic"`` (e.g. ``image_size``).
     """
@@ -284,7 +290,8 @@ def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width:
         _load_imagenet(backbone)
     elif source == "synthetic":
         from .pretraining import synthetic_pretrained_state  # lazy: pretraining trains a backbone
-        backbone.net.load_state_dict(synthetic_pretrained_state(name, width, **pretraining_options))
+        backbone.net.load_state_dict(synthetic_pretrained_state(name, width, batch_norm=batch_norm,
+                                                                **pretraining_options))
     backbone.pretrained = source
     return backbone
 

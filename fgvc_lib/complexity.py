@@ -117,3 +117,50 @@ def model_complexity(model: nn.Module, image_size: ImageSize, batch_size: int = 
 def format_complexity(stats: Dict[str, int]) -> str:
     """``{"params", "macs"}`` as a short human string, e.g. ``"25.56 M params, 4.09 G MACs"``."""
     return f"{stats['params'] / 1e6:.2f} M params, {stats['macs'] / 1e9:.2f} G MACs"
+
+
+def _macs_per_operator(run) -> Dict[str, int]:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        run()
+    counts = counter.get_flop_counts().get("Global", {})
+    return {str(op).split(".", 1)[-1]: int(flops) // 2 for op, flops in counts.items() if flops}
+
+
+def macs_by_operator(model: nn.Module, image_size: ImageSize, batch_size: int = 1,
+                     device: Union[str, torch.device] = "cpu", use_meta: bool = True) -> Dict[str, int]:
+    """Multiply-adds of one forward pass split by operator, e.g. ``{"convolution": ..., "bmm": ...}``.
+
+    The same count as :func:`model_complexity` (its ``macs`` is the sum of these values), keyed by
+    the aten operator without its namespace (``convolution``, ``addmm``, ``mm``, ``bmm``, ...), so a
+    complexity table can say where a model's cost comes from (e.g. attention products vs
+    convolutions). Operators with no multiply-add are left out. Same meta-device pass and fallback,
+    same eval-mode handling as :func:`model_complexity`.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    shape = _image_shape(image_size, batch_size)
+    device = torch.device(device)
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        counts = None
+        if use_meta:
+            stand_ins = {name: torch.empty_like(t, device="meta") for name, t in model.named_parameters()}
+            stand_ins.update({name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()})
+            meta_images = torch.zeros(shape, device="meta")
+            try:
+                counts = _macs_per_operator(lambda: functional_call(model, stand_ins, (meta_images,)))
+            except Exception:  # noqa: BLE001 - any failure on meta means: count with real tensors
+                counts = None
+        if counts is None:
+            model_devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
+            if model_devices and model_devices != {device}:
+                where = sorted(map(str, model_devices))
+                raise ValueError(f"the model lives on {where} but device={str(device)!r}; pass the model's "
+                                 f"device, e.g. macs_by_operator(..., device={where[0]!r})")
+            images = torch.zeros(shape, device=device)
+            counts = _macs_per_operator(lambda: model(images))
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))

@@ -23,6 +23,9 @@ from .engine import LossFn, TrainConfig, accuracy, collect_outputs, fit
 from .profiles import Profile
 
 
+TASK_SIZE_KEYS = ("num_classes", "train_per_class", "test_per_class", "image_size", "seed")
+
+
 @dataclass
 class DataBundle:
     dataset: str
@@ -90,8 +93,11 @@ def profile_backbone(profile: Profile, name: str, image_size: Optional[int] = No
     source = profile.pretrained if pretrained == "profile" else pretrained
     options = {}
     if source == "synthetic":
-        options = dict(image_size=image_size or profile.image_size, **profile.pretraining)
-    backbone = build_backbone(name, pretrained=source, width=profile.width, **options)
+        # Pretrain on birds drawn like the target task's (same difficulty knobs), but other classes.
+        rendering = tuple(sorted((k, v) for k, v in profile.synthetic.items() if k not in TASK_SIZE_KEYS))
+        options = dict(image_size=image_size or profile.image_size, rendering=rendering, **profile.pretraining)
+    batch_norm = profile.batch_norm and name.startswith("vgg")
+    backbone = build_backbone(name, pretrained=source, width=profile.width, batch_norm=batch_norm, **options)
     size = image_size or profile.image_size
     if size < min_image_size(backbone):
         raise ValueError(f"image_size {size} is below the minimum {min_image_size(backbone)} that "

@@ -19,7 +19,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -28,18 +28,22 @@ PRETRAIN_SEED = 1_000_003  # generator seed of the pretraining task: disjoint fr
 
 @dataclass(frozen=True)
 class PretrainingConfig:
-    num_classes: int = 24          # more classes than the study's tasks, other class definitions
+    num_classes: int = 24          # twice the cpu profile's classes, other class definitions
     train_per_class: int = 60
     image_size: int = 96
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 32
-    lr: float = 0.05               # SGD, cosine schedule; VGG is trained with batch norm, then folded
+    lr: float = 0.05               # SGD with a cosine schedule
     max_batches: Optional[int] = None
     seed: int = 0
+    rendering: Tuple[Tuple[str, object], ...] = ()  # SyntheticConfig difficulty knobs of the target task
 
     def key(self, backbone: str, width: float) -> str:
+        from .data.synthetic import GENERATOR_VERSION, SyntheticConfig
+
         blob = json.dumps({"backbone": backbone, "width": width, **dataclasses.asdict(self),
-                           "generator_seed": PRETRAIN_SEED}, sort_keys=True)
+                           "generator_seed": PRETRAIN_SEED, "generator_version": GENERATOR_VERSION,
+                           "generator_defaults": dataclasses.asdict(SyntheticConfig())}, sort_keys=True, default=str)
         return f"{backbone}_w{width:g}_{self.image_size}px_{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
@@ -49,15 +53,16 @@ def cache_dir() -> Path:
 
 
 def synthetic_pretrained_state(backbone: str, width: float, image_size: Optional[int] = None,
-                               progress: bool = True, **overrides) -> Dict[str, torch.Tensor]:
+                               batch_norm: bool = False, progress: bool = True,
+                               **overrides) -> Dict[str, torch.Tensor]:
     """State dict of ``backbone.net`` after the embedded pretraining (trained on first use)."""
     if image_size is not None:
         overrides["image_size"] = image_size
     config = PretrainingConfig(**overrides)
-    path = cache_dir() / f"{config.key(backbone, width)}.pt"
+    path = cache_dir() / f"{config.key(backbone + ('_bn' if batch_norm else ''), width)}.pt"
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
-    state = _pretrain(backbone, width, config, progress)
+    state = _pretrain(backbone, width, batch_norm, config, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
@@ -66,7 +71,7 @@ def synthetic_pretrained_state(backbone: str, width: float, image_size: Optional
     return state
 
 
-def _pretrain(backbone_name: str, width: float, config: PretrainingConfig, progress: bool):
+def _pretrain(backbone_name: str, width: float, batch_norm: bool, config: PretrainingConfig, progress: bool):
     from .backbones import build_backbone
     from .data import build_dataset
     from .data.synthetic import SyntheticConfig
@@ -75,40 +80,17 @@ def _pretrain(backbone_name: str, width: float, config: PretrainingConfig, progr
     from .models.baseline import BaselineNet, cross_entropy_loss
 
     synthetic = SyntheticConfig(num_classes=config.num_classes, train_per_class=config.train_per_class,
-                                test_per_class=1, image_size=config.image_size, seed=PRETRAIN_SEED)
+                                test_per_class=1, image_size=config.image_size, seed=PRETRAIN_SEED,
+                                **dict(config.rendering))
     data = build_dataset("synthetic", None, "train", build_transforms(config.image_size, train=True),
                          config=synthetic)
     generator = torch.Generator().manual_seed(config.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True,
                                          generator=generator, drop_last=True)
-    vgg = backbone_name.startswith("vgg")
     torch.manual_seed(config.seed)
-    backbone = build_backbone(backbone_name, pretrained=None, width=width, batch_norm=vgg)
+    backbone = build_backbone(backbone_name, pretrained=None, width=width, batch_norm=batch_norm)
     model = BaselineNet(backbone, len(data.classes))
     train = TrainConfig(epochs=config.epochs, lr=config.lr, weight_decay=5e-4, scheduler="cosine",
                         seed=config.seed, max_batches=config.max_batches, progress=progress)
     fit(model, loader, cross_entropy_loss, train, desc=f"pretraining {backbone_name} (one-off, cached)")
-    state = fold_batchnorm(backbone.net.features) if vgg else backbone.net.state_dict()
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-
-def fold_batchnorm(features: torch.nn.Sequential) -> Dict[str, torch.Tensor]:
-    """State dict of the plain VGG ``features`` equivalent to a trained VGG-BN ``features`` in eval mode.
-
-    Plain VGG (as in the papers) has no batch norm and barely trains from scratch when slim and deep;
-    the pretraining therefore trains VGG-BN and folds each BatchNorm into the convolution before it:
-    ``w' = w * g / sqrt(v + eps)``, ``b' = (b - m) * g / sqrt(v + eps) + beta``.
-    """
-    state, plain_index = {}, 0
-    modules = list(features)
-    for i, module in enumerate(modules):
-        if isinstance(module, torch.nn.Conv2d):
-            bn = modules[i + 1]
-            if not isinstance(bn, torch.nn.BatchNorm2d):
-                raise ValueError("fold_batchnorm expects Conv2d followed by BatchNorm2d")
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            state[f"features.{plain_index}.weight"] = module.weight * scale.view(-1, 1, 1, 1)
-            state[f"features.{plain_index}.bias"] = (module.bias - bn.running_mean) * scale + bn.bias
-        if not isinstance(module, torch.nn.BatchNorm2d):
-            plain_index += 1
-    return state
+    return {k: v.detach().cpu().clone() for k, v in backbone.net.state_dict().items()}

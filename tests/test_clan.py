@@ -4,6 +4,7 @@ Slim backbones (width 0.125) at 64 px, batch 2; Table 5's complexity at full wid
 """
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -454,3 +455,224 @@ def test_experiment_plan_models_build_and_cells_point_to_them():
     assert models["clan_vgg16_3s"]["config"] == {"scales": 3}   # the default CLAN is shared by 5 tables
     assert {c["table"] for c in cells if c["model"] == "clan_vgg16_3s"} == {"table1", "table2", "table3", "table4",
                                                                           "table5", "table6"}
+
+
+# ---------------------------------------------------------------- notebook 03's study (fgvc_lib.clan_study)
+from fgvc_lib import clan_study as cs  # noqa: E402
+from fgvc_lib.experiment import Run  # noqa: E402
+from fgvc_lib.reporting import RESULT_COLUMNS, claims_table  # noqa: E402
+
+N_TEST = 20
+
+
+def _study(**params):
+    return cs.resolve_study("cpu", **params)
+
+
+def test_study_plans_main_models_for_every_seed_and_ablations_for_the_first():
+    study = _study()
+    plan, _ = paper.experiment_plan()
+    vgg = {k for k, spec in plan.items() if spec["backbone"] == "vgg16"}
+    # cpu: ablations for one seed and 2 of the 6 epochs, the reference CLANs retrained at that length
+    assert len(vgg) == 13 and set(study.models) == vgg | {"clan_vgg16_2s_e2", "clan_vgg16_3s_e2"}
+    main = [k for k, s in study.models.items() if s.tier == "main"]
+    assert main == ["vgg16_baseline", "clan_vgg16_2s", "clan_vgg16_3s"]          # trained first
+    assert study.settings.seeds == [0, 1] and study.ablation_seeds == [0] and study.ablation_epochs == 2
+    assert study.seeds_of("clan_vgg16_3s") == [0, 1] and study.seeds_of("clan_vgg16_3s_gap") == [0]
+    assert study.models["clan_vgg16_3s"].epochs == 6 and study.models["clan_vgg16_3s_e2"].epochs == 2
+    assert study.ablation_key("clan_vgg16_3s") == "clan_vgg16_3s_e2"
+    assert study.ablation_key("clan_vgg16_3s_gap") == "clan_vgg16_3s_gap"
+    assert study.train_config("clan_vgg16_3s_e2").epochs == 2
+    assert study.clan_config("clan_vgg16_3s_e2") == study.clan_config("clan_vgg16_3s")
+    same_length = _study(ablation_epochs=6)
+    assert len(same_length.models) == 13 and same_length.ablation_key("clan_vgg16_3s") == "clan_vgg16_3s"
+    assert study.scales == 3 and study.clan_key() == "clan_vgg16_3s" and not study.skipped
+    assert _study(ablation_seeds=2).ablation_seeds == [0, 1]
+    smoke = cs.resolve_study("smoke")
+    assert smoke.ablation_seeds == [0] and smoke.ablation_epochs == 1 and len(smoke.models) == 13
+    # the paper's recipe (section 4.1), rescaled to the profile's epochs, for every model
+    train = study.train_config("vgg16_baseline")
+    assert (train.lr, train.momentum, train.weight_decay, train.gamma, train.epochs) == (0.01, 0.9, 1e-4, 0.1, 6)
+    assert cs.resolve_study("paper", dataset="synthetic").train_config("clan_vgg16_3s").epochs == 120
+    # another relation metric changes the main CLAN models; Tables 1-3 keep the paper's models
+    gaussian = _study(relation="gaussian", scales=2)
+    assert gaussian.clan_key() == "clan_vgg16_2s_gaussian"
+    assert gaussian.models["clan_vgg16_2s_gaussian"].tier == "main"
+    assert gaussian.models["clan_vgg16_2s"].tier == "ablation"
+    assert gaussian.ablation_key("clan_vgg16_2s_gaussian") == "clan_vgg16_2s_gaussian_e2"
+    assert "clan_vgg16_2s_e2" not in gaussian.models                # the dot-product CLAN is an ablation here
+    assert gaussian.clan_config("clan_vgg16_3s_gaussian").relation == "gaussian"
+    # fingerprints separate every model and change with the profile
+    prints = {study.fingerprint(k) for k in study.models}
+    assert len(prints) == 15
+    assert cs.resolve_study("smoke").fingerprint("clan_vgg16_3s") != study.fingerprint("clan_vgg16_3s")
+    table = study.plan_table()
+    assert table.loc["clan_vgg16_3s", "tables"] == "table4, table6, figures"
+    assert table.loc["clan_vgg16_3s_e2", "tables"] == "table1, table2, table3"
+    assert table.loc["clan_vgg16_3s_e2", "epochs"] == 2
+    assert table.loc["clan_vgg16_3s_nonlocal", "mid_module"] == "nonlocal"
+
+
+def test_study_on_a_resnet_skips_the_vgg_ablations():
+    study = _study(backbone="resnet101")
+    assert list(study.models) == ["resnet101_baseline", "clan_resnet101_2s"] and study.scales == 2
+    assert set(study.skipped) == {"table1", "table2", "table3"}
+    assert cs.table1(study, {}) is None and cs.figure_stages(study) == ("conv5_x", "conv4_x")
+    assert list(cs.figure_models(study)) == ["baseline", "CLAN"]
+    assert list(cs.table6_rows(study)) == ["ResNet-101 (ResNet-101)", "CLAN(2-scale) (ResNet-101)"]
+    assert _study(backbone="resnet50", relation="embedded_gaussian").clan_config(
+        "clan_resnet50_2s_embedded_gaussian").relation == "embedded_gaussian"
+
+
+@pytest.mark.parametrize("params,message", [
+    (dict(backbone="resnet50", scales=3), "scales=3 is not defined on resnet50"),
+    (dict(relation="cosine"), "relation metric 'cosine'.*'dot_product'"),
+    (dict(scales=4), "scales must be 2, 3 or 0"),
+    (dict(scales="3"), "scales must be 2, 3 or 0"),
+    (dict(backbone="vgg19"), "valid here: vgg16, resnet50, resnet101"),
+    (dict(ablation_seeds=-1), "ablation_seeds"),
+    (dict(ablation_epochs=1.5), "ablation_epochs"),
+])
+def test_study_rejects_invalid_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        _study(**params)
+
+
+def _logits(correct: int, confident: bool = True, offset: int = 0):
+    """(N_TEST, CLASSES) logits right on ``correct`` images (starting at ``offset``), wrong elsewhere."""
+    targets = torch.arange(N_TEST) % CLASSES
+    wrong = (targets + 1) % CLASSES
+    right = torch.zeros(N_TEST, dtype=torch.bool)
+    right[offset:offset + correct] = True
+    predicted = torch.where(right, targets, wrong)
+    return F.one_hot(predicted, CLASSES).float() * (4.0 if confident else 1.0)
+
+
+def _fake_runs(study, correct):
+    """Runs whose every branch is right on ``correct[key]`` test images (default 10 of 20)."""
+    runs = {}
+    for key, spec in study.models.items():
+        branches = ("G", "P", "A", "CLSA")[:0 if spec.kind == "baseline" else None]
+        if spec.kind == "clan" and (study.clan_config(key).scales or 3) == 2:
+            branches = ("G", "P", "CLSA")
+        runs[key] = []
+        for seed in study.seeds_of(key):
+            n = correct.get(key, 10) + seed   # seed 1 one image better than seed 0
+            outputs = {b: _logits(n) for b in branches}
+            outputs.update(final=_logits(n), targets=torch.arange(N_TEST) % CLASSES)
+            runs[key].append(Run(key, seed, None, None, outputs))
+    return runs
+
+
+def test_tables_from_stored_logits_with_the_papers_numbers_beside():
+    study = _study()
+    runs = _fake_runs(study, {"clan_vgg16_3s": 16, "clan_vgg16_2s": 12, "vgg16_baseline": 8,
+                              "clan_vgg16_3s_e2": 15, "clan_vgg16_2s_gaussian": 9, "clan_vgg16_3s_gaussian": 9})
+    t1 = cs.table1(study, runs)
+    assert list(t1.columns) == RESULT_COLUMNS and len(t1) == 6
+    row = t1.set_index("row").loc["Dot Product [3-scale]"]
+    assert (row["paper"], row["reproduced"], row["n_seeds"]) == (85.8, pytest.approx(75.0), 1)   # the 2-epoch copy, seed 0
+    assert t1.set_index("row").loc["Gaussian [2-scale]", "reproduced"] == pytest.approx(45.0)
+    assert set(t1["dataset"]) == {"synthetic"} and set(t1["profile"]) == {"cpu"}
+    assert list(cs.table2(study, runs)["row"]) == ["GAP", "Non-local", "CLCA"]
+    assert cs.table2(study, runs)["paper"].tolist() == [78.7, 84.8, 85.8]         # synthetic -> CUB column
+    assert len(cs.table3(study, runs)) == 6
+    t6 = cs.table6(study, runs).set_index("row")
+    assert t6.loc["CLAN(3-scale) (VGG-16)", "reproduced"] == pytest.approx(82.5)                  # seeds 0, 1: 80 and 85
+    assert t6.loc["VGG-16 (VGG-16)", "n_seeds"] == 2 and t6.loc["VGG-16 (VGG-16)", "paper"] == 79.1
+
+    # Table 4 combines the branches of one stored model: G is confidently right on the first half and
+    # weakly wrong on the second, P the other way round -> each branch 50 %, G + P right everywhere.
+    targets = torch.arange(N_TEST) % CLASSES
+    first = (torch.arange(N_TEST) < 10).unsqueeze(1)
+    right, wrong = F.one_hot(targets, CLASSES).float(), F.one_hot((targets + 1) % CLASSES, CLASSES).float()
+    g, p = torch.where(first, 4 * right, wrong), torch.where(first, wrong, 4 * right)
+    for run in runs["clan_vgg16_3s"]:
+        run.outputs.update(G=g, P=p, A=wrong, CLSA=g)
+    t4 = cs.table4(study, runs).set_index("row")
+    assert t4.loc["G-Branch", "reproduced"] == 50.0 and t4.loc["P-Branch", "reproduced"] == 50.0
+    assert t4.loc["A-Branch", "reproduced"] == 0.0 and t4.loc["G + P", "reproduced"] == 100.0
+    assert t4.loc["G + P", "reproduced"] == cs.cell_accuracy(runs["clan_vgg16_3s"][0], ("G", "P"))
+    assert t4.loc["G + P", "n_seeds"] == 2
+    assert t4.loc["G + P + A + CLSA", "paper"] == 86.8
+    # a 2-scale CLAN has no A rows and no paper numbers
+    two = cs.table4(_study(scales=2), runs)
+    assert list(two["row"]) == ["G-Branch", "P-Branch", "CLSA-Branch", "G + P", "G + P + CLSA"]
+    assert two["paper"].isna().all()
+
+
+def test_claims_are_paired_by_seed_with_the_papers_effects():
+    study = _study()
+    runs = _fake_runs(study, {"clan_vgg16_3s": 15, "clan_vgg16_2s": 12, "vgg16_baseline": 8,
+                              "clan_vgg16_3s_e2": 15, "clan_vgg16_2s_e2": 12})
+    entries, skipped = cs.claims(study, runs)
+    table = claims_table(entries).set_index("claim")
+    assert not skipped and len(table) == 10
+    three = table.loc["Table 6: 3-scale CLAN beats 2-scale CLAN"]
+    assert (three["paper_effect"], three["our_effect"], three["n_seeds"]) == (0.9, pytest.approx(15.0), 2)
+    assert three["held"] == "yes"                               # 15 points on both seeds, no spread
+    backbone = table.loc["Table 6: CLAN (3-scale) beats the fine-tuned VGG-16"]
+    assert (backbone["paper_effect"], backbone["our_effect"]) == (7.7, pytest.approx(35.0))
+    relation = table.loc["Table 1: dot product and embedded Gaussian beat Gaussian (mean of 4 gaps)"]
+    assert relation["n_seeds"] == 1 and relation["held"] == "inconclusive"    # one ablation seed
+    # dot product - Gaussian: 75 - 50 (3s), 60 - 50 (2s); embedded Gaussian - Gaussian: 0, 0
+    assert relation["our_effect"] == pytest.approx((25 + 10 + 0 + 0) / 4)
+    worse = _fake_runs(study, {"clan_vgg16_3s": 5, "clan_vgg16_2s": 12})
+    table = claims_table(cs.claims(study, worse)[0]).set_index("claim")
+    assert table.loc["Table 6: 3-scale CLAN beats 2-scale CLAN", "held"] == "no"
+    resnet = _study(backbone="resnet50")
+    entries, skipped = cs.claims(resnet, _fake_runs(resnet, {}))
+    assert len(skipped) == 1 and [e["claim"].split(":")[0] for e in entries] == ["Table 4"] * 3 + ["Table 6"]
+    assert all(e["paper_effect"] is None for e in entries[:3])        # no paper numbers for a ResNet Table 4
+    assert entries[-1]["paper_effect"] == round(88.1 - 86.0, 2)
+
+
+def test_table5_in_the_results_format_with_an_operator_breakdown():
+    table, breakdown = cs.table5(_study())
+    assert list(table.columns) == RESULT_COLUMNS
+    ours = table.set_index(["row", "metric"])["reproduced"]
+    for row, (params, macs) in OURS.items():
+        assert ours[(row, "params_m")] == params / 1e6 and ours[(row, "macs_g")] == macs / 1e9
+    view = cs.table5_view(table)
+    assert view.loc["3-scale CLAN", "gap macs %"] == round(100 * (65.394762656 / 64.83 - 1), 2)
+    assert (view[["gap params %", "gap macs %"]].abs() < 2).all().all()
+    assert breakdown.loc["3-scale CLAN, eq. 2 literal", "MACs (G)"] == pytest.approx(70.847, abs=1e-3)
+    assert breakdown.loc["3-scale CLAN", "bmm (G)"] == pytest.approx(0.514, abs=1e-3)
+    resnet_rows = cs.table5(_study(backbone="resnet50"))[0]["row"].unique().tolist()
+    assert resnet_rows[3:] == ["ResNet-50", "2-scale CLAN (ResNet-50)"]
+
+
+def test_maps_of_every_layer_and_their_scores():
+    from fgvc_lib.localization import CamSample, score_cams
+    torch.manual_seed(0)
+    clan = build_clan(slim(), CLASSES, CLANConfig(scales=3, zero_init_output=False)).eval()
+    base = BaselineNet(slim(), CLASSES).eval()
+    assert cs.stage_layer(clan, "conv5_2") is clan.mid_modules["P"]
+    assert cs.stage_layer(base, "conv5_2") is base.backbone.stage_module("conv5_2")
+    x, labels = images(), torch.tensor([1, 3])
+    stages = ("conv5_3", "conv5_2", "conv4_3")
+    maps = cs.model_maps(clan, x, labels, stages)
+    assert list(maps) == [f"{s} activation" for s in stages] + [f"{s} Grad-CAM" for s in stages] + \
+        ["CLSA conv5_2", "CLSA conv4_3"]
+    for m in maps.values():
+        assert m.shape == (BATCH, SIZE, SIZE) and m.min() >= 0 and m.max() <= 1
+    assert not clan.training
+    base_maps = cs.model_maps(base, x, labels, stages)
+    assert len(base_maps) == 6                                   # no CLSA maps for the baseline
+    # the refined mid map (not the raw backbone map) is what CLAN's activation map shows
+    raw = base.backbone(x, ("conv5_2",))["conv5_2"]
+    assert not torch.allclose(cs._stage_maps(clan, x, ("conv5_2",))["conv5_2"], clan.backbone(x, ("conv5_2",))["conv5_2"])
+    assert raw.shape[1] == clan.backbone.stage_channels["conv5_2"]
+    sample = CamSample([0, 1], x, labels, np.array([[0, 0, 32, 32], [0, 0, 64, 64]], dtype=float),
+                       [[(0, 0, 8, 8)], [(56, 56, 8, 8)]], ["a", "b"])
+    peak = np.zeros((BATCH, SIZE, SIZE), dtype=np.float32)
+    peak[0, 2, 2] = peak[1, 10, 10] = 1.0
+    assert score_cams(peak, sample)["part_pointing"] == 0.5
+
+
+def test_map_correlation():
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 8, 8))
+    assert cs.map_correlation(a, a) == pytest.approx(1.0)
+    assert cs.map_correlation(a, 1 - a) == pytest.approx(-1.0)
+    assert cs.map_correlation(a, np.ones_like(a)) == 0.0

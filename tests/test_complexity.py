@@ -90,3 +90,37 @@ def test_bad_arguments_raise_clear_errors():
         model_complexity(TwoLayer(needs_real_values=True), 8, device="meta")
     with pytest.raises(TypeError, match="nn.Module"):
         model_complexity(lambda x: x, 8)
+
+
+class Attention(nn.Module):
+    """A 1x1 conv then a (B, n, C) x (B, C, n) product: convolution and bmm MACs known by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1, bias=False)
+
+    def forward(self, x):
+        f = self.conv(x).flatten(2)                    # (B, 4, n)
+        return torch.bmm(f.transpose(1, 2), f).mean()  # (B, n, n): n * n * 4 MACs per image
+
+
+def test_macs_by_operator_splits_the_total():
+    from fgvc_lib.complexity import macs_by_operator
+
+    by_op = macs_by_operator(TwoLayer(), 16)
+    assert by_op == {"convolution": 16 * 16 * 4 * 27, "addmm": 4 * 5}
+    assert sum(by_op.values()) == model_complexity(TwoLayer(), 16)["macs"]
+    n = 6 * 5
+    attention = macs_by_operator(Attention(), (6, 5), batch_size=2)
+    assert attention == {"bmm": 2 * n * n * 4, "convolution": 2 * n * 3 * 4}
+    assert list(attention) == ["bmm", "convolution"]               # largest first
+    real = macs_by_operator(TwoLayer(needs_real_values=True), 16)  # fallback to the real pass
+    assert real == by_op
+    model = TwoLayer(needs_real_values=True)
+    model.train()
+    macs_by_operator(model, 8)
+    assert model.training and model.saw_training is False
+    with pytest.raises(TypeError, match="nn.Module"):
+        macs_by_operator(lambda x: x, 8)
+    with pytest.raises(ValueError, match="device="):
+        macs_by_operator(TwoLayer(needs_real_values=True), 8, device="meta")

@@ -5,7 +5,7 @@ import torch
 
 from fgvc_lib.backbones import build_backbone
 from fgvc_lib.experiment import parse_seeds, resolve_settings
-from fgvc_lib.pretraining import PretrainingConfig, fold_batchnorm
+from fgvc_lib.pretraining import PretrainingConfig
 
 
 def test_settings_fill_defaults_from_the_profile():
@@ -38,24 +38,6 @@ def test_parse_seeds():
     assert parse_seeds([5]) == [5]
 
 
-def test_batchnorm_folding_reproduces_the_trained_vgg_bn():
-    torch.manual_seed(0)
-    with_bn = build_backbone("vgg16", width=0.125, batch_norm=True)
-    for module in with_bn.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-1, 1)
-            module.running_var.uniform_(0.5, 2)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.5, 0.5)
-    with_bn.eval()
-    plain = build_backbone("vgg16", width=0.125)
-    plain.net.load_state_dict(fold_batchnorm(with_bn.net.features))
-    x = torch.randn(2, 3, 64, 64)
-    stages = ["conv4_3", "conv5_3", "pool5"]
-    for stage, expected in with_bn(x, stages).items():
-        assert torch.allclose(plain(x, stages)[stage], expected, atol=1e-5)
-
-
 def test_pretraining_cache_key_changes_with_every_setting():
     base = PretrainingConfig()
     assert base.key("vgg16", 0.125) == PretrainingConfig().key("vgg16", 0.125)
@@ -66,13 +48,27 @@ def test_pretraining_cache_key_changes_with_every_setting():
 def test_synthetic_pretraining_runs_caches_and_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path))
     options = dict(image_size=64, epochs=1, num_classes=4, train_per_class=4, max_batches=1, batch_size=8)
-    first = build_backbone("vgg16", pretrained="synthetic", width=0.125, progress=False, **options)
+    first = build_backbone("vgg16", pretrained="synthetic", width=0.125, batch_norm=True, progress=False,
+                           **options)
     files = list((tmp_path / "pretrained").glob("*.pt"))
-    assert len(files) == 1
-    second = build_backbone("vgg16", pretrained="synthetic", width=0.125, progress=False, **options)
-    assert second.pretrained == "synthetic"
+    assert len(files) == 1 and "vgg16_bn" in files[0].name
+    second = build_backbone("vgg16", pretrained="synthetic", width=0.125, batch_norm=True, progress=False,
+                            **options)
+    assert second.pretrained == "synthetic" and second.batch_norm
     assert torch.equal(first.net.features[0].weight, second.net.features[0].weight)
-    assert not torch.equal(first.net.features[0].weight, build_backbone("vgg16", width=0.125).net.features[0].weight)
+    assert torch.equal(first.net.features[1].running_mean, second.net.features[1].running_mean)
+    fresh = build_backbone("vgg16", width=0.125, batch_norm=True)
+    assert not torch.equal(first.net.features[0].weight, fresh.net.features[0].weight)
+
+
+def test_vgg_batch_norm_keeps_the_stage_names():
+    plain, with_bn = build_backbone("vgg16", width=0.125), build_backbone("vgg16", width=0.125, batch_norm=True)
+    assert with_bn.batch_norm and not plain.batch_norm
+    assert plain.stage_names == with_bn.stage_names and plain.stage_channels == with_bn.stage_channels
+    out = with_bn(torch.randn(1, 3, 64, 64), ["conv4_3", "conv5_3"])
+    assert out["conv5_3"].shape == (1, 64, 4, 4) and (out["conv4_3"] >= 0).all()  # taps after the ReLU
+    with pytest.raises(ValueError, match="batch_norm is a VGG option"):
+        build_backbone("resnet50", width=0.125, batch_norm=True)
 
 
 def test_confusion_helpers_on_a_synthetic_split(tmp_path, monkeypatch):

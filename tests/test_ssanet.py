@@ -393,3 +393,156 @@ def test_paper_tables_match_the_text():
         paper.paper_value("table2", "plus", "aircraft")
     assert math.isclose(sum(r["paper"] for r in records if r["table"] == "table2"),
                         sum(sum(row.values()) for row in paper.TABLE2.values()))
+
+
+# --- the notebook's study plan, tables and claims (fgvc_lib.ssanet_study) ---
+
+from types import SimpleNamespace  # noqa: E402
+
+from fgvc_lib import ssanet_study  # noqa: E402
+from fgvc_lib.experiment import Run  # noqa: E402
+from fgvc_lib.profiles import get_profile  # noqa: E402
+from fgvc_lib.reporting import RESULT_COLUMNS, claims_table  # noqa: E402
+
+
+def test_study_parameters_are_checked_with_clear_messages():
+    assert ssanet_study.parse_variants("all") == paper.VARIANTS
+    assert ssanet_study.parse_variants("plus, no-attention") == ("no-attention", "plus")  # Table 2's order
+    with pytest.raises(ValueError, match="unknown variant.*'full'"):
+        ssanet_study.parse_variants("plus,full")
+    with pytest.raises(ValueError, match="variant must be"):
+        ssanet_study.parse_variants("")
+    assert ssanet_study.parse_aggregation("") is None
+    with pytest.raises(ValueError, match="plus, multiply, none"):
+        ssanet_study.parse_aggregation("concat")
+    with pytest.raises(ValueError, match="unknown loss 'kd'"):
+        ssanet_study.resolve_study("smoke", loss="kd")
+    with pytest.raises(ValueError, match="freeze_backbone must be"):
+        ssanet_study.resolve_study("smoke", freeze_backbone="yes")
+    with pytest.raises(ValueError, match="lr must be"):
+        ssanet_study.resolve_study("smoke", lr=-1.0)
+    with pytest.raises(ValueError, match="one data_root per dataset"):
+        ssanet_study.resolve_study("smoke", dataset="synthetic,cub", data_root="a,b,c")
+    with pytest.raises(ValueError, match="unknown profile"):
+        ssanet_study.resolve_study("laptop")
+
+
+def test_freezing_default_and_refusal_without_pretrained_weights():
+    smoke, paper_profile = get_profile("smoke"), get_profile("paper")
+    assert ssanet_study.resolve_freeze(None, paper_profile) is True  # sec. 4.1: ImageNet weights fixed
+    assert ssanet_study.resolve_freeze(None, smoke) is ssanet_study.FREEZE_DEFAULT["smoke"]
+    assert ssanet_study.resolve_freeze(False, paper_profile) is False
+    random_init = smoke.replace(name="random", pretrained=None)
+    assert ssanet_study.resolve_freeze(None, random_init) is False
+    with pytest.raises(ValueError, match="no pretrained extractor"):
+        ssanet_study.resolve_freeze(True, random_init)
+
+
+def test_study_plans_table2_and_table3_runs_without_repeats():
+    study = ssanet_study.resolve_study("smoke", variant="all", loss="ad")
+    assert study.run_names == ["no-attention", "no-alpha/ad", "alpha/ad", "multiply/ad", "plus/ad",
+                               "alpha/ce", "multiply/ce", "plus/ce"]
+    assert study.table3_runs[("plus", "ad")] == study.table2_runs["plus"] == "plus/ad"
+    c = study.config("alpha/ce")
+    assert (c.variant, c.loss, c.resolved_aggregation, c.resolved_learnable_alpha) == ("alpha", "ce", "none", True)
+    assert study.config("no-attention").attention is False
+    assert study.lr == 1e-3 and study.train_config("plus/ad", study.settings[0]).plateau_factor == 0.3
+    # the aggregation parameter changes only the two ambiguous rows
+    other = ssanet_study.resolve_study("smoke", aggregation="plus", variant="alpha,multiply", loss="ce")
+    assert other.config("alpha/ce").resolved_aggregation == "plus"
+    assert other.config("multiply/ce").resolved_aggregation == "multiply"
+    assert other.run_names == ["alpha/ce", "multiply/ce", "alpha/ad", "multiply/ad"]
+    # a different recipe gives a different checkpoint key; the same gives the same
+    s = study.settings[0]
+    assert study.key("plus/ad", s) == study.key("plus/ad", s) != study.key("plus/ce", s)
+    assert ssanet_study.resolve_study("smoke", lr=0.01).key("plus/ad", s) != study.key("plus/ad", s)
+    with pytest.raises(ValueError, match="unknown run"):
+        study.config("plus")
+    plan = study.plan_table()
+    assert list(plan.index) == study.run_names and plan.loc["no-attention", "SSA block"] == "no"
+
+
+def _fake_runs(study, accs, seeds=(0, 1), n=20):
+    """Runs whose heads score the given accuracies (fraction) exactly; accs[run][head] per seed."""
+    runs = {}
+    for name in study.run_names:
+        per_seed = []
+        for k, seed in enumerate(seeds):
+            targets = torch.arange(n) % 4
+            outputs = {"targets": targets}
+            for head, values in accs[name].items():
+                right = round(values[k] * n)
+                logits = torch.zeros(n, 4)
+                logits[torch.arange(n), (targets + (torch.arange(n) >= right).long()) % 4] = 1.0
+                outputs[head] = logits
+            outputs["final"] = outputs.get("ssa", outputs["fe"])
+            model = SimpleNamespace(ssa=SimpleNamespace(alpha=torch.tensor(0.1 * (k + 1))))
+            per_seed.append(Run(name, seed, model, None, outputs))
+        runs[name] = per_seed
+    return runs
+
+
+def test_tables_and_claims_from_runs():
+    study = ssanet_study.resolve_study("smoke", seeds="0,1")
+    accs = {"no-attention": {"fe": [0.50, 0.40]}}
+    base = {"no-alpha": 0.60, "alpha": 0.65, "multiply": 0.70, "plus": 0.80}
+    for row, acc in base.items():
+        accs[f"{row}/ad"] = {"ssa": [acc, acc + 0.05], "fe": [acc - 0.1, acc - 0.05]}
+        if row != "no-alpha":
+            accs[f"{row}/ce"] = {"ssa": [acc - 0.05, acc - 0.05], "fe": [acc - 0.05, acc]}
+    runs = {"synthetic": _fake_runs(study, accs)}
+
+    t2 = ssanet_study.table2(study, runs)
+    assert list(t2.columns) == RESULT_COLUMNS and len(t2) == 1 + 4 * 2
+    plus = t2[(t2["row"] == "plus") & (t2["metric"] == "top1/ssa_head")].iloc[0]
+    assert plus["reproduced"] == pytest.approx(82.5) and plus["paper"] == 88.4  # CUB column on synthetic
+    assert t2[(t2["row"] == "plus") & (t2["metric"] == "top1/fe_head")]["paper"].isna().all()
+    assert t2[t2["row"] == "no-attention"].iloc[0]["paper"] == 75.0
+    view = ssanet_study.heads_view(t2)
+    assert list(view.columns) == ["paper", "ours, ssa head", "ours, fe head", "n_seeds", "comparable"]
+    assert not view["comparable"].any()
+
+    t3 = ssanet_study.table3(study, runs)
+    assert len(t3) == 3 * 2 * 2
+    ce = t3[(t3["row"] == "plus/L_CE") & (t3["metric"] == "top1/ssa_head")].iloc[0]
+    assert ce["reproduced"] == pytest.approx(75.0) and ce["paper"] == 87.1
+
+    alphas = ssanet_study.alpha_table(study, runs)
+    assert set(alphas["row"]) == {"alpha/ad", "multiply/ad", "plus/ad", "alpha/ce", "multiply/ce", "plus/ce"}
+    assert alphas["reproduced"].iloc[0] == pytest.approx(0.15)
+
+    entries, skipped = ssanet_study.claims(study, runs)
+    assert skipped == []
+    table = claims_table(entries).set_index("claim")
+    ssa = table.loc["SSA beats no attention (no-alpha vs no-attention) [synthetic]"]
+    assert ssa["paper_effect"] == 7.3 and ssa["our_effect"] == pytest.approx(17.5)  # (60-50 + 65-40) / 2
+    assert ssa["held"] == "yes"
+    ad = table.loc["self-attention distillation beats plain CE (plus) [synthetic]"]
+    assert ad["paper_effect"] == 1.3 and ad["our_effect"] == pytest.approx(7.5)
+
+    # a subset of rows skips the claims it cannot test
+    few = ssanet_study.resolve_study("smoke", seeds="0,1", variant="no-attention,plus")
+    entries, skipped = ssanet_study.claims(few, {"synthetic": _fake_runs(few, accs)})
+    assert [e["claim"].split(" [")[0] for e in entries] == [
+        "full SSANet beats no attention (plus vs no-attention)", "self-attention distillation beats plain CE (plus)"]
+    assert len(skipped) == 5 and all("not" in s for s in skipped)
+
+
+def test_localization_claims_use_the_reported_heads():
+    study = ssanet_study.resolve_study("smoke", seeds="0,1")
+    scores = {"plus (ssa head)": [{"part_pointing": 0.5, "part_chance": 0.1}, {"part_pointing": 0.6, "part_chance": 0.1}],
+              "no-attention (fe head)": [{"part_pointing": 0.2, "part_chance": 0.1}, {"part_pointing": 0.4, "part_chance": 0.1}]}
+    table = claims_table(ssanet_study.localization_claims(study, "synthetic", scores))
+    assert table["our_effect"].tolist() == pytest.approx([45.0, 25.0])
+    assert table["held"].tolist() == ["yes", "yes"]
+    assert ssanet_study.localization_claims(study, "cub", {"plus (ssa head)": [{"object_pointing": 1.0}]}) == []
+
+
+def test_localization_view_keeps_row_order_and_metric_order():
+    study = ssanet_study.resolve_study("smoke", seeds="0,1")
+    scores = {"plus (ssa head)": [{"object_pointing": 1.0, "part_pointing": 0.5}, {"object_pointing": 0.5, "part_pointing": 0.5}],
+              "no-attention (fe head)": [{"object_pointing": 0.0, "part_pointing": 0.25}] * 2}
+    view = ssanet_study.localization_view(ssanet_study.localization_table(study, "synthetic", scores))
+    assert list(view.index.get_level_values("row")) == ["plus (ssa head)", "no-attention (fe head)"]
+    assert list(view.columns) == ["part_pointing", "object_pointing"]
+    assert view.loc[("synthetic", "plus (ssa head)"), "object_pointing"] == "0.75 ± 0.35"

@@ -235,6 +235,7 @@ def test_generate_refuses_to_clobber(tmp_path, tiny_root):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow  # starts a Python interpreter that imports torch (fgvc_lib.data imports it)
 def test_cli_generates_and_reports_bad_parameters(tmp_path, capsys):
     out = tmp_path / "cli"
     cmd = [sys.executable, "-m", "fgvc_lib.data.synthetic", "--out", str(out), "--num-classes", "3",

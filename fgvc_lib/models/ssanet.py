@@ -98,7 +98,10 @@ class SSANetConfig:
     lr: float = 1e-3                       # sec. 4.1
     scheduler: str = "plateau"             # sec. 4.1: reduce the lr when learning stagnates
     plateau_factor: float = 0.3            # sec. 4.1: by a factor of 0.3
-    # Not stated in the paper: epochs, batch size, plateau patience (left to the profile/engine).
+    # Not stated in the paper (our choices for the paper profile; the cpu/smoke profiles set their own):
+    epochs: int = 60                       # not stated: long enough for two or three lr reductions
+    batch_size: int = 16                   # not stated: a usual batch for 448 px VGG-16 on one GPU
+    plateau_patience: int = 3              # not stated: epochs without a lower training loss
 
     def __post_init__(self) -> None:
         _check_choice("variant", self.variant, tuple(VARIANTS))
@@ -114,6 +117,12 @@ class SSANetConfig:
             raise ValueError(f"head_dropout must be in [0, 1); got {self.head_dropout!r}")
         if not isinstance(self.qk_reduction, int) or self.qk_reduction < 1:
             raise ValueError(f"qk_reduction must be a positive integer (1 = paper, 8 = DANet); got {self.qk_reduction!r}")
+        for name in ("epochs", "batch_size", "plateau_patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "plateau_patience" else 1):
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive (paper: 1e-3); got {self.lr!r}")
         if self.gamma < 0:
             raise ValueError(f"gamma must be >= 0 (paper: 0.5); got {self.gamma!r}")
         if not self.kl_temperature > 0:
@@ -144,7 +153,7 @@ class SSANetConfig:
         """The paper's optimiser recipe as keyword arguments of ``fgvc_lib.engine.TrainConfig``."""
         return {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "scheduler": self.scheduler,
-                "plateau_factor": self.plateau_factor}
+                "plateau_factor": self.plateau_factor, "plateau_patience": self.plateau_patience}
 
 
 class ClassifierHead(nn.Module):
