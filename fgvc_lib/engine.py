@@ -27,8 +27,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: readable in papermill logs and JupyterLab alike
 
 from .models.output import ModelOutput
 

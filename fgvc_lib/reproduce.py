@@ -10,6 +10,7 @@ are passed to it. A failing notebook stops the command with the notebook's error
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -85,6 +86,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     wanted = {"profile": args.profile, "dataset": args.dataset, "data_root": args.data_root,
               "backbone": args.backbone}
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # papermill streams each cell's output (runs, epochs, progress) through its logger: show it.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)
     names = select_notebooks(args.notebooks)
     for index, name in enumerate(names, start=1):
         print(f"[notebook {index}/{len(names)}]", flush=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import DatasetLayoutError, ImageListDataset, load_rgb, require_path, require_root
+from .images import ImageListDataset, load_rgb, require_path, resolve_torchvision_root
 
 __all__ = ["FGVCAircraft", "AIRCRAFT_LAYOUT", "AIRCRAFT_SPLITS", "AIRCRAFT_LEVELS", "BANNER_HEIGHT"]
 
@@ -112,20 +112,7 @@ class FGVCAircraft(ImageListDataset):
     @classmethod
     def resolve_root(cls, root) -> Path:
         """Return the folder that contains ``fgvc-aircraft-2013b/`` (what torchvision takes as root)."""
-        root = Path(root).expanduser()
-        require_root(root, cls.dataset_name, cls.layout)
-        if (root / _FOLDER).is_dir():
-            return root
-        if (root / "data" / "variants.txt").is_file():
-            if root.name == _FOLDER:
-                return root.parent
-            raise DatasetLayoutError(
-                f"{cls.dataset_name}: {str(root)!r} looks like the dataset folder itself but torchvision "
-                f"requires it to be named {_FOLDER!r}; rename it or symlink it as "
-                f"{str(root.parent / _FOLDER)!r}.\nExpected layout:\n{cls.layout}"
-            )
-        require_path(root / _FOLDER, root, cls.dataset_name, cls.layout, kind="folder")
-        return root  # unreachable: require_path raised
+        return resolve_torchvision_root(root, _FOLDER, "data/variants.txt", cls.dataset_name, cls.layout)
 
     @staticmethod
     def _read_boxes(path: Path) -> dict[str, tuple[float, float, float, float]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import DatasetLayoutError, ImageListDataset, load_rgb, require_path, require_root
+from .images import DatasetLayoutError, ImageListDataset, load_rgb, require_path, resolve_torchvision_root
 
 __all__ = ["StanfordCars", "CARS_LAYOUT", "CARS_SPLITS"]
 
@@ -99,20 +99,7 @@ class StanfordCars(ImageListDataset):
     @classmethod
     def resolve_root(cls, root) -> Path:
         """Return the folder that contains ``stanford_cars/`` (what torchvision takes as root)."""
-        root = Path(root).expanduser()
-        require_root(root, cls.dataset_name, cls.layout)
-        if (root / _FOLDER).is_dir():
-            return root
-        if (root / "devkit").is_dir():
-            if root.name == _FOLDER:
-                return root.parent
-            raise DatasetLayoutError(
-                f"{cls.dataset_name}: {str(root)!r} looks like the dataset folder itself but torchvision "
-                f"requires it to be named {_FOLDER!r}; rename it or symlink it as "
-                f"{str(root.parent / _FOLDER)!r}.\nExpected layout:\n{cls.layout}"
-            )
-        require_path(root / _FOLDER, root, cls.dataset_name, cls.layout, kind="folder")
-        return root  # unreachable: require_path raised
+        return resolve_torchvision_root(root, _FOLDER, "devkit", cls.dataset_name, cls.layout)
 
     @staticmethod
     def _read_boxes(annos: Path, fnames: list[str]) -> list[tuple[float, float, float, float] | None]:

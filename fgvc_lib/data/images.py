@@ -212,3 +212,24 @@ class ImageListDataset(Dataset):
             f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
             f"samples={len(self)}, classes={len(self.classes)})"
         )
+
+
+def resolve_torchvision_root(root, folder: str, marker: str, what: str, layout: str) -> Path:
+    """The parent of ``folder`` (what torchvision's dataset classes take as root).
+
+    Accepts the parent itself or the dataset folder (recognised by ``marker``, a path inside it)
+    when it carries torchvision's expected name; a renamed dataset folder gets a rename hint."""
+    root = Path(root).expanduser()
+    require_root(root, what, layout)
+    if (root / folder).is_dir():
+        return root
+    if (root / marker).exists():
+        if root.name == folder:
+            return root.parent
+        raise DatasetLayoutError(
+            f"{what}: {str(root)!r} looks like the dataset folder itself but torchvision requires it "
+            f"to be named {folder!r}; rename it or symlink it as {str(root.parent / folder)!r}.\n"
+            f"Expected layout:\n{layout}")
+    require_path(root / folder, root, what, layout, kind="folder")
+    return root  # unreachable: require_path raised
+
