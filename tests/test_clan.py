@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fgvc_lib.backbones import build_backbone
 from fgvc_lib.complexity import model_complexity
 from fgvc_lib.models.baseline import BaselineNet
-from fgvc_lib.models.clan import (CLAN_STAGES, CLANConfig, build_clan, clan_loss, clan_stages,
+from fgvc_lib.models.clan import (CLAN_STAGES, CLANConfig, build_clan, clan_loss,
                                   combine_branches)
 from fgvc_lib.models.clan_modules import (CLSA_POOLINGS, RELATIONS, CrossLayerContextAttention,
                                           CrossLayerSpatialAttention)
@@ -473,18 +473,22 @@ def test_study_plans_main_models_for_every_seed_and_ablations_for_the_first():
     study = _study()
     plan, _ = paper.experiment_plan()
     vgg = {k for k, spec in plan.items() if spec["backbone"] == "vgg16"}
-    # cpu: ablations for one seed and 2 of the 6 epochs, the reference CLANs retrained at that length
-    assert len(vgg) == 13 and set(study.models) == vgg | {"clan_vgg16_2s_e2", "clan_vgg16_3s_e2"}
+    # cpu: ablations for one seed and a quarter of the epochs, the reference CLANs retrained at that length
+    epochs, short = study.settings.epochs, study.ablation_epochs
+    assert short == max(1, round(epochs / 4)) and short < epochs
+    assert len(vgg) == 13 and set(study.models) == vgg | {f"clan_vgg16_2s_e{short}", f"clan_vgg16_3s_e{short}"}
     main = [k for k, s in study.models.items() if s.tier == "main"]
     assert main == ["vgg16_baseline", "clan_vgg16_2s", "clan_vgg16_3s"]          # trained first
-    assert study.settings.seeds == [0, 1] and study.ablation_seeds == [0] and study.ablation_epochs == 2
+    assert study.settings.seeds == [0, 1] and study.ablation_seeds == [0]
     assert study.seeds_of("clan_vgg16_3s") == [0, 1] and study.seeds_of("clan_vgg16_3s_gap") == [0]
-    assert study.models["clan_vgg16_3s"].epochs == 6 and study.models["clan_vgg16_3s_e2"].epochs == 2
-    assert study.ablation_key("clan_vgg16_3s") == "clan_vgg16_3s_e2"
+    copy = f"clan_vgg16_3s_e{short}"
+    assert study.models["clan_vgg16_3s"].epochs == epochs and study.models[copy].epochs == short
+    assert study.ablation_key("clan_vgg16_3s") == copy
     assert study.ablation_key("clan_vgg16_3s_gap") == "clan_vgg16_3s_gap"
-    assert study.train_config("clan_vgg16_3s_e2").epochs == 2
-    assert study.clan_config("clan_vgg16_3s_e2") == study.clan_config("clan_vgg16_3s")
-    same_length = _study(ablation_epochs=6)
+    assert study.train_config(copy).epochs == short and study.train_config("clan_vgg16_3s_gap").epochs == short
+    assert study.clan_config(copy) == study.clan_config("clan_vgg16_3s")
+    assert _study(ablation_epochs=3).ablation_epochs == 3
+    same_length = _study(ablation_epochs=epochs)
     assert len(same_length.models) == 13 and same_length.ablation_key("clan_vgg16_3s") == "clan_vgg16_3s"
     assert study.scales == 3 and study.clan_key() == "clan_vgg16_3s" and not study.skipped
     assert _study(ablation_seeds=2).ablation_seeds == [0, 1]
@@ -492,15 +496,21 @@ def test_study_plans_main_models_for_every_seed_and_ablations_for_the_first():
     assert smoke.ablation_seeds == [0] and smoke.ablation_epochs == 1 and len(smoke.models) == 13
     # the paper's recipe (section 4.1), rescaled to the profile's epochs, for every model
     train = study.train_config("vgg16_baseline")
-    assert (train.lr, train.momentum, train.weight_decay, train.gamma, train.epochs) == (0.01, 0.9, 1e-4, 0.1, 6)
-    assert cs.resolve_study("paper", dataset="synthetic").train_config("clan_vgg16_3s").epochs == 120
+    assert (train.lr, train.momentum, train.weight_decay, train.gamma, train.epochs) == (0.01, 0.9, 1e-4, 0.1, epochs)
+    paper_run = cs.resolve_study("paper", dataset="synthetic")                 # the paper's recipe, section 4.1
+    assert (paper_run.settings.epochs, paper_run.settings.batch_size, paper_run.settings.image_size) == (120, 36, 448)
+    assert paper_run.ablation_seeds == paper_run.settings.seeds and paper_run.ablation_epochs == 120
+    recipe = paper_run.train_config("clan_vgg16_3s")
+    assert (recipe.epochs, recipe.step_size, recipe.gamma) == (120, 30, 0.1)
+    recipe = cs.resolve_study("paper", dataset="synthetic", backbone="resnet50").train_config("clan_resnet50_2s")
+    assert (recipe.step_size, recipe.gamma) == (2, 0.9)
     # another relation metric changes the main CLAN models; Tables 1-3 keep the paper's models
     gaussian = _study(relation="gaussian", scales=2)
     assert gaussian.clan_key() == "clan_vgg16_2s_gaussian"
     assert gaussian.models["clan_vgg16_2s_gaussian"].tier == "main"
     assert gaussian.models["clan_vgg16_2s"].tier == "ablation"
-    assert gaussian.ablation_key("clan_vgg16_2s_gaussian") == "clan_vgg16_2s_gaussian_e2"
-    assert "clan_vgg16_2s_e2" not in gaussian.models                # the dot-product CLAN is an ablation here
+    assert gaussian.ablation_key("clan_vgg16_2s_gaussian") == f"clan_vgg16_2s_gaussian_e{short}"
+    assert f"clan_vgg16_2s_e{short}" not in gaussian.models                # the dot-product CLAN is an ablation here
     assert gaussian.clan_config("clan_vgg16_3s_gaussian").relation == "gaussian"
     # fingerprints separate every model and change with the profile
     prints = {study.fingerprint(k) for k in study.models}
@@ -508,8 +518,7 @@ def test_study_plans_main_models_for_every_seed_and_ablations_for_the_first():
     assert cs.resolve_study("smoke").fingerprint("clan_vgg16_3s") != study.fingerprint("clan_vgg16_3s")
     table = study.plan_table()
     assert table.loc["clan_vgg16_3s", "tables"] == "table4, table6, figures"
-    assert table.loc["clan_vgg16_3s_e2", "tables"] == "table1, table2, table3"
-    assert table.loc["clan_vgg16_3s_e2", "epochs"] == 2
+    assert table.loc[copy, "tables"] == "table1, table2, table3" and table.loc[copy, "epochs"] == short
     assert table.loc["clan_vgg16_3s_nonlocal", "mid_module"] == "nonlocal"
 
 
@@ -565,7 +574,7 @@ def _fake_runs(study, correct):
 
 
 def test_tables_from_stored_logits_with_the_papers_numbers_beside():
-    study = _study()
+    study = _study(ablation_epochs=2)
     runs = _fake_runs(study, {"clan_vgg16_3s": 16, "clan_vgg16_2s": 12, "vgg16_baseline": 8,
                               "clan_vgg16_3s_e2": 15, "clan_vgg16_2s_gaussian": 9, "clan_vgg16_3s_gaussian": 9})
     t1 = cs.table1(study, runs)
@@ -596,13 +605,13 @@ def test_tables_from_stored_logits_with_the_papers_numbers_beside():
     assert t4.loc["G + P", "n_seeds"] == 2
     assert t4.loc["G + P + A + CLSA", "paper"] == 86.8
     # a 2-scale CLAN has no A rows and no paper numbers
-    two = cs.table4(_study(scales=2), runs)
+    two = cs.table4(_study(scales=2, ablation_epochs=2), runs)
     assert list(two["row"]) == ["G-Branch", "P-Branch", "CLSA-Branch", "G + P", "G + P + CLSA"]
     assert two["paper"].isna().all()
 
 
 def test_claims_are_paired_by_seed_with_the_papers_effects():
-    study = _study()
+    study = _study(ablation_epochs=2)
     runs = _fake_runs(study, {"clan_vgg16_3s": 15, "clan_vgg16_2s": 12, "vgg16_baseline": 8,
                               "clan_vgg16_3s_e2": 15, "clan_vgg16_2s_e2": 12})
     entries, skipped = cs.claims(study, runs)
