@@ -138,7 +138,9 @@ def train_variants(variants: Sequence[Variant], data: DataBundle, seeds: Sequenc
         config = TrainConfig(**{**variant.train.__dict__, "seed": seed, "max_batches": data.max_batches})
         checkpoint = None
         if run_root is not None:
-            tag = hashlib.sha1(f"{variant.key}|{data.dataset}|{data.image_size}|{len(data.train_set)}".encode()).hexdigest()[:8]
+            data_identity = (f"{data.dataset}|{getattr(data.train_set, 'root', '')}|{data.image_size}|"
+                             f"{len(data.train_set)}|{data.train_loader.batch_size}")
+            tag = hashlib.sha1(f"{variant.key}|{data_identity}".encode()).hexdigest()[:8]
             checkpoint = Path(run_root) / f"{variant.name}-{tag}" / f"seed{seed}"
         print(f"[run {index}/{total}] {variant.name}, seed {seed}", flush=True)
         result = fit(model, data.train_loader, variant.loss, config, checkpoint_dir=checkpoint,

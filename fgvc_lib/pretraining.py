@@ -12,15 +12,18 @@ never committed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 
 PRETRAIN_SEED = 1_000_003  # generator seed of the pretraining task: disjoint from the study's seeds
@@ -62,13 +65,25 @@ def synthetic_pretrained_state(backbone: str, width: float, image_size: Optional
     path = cache_dir() / f"{config.key(backbone + ('_bn' if batch_norm else ''), width)}.pt"
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
-    state = _pretrain(backbone, width, batch_norm, config, progress)
+    with _isolated_rng():  # pretraining on first use must not shift the caller's random draws
+        state = _pretrain(backbone, width, batch_norm, config, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     torch.save(state, tmp)
     os.replace(tmp, path)
     return state
+
+
+@contextlib.contextmanager
+def _isolated_rng():
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def _pretrain(backbone_name: str, width: float, batch_norm: bool, config: PretrainingConfig, progress: bool):

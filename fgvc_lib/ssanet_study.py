@@ -32,9 +32,8 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
-import numpy as np
 import pandas as pd
 
 from .engine import TrainConfig
@@ -227,6 +226,9 @@ class Study:
 
     def train(self, settings: Settings, data, run_root=None) -> Dict[str, List[Run]]:
         """Train (or load from checkpoints) every run on ``data`` for each seed: ``{run name: [Run]}``."""
+        # Build the extractor once first: a cold pretraining cache trains it inside the first model's
+        # build, which would move the global RNG between the seed and that model's head initialisation.
+        profile_backbone(settings.profile, settings.backbone, settings.image_size)
         variants = self.variants_for(settings, data.num_classes)
         trained = train_variants(variants, data, settings.seeds, run_root)
         return {name: trained[v.name] for name, v in zip(self.run_names, variants)}

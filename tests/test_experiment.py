@@ -130,3 +130,20 @@ def test_colour_histogram_classifier_separates_colour_classes():
 
     result = colour_histogram_accuracy(Flat(8), Flat(6))
     assert result["test_acc"] == 1.0 and result["chance"] == 0.5
+
+
+def test_pretraining_on_first_use_draws_no_more_random_numbers_than_a_cache_hit(tmp_path, monkeypatch):
+    """A cold cache must not change the runs that follow (their initialisation and data order)."""
+    import random
+
+    monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path))
+    options = dict(image_size=64, epochs=1, num_classes=4, train_per_class=4, max_batches=1, batch_size=8)
+    after = []
+    for _ in ("cold", "warm"):
+        torch.manual_seed(7)
+        random.seed(7)
+        np.random.seed(7)
+        build_backbone("vgg16", pretrained="synthetic", width=0.125, batch_norm=True, progress=False, **options)
+        after.append((torch.rand(3), random.random(), np.random.rand()))
+    assert len(list((tmp_path / "pretrained").glob("*.pt"))) == 1
+    assert torch.equal(after[0][0], after[1][0]) and after[0][1:] == after[1][1:]
