@@ -50,31 +50,6 @@ def _image_shape(image_size: ImageSize, batch_size: int) -> Tuple[int, int, int,
     return (int(batch_size), 3, int(height), int(width))
 
 
-def _count_macs(run) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        run()
-    return int(counter.get_total_flops()) // 2
-
-
-def _macs_on_meta(model: nn.Module, shape: Tuple[int, ...]) -> int:
-    # Swap meta stand-ins for the parameters and buffers for this one call: the model is not copied
-    # and its real tensors are not touched.
-    stand_ins = {name: torch.empty_like(t, device="meta") for name, t in model.named_parameters()}
-    stand_ins.update({name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()})
-    images = torch.zeros(shape, device="meta")
-    return _count_macs(lambda: functional_call(model, stand_ins, (images,)))
-
-
-def _macs_on_device(model: nn.Module, shape: Tuple[int, ...], device: torch.device) -> int:
-    model_devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
-    if model_devices and model_devices != {device}:
-        where = sorted(map(str, model_devices))
-        raise ValueError(f"the model lives on {where} but device={str(device)!r}; pass the model's device, "
-                         f"e.g. model_complexity(..., device={where[0]!r})")
-    images = torch.zeros(shape, device=device)
-    return _count_macs(lambda: model(images))
-
-
 def model_complexity(model: nn.Module, image_size: ImageSize, batch_size: int = 1,
                      device: Union[str, torch.device] = "cpu", use_meta: bool = True) -> Dict[str, int]:
     """Parameters and multiply-adds of one forward pass of ``batch_size`` RGB images.
@@ -95,22 +70,7 @@ def model_complexity(model: nn.Module, image_size: ImageSize, batch_size: int = 
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    shape = _image_shape(image_size, batch_size)
-    device = torch.device(device)
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        macs = None
-        if use_meta:
-            try:
-                macs = _macs_on_meta(model, shape)
-            except Exception:  # noqa: BLE001 - any failure on meta means: count with real tensors
-                macs = None
-        if macs is None:
-            macs = _macs_on_device(model, shape, device)
-    finally:
-        for module, training in modes.items():
-            module.training = training
+    macs = sum(macs_by_operator(model, image_size, batch_size, device, use_meta).values())
     return {"params": count_parameters(model), "macs": macs}
 
 
@@ -145,6 +105,8 @@ def macs_by_operator(model: nn.Module, image_size: ImageSize, batch_size: int = 
     try:
         counts = None
         if use_meta:
+            # Meta stand-ins for the parameters and buffers, for this one call: the model is not
+            # copied and its real tensors are not touched.
             stand_ins = {name: torch.empty_like(t, device="meta") for name, t in model.named_parameters()}
             stand_ins.update({name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()})
             meta_images = torch.zeros(shape, device="meta")
@@ -157,7 +119,7 @@ def macs_by_operator(model: nn.Module, image_size: ImageSize, batch_size: int = 
             if model_devices and model_devices != {device}:
                 where = sorted(map(str, model_devices))
                 raise ValueError(f"the model lives on {where} but device={str(device)!r}; pass the model's "
-                                 f"device, e.g. macs_by_operator(..., device={where[0]!r})")
+                                 f"device, e.g. device={where[0]!r}")
             images = torch.zeros(shape, device=device)
             counts = _macs_per_operator(lambda: model(images))
     finally:

@@ -199,7 +199,7 @@ def resolve_settings(profile=None, dataset: str = "", data_root: str = "", backb
     ``backbones`` limits the valid backbone names (a paper uses only some); ``paper_epochs`` and
     ``paper_batch_size`` are the paper's recipe, used by the paper profile.
     """
-    from .backbones import BACKBONE_NAMES, build_backbone
+    from .backbones import BACKBONE_NAMES
     from .data import DATASET_NAMES
     from .profiles import get_profile
 
@@ -226,10 +226,9 @@ def resolve_settings(profile=None, dataset: str = "", data_root: str = "", backb
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be set for profile {chosen.name!r}")
     image_size = image_size or chosen.image_size
-    minimum = build_backbone(backbone, width=min(chosen.width, 0.125)).stage_strides
-    top = max(minimum.values())
-    if image_size < max(32, top):
-        raise ValueError(f"image_size {image_size} is below the minimum {max(32, top)} that {backbone} needs")
+    minimum = max(32, min_image_size(build_backbone(backbone, width=min(chosen.width, 0.125))))
+    if image_size < minimum:
+        raise ValueError(f"image_size {image_size} is below the minimum {minimum} that {backbone} needs")
     return Settings(chosen, dataset, data_root or None, backbone, seed_list, epochs, image_size, batch_size)
 
 
