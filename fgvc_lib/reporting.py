@@ -269,7 +269,7 @@ def claim_from_seeds(claim: str, paper_effect: Optional[float], a_values, b_valu
             "our_std": std, "n_seeds": int(np.size(a_values))}
 
 
-def claim_held(paper_effect: float, our_effect: float, our_std: float) -> str:
+def claim_held(paper_effect: float, our_effect: float, our_std: float, resolution: float = 0.0) -> str:
     """"yes" / "no" / "inconclusive" for one claim.
 
     Rule: our effect counts as real when ``|our mean| > our std`` (the seed-to-seed standard deviation
@@ -283,12 +283,14 @@ def claim_held(paper_effect: float, our_effect: float, our_std: float) -> str:
     * a single seed (std NaN) or a missing effect: "inconclusive" - the spread is unknown.
 
     ``paper_effect`` may be just a sign (+1 / -1) when the paper claims a direction without a number.
+    ``resolution`` floors the spread: an effect no larger than it (e.g. two test images' worth of
+    accuracy) is never real, even when a few seeds happen to agree exactly (std 0).
     """
     values = [paper_effect, our_effect, our_std]
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
         return "inconclusive"
     paper_effect, our_effect, our_std = (float(v) for v in values)
-    real = abs(our_effect) > our_std
+    real = abs(our_effect) > max(our_std, float(resolution))
     if paper_effect == 0:
         return "no" if real else "yes"
     if not real:
@@ -296,14 +298,15 @@ def claim_held(paper_effect: float, our_effect: float, our_std: float) -> str:
     return "yes" if np.sign(our_effect) == np.sign(paper_effect) else "no"
 
 
-def claims_table(claims: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+def claims_table(claims: Sequence[Mapping[str, object]], resolution: float = 0.0) -> pd.DataFrame:
     """The claims table of a notebook (columns :data:`CLAIM_COLUMNS`).
 
     Each claim is a dict with ``claim`` (text) and ``paper_effect`` (the paper's difference, signed so
     that positive means the claim's direction, e.g. B - A; ``None`` when the paper prints no number,
     then give ``direction`` = +1 or -1), and either ``values`` (our per-seed effects) or
     ``our_effect`` / ``our_std`` / ``n_seeds`` (e.g. from :func:`claim_from_seeds`).
-    ``held`` follows :func:`claim_held`; a dict may carry its own ``held`` to override it (explain why
+    ``held`` follows :func:`claim_held` with the table's ``resolution`` (the smallest effect the
+    measurement can resolve, in the effects' units); a dict may carry its own ``held`` to override it (explain why
     in the notebook).
     """
     rows = []
@@ -326,7 +329,7 @@ def claims_table(claims: Sequence[Mapping[str, object]]) -> pd.DataFrame:
             if item["direction"] not in (1, -1):
                 raise ValueError(f"direction of claim {item['claim']!r} must be +1 or -1, got {item['direction']!r}")
             expected = float(item["direction"])
-        held = item.get("held") or claim_held(expected, mean, std)
+        held = item.get("held") or claim_held(expected, mean, std, resolution)
         if held not in HELD_VALUES:
             raise ValueError(f"held must be one of {', '.join(HELD_VALUES)}, got {held!r}")
         rows.append({"claim": str(item["claim"]), "paper_effect": paper, "our_effect": mean, "our_std": std,

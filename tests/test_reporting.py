@@ -246,3 +246,13 @@ def test_summary_states_comparable_paper_runs(tmp_path):
 def test_module_constants_match_design():
     assert reporting.RESULT_COLUMNS == ["table", "row", "dataset", "backbone", "metric", "paper", "reproduced",
                                         "std", "n_seeds", "profile"]
+
+
+def test_resolution_floors_the_spread_of_agreeing_seeds():
+    from fgvc_lib.reporting import claim_held, claims_table
+
+    assert claim_held(1.0, 0.5, 0.0) == "yes"  # two seeds agreeing exactly: spread 0
+    assert claim_held(1.0, 0.5, 0.0, resolution=0.56) == "inconclusive"
+    assert claim_held(1.0, 0.6, 0.0, resolution=0.56) == "yes"
+    table = claims_table([{"claim": "B beats A", "paper_effect": 1.0, "values": [0.5, 0.5]}], resolution=0.56)
+    assert table.loc[0, "held"] == "inconclusive"
