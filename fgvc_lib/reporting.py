@@ -306,7 +306,7 @@ def claims_table(claims: Sequence[Mapping[str, object]], resolution: float = 0.0
     then give ``direction`` = +1 or -1), and either ``values`` (our per-seed effects) or
     ``our_effect`` / ``our_std`` / ``n_seeds`` (e.g. from :func:`claim_from_seeds`).
     ``held`` follows :func:`claim_held` with the table's ``resolution`` (the smallest effect the
-    measurement can resolve, in the effects' units); a dict may carry its own ``held`` to override it (explain why
+    measurement can resolve, in the effects' units; a claim's own ``resolution`` key overrides it); a dict may carry its own ``held`` to override it (explain why
     in the notebook).
     """
     rows = []
@@ -329,7 +329,7 @@ def claims_table(claims: Sequence[Mapping[str, object]], resolution: float = 0.0
             if item["direction"] not in (1, -1):
                 raise ValueError(f"direction of claim {item['claim']!r} must be +1 or -1, got {item['direction']!r}")
             expected = float(item["direction"])
-        held = item.get("held") or claim_held(expected, mean, std, resolution)
+        held = item.get("held") or claim_held(expected, mean, std, item.get("resolution", resolution))
         if held not in HELD_VALUES:
             raise ValueError(f"held must be one of {', '.join(HELD_VALUES)}, got {held!r}")
         rows.append({"claim": str(item["claim"]), "paper_effect": paper, "our_effect": mean, "our_std": std,

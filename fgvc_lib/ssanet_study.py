@@ -467,10 +467,12 @@ def claims(study: Study, runs_by_dataset: Mapping[str, Mapping[str, List[Run]]])
     return entries, skipped
 
 
-def localization_claims(study: Study, dataset: str, scores: Mapping[str, List[Dict[str, float]]]) -> List[dict]:
+def localization_claims(study: Study, dataset: str, scores: Mapping[str, List[Dict[str, float]]],
+                        scored_images: int = 0) -> List[dict]:
     """Claims of sec. 4.2-4.5 / Fig. 4 that the synthetic ground truth can test (direction only: the
     paper shows maps, no numbers): the full model's Grad-CAM peak falls on the discriminative part
-    more often than chance, and more often than the model without attention."""
+    more often than chance, and more often than the model without attention. With
+    ``scored_images``, an effect of two images or less is never counted as held."""
     entries = []
     plus, base = "plus (ssa head)", "no-attention (fe head)"
     if plus in scores and "part_pointing" in scores[plus][0]:
@@ -482,4 +484,7 @@ def localization_claims(study: Study, dataset: str, scores: Mapping[str, List[Di
                 f"plus localizes the discriminative part better than no-attention (pointing) [{dataset}]", None,
                 [100.0 * s["part_pointing"] for s in scores[base]], [100.0 * s["part_pointing"] for s in scores[plus]],
                 direction=1))
+    if scored_images:
+        for entry in entries:
+            entry["resolution"] = 200.0 / scored_images
     return entries

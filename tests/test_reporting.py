@@ -256,3 +256,5 @@ def test_resolution_floors_the_spread_of_agreeing_seeds():
     assert claim_held(1.0, 0.6, 0.0, resolution=0.56) == "yes"
     table = claims_table([{"claim": "B beats A", "paper_effect": 1.0, "values": [0.5, 0.5]}], resolution=0.56)
     assert table.loc[0, "held"] == "inconclusive"
+    own = claims_table([{"claim": "C", "paper_effect": 1.0, "values": [1.0, 1.0], "resolution": 2.0}])
+    assert own.loc[0, "held"] == "inconclusive"
