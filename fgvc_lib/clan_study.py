@@ -45,6 +45,7 @@ import pandas as pd
 import torch
 
 from .engine import TrainConfig, accuracy
+from .profiles import limit_threads  # noqa: F401  (re-exported for the notebook)
 from .experiment import Run, Settings, Variant, profile_backbone, resolve_settings, train_variants
 from .models.baseline import BaselineNet, cross_entropy_loss
 from .models.clan import (CLAN, CLAN_STAGES, PAPER_SCALES, CLANConfig, build_clan, clan_loss,
@@ -71,10 +72,6 @@ ABLATION_SEEDS: Dict[str, int] = {"smoke": 0, "cpu": 1, "paper": 0}
 # epochs (at least 1). cpu: a quarter (2 of 8 epochs), with the reference rows retrained at that length.
 ABLATION_EPOCHS: Dict[str, float] = {"smoke": 1.0, "cpu": 0.25, "paper": 1.0}
 
-# Intra-op threads in the profiles with slim networks. Their convolutions are too small to gain from
-# a second thread and, on a machine shared with other jobs, two threads wait on each other: a
-# CLAN training batch (cpu profile) took 0.3 s with one thread and 1.1-1.6 s with two under load.
-THREADS: Dict[str, Optional[int]] = {"smoke": 1, "cpu": 1, "paper": None}
 
 # Test images per class scored for the localization table (Figures 4-6).
 LOCALIZATION_PER_CLASS = 8
@@ -121,14 +118,6 @@ def resolve_ablation_epochs(ablation_epochs, epochs: int, profile_name: str) -> 
     if ablation_epochs:
         return ablation_epochs
     return max(1, int(round(epochs * ABLATION_EPOCHS.get(profile_name, 1.0))))
-
-
-def limit_threads(profile) -> int:
-    """Apply :data:`THREADS` for ``profile`` and return torch's number of intra-op threads."""
-    threads = THREADS.get(profile.name)
-    if threads:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 def paper_column(dataset: str) -> Optional[str]:

@@ -43,6 +43,7 @@ class Profile:
     synthetic: Dict[str, object] = field(default_factory=dict)  # SyntheticConfig overrides
     pretraining: Dict[str, object] = field(default_factory=dict)  # synthetic pretraining overrides
     cam_images: int = 6               # images per CAM grid
+    threads: Optional[int] = None     # torch intra-op threads (None: torch's default), see limit_threads
     description: str = ""
 
     def replace(self, **changes) -> "Profile":
@@ -59,14 +60,14 @@ PROFILES: Dict[str, Profile] = {
         epochs=1, batch_size=16, seeds=(0,), max_batches=3,
         synthetic=dict(num_classes=6, train_per_class=8, test_per_class=4, image_size=64, seed=0, **CPU_RENDERING),
         pretraining=dict(epochs=1, num_classes=8, train_per_class=12, max_batches=4),
-        cam_images=3,
+        cam_images=3, threads=1,
         description="every cell runs; numbers mean nothing"),
     "cpu": Profile(
         name="cpu", dataset="synthetic", image_size=96, width=0.125, pretrained="synthetic", batch_norm=True,
         epochs=8, batch_size=32, seeds=(0, 1),
         synthetic=dict(num_classes=12, train_per_class=60, test_per_class=30, image_size=96, seed=0,
                        **CPU_RENDERING),
-        pretraining=dict(),
+        pretraining=dict(), threads=1,
         description="real training on the embedded synthetic set, slim backbones, 2 seeds"),
     "paper": Profile(
         name="paper", dataset="cub", image_size=448, width=1.0, pretrained="imagenet", batch_norm=False,
@@ -90,3 +91,18 @@ def scale_epochs(paper_epochs: int, paper_value: int, epochs: int) -> int:
     if paper_epochs <= 0:
         raise ValueError(f"paper_epochs must be positive; got {paper_epochs}")
     return max(1, round(paper_value * epochs / paper_epochs))
+
+
+def limit_threads(profile: Profile) -> int:
+    """Apply the profile's torch thread count and return torch's number of intra-op threads.
+
+    The slim networks of the smoke and cpu profiles run on one thread: their convolutions are too
+    small to gain from a second one, and on a machine shared with other jobs two threads wait on each
+    other (measured: a CLAN training batch took 0.3 s with one thread and 1.1-1.6 s with two under
+    load; a smoke run of notebook 05 ten times longer)."""
+    import torch
+
+    if profile.threads:
+        torch.set_num_threads(profile.threads)
+    return torch.get_num_threads()
+

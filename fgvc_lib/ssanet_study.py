@@ -37,6 +37,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import pandas as pd
 
 from .engine import TrainConfig
+from .profiles import limit_threads  # noqa: F401  (re-exported for the notebook)
 from .experiment import Run, Settings, Variant, profile_backbone, resolve_settings, train_variants
 from .models.ssa_module import AGGREGATIONS
 from .models.ssanet import LOSSES, SSANetConfig, build_ssanet, ssanet_loss
@@ -56,10 +57,6 @@ FREEZE_DEFAULT: Dict[str, bool] = {"paper": True, "cpu": True, "smoke": True}
 # Learning rate when the notebook's lr is 0. The paper: 1e-3 (sec. 4.1).
 LR_DEFAULT: Dict[str, float] = {"paper": 1e-3, "cpu": 1e-3, "smoke": 1e-3}
 
-# Intra-op threads in the profiles with slim networks: their convolutions are too small to gain from a
-# second thread, and on a shared machine two threads wait on each other (measured: a smoke run took
-# 10x longer with 2 threads than with 1 while other jobs used the cores). None = torch's default.
-THREADS: Dict[str, Optional[int]] = {"smoke": 1, "cpu": 1, "paper": None}
 
 # Which paper column a dataset's rows are printed beside: the synthetic birds get CUB-Birds' numbers
 # (the paper's bird set, and the only column of Table 3); they are marked not comparable.
@@ -125,16 +122,6 @@ def resolve_lr(lr, profile) -> float:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr < 0 or math.isnan(lr):
         raise ValueError(f"lr must be a number >= 0 (0 = the profile's learning rate); got {lr!r}")
     return float(lr) if lr > 0 else LR_DEFAULT.get(profile.name, SSANetConfig().lr)
-
-
-def limit_threads(profile) -> int:
-    """Apply :data:`THREADS` for ``profile`` and return torch's number of intra-op threads."""
-    import torch
-
-    threads = THREADS.get(profile.name)
-    if threads:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 # --------------------------------------------------------------------------- the plan of runs
