@@ -49,3 +49,17 @@ def test_schedule_rescaling():
 def test_ci_calls_the_readme_test_command():
     assert "make test" in (REPO / ".ci" / "run").read_text()
     assert "make test" in (REPO / "README.md").read_text()
+
+
+def test_slim_profiles_run_on_one_thread():
+    import torch
+
+    from fgvc_lib.profiles import limit_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert limit_threads(PROFILES["cpu"]) == 1 and PROFILES["smoke"].threads == 1
+        torch.set_num_threads(2)
+        assert PROFILES["paper"].threads is None and limit_threads(PROFILES["paper"]) == 2
+    finally:
+        torch.set_num_threads(before)
