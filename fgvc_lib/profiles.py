@@ -105,4 +105,3 @@ def limit_threads(profile: Profile) -> int:
     if profile.threads:
         torch.set_num_threads(profile.threads)
     return torch.get_num_threads()
-
