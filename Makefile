@@ -1,6 +1,8 @@
 # One command per job; each installs what it needs into .venv on first use.
 #   make reproduce [NOTEBOOKS="00_synthetic_dataset 03_clan"] [PROFILE=cpu|smoke|paper]
 #                  [DATASET=cub] [DATA_ROOT=/data/CUB_200_2011] [BACKBONE=vgg16]
+#                  [EXECUTOR=auto|inline|local|slurm] [WORKERS=2]
+#                  [SLURM_PARTITION=gpu] [SLURM_TIME=240] [SLURM_GPUS=1]
 #   make test      the whole test suite: unit tests + nbval over every notebook (smoke profile)
 #   make lab       JupyterLab on notebooks/ with the project's environment
 PYTHON ?= python3
@@ -12,6 +14,11 @@ PROFILE ?= cpu
 DATASET ?=
 DATA_ROOT ?=
 BACKBONE ?=
+EXECUTOR ?=
+WORKERS ?=
+SLURM_PARTITION ?=
+SLURM_TIME ?=
+SLURM_GPUS ?=
 
 .PHONY: setup reproduce test lab benchmark clean-cache
 
@@ -25,7 +32,9 @@ setup: $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) -m fgvc_lib.reproduce --profile "$(PROFILE)" --notebooks "$(NOTEBOOKS)" \
-		--dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --backbone "$(BACKBONE)"
+		--dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --backbone "$(BACKBONE)" \
+		--executor "$(EXECUTOR)" --workers "$(WORKERS)" --slurm-partition "$(SLURM_PARTITION)" \
+		--slurm-time "$(SLURM_TIME)" --slurm-gpus "$(SLURM_GPUS)"
 
 test: $(STAMP)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
@@ -37,6 +46,7 @@ lab: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/run_grid.py
 
 clean-cache:
 	rm -rf .cache

@@ -10,10 +10,11 @@ Stage names follow the papers:
   transition layers; ``denseblock4`` includes the final norm + ReLU).
 
 ``width`` keeps the topology and scales every channel count (CPU profiles); ImageNet weights exist
-only at ``width=1``. ``pretrained`` is one of ``None``/``False`` (random init), ``True``/
+only at ``width=1``. ``pretrained`` is one of ``None``/``False`` (random init) or ``True``/
 ``"imagenet"`` (torchvision's ImageNet weights, from the local cache, else one download attempt
-with a short timeout, else a clear error), or ``"synthetic"`` (the embedded pretraining of
-:mod:`fgvc_lib.pretraining`, for slim CPU backbones).
+with a short timeout, else a clear error). Any other weights are handed in as ``state_dict`` (the
+embedded synthetic pretraining of :mod:`fgvc_lib.pretraining`, which sits above this module and
+trains backbones, is such a weight source): this module never trains anything.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ IMAGENET_WEIGHTS_BN = {  # torchvision's VGG-BN weights, for batch_norm=True
     "vgg19": tvm.VGG19_BN_Weights.IMAGENET1K_V1,
 }
 BACKBONE_NAMES = tuple(IMAGENET_WEIGHTS)
-PRETRAINED_CHOICES = (None, "imagenet", "synthetic")
+PRETRAINED_CHOICES = (None, "imagenet")
 DOWNLOAD_TIMEOUT_SECONDS = 20
 
 
@@ -223,7 +224,8 @@ def _normalise_pretrained(pretrained: Union[bool, str, None]) -> Optional[str]:
     if pretrained is False or pretrained is None or pretrained == "none":
         return None
     if pretrained not in PRETRAINED_CHOICES:
-        raise ValueError(f"pretrained must be one of True/False, 'imagenet', 'synthetic' or None; got {pretrained!r}")
+        raise ValueError(f"pretrained must be True/False, 'imagenet' or None; got {pretrained!r} (other weights, "
+                         f"such as fgvc_lib.pretraining's, are passed as state_dict)")
     return pretrained
 
 
@@ -264,20 +266,22 @@ def _load_imagenet(backbone: FeatureBackbone) -> None:
 
 
 def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width: float = 1.0,
-                   batch_norm: bool = False, **pretraining_options) -> FeatureBackbone:
+                   batch_norm: bool = False, state_dict: Optional[Dict[str, torch.Tensor]] = None,
+                   source: Optional[str] = None) -> FeatureBackbone:
     """Build backbone ``name`` (one of :data:`BACKBONE_NAMES`) as a :class:`FeatureBackbone`.
 
     ``batch_norm=True`` inserts BatchNorm after every VGG convolution (VGG-16-BN, torchvision's
     ``vgg16_bn``). The papers use plain VGG; the CPU profiles use VGG-BN because a slim plain VGG
     neither trains from scratch nor fine-tunes stably at their budgets (see fgvc_lib.profiles).
-    ``pretraining_options`` are passed to :func:`fgvc_lib.pretraining.synthetic_pretrained_state`
-    when ``pretrained="synthetic"`` (e.g. ``image_size``).
+    ``state_dict`` loads weights of ``backbone.net`` from elsewhere (``source`` names them, e.g.
+    ``"synthetic"``); it excludes ``pretrained``.
     """
-    if name not in BACKBONE_NAMES:
-        raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONE_NAMES)}")
+    check_backbone_name(name)
     if not (0 < width <= 1.0):
         raise ValueError(f"width must be in (0, 1]; got {width}")
-    source = _normalise_pretrained(pretrained)
+    origin = _normalise_pretrained(pretrained)
+    if state_dict is not None and origin is not None:
+        raise ValueError("pass either pretrained='imagenet' or a state_dict, not both")
     if batch_norm and not name.startswith("vgg"):
         raise ValueError(f"batch_norm is a VGG option; {name} has batch norm already")
     if name.startswith("vgg"):
@@ -286,16 +290,34 @@ def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width:
         backbone = _resnet(name, width)
     else:
         backbone = _densenet(name, width)
-    if source == "imagenet":
+    if origin == "imagenet":
         _load_imagenet(backbone)
-    elif source == "synthetic":
-        from .pretraining import synthetic_pretrained_state  # lazy: pretraining trains a backbone
-        backbone.net.load_state_dict(synthetic_pretrained_state(name, width, batch_norm=batch_norm,
-                                                                **pretraining_options))
-    backbone.pretrained = source
+    elif state_dict is not None:
+        backbone.net.load_state_dict(state_dict)
+        origin = source or "state_dict"
+    backbone.pretrained = origin
     return backbone
 
 
-def min_image_size(backbone: FeatureBackbone, stage: Optional[str] = None) -> int:
-    """Smallest input side for which ``stage`` (default: the top stage) is at least 1x1."""
+def check_backbone_name(name: str, valid: Optional[Sequence[str]] = None) -> str:
+    """``name`` if it is a backbone (of ``valid`` when given, e.g. the ones a paper uses), else a
+    ValueError listing the valid names. The one place a backbone name is checked."""
+    allowed = tuple(valid) if valid is not None else BACKBONE_NAMES
+    if name not in allowed:
+        raise ValueError(f"unknown backbone {name!r}; valid here: {', '.join(allowed)}")
+    return name
+
+
+# Total stride of each backbone's top stage (pool5, conv5_x, denseblock4): the smallest input side
+# that still gives a 1 x 1 top map. Checked against built networks in tests/test_backbones.py.
+TOP_STRIDE = {"vgg16": 32, "vgg19": 32, "resnet34": 32, "resnet50": 32, "resnet101": 32, "densenet161": 32}
+
+
+def min_image_size(backbone: Union[FeatureBackbone, str], stage: Optional[str] = None) -> int:
+    """Smallest input side for which ``stage`` (default: the top stage) is at least 1x1; a backbone
+    name gives its top stage's value without building anything."""
+    if isinstance(backbone, str):
+        if stage is not None:
+            raise ValueError("a stage other than the top one needs a built backbone")
+        return TOP_STRIDE[check_backbone_name(backbone)]
     return backbone.stage_strides[stage or backbone.top_stage]

@@ -103,3 +103,18 @@ def localize(model, sample: CamSample, branch: Optional[str] = None, target_laye
     cams = compute_cams(model, sample.images.to(device), target_layers=target_layers, branch=branch,
                         targets=sample.labels, method=method)
     return cams, score_cams(cams, sample)
+
+
+# The scores of :func:`score_cams`, in the order tables show them.
+LOCALIZATION_METRICS = ("part_pointing", "part_chance", "part_energy", "object_pointing", "object_chance",
+                        "object_energy")
+
+
+def localization_view(df, decimals: int = 1):
+    """A localization results table read side by side: one line per map (and dataset), the scores'
+    means over seeds (percent) in :data:`LOCALIZATION_METRICS` order, and the number of seeds."""
+    keys = (["dataset"] if df["dataset"].nunique() > 1 else []) + ["row"]
+    wide = df.pivot_table(index=keys, columns="metric", values="reproduced", sort=False).round(decimals)
+    wide = wide[[m for m in LOCALIZATION_METRICS if m in wide.columns]]
+    wide["n_seeds"] = df.groupby(keys, sort=False)["n_seeds"].first()
+    return wide

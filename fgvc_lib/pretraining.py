@@ -6,9 +6,14 @@ downloaded here, so the CPU profiles mirror the fine-tuning regime with a stand-
 first trained on a *different* synthetic problem (another generator seed, hence other class
 definitions, more classes) and the study's tasks then start from those weights.
 
-The result is deterministic (fixed seeds), cached under ``$FGVC_CACHE_DIR`` or
-``~/.cache/fgvc_lib/pretrained/`` keyed by every setting that changes it, written atomically, and
-never committed.
+The result is deterministic: fixed seeds, and a fixed number of torch threads
+(:data:`PRETRAINING_THREADS`) whatever the caller runs with, because float reductions in another
+order give other weights. It is cached under ``$FGVC_CACHE_DIR`` or ``~/.cache/fgvc_lib/pretrained/``
+keyed by every setting that changes it (the thread count included), written atomically, trained by
+one process at a time (a lock beside the cache file), and never committed.
+
+This module sits above :mod:`fgvc_lib.backbones`: it trains a backbone and hands the weights to
+``build_backbone(..., state_dict=...)`` (:func:`pretrained_backbone`); the backbones never call it.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import numpy as np
 import torch
 
 PRETRAIN_SEED = 1_000_003  # generator seed of the pretraining task: disjoint from the study's seeds
+PRETRAINING_THREADS = 1    # torch intra-op threads while pretraining (part of the cache key)
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,17 @@ class PretrainingConfig:
     def key(self, backbone: str, width: float) -> str:
         from .data.synthetic import GENERATOR_VERSION, SyntheticConfig
 
-        blob = json.dumps({"backbone": backbone, "width": width, **dataclasses.asdict(self),
+        blob = json.dumps({"backbone": backbone, "width": width, "threads": PRETRAINING_THREADS,
+                           **dataclasses.asdict(self),
                            "generator_seed": PRETRAIN_SEED, "generator_version": GENERATOR_VERSION,
                            "generator_defaults": dataclasses.asdict(SyntheticConfig())}, sort_keys=True, default=str)
         return f"{backbone}_w{width:g}_{self.image_size}px_{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("FGVC_CACHE_DIR")
-    return (Path(root) if root else Path.home() / ".cache" / "fgvc_lib") / "pretrained"
+    from .paths import cache_dir as project_cache
+
+    return project_cache() / "pretrained"
 
 
 def synthetic_pretrained_state(backbone: str, width: float, image_size: Optional[int] = None,
@@ -65,14 +73,40 @@ def synthetic_pretrained_state(backbone: str, width: float, image_size: Optional
     path = cache_dir() / f"{config.key(backbone + ('_bn' if batch_norm else ''), width)}.pt"
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
-    with _isolated_rng():  # pretraining on first use must not shift the caller's random draws
-        state = _pretrain(backbone, width, batch_norm, config, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from .locks import exclusive
+
+    with exclusive(path.with_suffix(".lock"),
+                   on_wait=lambda: print(f"waiting for another process to finish pretraining {path.name}", flush=True)):
+        if path.is_file():  # trained by the process we waited for
+            return torch.load(path, map_location="cpu", weights_only=True)
+        with _isolated_rng(), _fixed_threads(PRETRAINING_THREADS):
+            # pretraining on first use must not shift the caller's random draws or thread setting
+            state = _pretrain(backbone, width, batch_norm, config, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        torch.save(state, tmp)
+        os.replace(tmp, path)
     return state
+
+
+def pretrained_backbone(name: str, width: float, batch_norm: bool = False, progress: bool = True,
+                        **overrides):
+    """Backbone ``name`` at ``width`` holding the embedded pretraining's weights."""
+    from .backbones import build_backbone
+
+    state = synthetic_pretrained_state(name, width, batch_norm=batch_norm, progress=progress, **overrides)
+    return build_backbone(name, width=width, batch_norm=batch_norm, state_dict=state, source="synthetic")
+
+
+@contextlib.contextmanager
+def _fixed_threads(threads: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager

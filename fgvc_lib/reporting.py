@@ -381,6 +381,7 @@ def _link(path: Path, root: Path) -> str:
 
 
 def _profiles(folder: Path) -> List[str]:
+    """The profiles recorded in the ``profile`` column of the results tables of ``folder``."""
     found = set()
     for csv in sorted(folder.glob("*.csv")):
         if csv.name == CLAIMS_NAME:
@@ -394,24 +395,56 @@ def _profiles(folder: Path) -> List[str]:
     return sorted(found)
 
 
-def build_summary(results_dir: PathLike) -> str:
-    """The text of ``results/SUMMARY.md``: one section per ``results/<notebook>/`` folder.
+def _has_results(folder: Path) -> bool:
+    return any(folder.glob("*.csv")) or any(folder.glob("*.png")) or any(folder.glob("*.ipynb"))
 
-    Each section has the notebook's claims (from ``claims.csv``) as a markdown table, its tables
-    (``*.csv``) as links and its figures (``*.png``) inline. The header states the profile(s) the
-    results come from and that accuracies on the synthetic data are not comparable with the papers'.
-    A missing or empty results directory gives a short page saying so.
+
+def _result_folders(root: Path) -> List[Tuple[str, str, Path]]:
+    """``(notebook, profile, folder)`` for every results folder under ``root``, in summary order.
+
+    The layout is :mod:`fgvc_lib.paths`'s: ``<root>/<notebook>/`` holds the default profile's run and
+    ``<root>/<notebook>/<profile>/`` another profile's. Notebooks are sorted by name; within one,
+    the default profile comes first, then the other profiles by name. Folders without any table,
+    figure or notebook, hidden folders and subfolders not named after a profile are left out.
     """
+    from .profiles import DEFAULT_PROFILE, PROFILE_NAMES
+
+    if not root.is_dir():
+        return []
+    found = []
+    for notebook in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if _has_results(notebook):
+            found.append((notebook.name, DEFAULT_PROFILE, notebook))
+        others = sorted(p for p in notebook.iterdir()
+                        if p.is_dir() and p.name in PROFILE_NAMES and p.name != DEFAULT_PROFILE)
+        found.extend((notebook.name, p.name, p) for p in others if _has_results(p))
+    return found
+
+
+def build_summary(results_dir: PathLike) -> str:
+    """The text of ``results/SUMMARY.md``: one section per results folder.
+
+    A results folder is ``results/<notebook>/`` (the default profile's run) or
+    ``results/<notebook>/<profile>/`` (another profile's run, see :mod:`fgvc_lib.paths`); the latter's
+    section is titled ``<notebook> (profile <profile>)`` and follows the notebook's default section.
+    Each section states its profile, has the notebook's claims (from ``claims.csv``) as a markdown
+    table, its tables (``*.csv``) as links and its figures (``*.png``) inline. The header states the
+    profile(s) the results come from and that accuracies on the synthetic data are not comparable
+    with the papers'; the claim counts over all notebooks are given per profile when there are
+    several. A missing or empty results directory gives a short page saying so.
+    """
+    from .profiles import DEFAULT_PROFILE
+
     root = Path(results_dir)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-    folders = [f for f in folders if any(f.glob("*.csv")) or any(f.glob("*.png")) or any(f.glob("*.ipynb"))]
-    profiles = sorted({p for f in folders for p in _profiles(f)})
+    folders = _result_folders(root)
     lines = ["# Summary of the reproduced results", ""]
     if not folders:
         lines += ["No results yet: run `make reproduce` (or a notebook with papermill) to fill this directory.", ""]
         return "\n".join(lines)
-    lines += [f"Profile(s): {', '.join(profiles) if profiles else 'not recorded'}.", ""]
-    if not profiles or any(p in SYNTHETIC_PROFILES for p in profiles):
+    recorded = {folder: _profiles(folder) for _, _, folder in folders}
+    profiles = sorted({profile for _, profile, _ in folders} | {p for found in recorded.values() for p in found})
+    lines += [f"Profile(s): {', '.join(profiles)}.", ""]
+    if any(p in SYNTHETIC_PROFILES for p in profiles):
         lines += ["Accuracies measured on the embedded synthetic dataset (profiles smoke/cpu) are **not comparable** "
                   "with the papers' numbers; what is compared is each claim - the sign and size of an effect "
                   "between variants, with its spread over seeds.", ""]
@@ -420,16 +453,24 @@ def build_summary(results_dir: PathLike) -> str:
               "(which includes every single-seed run). A claim of no difference held when our effect stays "
               "within that deviation.", ""]
 
-    overall = {h: 0 for h in HELD_VALUES}
+    overall: Dict[str, Dict[str, int]] = {}
     sections = []
-    for folder in folders:
-        section = [f"## {folder.name}", ""]
-        notebooks = sorted(folder.glob("*.ipynb")) + sorted(root.glob(f"{folder.name}.ipynb"))
+    for name, profile, folder in folders:
+        default = profile == DEFAULT_PROFILE
+        title = name if default else f"{name} (profile {profile})"
+        section = [f"## {title}", ""]
+        notebooks = sorted(folder.glob("*.ipynb"))
+        if default:
+            notebooks += sorted(root.glob(f"{name}.ipynb"))
         if notebooks:
             section += ["Executed notebook: " + ", ".join(f"[{n.name}]({_link(n, root)})" for n in notebooks), ""]
-        folder_profiles = _profiles(folder)
-        if folder_profiles:
-            section += [f"Profile: {', '.join(folder_profiles)}", ""]
+        where = "default" if default else f"not the default {DEFAULT_PROFILE}: kept in its own folder, never committed"
+        section += [f"Profile: {profile} ({where})", ""]
+        others = [p for p in recorded[folder] if p != profile]
+        if others:
+            section += [f"*Warning: the tables of this folder record profile(s) {', '.join(recorded[folder])}, "
+                        f"not {profile}: they were written by a run of another profile; rerun the notebook "
+                        f"in profile {profile} to replace them.*", ""]
         claims_path = folder / CLAIMS_NAME
         if claims_path.is_file():
             try:
@@ -438,8 +479,9 @@ def build_summary(results_dir: PathLike) -> str:
                 section += [f"*`{CLAIMS_NAME}` could not be read: {err}*", ""]
             else:
                 counts = claims["held"].value_counts()
+                totals = overall.setdefault(profile, {h: 0 for h in HELD_VALUES})
                 for h in HELD_VALUES:
-                    overall[h] += int(counts.get(h, 0))
+                    totals[h] += int(counts.get(h, 0))
                 section += ["### Claims", "",
                             f"{int(counts.get('yes', 0))} held, {int(counts.get('no', 0))} did not hold, "
                             f"{int(counts.get('inconclusive', 0))} inconclusive.", "",
@@ -453,8 +495,21 @@ def build_summary(results_dir: PathLike) -> str:
         if figures:
             section += ["### Figures", ""] + [f"![{f.stem}]({_link(f, root)})" for f in figures] + [""]
         sections.append(section)
-    lines += [f"Claims over all notebooks: {overall['yes']} held, {overall['no']} did not hold, "
-              f"{overall['inconclusive']} inconclusive.", ""]
+
+    def counted(totals: Mapping[str, int]) -> str:
+        return f"{totals['yes']} held, {totals['no']} did not hold, {totals['inconclusive']} inconclusive."
+
+    section_profiles = sorted({profile for _, profile, _ in folders},
+                              key=lambda p: (p != DEFAULT_PROFILE, p))
+    if len(section_profiles) == 1:
+        totals = overall.get(section_profiles[0], {h: 0 for h in HELD_VALUES})
+        lines += [f"Claims over all notebooks: {counted(totals)}", ""]
+    else:  # claims of different profiles are never added up
+        lines += ["Claims over all notebooks, per profile:", ""]
+        for profile in section_profiles:
+            totals = overall.get(profile, {h: 0 for h in HELD_VALUES})
+            lines += [f"- profile {profile}: {counted(totals)}"]
+        lines += [""]
     for section in sections:
         lines += section
     return "\n".join(lines).rstrip("\n") + "\n"

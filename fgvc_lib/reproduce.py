@@ -1,11 +1,16 @@
 """``make reproduce``: execute notebooks headlessly with papermill into results/, then rebuild SUMMARY.md.
 
-Each notebook ``notebooks/<name>.ipynb`` runs into ``results/<name>/<name>.ipynb``; the notebook
-itself writes its tables (CSV) and figures (PNG) beside it. Only the parameters a notebook declares
-are passed to it. A failing notebook stops the command with the notebook's error printed.
+Each notebook ``notebooks/<name>.ipynb`` runs into its results folder
+(:func:`fgvc_lib.paths.results_dir`): ``results/<name>/<name>.ipynb`` for the default profile (cpu),
+``results/<name>/<profile>/<name>.ipynb`` for any other, so a smoke or paper run never replaces the
+committed default results. The notebook itself writes its tables (CSV) and figures (PNG) beside it.
+Only the parameters a notebook declares are passed to it. A failing notebook stops the command with
+the notebook's error printed. SUMMARY.md is then rebuilt over every results folder.
 
     python -m fgvc_lib.reproduce [--notebooks "00_synthetic_dataset 03_clan"] [--profile cpu]
                                  [--dataset cub] [--data-root DIR] [--backbone vgg16]
+                                 [--executor auto|inline|local|slurm] [--workers N]
+                                 [--slurm-partition P] [--slurm-time MINUTES] [--slurm-gpus N]
 """
 from __future__ import annotations
 
@@ -17,12 +22,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-REPO = Path(__file__).resolve().parent.parent
+from .paths import repo_root, results_dir, results_root
+
+REPO = repo_root()
 NOTEBOOK_DIR = REPO / "notebooks"
-
-
-def results_root() -> Path:
-    return Path(os.environ.get("FGVC_RESULTS_DIR") or REPO / "results")
 
 
 def available_notebooks() -> List[str]:
@@ -50,13 +53,18 @@ def notebook_parameters(path: Path, wanted: Dict[str, Optional[str]]) -> Dict[st
     return {k: v for k, v in wanted.items() if v not in (None, "") and k in declared}
 
 
+def executed_path(name: str, profile: str) -> Path:
+    """Where the executed copy of notebook ``name`` run in ``profile`` goes (its folder is created)."""
+    return results_dir(name, profile) / f"{name}.ipynb"
+
+
 def run_notebook(name: str, wanted: Dict[str, Optional[str]]) -> Path:
+    """Execute notebook ``name`` with the parameters of ``wanted`` it declares; ``wanted["profile"]``
+    must be a profile name: it picks the results folder. Returns the executed copy's path."""
     import papermill
 
     source = NOTEBOOK_DIR / f"{name}.ipynb"
-    out_dir = results_root() / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{name}.ipynb"
+    target = executed_path(name, wanted["profile"])
     params = notebook_parameters(source, wanted)
     print(f"== {name} ({', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults'}) -> {target}", flush=True)
     started = time.perf_counter()
@@ -73,18 +81,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--dataset", default="")
     parser.add_argument("--data-root", default="")
     parser.add_argument("--backbone", default="")
+    parser.add_argument("--executor", default="", help="where runs train: auto | inline | local | slurm")
+    parser.add_argument("--workers", default="", help="runs at once in the local pool (empty: one per core/GPU)")
+    parser.add_argument("--slurm-partition", default="")
+    parser.add_argument("--slurm-time", default="", help="minutes per run on Slurm")
+    parser.add_argument("--slurm-gpus", default="", help="GPUs per run on Slurm")
     args = parser.parse_args(argv)
 
     from .profiles import get_profile
     from .reporting import write_summary
 
-    get_profile(args.profile)  # unknown profile: stop before any work
-    if args.profile == "paper" and not args.data_root:
+    # Unknown profile: stop before any work. An empty one means $FGVC_PROFILE or the default, as in
+    # the notebooks; it is resolved here so that the notebook and its results folder agree.
+    profile = get_profile(args.profile).name
+    if profile == "paper" and not args.data_root:
         raise SystemExit("PROFILE=paper needs DATA_ROOT=<folder of the real dataset> (and DATASET=cub|cars|aircraft|dogs)")
     if args.data_root and not Path(args.data_root).is_dir():
         raise SystemExit(f"DATA_ROOT {args.data_root} is not a folder")
-    wanted = {"profile": args.profile, "dataset": args.dataset, "data_root": args.data_root,
-              "backbone": args.backbone}
+    wanted = {"profile": profile, "dataset": args.dataset, "data_root": args.data_root,
+              "backbone": args.backbone, "executor": args.executor, "slurm_partition": args.slurm_partition}
+    for name in ("workers", "slurm_time", "slurm_gpus"):  # whole numbers: the notebooks check their type
+        value = getattr(args, name)
+        if value not in ("", None):
+            if not str(value).isdigit():
+                raise SystemExit(f"--{name.replace('_', '-')} must be a whole number; got {value!r}")
+            wanted[name] = int(value)
     os.environ.setdefault("MPLBACKEND", "Agg")
     # papermill streams each cell's output (runs, epochs, progress) through its logger: show it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -95,7 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             run_notebook(name, wanted)
         except Exception as err:  # papermill's error carries the failing cell's traceback
-            print(f"\nnotebook {name} failed; the executed copy is in {results_root() / name}:\n{err}", file=sys.stderr)
+            print(f"\nnotebook {name} failed; the executed copy is {executed_path(name, profile)}:\n{err}",
+                  file=sys.stderr)
             return 1
     summary = write_summary(results_root())
     print(f"summary: {summary}")

@@ -17,6 +17,8 @@ papers (CLAN Sec. 4: "6k training images"); pass ``paper_split=False`` to get th
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import default_collate
@@ -82,8 +84,20 @@ def build_dataset(name: str, root, split: str, transform=None, **options):
 
     Options: aircraft ``annotation_level`` ("variant", 100 classes, default), ``crop_banner``
     (False), ``paper_split`` (True: "train" means trainval); synthetic ``config`` (a
-    ``SyntheticConfig``; the default config when omitted). Unknown names, splits or options raise
-    with the valid choices listed. Nothing is ever downloaded.
+    ``SyntheticConfig``). Unknown names, splits or options raise with the valid choices listed.
+    Nothing is ever downloaded.
+
+    Synthetic data, by ``root`` and ``config``:
+
+    * a folder and no ``config``: the dataset already in that folder (written by
+      ``python -m fgvc_lib.data.synthetic --out ROOT ...`` or by an earlier call), read with the
+      settings recorded in its ``synthetic.json``; a folder without a complete dataset of the
+      current generator version raises ``fgvc_lib.data.synthetic.SyntheticDatasetError`` (a
+      ``FileNotFoundError``) that says what is wrong and how to regenerate it;
+    * a folder and a ``config``: that config's dataset, generated into the folder if it is missing
+      or empty; a folder holding anything else (another config included) is an error;
+    * ``root=None``: the dataset of ``config`` (default ``SyntheticConfig()``) in the cache folder,
+      generated on first use.
     """
     key = name.lower() if isinstance(name, str) else name
     if key not in DATASET_SPLITS:
@@ -97,9 +111,16 @@ def build_dataset(name: str, root, split: str, transform=None, **options):
             f"dataset {key!r} does not take option(s) {unknown}; it accepts {list(DATASET_OPTIONS[key]) or 'none'}"
         )
     if key == "synthetic":
-        from .synthetic import SyntheticConfig, SyntheticFGVC, ensure_synthetic
+        from .synthetic import SyntheticConfig, SyntheticFGVC, ensure_synthetic, load_config
 
-        data_root = ensure_synthetic(root, options.get("config") or SyntheticConfig())
+        config = options.get("config")
+        if config is None and root is not None:
+            # A folder given without a config is read with the settings it was written with (its
+            # synthetic.json); one that holds no complete dataset raises SyntheticDatasetError.
+            data_root = Path(root).expanduser().absolute()
+            load_config(data_root)
+        else:
+            data_root = ensure_synthetic(root, config or SyntheticConfig())
         return SyntheticFGVC(data_root, split, transform)
     if root is None:
         raise ValueError(f"dataset {key!r} needs a data root (the folder holding the dataset); got None")

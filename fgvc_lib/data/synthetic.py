@@ -29,6 +29,11 @@ Command line::
 
     python -m fgvc_lib.data.synthetic --out DIR --num-classes 12 --seed 0 --image-size 128 \\
         --train-per-class 60 --test-per-class 30 [difficulty flags, see --help]
+
+A folder written this way is read back with ``build_dataset("synthetic", DIR, split)``: without an
+explicit config the settings come from the folder's ``synthetic.json`` (:func:`load_config`), and a
+folder that holds no complete dataset of this generator version raises
+:class:`SyntheticDatasetError`, whose message names the problem and the command that fixes it.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ import json
 import math
 import os
 import random
+import shlex
 import shutil
 import sys
 import time
@@ -755,6 +761,19 @@ def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
+class SyntheticDatasetError(FileNotFoundError):
+    """A folder passed as a synthetic dataset does not hold a complete one that this code can read.
+
+    The message says what is wrong (no or unreadable ``synthetic.json``, another generator version,
+    missing files) and how to fix it, usually the command line that regenerates the folder.
+    """
+
+
+#: Index files every complete dataset has (synthetic.json aside, which is checked on its own).
+_REQUIRED_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt",
+                   "bounding_boxes.txt", "parts/parts.txt", "parts/part_locs.txt", "parts/part_boxes.txt")
+
+
 def read_meta(root: Union[str, Path]) -> Optional[dict]:
     """synthetic.json of a folder, or None if absent or unreadable."""
     try:
@@ -764,29 +783,127 @@ def read_meta(root: Union[str, Path]) -> Optional[dict]:
         return None
 
 
+def _files_problem(root: Path, config: SyntheticConfig, check_files: bool = True) -> Optional[str]:
+    """Why the files under ``root`` are not the complete dataset of ``config`` (None if they are).
+
+    Only the files are looked at; synthetic.json is the caller's business. ``check_files=False``
+    skips reading images.txt and looking for every image.
+    """
+    missing = [r for r in _REQUIRED_FILES if not (root / r).is_file()]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if not check_files:
+        return None
+    try:
+        with open(root / "images.txt", encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        return f"images.txt cannot be read ({err})"
+    rels = []
+    for line in lines:
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2:
+            return f"images.txt has a malformed line {line.strip()!r}"
+        rels.append(fields[1].strip())
+    if len(rels) != config.num_images:
+        return f"images.txt lists {len(rels)} images where its config makes {config.num_images}"
+    absent = [r for r in rels if not (root / "images" / r).is_file()]
+    if absent:
+        return f"{len(absent)} of the {len(rels)} images it lists are missing (e.g. images/{absent[0]})"
+    return None
+
+
 def is_complete(root: Union[str, Path], config: SyntheticConfig, check_files: bool = True) -> bool:
     """True if ``root`` holds a complete dataset generated from exactly ``config``."""
     root = Path(root)
     meta = read_meta(root)
-    if meta is None or meta.get("generator_version") != GENERATOR_VERSION:
+    if not isinstance(meta, dict) or meta.get("generator_version") != GENERATOR_VERSION:
         return False
     try:
         if SyntheticConfig.from_dict(meta["config"]) != config:
             return False
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return False
-    required = ["images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt",
-                "bounding_boxes.txt", "parts/parts.txt", "parts/part_locs.txt", "parts/part_boxes.txt"]
-    if not all((root / r).is_file() for r in required):
-        return False
-    if check_files:
-        with open(root / "images.txt", encoding="utf-8") as f:
-            rels = [line.split(maxsplit=1)[1].strip() for line in f if line.strip()]
-        if len(rels) != config.num_images:
-            return False
-        if not all((root / "images" / r).is_file() for r in rels):
-            return False
-    return True
+    return _files_problem(root, config, check_files) is None
+
+
+def cli_command(out_dir: Union[str, Path], config: SyntheticConfig, overwrite: bool = False) -> str:
+    """The shell command of this module that writes ``config``'s dataset to ``out_dir``.
+
+    Size and seed are always spelled out; the other settings only where they differ from the
+    defaults, so the command stays short and still reproduces ``config`` exactly.
+    """
+    default = SyntheticConfig()
+    words = ["python", "-m", __name__, "--out", str(out_dir)]
+    for field in dataclasses.fields(SyntheticConfig):
+        value, base = getattr(config, field.name), getattr(default, field.name)
+        always = field.name in ("num_classes", "seed", "image_size", "train_per_class", "test_per_class")
+        if value == base and not always:
+            continue
+        if field.name == "scale_range":
+            words += ["--scale-min", repr(value[0]), "--scale-max", repr(value[1])]
+        elif field.name == "class_attributes":
+            words += ["--class-attributes", ",".join(value)]
+        else:
+            words += ["--" + field.name.replace("_", "-"), repr(value)]
+    if overwrite:
+        words.append("--overwrite")
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def load_config(root: Union[str, Path]) -> SyntheticConfig:
+    """The config of the synthetic dataset at ``root``, read from its ``synthetic.json``.
+
+    This is how a folder written by the command line (with any settings) is read without the caller
+    having to repeat them. The folder must hold a complete dataset of the current
+    :data:`GENERATOR_VERSION`; anything else raises :class:`SyntheticDatasetError` saying what is
+    wrong and how to fix it.
+    """
+    root = Path(root).expanduser().absolute()
+    config: Optional[SyntheticConfig] = None
+
+    def fail(problem: str):
+        if config is not None:
+            fix = f"Regenerate it with `{cli_command(root, config, overwrite=True)}`."
+        elif (root / "synthetic.json").is_file():
+            fix = (f"Regenerate it with `{cli_command(root, SyntheticConfig(), overwrite=True)}` "
+                   "(change the settings to the ones you want).")
+        else:
+            fix = (f"Write a dataset into a new or empty folder with `{cli_command(root, SyntheticConfig())}` "
+                   "(change the settings to the ones you want), pass config=SyntheticConfig(...) to "
+                   "build_dataset to generate one there, or pass root=None to use the cached default.")
+            if (root / "images.txt").is_file():
+                fix += " If the folder holds CUB-200-2011, read it as dataset 'cub'."
+        raise SyntheticDatasetError(f"{root} does not hold a usable synthetic dataset: {problem}. {fix}")
+
+    if not root.exists():
+        fail("the folder does not exist")
+    if not root.is_dir():
+        fail("it is not a folder")
+    meta_path = root / "synthetic.json"
+    if not meta_path.is_file():
+        fail("it has no synthetic.json, the metadata file the generator writes last")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        fail(f"its synthetic.json cannot be read as JSON ({err})")
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        fail("its synthetic.json has no 'config' object")
+    try:
+        parsed = SyntheticConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as err:
+        parsed, config_error = None, err
+    version = meta.get("generator_version")
+    if version != GENERATOR_VERSION:
+        config = parsed
+        fail(f"it was written by generator version {version!r} and this code reads version {GENERATOR_VERSION}")
+    if parsed is None:
+        fail(f"the config in its synthetic.json is invalid ({config_error})")
+    config = parsed
+    problem = _files_problem(root, config)
+    if problem is not None:
+        fail(f"it is incomplete: {problem}")
+    return config
 
 
 def generate_synthetic(out_dir: Union[str, Path], config: Optional[SyntheticConfig] = None,
@@ -843,8 +960,9 @@ def generate_synthetic(out_dir: Union[str, Path], config: Optional[SyntheticConf
 
 def default_cache_root() -> Path:
     """``$FGVC_CACHE_DIR`` if set, else ``~/.cache/fgvc_lib``; synthetic sets live under synthetic/."""
-    base = os.environ.get("FGVC_CACHE_DIR")
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "fgvc_lib"
+    from fgvc_lib.paths import cache_dir
+
+    return cache_dir()
 
 
 def cache_path(config: SyntheticConfig) -> Path:

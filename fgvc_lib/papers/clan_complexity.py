@@ -1,0 +1,95 @@
+"""CLAN's Table 5 counted at the paper's size: parameters and multiply-adds at 448 px, 200 classes.
+
+Huang, Wang & Yang, arXiv 2210.08784, Table 5 (VGG-16, 2-scale and 3-scale CLAN). The models are
+built at full width on the meta device (shapes only, no memory) and counted with
+:func:`fgvc_lib.complexity.macs_by_operator`, in every profile: the counts depend on neither the data
+nor the profile, so unlike the accuracies they are comparable with the paper's.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Dict, Tuple
+
+import pandas as pd
+import torch
+
+from . import clan as paper
+
+LITERAL_ROW = "3-scale CLAN, eq. 2 literal"
+
+
+def _full_width_model(backbone: str, kind: str, scales: int = 2, **overrides):
+    from ..backbones import build_backbone
+    from ..models.baseline import BaselineNet
+    from ..models.clan import CLANConfig, build_clan
+
+    with torch.device("meta"):
+        net = build_backbone(backbone)
+        if kind == "baseline":
+            return BaselineNet(net, paper.TABLE5_NUM_CLASSES)
+        return build_clan(net, paper.TABLE5_NUM_CLASSES, CLANConfig(scales=scales, **overrides))
+
+
+def table5_models(backbone: str) -> Dict[str, object]:
+    """Table 5's rows: the paper's three VGG-16 models (dot-product CLCA, avg&max CLSA), plus the
+    run's ResNet baseline and 2-scale CLAN when ``backbone`` is a ResNet (no paper numbers), plus the
+    3-scale CLAN evaluated literally (the n x n relation matrix of eq. 2 formed, W_g after upsampling)."""
+    models = {"VGG-16": _full_width_model("vgg16", "baseline"),
+              "2-scale CLAN": _full_width_model("vgg16", "clan", 2),
+              "3-scale CLAN": _full_width_model("vgg16", "clan", 3)}
+    if backbone != "vgg16":
+        label = paper.BACKBONE_LABELS[backbone]
+        models[label] = _full_width_model(backbone, "baseline")
+        models[f"2-scale CLAN ({label})"] = _full_width_model(backbone, "clan", 2)
+    models[LITERAL_ROW] = _full_width_model("vgg16", "clan", 3, project_top_first=False, efficient_dot_product=False)
+    return models
+
+
+@functools.lru_cache(maxsize=None)
+def _counts(backbone: str) -> Tuple[Tuple[str, Dict[str, float], Dict[str, float]], ...]:
+    from ..complexity import count_parameters, macs_by_operator
+
+    rows = []
+    for row, model in table5_models(backbone).items():
+        by_op = macs_by_operator(model, paper.TABLE5_IMAGE_SIZE)
+        rows.append((row, {"params_m": count_parameters(model) / 1e6, "macs_g": sum(by_op.values()) / 1e9},
+                     {op: v / 1e9 for op, v in by_op.items()}))
+    return tuple(rows)
+
+
+def table5_counts(backbone: str = "vgg16") -> Dict[str, Dict[str, float]]:
+    """``{row: {"params_m", "macs_g"}}`` of every Table 5 model (counted once per process)."""
+    return {row: dict(totals) for row, totals, _ in _counts(backbone)}
+
+
+def table5(backbone: str, profile: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """``(table, breakdown)``: Table 5 in the results format (metrics ``params_m`` and ``macs_g``) and
+    the multiply-adds per operator of every model, the literal 3-scale evaluation included."""
+    from ..reporting import result_rows
+
+    entries, breakdown = [], []
+    for row, totals, by_op in _counts(backbone):
+        printed = paper.TABLE5.get(row, {})
+        if row != LITERAL_ROW:
+            entries += [{"row": row, "metric": m, "values": [totals[m]], "paper": printed.get(m)}
+                        for m in ("params_m", "macs_g")]
+        breakdown.append({"model": row, "params (M)": totals["params_m"], "MACs (G)": totals["macs_g"],
+                          **{f"{op} (G)": v for op, v in by_op.items()}})
+    table = result_rows(entries, table="table5", dataset="cub (200 classes, 448 px)",
+                        backbone="vgg16" if backbone == "vgg16" else f"vgg16+{backbone}", profile=profile)
+    return table, pd.DataFrame(breakdown).set_index("model").fillna(0.0).round(3)
+
+
+def table5_view(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 5 side by side: paper and ours for parameters and MACs, with the relative gap in percent."""
+    out = []
+    for row, group in df.groupby("row", sort=False):
+        values = {m: (r["paper"], r["reproduced"]) for m, r in zip(group["metric"], group.to_dict("records"))}
+        line = {"row": row}
+        for metric, label in (("params_m", "params (M)"), ("macs_g", "MACs (G)")):
+            printed, ours = values[metric]
+            line[f"paper {label}"] = printed
+            line[f"ours {label}"] = round(ours, 2)
+            line[f"gap {metric[:-2]} %"] = round(100.0 * (ours / printed - 1), 2) if pd.notna(printed) else float("nan")
+        out.append(line)
+    return pd.DataFrame(out).set_index("row")

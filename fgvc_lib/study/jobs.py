@@ -1,0 +1,228 @@
+"""One training run as a self-contained job: what it trains, its key, and how a worker executes it.
+
+A :class:`RunJob` carries everything a worker needs (the variant, the seed, how to read the data,
+how to build the backbone) and nothing that cannot be pickled, so it runs the same in this process,
+in a local process pool, or on a Slurm node (:mod:`fgvc_lib.study.executors`).
+
+Its key (:func:`run_key`) hashes everything that changes the result: the variant's model factory,
+loss and recipe, the backbone (name, width, batch norm, weight source and the pretraining's own
+key), the data identity (dataset, folder, image size, batch size, the synthetic generator's version
+and settings) and the seed. A run lives in ``<runs dir>/<variant>-<hash>/seed<seed>/``: ``last.pt``
+(the engine's checkpoint, so a killed run resumes), ``outputs.pt`` (test logits of every branch),
+``record.json`` (written last: the run is finished) and ``train.log``. A lock file beside them keeps
+two processes from training the same run at once: the second waits, then loads the first's result.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from .paper import Variant
+
+RECORD_NAME = "record.json"
+OUTPUTS_NAME = "outputs.pt"
+LOG_NAME = "train.log"
+LOCK_NAME = "lock"
+
+
+# --------------------------------------------------------------------------- what a run reads
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How to build a dataset's loaders in any process (``synthetic``: the generator's settings)."""
+
+    dataset: str
+    root: Optional[str]
+    image_size: int
+    batch_size: int
+    synthetic: Tuple[Tuple[str, object], ...] = ()   # SyntheticConfig of a generated dataset
+    max_batches: Optional[int] = None
+
+    def loaders(self):
+        from ..data import build_loaders
+        from ..data.synthetic import SyntheticConfig
+
+        options = {}
+        if self.dataset == "synthetic" and self.root is None:
+            options["config"] = SyntheticConfig(**dict(self.synthetic))
+        return build_loaders(self.dataset, self.root, self.image_size, self.batch_size, **options)
+
+    def identity(self) -> Dict[str, object]:
+        identity = dataclasses.asdict(self)
+        if self.dataset == "synthetic":
+            from ..data.synthetic import GENERATOR_VERSION, load_config
+
+            identity["generator_version"] = GENERATOR_VERSION
+            if self.root is not None:  # a folder the CLI wrote: its own settings are part of the data
+                identity["synthetic"] = sorted(load_config(self.root).to_dict().items())
+        return identity
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build the study's backbone: name, width, batch norm and weight source."""
+
+    name: str
+    width: float
+    batch_norm: bool
+    pretrained: Optional[str]                          # None | "imagenet" | "synthetic"
+    pretraining: Tuple[Tuple[str, object], ...] = ()   # options of fgvc_lib.pretraining (synthetic)
+
+    def build(self, weights: bool = True):
+        """The backbone; ``weights=False`` leaves it randomly initialised (a checkpoint follows)."""
+        from ..backbones import build_backbone
+
+        if weights and self.pretrained == "synthetic":
+            from ..pretraining import pretrained_backbone
+
+            return pretrained_backbone(self.name, self.width, batch_norm=self.batch_norm, **dict(self.pretraining))
+        return build_backbone(self.name, pretrained=self.pretrained if weights else None, width=self.width,
+                              batch_norm=self.batch_norm)
+
+    def identity(self) -> Dict[str, object]:
+        identity = dataclasses.asdict(self)
+        if self.pretrained == "synthetic":
+            from ..pretraining import PretrainingConfig
+
+            options = dict(self.pretraining)
+            identity["pretraining_key"] = PretrainingConfig(**options).key(
+                self.name + ("_bn" if self.batch_norm else ""), self.width)
+        return identity
+
+
+def describe(obj) -> object:
+    """A JSON-able description of a model factory, loss or config, stable across processes."""
+    if isinstance(obj, functools.partial):
+        return {"call": describe(obj.func), "args": [describe(a) for a in obj.args],
+                "keywords": {k: describe(v) for k, v in sorted(obj.keywords.items())}}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"type": f"{type(obj).__module__}.{type(obj).__qualname__}",
+                **{f.name: describe(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    if isinstance(obj, (list, tuple)):
+        return [describe(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): describe(v) for k, v in sorted(obj.items())}
+    if hasattr(obj, "__dict__") and not isinstance(obj, (str, int, float, bool)):
+        return {"type": f"{type(obj).__module__}.{type(obj).__qualname__}", "state": describe(vars(obj))}
+    return obj if isinstance(obj, (str, int, float, bool)) or obj is None else repr(obj)
+
+
+def run_key(variant: Variant, data: DataSpec, backbone: BackboneSpec) -> str:
+    """The folder name of ``variant``'s runs: its name and a hash of everything that shapes them
+    (the seed is the sub-folder)."""
+    blob = json.dumps({"model": describe(variant.model), "loss": describe(variant.loss),
+                       "train": variant.train.fingerprint(), "data": data.identity(),
+                       "backbone": backbone.identity()}, sort_keys=True, default=str)
+    return f"{variant.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+# --------------------------------------------------------------------------- the job
+
+
+@dataclass(frozen=True)
+class RunJob:
+    variant: Variant
+    seed: int
+    data: DataSpec
+    backbone: BackboneSpec
+    run_dir: str
+    device: str = "auto"
+    threads: Optional[int] = None      # torch intra-op threads while training (None: leave as is)
+    progress: bool = False             # epoch lines on the console (in-process runs); always in train.log
+
+
+@dataclass
+class RunRecord:
+    """What a finished run reports back (the heavy parts stay in its folder)."""
+
+    variant: str
+    seed: int
+    run_dir: str
+    accuracy: float          # top-1 of the final prediction, percent
+    seconds: float           # training time (all epochs, including those of an interrupted attempt)
+    epochs: int
+    loaded: bool             # True: found finished, nothing trained
+
+
+def read_record(run_dir: os.PathLike) -> Optional[RunRecord]:
+    path = Path(run_dir) / RECORD_NAME
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return RunRecord(**{k: data[k] for k in ("variant", "seed", "run_dir", "accuracy", "seconds", "epochs")},
+                     loaded=True)
+
+
+@contextlib.contextmanager
+def _log_to(path: Path, also_console: bool):
+    """Send this process's stdout/stderr (epoch lines, warnings) to ``path`` as well."""
+    class Tee:
+        def __init__(self, *streams):
+            self.streams = streams
+
+        def write(self, text):
+            for s in self.streams:
+                s.write(text)
+            return len(text)
+
+        def flush(self):
+            for s in self.streams:
+                s.flush()
+
+    with open(path, "a", encoding="utf-8") as log:
+        old = sys.stdout, sys.stderr
+        sys.stdout = Tee(log, old[0]) if also_console else Tee(log)
+        sys.stderr = Tee(log, old[1]) if also_console else Tee(log)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = old
+
+
+def execute_run(job: RunJob) -> RunRecord:
+    """Train (or resume, or load) one run and score it on the test split; safe to call anywhere."""
+    from ..engine import TrainConfig, accuracy, collect_outputs, fit
+    from ..locks import exclusive
+    from ..reporting import atomic_write_text
+
+    run_dir = Path(job.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    with exclusive(run_dir / LOCK_NAME):
+        finished = read_record(run_dir)
+        if finished is not None:
+            return finished
+        with _log_to(run_dir / LOG_NAME, also_console=job.progress):
+            train_loader, test_loader = job.data.loaders()
+            torch.manual_seed(job.seed)  # model initialisation depends on the seed only
+            model = job.variant.model(job.backbone.build(), len(train_loader.dataset.classes))
+            config = TrainConfig(**{**job.variant.train.__dict__, "seed": job.seed,
+                                    "max_batches": job.data.max_batches, "device": job.device, "progress": True})
+            result = fit(model, train_loader, job.variant.loss, config, checkpoint_dir=run_dir,
+                         desc=f"{job.variant.name} s{job.seed}")
+            outputs = collect_outputs(result.model, test_loader, job.data.max_batches)
+        tmp = run_dir / f"{OUTPUTS_NAME}.tmp{os.getpid()}"
+        torch.save(outputs, tmp)
+        os.replace(tmp, run_dir / OUTPUTS_NAME)
+        record = RunRecord(job.variant.name, job.seed, str(run_dir),
+                           100.0 * accuracy(outputs["final"], outputs["targets"]),
+                           float(sum(e.get("seconds", 0.0) for e in result.history.epochs)),
+                           len(result.history.epochs), loaded=result.resumed_from_epoch >= config.epochs)
+        atomic_write_text(run_dir / RECORD_NAME, json.dumps(
+            {**dataclasses.asdict(record), "history": result.history.epochs, "finished": time.time()}, indent=1))
+    return record

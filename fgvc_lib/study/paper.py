@@ -1,0 +1,156 @@
+"""How a paper is declared for the one study runner (DESIGN.md, Contracts): data and small functions.
+
+A paper file (``fgvc_lib/papers/<paper>.py``) builds one :class:`Paper`:
+
+* its notebook parameters beyond the common ones (:class:`~fgvc_lib.study.parameters.Parameter`),
+  the backbones it uses, its recipe's epochs and batch size (the paper profile's defaults);
+* ``plan(settings)``: the :class:`Variant` objects to train (name -> model factory, loss, recipe,
+  seeds). Everything in a variant is picklable (module-level functions, ``functools.partial``,
+  dataclasses), because a run may train in another process or on another machine;
+* ``cells(settings)``: one :class:`Cell` per printed table cell: which variant (and which of its
+  branches) reproduces it, beside which printed number;
+* ``claims(settings)``: the claims as :class:`Claim` data (which two measurements are compared, the
+  direction, the paper's effect computed from its own printed numbers), and the claims not measured
+  with this configuration, each with the reason.
+
+The runner (:mod:`fgvc_lib.study.runner`) never imports a paper: the notebook passes it in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .parameters import Parameter
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model to train for each of ``seeds``: ``model(backbone, num_classes)``, ``loss``, ``train``.
+
+    ``details`` are shown in the plan table (what the variant is, in the paper's terms)."""
+
+    name: str
+    model: Callable
+    loss: Callable
+    train: object                              # fgvc_lib.engine.TrainConfig, epochs included
+    seeds: Tuple[int, ...]
+    details: Tuple[Tuple[str, object], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"a variant name must be non-empty and free of '/'; got {self.name!r}")
+        if not self.seeds:
+            raise ValueError(f"variant {self.name!r} has no seed")
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Top-1 accuracy in percent of ``variant``: its final prediction, or ``branches`` combined."""
+
+    variant: str
+    branches: Optional[Tuple[str, ...]] = None
+
+    @property
+    def label(self) -> str:
+        return self.variant + (f"[{'+'.join(self.branches)}]" if self.branches else "")
+
+
+@dataclass(frozen=True)
+class Score:
+    """A per-seed measurement the notebook records under ``name`` (e.g. a localization score)."""
+
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A deterministic number (a parameter or operation count): one value, no seeds."""
+
+    name: str
+    value: float
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One printed cell: ``row`` of ``table`` on ``dataset``, reproduced by ``measure``."""
+
+    table: str
+    row: str
+    measure: Accuracy
+    paper: Optional[float] = None
+    dataset: Optional[str] = None            # None: every dataset of the study
+    metric: str = "top1"
+    seeds: Optional[Tuple[int, ...]] = None  # None: the variant's seeds
+
+
+@dataclass(frozen=True)
+class Claim:
+    """"B beats A": per seed, the mean over ``pairs`` of ``B - A`` (``pairs`` = ``((A, B), ...)``).
+
+    ``paper_effect`` is the paper's own difference (percentage points, computed from its tables;
+    ``None`` when it shows no number, then ``direction`` gives the claimed sign). ``kind="similar"``
+    claims no difference. ``verdict`` overrides the rule for a deterministic measurement (a count),
+    with ``note`` saying why."""
+
+    text: str
+    pairs: Tuple[Tuple[object, object], ...]
+    paper_effect: Optional[float] = None
+    direction: int = 1
+    kind: str = "greater"
+    dataset: Optional[str] = None
+    seeds: Optional[Tuple[int, ...]] = None
+    verdict: Optional[str] = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("greater", "similar"):
+            raise ValueError(f"claim kind must be 'greater' or 'similar'; got {self.kind!r}")
+        if self.direction not in (1, -1):
+            raise ValueError(f"claim direction must be +1 or -1; got {self.direction!r}")
+        if not self.pairs:
+            raise ValueError(f"claim {self.text!r} compares nothing")
+
+
+@dataclass(frozen=True)
+class Paper:
+    """Everything the runner needs to know about one paper (see the module docstring)."""
+
+    key: str
+    notebook: str
+    title: str
+    backbones: Tuple[str, ...]
+    plan: Callable                                   # settings -> List[Variant]
+    cells: Callable = lambda settings: []            # settings -> List[Cell]
+    claims: Callable = lambda settings: ([], [])     # settings -> (List[Claim], List[str] not measured)
+    skipped: Callable = lambda settings: {}          # settings -> {table: why it is not rebuilt}
+    parameters: Tuple[Parameter, ...] = ()
+    recipe_epochs: int = 0                           # the paper's epochs (paper profile)
+    recipe_batch_size: int = 0                       # the paper's batch size (paper profile)
+    finalize: Optional[Callable] = None              # settings -> None: cross-parameter checks
+    paper_column: Mapping[str, str] = field(default_factory=dict)  # dataset -> printed column
+    max_datasets: int = 1
+    combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
+
+    def column(self, dataset: str) -> Optional[str]:
+        """The paper's column printed beside ``dataset`` (None: the paper has no numbers for it)."""
+        return self.paper_column.get(dataset)
+
+
+def table_names(cells: Sequence[Cell]) -> List[str]:
+    """The tables ``cells`` belong to, in first-seen order."""
+    return list(dict.fromkeys(c.table for c in cells))
+
+
+def cells_by_table(cells: Sequence[Cell]) -> Dict[str, List[Cell]]:
+    grouped: Dict[str, List[Cell]] = {}
+    for cell in cells:
+        grouped.setdefault(cell.table, []).append(cell)
+    return grouped

@@ -1,0 +1,495 @@
+"""The one study runner: parameters -> plan -> runs (in parallel) -> tables -> claims, for any paper.
+
+A notebook's set-up cell is one call::
+
+    study = Study(clan.PAPER, profile=profile, dataset=dataset, backbone=backbone, ...)
+
+which checks every parameter (:mod:`fgvc_lib.study.parameters`) and plans the runs from the paper's
+declaration (:mod:`fgvc_lib.study.paper`). ``study.run()`` trains or loads every (dataset, variant,
+seed) through an executor (:mod:`fgvc_lib.study.executors`), one line per run start and finish and a
+bar over runs; ``study.table(name)`` rebuilds a printed table in the results format;
+``study.claims_table()`` evaluates the paper's claims on paired seeds. Localization scores and other
+per-seed measurements are recorded with ``study.record(name, values)`` so that claims can refer to
+them. Nothing here knows a paper: everything paper-specific arrives through the :class:`Paper`.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import paths
+from ..profiles import limit_threads
+from .executors import RunFailed, make_executor, worker_traceback
+from .jobs import (LOG_NAME, OUTPUTS_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run, read_record,
+                   run_key)
+from .paper import Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table
+from .parameters import Settings, resolve
+
+# Keys of Profile.synthetic that size the target task; the rest are the rendering knobs the embedded
+# pretraining copies so that its birds are drawn like the target task's.
+TASK_SIZE_KEYS = ("num_classes", "train_per_class", "test_per_class", "image_size", "seed")
+TOP1 = "top1"   # the metric name of top-1 accuracy (percent) in every results table
+
+
+@dataclass
+class DataBundle:
+    """A dataset's splits and loaders as this process reads them (figures, counts, CAM samples)."""
+
+    name: str
+    train_set: object
+    test_set: object
+    train_loader: object
+    test_loader: object
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.train_set.classes)
+
+
+class Run:
+    """A finished run as the notebook sees it: test outputs, history, and the model (loaded lazily)."""
+
+    def __init__(self, study: "Study", dataset: str, variant: Variant, record: RunRecord):
+        self.study, self.dataset, self.variant, self.record = study, dataset, variant, record
+        self.seed = record.seed
+        self.run_dir = Path(record.run_dir)
+
+    def __repr__(self) -> str:
+        return f"Run({self.variant.name!r}, seed={self.seed}, {self.record.accuracy:.2f} %)"
+
+    @cached_property
+    def outputs(self) -> Dict[str, torch.Tensor]:
+        """Test logits of the final prediction (``"final"``) and of every branch, and ``"targets"``."""
+        return torch.load(self.run_dir / OUTPUTS_NAME, map_location="cpu", weights_only=True)
+
+    @cached_property
+    def history(self):
+        import json
+
+        from ..engine import History
+
+        return History(json.loads((self.run_dir / "record.json").read_text())["history"])
+
+    @cached_property
+    def model(self) -> torch.nn.Module:
+        from ..engine import CHECKPOINT_NAME
+
+        backbone = self.study.backbone_spec.build(weights=False)
+        model = self.variant.model(backbone, self.study.data(self.dataset).num_classes)
+        state = torch.load(self.run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        return model.eval()
+
+    @property
+    def metrics(self) -> Dict[str, float]:
+        """Top-1 accuracy (fraction) of the final prediction (``acc``) and of each branch (``acc/<b>``)."""
+        from ..engine import accuracy
+
+        targets = self.outputs["targets"]
+        return {("acc" if k == "final" else f"acc/{k}"): accuracy(v, targets)
+                for k, v in self.outputs.items() if k != "targets"}
+
+    def accuracy(self, branches: Optional[Sequence[str]] = None) -> float:
+        """Top-1 accuracy in percent: the final prediction, or ``branches`` combined (paper's rule)."""
+        from ..engine import accuracy
+
+        targets = self.outputs["targets"]
+        if not branches:
+            return 100.0 * accuracy(self.outputs["final"], targets)
+        missing = [b for b in branches if b not in self.outputs]
+        if missing:
+            raise KeyError(f"run {self.variant.name} has no branch {missing}; it has "
+                           f"{[k for k in self.outputs if k not in ('final', 'targets')]}")
+        if len(branches) == 1:
+            logits = self.outputs[branches[0]]
+        elif self.study.paper.combine is not None:
+            logits = self.study.paper.combine({b: self.outputs[b] for b in branches}, tuple(branches))
+        else:
+            logits = torch.stack([self.outputs[b].softmax(1) for b in branches]).mean(0)
+        return 100.0 * accuracy(logits, targets)
+
+
+class Study:
+    """One notebook's study of one paper (see the module docstring)."""
+
+    def __init__(self, paper: Paper, **parameters):
+        self.paper = paper
+        self.settings: Settings = resolve(paper, parameters)
+        self.variants: Dict[str, Variant] = {}
+        for variant in paper.plan(self.settings):
+            if variant.name in self.variants:
+                raise ValueError(f"paper {paper.key} plans variant {variant.name!r} twice")
+            self.variants[variant.name] = variant
+        self.cells: List[Cell] = list(paper.cells(self.settings))
+        for cell in self.cells:
+            if cell.measure.variant not in self.variants:
+                raise ValueError(f"cell {cell.table}/{cell.row} reads variant {cell.measure.variant!r}, "
+                                 f"which the plan does not train")
+        self.threads = limit_threads(self.settings.profile)
+        self.runs: Dict[str, Dict[str, List[Run]]] = {}
+        self.scores: Dict[Tuple[str, str], Dict[int, float]] = {}
+        self.score_resolution: Dict[Tuple[str, str], float] = {}
+        self._data: Dict[str, DataBundle] = {}
+
+    # ------------------------------------------------------------------ names and folders
+    @property
+    def profile(self):
+        return self.settings.profile
+
+    @property
+    def datasets(self) -> List[str]:
+        return [d.name for d in self.settings.datasets]
+
+    @property
+    def results_dir(self) -> Path:
+        return paths.results_dir(self.paper.notebook, self.profile.name)
+
+    @property
+    def runs_dir(self) -> Path:
+        return paths.runs_dir(self.paper.notebook, self.profile.name)
+
+    def describe(self) -> str:
+        lines = [self.settings.describe(), f"torch threads in this process: {self.threads}",
+                 f"results: {self.results_dir}", f"runs: {self.runs_dir}"]
+        per_seed = sum(len(v.seeds) for v in self.variants.values())
+        lines.append(f"{len(self.variants)} variant(s), {per_seed} run(s) per dataset, "
+                     f"{per_seed * len(self.datasets)} in all")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ data and backbone
+    def data_spec(self, dataset: str) -> DataSpec:
+        choice = next(d for d in self.settings.datasets if d.name == dataset)
+        synthetic = ()
+        if dataset == "synthetic" and choice.root is None:
+            synthetic = tuple(sorted(self.profile.synthetic.items()))
+        return DataSpec(dataset, choice.root, self.settings.image_size, self.settings.batch_size, synthetic,
+                        self.profile.max_batches)
+
+    @cached_property
+    def backbone_spec(self) -> BackboneSpec:
+        profile, name = self.profile, self.settings.backbone
+        options: Tuple = ()
+        if profile.pretrained == "synthetic":
+            rendering = tuple(sorted((k, v) for k, v in profile.synthetic.items() if k not in TASK_SIZE_KEYS))
+            options = tuple(sorted({"image_size": self.settings.image_size, "rendering": rendering,
+                                    **profile.pretraining}.items()))
+        return BackboneSpec(name, profile.width, profile.batch_norm and name.startswith("vgg"), profile.pretrained,
+                            options)
+
+    def data(self, dataset: Optional[str] = None) -> DataBundle:
+        """The loaders of ``dataset`` (default: the first) in this process, built once."""
+        dataset = dataset or self.datasets[0]
+        if dataset not in self._data:
+            train_loader, test_loader = self.data_spec(dataset).loaders()
+            self._data[dataset] = DataBundle(dataset, train_loader.dataset, test_loader.dataset, train_loader,
+                                             test_loader)
+        return self._data[dataset]
+
+    def data_summary(self) -> str:
+        return "\n".join(f"{d}: {self.data(d).num_classes} classes, {len(self.data(d).train_set)} training and "
+                         f"{len(self.data(d).test_set)} test images" for d in self.datasets)
+
+    # ------------------------------------------------------------------ the plan
+    def plan_table(self) -> pd.DataFrame:
+        """One line per variant: what it is, its seeds and epochs, the tables that read it."""
+        tables: Dict[str, List[str]] = {}
+        for cell in self.cells:
+            names = tables.setdefault(cell.measure.variant, [])
+            if cell.table not in names:
+                names.append(cell.table)
+        rows = [{"variant": v.name, **dict(v.details), "seeds": ",".join(map(str, v.seeds)), "epochs": v.train.epochs,
+                 "tables": ", ".join(tables.get(v.name, []))} for v in self.variants.values()]
+        return pd.DataFrame(rows).set_index("variant").fillna("-")
+
+    def jobs(self) -> List[Tuple[str, RunJob]]:
+        """Every (dataset, run) of the plan, with its folder; datasets first, then variants, then seeds."""
+        jobs = []
+        for dataset in self.datasets:
+            data = self.data_spec(dataset)
+            for variant in self.variants.values():
+                folder = self.runs_dir / dataset / run_key(variant, data, self.backbone_spec)
+                for seed in variant.seeds:
+                    jobs.append((dataset, RunJob(variant, seed, data, self.backbone_spec, str(folder / f"seed{seed}"))))
+        return jobs
+
+    # ------------------------------------------------------------------ training
+    def run(self) -> "Study":
+        """Train, resume or load every run (in parallel where the executor allows) and keep them."""
+        from tqdm.auto import tqdm
+
+        for dataset in self.datasets:
+            self.data(dataset)  # generates a synthetic set once, here, before any worker needs it
+        jobs = self.jobs()
+        records: Dict[int, RunRecord] = {}
+        todo = []
+        for index, (dataset, job) in enumerate(jobs):
+            done = read_record(job.run_dir)
+            if done is not None:
+                records[index] = done
+            else:
+                todo.append(index)
+        total = len(jobs)
+        print(f"{total} run(s): {total - len(todo)} finished earlier (loaded), {len(todo)} to train", flush=True)
+        if todo:
+            if self.profile.pretrained == "synthetic":
+                self.backbone_spec.build()  # the one-off pretraining, here, before the workers need it
+            executor = make_executor(self.settings.execution, len(todo), self.runs_dir / "submitit", self.threads)
+            print(f"executor: {executor.kind}, {min(executor.capacity, len(todo))} run(s) at a time; "
+                  f"per-run logs: <run folder>/{LOG_NAME}", flush=True)
+            try:
+                self._execute(executor, jobs, todo, records, tqdm(total=total, initial=total - len(todo),
+                                                                  desc="runs", unit="run", file=sys.stdout))
+            finally:
+                executor.shutdown()
+        self.runs = {}
+        for index, (dataset, job) in enumerate(jobs):
+            run = Run(self, dataset, job.variant, records[index])
+            self.runs.setdefault(dataset, {}).setdefault(job.variant.name, []).append(run)
+        return self
+
+    def _execute(self, executor, jobs, todo: List[int], records: Dict[int, RunRecord], bar) -> None:
+        pending = list(todo)
+        in_flight: Dict[int, Tuple[object, float, int]] = {}   # job index -> (future, start time, slot)
+        free_slots = list(range(len(executor.devices)))
+        total = len(jobs)
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < executor.capacity:
+                    index = pending.pop(0)
+                    dataset, job = jobs[index]
+                    slot = free_slots.pop(0) if free_slots else 0
+                    job = RunJob(job.variant, job.seed, job.data, job.backbone, job.run_dir,
+                                 device=executor.devices[slot % len(executor.devices)], threads=executor.threads,
+                                 progress=executor.kind == "inline" and self.profile.name == "paper")
+                    bar.write(f"[run {index + 1}/{total}] start  {self._label(dataset, job)}")
+                    in_flight[index] = (executor.submit(execute_run, job), time.perf_counter(), slot)
+                finished = [i for i, (future, _, _) in in_flight.items() if future.done()]
+                if not finished:
+                    time.sleep(0.2)
+                    continue
+                for index in finished:
+                    future, started, slot = in_flight.pop(index)
+                    free_slots.append(slot)
+                    dataset, job = jobs[index]
+                    try:
+                        record = future.result()
+                    except Exception as err:  # noqa: BLE001 - re-raised with the worker's traceback
+                        raise RunFailed(f"run {self._label(dataset, job)} failed (its log: "
+                                        f"{Path(job.run_dir) / LOG_NAME}). The worker's traceback:\n"
+                                        f"{worker_traceback(err)}") from None
+                    records[index] = record
+                    how = "loaded (finished by another process)" if record.loaded else \
+                        f"{time.perf_counter() - started:.0f} s"
+                    bar.write(f"[run {index + 1}/{total}] finish {self._label(dataset, job)}: "
+                              f"{record.accuracy:.2f} % top-1, {how}")
+                    bar.update(1)
+        finally:
+            bar.close()
+
+    def _label(self, dataset: str, job: RunJob) -> str:
+        where = f" [{dataset}]" if len(self.datasets) > 1 else ""
+        return f"{job.variant.name} seed {job.seed}{where}"
+
+    def _require_runs(self) -> None:
+        if not self.runs:
+            raise RuntimeError("no runs yet: call study.run() first")
+
+    def runs_of(self, variant: str, dataset: Optional[str] = None) -> List[Run]:
+        self._require_runs()
+        dataset = dataset or self.datasets[0]
+        if variant not in self.runs[dataset]:
+            raise KeyError(f"variant {variant!r} was not trained; trained: {', '.join(self.runs[dataset])}")
+        return self.runs[dataset][variant]
+
+    def runs_summary(self, dataset: Optional[str] = None) -> pd.DataFrame:
+        """One line per run: top-1 of the final prediction and of every branch (percent), time."""
+        rows = []
+        for variant, runs in self.runs[dataset or self.datasets[0]].items():
+            for run in runs:
+                line = {"variant": variant, "seed": run.seed, "final": run.record.accuracy}
+                line.update({k.split("/", 1)[1]: 100.0 * v for k, v in run.metrics.items() if k.startswith("acc/")})
+                line["train_s"] = run.record.seconds
+                rows.append(line)
+        return pd.DataFrame(rows).set_index(["variant", "seed"]).round(2)
+
+    # ------------------------------------------------------------------ measurements
+    def record(self, name: str, values: Mapping[int, float], dataset: Optional[str] = None,
+               resolution: float = 0.0) -> None:
+        """Keep a per-seed measurement (``{seed: value}``, e.g. a localization score in points) that
+        claims can refer to as :class:`~fgvc_lib.study.paper.Score`; ``resolution`` is the smallest
+        difference it can resolve (e.g. two scored images)."""
+        key = (dataset or self.datasets[0], name)
+        self.scores[key] = {int(s): float(v) for s, v in values.items()}
+        self.score_resolution[key] = float(resolution)
+
+    def values(self, measure: Union[Accuracy, Score, Fixed], dataset: Optional[str] = None,
+               seeds: Optional[Sequence[int]] = None) -> Dict[int, float]:
+        """``{seed: value}`` of a measurement (only ``seeds`` when given)."""
+        dataset = dataset or self.datasets[0]
+        if isinstance(measure, Fixed):
+            found = {0: float(measure.value)}
+        elif isinstance(measure, Score):
+            found = self.scores.get((dataset, measure.name))
+            if found is None:
+                raise KeyError(f"no score {measure.name!r} recorded for {dataset}; recorded: "
+                               f"{sorted(n for d, n in self.scores if d == dataset)}")
+        else:
+            found = {run.seed: run.accuracy(measure.branches) for run in self.runs_of(measure.variant, dataset)}
+        return {s: v for s, v in found.items() if seeds is None or s in seeds}
+
+    def resolution(self, measure, dataset: str) -> float:
+        """The smallest effect a measurement resolves: two test images for an accuracy."""
+        if isinstance(measure, Fixed):
+            return 0.0
+        if isinstance(measure, Score):
+            return self.score_resolution.get((dataset, measure.name), 0.0)
+        return 200.0 / len(self.data(dataset).test_set)
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def tables(self) -> List[str]:
+        return list(cells_by_table(self.cells))
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Table ``name`` in the results format, one row per cell and dataset (paper beside ours)."""
+        from ..reporting import result_rows
+
+        cells = cells_by_table(self.cells).get(name)
+        if not cells:
+            raise KeyError(f"no cell of table {name!r} in this plan; tables: {', '.join(self.tables) or 'none'}")
+        entries = []
+        for dataset in self.datasets:
+            for cell in cells:
+                if cell.dataset not in (None, dataset):
+                    continue
+                values = self.values(cell.measure, dataset, cell.seeds)
+                entries.append({"row": cell.row, "dataset": dataset, "metric": cell.metric,
+                                "values": [values[s] for s in sorted(values)], "paper": cell.paper})
+        return result_rows(entries, table=name, backbone=self.settings.backbone, profile=self.profile.name)
+
+    def report(self, name: str, decimals: int = 2) -> Optional[pd.DataFrame]:
+        """Rebuild table ``name``, write it as CSV and return it arranged for reading (paper beside
+        ours); for a table this configuration does not rebuild, print why and return None."""
+        from ..reporting import paper_vs_reproduced
+
+        if name not in self.tables:
+            print(f"{name} not rebuilt: {self.paper.skipped(self.settings).get(name, 'no cell of it in this plan')}")
+            return None
+        df = self.table(name)
+        self.write(df, name)
+        return paper_vs_reproduced(df, decimals=decimals)
+
+    def write(self, df: pd.DataFrame, name: str) -> Path:
+        """Write a results table as ``<results dir>/<name>.csv``."""
+        from ..reporting import write_table
+
+        return write_table(df, self.results_dir / f"{name}.csv")
+
+    def save_figure(self, figure, name: str) -> Path:
+        from ..reporting import save_figure
+
+        return save_figure(figure, self.results_dir / f"{name}.png")
+
+    # ------------------------------------------------------------------ claims
+    def claim_entry(self, claim: Claim) -> Union[dict, str]:
+        """A claims-table entry for ``claim`` (per-seed effects, paired), or why it is not measured."""
+        from ..reporting import claim_held, seed_statistics
+
+        datasets = [claim.dataset] if claim.dataset else self.datasets
+        per_pair, resolution = [], 0.0
+        for dataset in datasets:
+            for a, b in claim.pairs:
+                try:
+                    va = self.values(a, dataset, claim.seeds)
+                    vb = self.values(b, dataset, claim.seeds)
+                except KeyError as err:
+                    return f"{claim.text}: {err.args[0]}"
+                per_pair.append({s: vb[s] - va[s] for s in set(va) & set(vb)})
+                resolution = max(resolution, self.resolution(a, dataset), self.resolution(b, dataset))
+        seeds = sorted(set.intersection(*(set(p) for p in per_pair)))
+        if not seeds:
+            return f"{claim.text}: no seed shared by both sides"
+        values = [float(np.mean([p[s] for p in per_pair])) for s in seeds]
+        entry = {"claim": claim.text, "paper_effect": claim.paper_effect, "direction": claim.direction,
+                 "values": values, "resolution": resolution}
+        if claim.verdict is not None:
+            entry["held"] = claim.verdict
+        elif claim.kind == "similar":
+            mean, std, _ = seed_statistics(values)
+            entry["held"] = claim_held(0.0, mean, std, resolution)
+        return entry
+
+    def claims_table(self, extra: Sequence[Claim] = ()) -> Tuple[pd.DataFrame, List[str]]:
+        """The claims table (:func:`fgvc_lib.reporting.claims_table`) of the paper's claims plus
+        ``extra``, and the claims not measured (with the reason)."""
+        from ..reporting import claims_table
+
+        claims, not_measured = self.paper.claims(self.settings)
+        entries, skipped = [], list(not_measured)
+        for claim in list(claims) + list(extra):
+            entry = self.claim_entry(claim)
+            (skipped if isinstance(entry, str) else entries).append(entry)
+        return claims_table(entries), skipped
+
+    def write_claims(self, df: pd.DataFrame) -> Path:
+        from ..reporting import CLAIMS_NAME, write_claims
+
+        return write_claims(df, self.results_dir / CLAIMS_NAME)
+
+    # ------------------------------------------------------------------ CAMs
+    def cam_sample(self, dataset: Optional[str] = None, per_class: int = 0):
+        """Test images for CAM figures (the profile's count, one per class), or ``per_class`` images
+        of every class for scoring."""
+        from ..localization import cam_sample
+
+        test_set = self.data(dataset).test_set
+        if per_class:
+            return cam_sample(test_set, min(len(test_set), per_class * self.data(dataset).num_classes),
+                              per_class=per_class)
+        return cam_sample(test_set, self.profile.cam_images)
+
+    def localization(self, models: Mapping[str, Tuple[str, Optional[str]]], sample, dataset: Optional[str] = None,
+                     prefix: str = "") -> Dict[str, List[Dict[str, float]]]:
+        """Grad-CAM localization scores of every seed of each ``{label: (variant, branch)}`` on
+        ``sample``; every score is also recorded (percent) as ``"<prefix><label>: <score>"``."""
+        from ..localization import localize
+
+        scores: Dict[str, List[Dict[str, float]]] = {}
+        for label, (variant, branch) in models.items():
+            runs = self.runs_of(variant, dataset)
+            scores[label] = [localize(run.model, sample, branch=branch)[1] for run in runs]
+            for metric in scores[label][0]:
+                self.record(f"{prefix}{label}: {metric}", {r.seed: 100.0 * s[metric] for r, s in zip(runs, scores[label])},
+                            dataset, resolution=200.0 / len(sample.indices))
+        return scores
+
+
+
+    def record_all(self, scores: Mapping[str, Mapping[int, float]], dataset: Optional[str] = None,
+                   resolution: float = 0.0) -> None:
+        """:meth:`record` every ``{name: {seed: value}}`` of ``scores``."""
+        for name, values in scores.items():
+            self.record(name, values, dataset, resolution)
+
+    def scores_table(self, metrics: Sequence[str], table: str = "localization") -> pd.DataFrame:
+        """Recorded scores named ``"<row>: <metric>"`` with ``metric`` in ``metrics``, in the results
+        format (one row per row and metric, values over seeds), in the order they were recorded."""
+        from ..reporting import result_rows
+
+        entries = []
+        for (dataset, name), values in self.scores.items():
+            row, _, metric = name.rpartition(": ")
+            if row and metric in metrics:
+                entries.append({"row": row, "dataset": dataset, "metric": metric,
+                                "values": [values[s] for s in sorted(values)]})
+        if not entries:
+            raise ValueError(f"no recorded score has a metric in {list(metrics)}")
+        return result_rows(entries, table=table, backbone=self.settings.backbone, profile=self.profile.name)
