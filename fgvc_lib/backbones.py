@@ -19,6 +19,7 @@ trains backbones, is such a weight source): this module never trains anything.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -252,13 +253,21 @@ def imagenet_state_dict(name: str, batch_norm: bool = False) -> Dict[str, torch.
         socket.setdefaulttimeout(previous)
 
 
+_DENSENET_OLD_NAME = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
 def _load_imagenet(backbone: FeatureBackbone) -> None:
     if backbone.width != 1.0:
         raise ValueError(f"ImageNet weights exist only at full width; got width={backbone.width} for "
-                         f"{backbone.name}. Use width=1.0 or pretrained='synthetic'.")
+                         f"{backbone.name}. Use width=1.0, or the embedded pretraining of fgvc_lib.pretraining for slim backbones.")
     state = imagenet_state_dict(backbone.name, backbone.batch_norm)
+    if backbone.name.startswith("densenet"):
+        # torchvision's DenseNet files keep the layers' old names ("norm.1" for "norm1"); rename them.
+        state = {_DENSENET_OLD_NAME.sub(r"\1\2", k): v for k, v in state.items()}
     own = backbone.net.state_dict()
     usable = {k: v for k, v in state.items() if k in own}
+    # Files saved before batch norm counted its batches lack num_batches_tracked: keep our zeros.
+    usable.update({k: v for k, v in own.items() if k.endswith("num_batches_tracked") and k not in usable})
     missing = [k for k in own if k not in usable]
     if missing:
         raise RuntimeError(f"ImageNet state dict for {backbone.name} lacks {len(missing)} tensors, e.g. {missing[:3]}")
@@ -308,14 +317,14 @@ def check_backbone_name(name: str, valid: Optional[Sequence[str]] = None) -> str
     return name
 
 
-# Total stride of each backbone's top stage (pool5, conv5_x, denseblock4): the smallest input side
-# that still gives a 1 x 1 top map. Checked against built networks in tests/test_backbones.py.
+# Total stride of each backbone's deepest stage (VGG's pool5, conv5_x, denseblock4): the smallest input
+# side for which every stage a model may read is at least 1 x 1. Checked in tests/test_backbones.py.
 TOP_STRIDE = {"vgg16": 32, "vgg19": 32, "resnet34": 32, "resnet50": 32, "resnet101": 32, "densenet161": 32}
 
 
 def min_image_size(backbone: Union[FeatureBackbone, str], stage: Optional[str] = None) -> int:
     """Smallest input side for which ``stage`` (default: the top stage) is at least 1x1; a backbone
-    name gives its top stage's value without building anything."""
+    name gives the value for its deepest stage (:data:`TOP_STRIDE`) without building anything."""
     if isinstance(backbone, str):
         if stage is not None:
             raise ValueError("a stage other than the top one needs a built backbone")

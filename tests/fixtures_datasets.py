@@ -2,7 +2,9 @@
 
 Each ``make_*`` function writes a few 8x8..32x32 images plus the index/annotation files under a
 given folder and returns a dict of the facts the tests check against (expected classes, labels,
-boxes, ...). Nothing here is a pytest fixture, so the module needs no conftest.
+boxes, ...). ``make_cub_photos`` writes larger (64-96 px) images a network can train on, for the
+paper-profile end-to-end test (tests/test_paper_profile.py). Nothing here is a pytest fixture, so
+the module needs no conftest.
 """
 from __future__ import annotations
 
@@ -105,6 +107,85 @@ def make_cub(parent: Path, with_part_boxes: bool = True) -> dict:
         "part_boxes": part_boxes,
         "part_names": [part_names[p] for p in sorted(part_names)],
     }
+
+
+# The 15 parts of the official parts/parts.txt, by part id.
+CUB_PART_NAMES = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg",
+                  "left wing", "nape", "right eye", "right leg", "right wing", "tail", "throat")
+
+
+def make_cub_photos(parent: Path, num_classes: int = 3, train_per_class: int = 4, test_per_class: int = 2,
+                    sizes=(64, 96), seed: int = 0) -> dict:
+    """CUB_200_2011/ under ``parent`` with images a network can train on (unlike :func:`make_cub`).
+
+    Every image is an RGB JPEG whose sides are drawn in ``sizes`` (inclusive): a noisy background
+    with a filled ellipse (the "bird", in a colour of its class) and a triangle "beak". The files
+    follow the official release: ids numbered class after class, train and test images interleaved
+    inside a class, ``bounding_boxes.txt`` around the ellipse, all 15 parts in ``parts/parts.txt``
+    with ``parts/part_locs.txt`` (a few parts not visible), and no ``parts/part_boxes.txt`` (not in
+    the official release). Deterministic in ``seed``.
+    """
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    root = parent / "CUB_200_2011"
+    names = ["Black_footed_Albatross", "Laysan_Albatross", "Sooty_Albatross", "Groove_billed_Ani",
+             "Crested_Auklet", "Least_Auklet", "Parakeet_Auklet", "Rhinoceros_Auklet"]
+    classes = {c: f"{c:03d}.{names[(c - 1) % len(names)]}" for c in range(1, num_classes + 1)}
+    image_lines, label_lines, split_lines, box_lines, loc_lines = [], [], [], [], []
+    facts = {"train_ids": [], "test_ids": [], "label": {}, "size": {}, "boxes": {}, "path": {}}
+    image_id = 0
+    for class_id, folder in classes.items():
+        colour = np.array([60 + 60 * (class_id % 3), 60 + 50 * (class_id % 4), 220 - 40 * (class_id % 5)])
+        splits = [1] * train_per_class + [0] * test_per_class
+        order = rng.permutation(len(splits))  # interleave train and test inside the class
+        for rank, k in enumerate(order, start=1):
+            image_id += 1
+            is_train = splits[k]
+            w, h = (int(v) for v in rng.integers(sizes[0], sizes[1] + 1, size=2))
+            background = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+            image = Image.fromarray(background, "RGB")
+            draw = ImageDraw.Draw(image)
+            bw, bh = int(w * rng.uniform(0.45, 0.7)), int(h * rng.uniform(0.35, 0.55))
+            x0, y0 = int(rng.integers(2, w - bw - 8)), int(rng.integers(2, h - bh - 2))
+            fill = tuple(int(v) for v in np.clip(colour + rng.integers(-20, 21, size=3), 0, 255))
+            draw.ellipse((x0, y0, x0 + bw, y0 + bh), fill=fill)
+            tip = (x0 + bw + 6, y0 + bh // 3)
+            draw.polygon([(x0 + bw - 2, y0 + bh // 3 - 3), (x0 + bw - 2, y0 + bh // 3 + 3), tip],
+                         fill=(240, 200, 30))
+            stem = f"{folder.split('.', 1)[1]}_{rank:04d}_{100000 + image_id}"
+            rel = f"{folder}/{stem}.jpg"
+            path = root / "images" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.save(path, format="JPEG", quality=90)
+            box = (float(x0), float(y0), float(bw + 6), float(bh))
+            image_lines.append(f"{image_id} {rel}")
+            label_lines.append(f"{image_id} {class_id}")
+            split_lines.append(f"{image_id} {is_train}")
+            box_lines.append(f"{image_id} {' '.join(str(v) for v in box)}")
+            for part_id, _ in enumerate(CUB_PART_NAMES, start=1):
+                if part_id == 2:  # the beak: the triangle's tip
+                    x, y, visible = float(tip[0]), float(tip[1]), 1
+                elif (part_id + image_id) % 4 == 0:  # hidden parts are written as 0 0 0, as in CUB
+                    x, y, visible = 0.0, 0.0, 0
+                else:
+                    x = float(x0 + bw * rng.uniform(0.1, 0.9))
+                    y = float(y0 + bh * rng.uniform(0.1, 0.9))
+                    visible = 1
+                loc_lines.append(f"{image_id} {part_id} {x:.1f} {y:.1f} {visible}")
+            facts["train_ids" if is_train else "test_ids"].append(image_id)
+            facts["label"][image_id] = class_id - 1
+            facts["size"][image_id] = (w, h)
+            facts["boxes"][image_id] = box
+            facts["path"][image_id] = path
+    _write(root / "images.txt", image_lines)
+    _write(root / "image_class_labels.txt", label_lines)
+    _write(root / "train_test_split.txt", split_lines)
+    _write(root / "classes.txt", [f"{c} {name}" for c, name in classes.items()])
+    _write(root / "bounding_boxes.txt", box_lines)
+    _write(root / "parts" / "parts.txt", [f"{p} {n}" for p, n in enumerate(CUB_PART_NAMES, start=1)])
+    _write(root / "parts" / "part_locs.txt", loc_lines)
+    return {"root": root, "classes": list(classes.values()), **facts}
 
 
 # ------------------------------------------------------------------------------------------------

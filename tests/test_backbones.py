@@ -1,9 +1,16 @@
-"""Backbones by name: stages, widths, pretrained weights, and the CPU memory-format hazard."""
+"""Backbones by name: stages, widths, weights (ImageNet or handed in), the import graph, and the CPU
+memory-format hazard."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from fgvc_lib.backbones import (BACKBONE_NAMES, PretrainedWeightsUnavailable, build_backbone,
-                                min_image_size)
+import fgvc_lib.backbones as backbones_module
+from fgvc_lib.backbones import (BACKBONE_NAMES, TOP_STRIDE, PretrainedWeightsUnavailable, build_backbone,
+                                check_backbone_name, min_image_size)
 from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
 
 PAPER_STAGES = {
@@ -45,8 +52,11 @@ def test_width_keeps_topology_and_scales_channels():
 
 
 def test_bad_names_and_values_are_explained():
-    with pytest.raises(ValueError, match="valid backbones: vgg16, vgg19, resnet34"):
+    with pytest.raises(ValueError, match="unknown backbone 'alexnet'; valid here: vgg16, vgg19, resnet34"):
         build_backbone("alexnet")
+    with pytest.raises(ValueError, match="unknown backbone 'vgg19'; valid here: vgg16, resnet50$"):
+        check_backbone_name("vgg19", ("vgg16", "resnet50"))
+    assert check_backbone_name("resnet50", ("vgg16", "resnet50")) == "resnet50"
     with pytest.raises(ValueError, match="width must be in"):
         build_backbone("vgg16", width=0)
     with pytest.raises(ValueError, match="valid stages"):
@@ -54,6 +64,77 @@ def test_bad_names_and_values_are_explained():
     with pytest.raises(ValueError, match="only at full width"):
         build_backbone("vgg16", pretrained=True, width=0.5)
     assert min_image_size(build_backbone("resnet50", width=0.125)) == 32
+    with pytest.raises(ValueError, match="needs a built backbone"):
+        min_image_size("vgg16", "conv4_3")
+
+
+@pytest.mark.parametrize("name", BACKBONE_NAMES)
+def test_min_image_size_by_name_agrees_with_the_built_network(name):
+    """TOP_STRIDE (what min_image_size gives for a name, without building) is the stride of the
+    network's deepest stage: at that input side every stage's map is at least 1 x 1 and the deepest
+    exactly 1 x 1. For ResNet and DenseNet the deepest stage is the top stage; VGG's top stage
+    (conv5_3 / conv5_4) sits before pool5, so a built VGG accepts 16 px for it while its name keeps
+    pool5's 32 (SSANet reads pool5)."""
+    backbone = build_backbone(name, width=0.125).eval()     # eval: batch norm on 1 x 1 maps
+    side = min_image_size(name)
+    assert side == TOP_STRIDE[name] == max(backbone.stage_strides.values())
+    if not name.startswith("vgg"):
+        assert side == min_image_size(backbone)
+    else:
+        assert min_image_size(backbone) == side // 2 and min_image_size(backbone, "pool5") == side
+    with torch.no_grad():
+        maps = backbone(torch.randn(1, 3, side, side), backbone.stage_names)
+    for stage, fmap in maps.items():
+        assert fmap.shape[-2:] == (side // backbone.stage_strides[stage],) * 2, stage
+    assert min(f.shape[-1] for f in maps.values()) == 1
+
+
+def test_state_dict_weights_are_loaded_and_named():
+    torch.manual_seed(0)
+    source = build_backbone("resnet34", width=0.125)
+    torch.manual_seed(1)
+    loaded = build_backbone("resnet34", width=0.125, state_dict=source.net.state_dict(), source="synthetic")
+    assert loaded.pretrained == "synthetic"
+    own, given = loaded.net.state_dict(), source.net.state_dict()
+    assert own.keys() == given.keys() and all(torch.equal(own[k], given[k]) for k in own)
+    unnamed = build_backbone("vgg16", width=0.125, batch_norm=True,
+                             state_dict=build_backbone("vgg16", width=0.125, batch_norm=True).net.state_dict())
+    assert unnamed.pretrained == "state_dict" and unnamed.batch_norm
+    assert build_backbone("vgg16", width=0.125).pretrained is None
+    with pytest.raises(RuntimeError, match="size mismatch"):               # weights of another width
+        build_backbone("resnet34", width=0.25, state_dict=given)
+    with pytest.raises(ValueError, match="either pretrained='imagenet' or a state_dict, not both"):
+        build_backbone("resnet34", pretrained="imagenet", state_dict=given)
+
+
+def test_synthetic_weights_are_no_longer_a_backbone_option():
+    """The embedded pretraining sits above this module (fgvc_lib.pretraining.pretrained_backbone)."""
+    with pytest.raises(ValueError, match="got 'synthetic'.*passed as state_dict"):
+        build_backbone("vgg16", pretrained="synthetic", width=0.125)
+    with pytest.raises(TypeError):
+        build_backbone("vgg16", width=0.125, progress=False)          # no pretraining options either
+
+
+LOWER_LAYERS = ("fgvc_lib.pretraining", "fgvc_lib.engine", "fgvc_lib.models", "fgvc_lib.study")
+
+
+def test_backbones_import_nothing_above_them():
+    """The import graph flows one way: pretraining, the engine, the models and the runner build on
+    the backbones, never the reverse (neither at import time nor inside a function)."""
+    tree = ast.parse(Path(backbones_module.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ("fgvc_lib." if node.level else "") + (node.module or "")
+            imported.add(base)
+            imported.update(f"{base}.{alias.name}".replace("..", ".") for alias in node.names)
+    assert not [m for m in imported if m.startswith(LOWER_LAYERS)], imported
+    code = "import sys, fgvc_lib.backbones; print(' '.join(sorted(m for m in sys.modules if m.startswith('fgvc_lib'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "fgvc_lib.backbones" in loaded
+    assert not [m for m in loaded if m.startswith(LOWER_LAYERS)], loaded
 
 
 def test_missing_imagenet_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
@@ -81,6 +162,16 @@ def test_cached_imagenet_weights_are_loaded(tmp_path, monkeypatch):
     backbone = build_backbone("resnet34", pretrained=True)
     assert backbone.pretrained == "imagenet"
     assert torch.equal(backbone.net.layer4[0].conv1.weight, reference.layer4[0].conv1.weight)
+
+
+def test_vgg_batch_norm_keeps_the_stage_names():
+    plain, with_bn = build_backbone("vgg16", width=0.125), build_backbone("vgg16", width=0.125, batch_norm=True)
+    assert with_bn.batch_norm and not plain.batch_norm
+    assert plain.stage_names == with_bn.stage_names and plain.stage_channels == with_bn.stage_channels
+    out = with_bn(torch.randn(1, 3, 64, 64), ["conv4_3", "conv5_3"])
+    assert out["conv5_3"].shape == (1, 64, 4, 4) and (out["conv4_3"] >= 0).all()  # taps after the ReLU
+    with pytest.raises(ValueError, match="batch_norm is a VGG option"):
+        build_backbone("resnet50", width=0.125, batch_norm=True)
 
 
 @pytest.mark.parametrize("width", [0.125, 0.25])

@@ -457,92 +457,135 @@ def test_experiment_plan_models_build_and_cells_point_to_them():
                                                                           "table5", "table6"}
 
 
-# ---------------------------------------------------------------- notebook 03's study (fgvc_lib.clan_study)
-from fgvc_lib import clan_study as cs  # noqa: E402
-from fgvc_lib.experiment import Run  # noqa: E402
-from fgvc_lib.reporting import RESULT_COLUMNS, claims_table  # noqa: E402
+# ---------------------------------------------------------------- notebook 03's study (clan.STUDY on fgvc_lib.study)
+from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from fgvc_lib.models import clan_maps  # noqa: E402
+from fgvc_lib.papers import clan_complexity  # noqa: E402
+from fgvc_lib.reporting import RESULT_COLUMNS  # noqa: E402
+from fgvc_lib.study import Run, Study  # noqa: E402
+from fgvc_lib.study.jobs import RunRecord  # noqa: E402
+from fgvc_lib.study.parameters import resolve  # noqa: E402
+from fgvc_lib.study.runner import DataBundle  # noqa: E402
 
 N_TEST = 20
 
 
-def _study(**params):
-    return cs.resolve_study("cpu", **params)
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch):
+    """Results, runs and caches of these tests go to a temporary folder, never the repository's."""
+    for name in ("FGVC_RESULTS_DIR", "FGVC_RUNS_DIR", "FGVC_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
 
 
+def _study(profile="cpu", **params):
+    return Study(paper.STUDY, profile=profile, **params)
+
+
+def _tier(study, key):
+    return dict(study.variants[key].details)["tier"]
+
+
+def _config(study, key):
+    return study.variants[key].model.keywords["config"]
+
+
+def _run_folder(study, key):
+    """The run key (folder name) of ``key``, as the runner computes it; no training."""
+    return next(Path(job.run_dir).parent.name for _, job in study.jobs() if job.variant.name == key)
+
+
+@pytest.mark.usefixtures("private_dirs")
 def test_study_plans_main_models_for_every_seed_and_ablations_for_the_first():
     study = _study()
+    settings = study.settings
     plan, _ = paper.experiment_plan()
     vgg = {k for k, spec in plan.items() if spec["backbone"] == "vgg16"}
     # cpu: ablations for one seed and a quarter of the epochs, the reference CLANs retrained at that length
-    epochs, short = study.settings.epochs, study.ablation_epochs
+    epochs, short = settings.epochs, settings.ablation_epochs
     assert short == max(1, round(epochs / 4)) and short < epochs
-    assert len(vgg) == 13 and set(study.models) == vgg | {f"clan_vgg16_2s_e{short}", f"clan_vgg16_3s_e{short}"}
-    main = [k for k, s in study.models.items() if s.tier == "main"]
-    assert main == ["vgg16_baseline", "clan_vgg16_2s", "clan_vgg16_3s"]          # trained first
-    assert study.settings.seeds == [0, 1] and study.ablation_seeds == [0]
-    assert study.seeds_of("clan_vgg16_3s") == [0, 1] and study.seeds_of("clan_vgg16_3s_gap") == [0]
     copy = f"clan_vgg16_3s_e{short}"
-    assert study.models["clan_vgg16_3s"].epochs == epochs and study.models[copy].epochs == short
-    assert study.ablation_key("clan_vgg16_3s") == copy
-    assert study.ablation_key("clan_vgg16_3s_gap") == "clan_vgg16_3s_gap"
-    assert study.train_config(copy).epochs == short and study.train_config("clan_vgg16_3s_gap").epochs == short
-    assert study.clan_config(copy) == study.clan_config("clan_vgg16_3s")
-    assert _study(ablation_epochs=3).ablation_epochs == 3
+    assert len(vgg) == 13 and set(study.variants) == vgg | {f"clan_vgg16_2s_e{short}", copy}
+    main = [k for k in study.variants if _tier(study, k) == "main"]
+    assert main == ["vgg16_baseline", "clan_vgg16_2s", "clan_vgg16_3s"]
+    assert list(study.variants)[:3] == main                                   # trained first
+    assert settings.seeds == [0, 1] and settings.ablation_seeds == [0]
+    assert study.variants["clan_vgg16_3s"].seeds == (0, 1) and study.variants["clan_vgg16_3s_gap"].seeds == (0,)
+    assert study.variants["clan_vgg16_3s"].train.epochs == epochs and study.variants[copy].train.epochs == short
+    assert paper.ablation_key(settings, "clan_vgg16_3s") == copy
+    assert paper.ablation_key(settings, "clan_vgg16_3s_gap") == "clan_vgg16_3s_gap"
+    assert study.variants["clan_vgg16_3s_gap"].train.epochs == short
+    assert _config(study, copy) == _config(study, "clan_vgg16_3s")           # same model, shorter recipe
+    assert _study(ablation_epochs=3).settings.ablation_epochs == 3
     same_length = _study(ablation_epochs=epochs)
-    assert len(same_length.models) == 13 and same_length.ablation_key("clan_vgg16_3s") == "clan_vgg16_3s"
-    assert study.scales == 3 and study.clan_key() == "clan_vgg16_3s" and not study.skipped
-    assert _study(ablation_seeds=2).ablation_seeds == [0, 1]
-    smoke = cs.resolve_study("smoke")
-    assert smoke.ablation_seeds == [0] and smoke.ablation_epochs == 1 and len(smoke.models) == 13
+    assert len(same_length.variants) == 13
+    assert paper.ablation_key(same_length.settings, "clan_vgg16_3s") == "clan_vgg16_3s"
+    assert settings.scales == 3 and paper.main_key(settings) == "clan_vgg16_3s"
+    assert paper.STUDY.skipped(settings) == {} and study.tables == ["table1", "table2", "table3", "table4", "table6"]
+    assert _study(ablation_seeds=2).settings.ablation_seeds == [0, 1]
+    smoke = _study("smoke")
+    assert smoke.settings.ablation_seeds == [0] and smoke.settings.ablation_epochs == 1 and len(smoke.variants) == 13
     # the paper's recipe (section 4.1), rescaled to the profile's epochs, for every model
-    train = study.train_config("vgg16_baseline")
+    train = study.variants["vgg16_baseline"].train
     assert (train.lr, train.momentum, train.weight_decay, train.gamma, train.epochs) == (0.01, 0.9, 1e-4, 0.1, epochs)
-    paper_run = cs.resolve_study("paper", dataset="synthetic")                 # the paper's recipe, section 4.1
-    assert (paper_run.settings.epochs, paper_run.settings.batch_size, paper_run.settings.image_size) == (120, 36, 448)
-    assert paper_run.ablation_seeds == paper_run.settings.seeds and paper_run.ablation_epochs == 120
-    recipe = paper_run.train_config("clan_vgg16_3s")
+    paper_run = _study("paper", dataset="synthetic")                          # the paper's recipe, section 4.1
+    ps = paper_run.settings
+    assert (ps.epochs, ps.batch_size, ps.image_size) == (120, 36, 448)
+    assert ps.ablation_seeds == ps.seeds and ps.ablation_epochs == 120
+    recipe = paper_run.variants["clan_vgg16_3s"].train
     assert (recipe.epochs, recipe.step_size, recipe.gamma) == (120, 30, 0.1)
-    recipe = cs.resolve_study("paper", dataset="synthetic", backbone="resnet50").train_config("clan_resnet50_2s")
-    assert (recipe.step_size, recipe.gamma) == (2, 0.9)
+    recipe = _study("paper", dataset="synthetic", backbone="resnet50").variants["clan_resnet50_2s"].train
+    assert (recipe.step_size, recipe.gamma) == (2, 0.9)                       # ResNet: x0.9 every 2 epochs
     # another relation metric changes the main CLAN models; Tables 1-3 keep the paper's models
     gaussian = _study(relation="gaussian", scales=2)
-    assert gaussian.clan_key() == "clan_vgg16_2s_gaussian"
-    assert gaussian.models["clan_vgg16_2s_gaussian"].tier == "main"
-    assert gaussian.models["clan_vgg16_2s"].tier == "ablation"
-    assert gaussian.ablation_key("clan_vgg16_2s_gaussian") == f"clan_vgg16_2s_gaussian_e{short}"
-    assert f"clan_vgg16_2s_e{short}" not in gaussian.models                # the dot-product CLAN is an ablation here
-    assert gaussian.clan_config("clan_vgg16_3s_gaussian").relation == "gaussian"
-    # fingerprints separate every model and change with the profile
-    prints = {study.fingerprint(k) for k in study.models}
-    assert len(prints) == 15
-    assert cs.resolve_study("smoke").fingerprint("clan_vgg16_3s") != study.fingerprint("clan_vgg16_3s")
+    gs = gaussian.settings
+    assert paper.main_key(gs) == "clan_vgg16_2s_gaussian"
+    assert _tier(gaussian, "clan_vgg16_2s_gaussian") == "main" and _tier(gaussian, "clan_vgg16_2s") == "ablation"
+    assert paper.ablation_key(gs, "clan_vgg16_2s_gaussian") == f"clan_vgg16_2s_gaussian_e{short}"
+    assert f"clan_vgg16_2s_e{short}" not in gaussian.variants            # the dot-product CLAN is an ablation here
+    assert _config(gaussian, "clan_vgg16_3s_gaussian").relation == "gaussian"
+    # run keys (folder names) separate every model, even beyond the name, and change with the profile
+    folders = {key: _run_folder(study, key) for key in study.variants}
+    assert all(folder.startswith(key + "-") for key, folder in folders.items())
+    assert len({folder.rsplit("-", 1)[1] for folder in folders.values()}) == 15
+    assert _run_folder(smoke, "clan_vgg16_3s") != folders["clan_vgg16_3s"]
     table = study.plan_table()
-    assert table.loc["clan_vgg16_3s", "tables"] == "table4, table6, figures"
+    assert table.loc["clan_vgg16_3s", "tables"] == "table4, table6"
     assert table.loc[copy, "tables"] == "table1, table2, table3" and table.loc[copy, "epochs"] == short
     assert table.loc["clan_vgg16_3s_nonlocal", "mid_module"] == "nonlocal"
+    assert table.loc["clan_vgg16_3s_clsa_max", "clsa"] == "max" and table.loc["clan_vgg16_3s", "tier"] == "main"
 
 
-def test_study_on_a_resnet_skips_the_vgg_ablations():
+@pytest.mark.usefixtures("private_dirs")
+def test_study_on_a_resnet_skips_the_vgg_ablations(capsys):
     study = _study(backbone="resnet101")
-    assert list(study.models) == ["resnet101_baseline", "clan_resnet101_2s"] and study.scales == 2
-    assert set(study.skipped) == {"table1", "table2", "table3"}
-    assert cs.table1(study, {}) is None and cs.figure_stages(study) == ("conv5_x", "conv4_x")
-    assert list(cs.figure_models(study)) == ["baseline", "CLAN"]
-    assert list(cs.table6_rows(study)) == ["ResNet-101 (ResNet-101)", "CLAN(2-scale) (ResNet-101)"]
-    assert _study(backbone="resnet50", relation="embedded_gaussian").clan_config(
-        "clan_resnet50_2s_embedded_gaussian").relation == "embedded_gaussian"
+    settings = study.settings
+    assert list(study.variants) == ["resnet101_baseline", "clan_resnet101_2s"] and settings.scales == 2
+    assert set(paper.STUDY.skipped(settings)) == {"table1", "table2", "table3"}
+    assert study.tables == ["table4", "table6"]
+    assert study.report("table1") is None                           # says why, needs no run
+    assert "table1 not rebuilt: a VGG-16 ablation" in capsys.readouterr().out
+    assert paper.figure_stages(settings) == ("conv5_x", "conv4_x")
+    assert list(paper.figure_models(settings)) == ["baseline", "CLAN"]
+    assert list(paper.table6_rows(settings)) == ["ResNet-101 (ResNet-101)", "CLAN(2-scale) (ResNet-101)"]
+    eg = _study(backbone="resnet50", relation="embedded_gaussian")
+    assert _config(eg, "clan_resnet50_2s_embedded_gaussian").relation == "embedded_gaussian"
 
 
 @pytest.mark.parametrize("params,message", [
-    (dict(backbone="resnet50", scales=3), "scales=3 is not defined on resnet50"),
-    (dict(relation="cosine"), "relation metric 'cosine'.*'dot_product'"),
-    (dict(scales=4), "scales must be 2, 3 or 0"),
-    (dict(scales="3"), "scales must be 2, 3 or 0"),
-    (dict(backbone="vgg19"), "valid here: vgg16, resnet50, resnet101"),
-    (dict(ablation_seeds=-1), "ablation_seeds"),
-    (dict(ablation_epochs=1.5), "ablation_epochs"),
+    (dict(backbone="resnet50", scales=3), "parameter scales: scales=3 is not defined on resnet50"),
+    (dict(relation="cosine"), "parameter relation: unknown relation metric 'cosine'.*'dot_product'"),
+    (dict(scales=4), "parameter scales: must be 2, 3 or 0"),
+    (dict(scales="3"), "parameter scales: must be 2, 3 or 0"),
+    (dict(backbone="vgg19"), "parameter backbone: unknown backbone 'vgg19'; valid here: vgg16, resnet50, resnet101"),
+    (dict(ablation_seeds=-1), "parameter ablation_seeds: must be an integer >= 0"),
+    (dict(ablation_epochs=1.5), "parameter ablation_epochs: must be an integer >= 0"),
+    (dict(mid_module="gap"), r"unknown parameter\(s\) mid_module; valid: profile, .*, scales, relation"),
 ])
 def test_study_rejects_invalid_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(paper.STUDY, {"profile": "cpu", **params})
     with pytest.raises(ValueError, match=message):
         _study(**params)
 
@@ -557,131 +600,226 @@ def _logits(correct: int, confident: bool = True, offset: int = 0):
     return F.one_hot(predicted, CLASSES).float() * (4.0 if confident else 1.0)
 
 
+def _branches(variant):
+    config = getattr(variant.model, "keywords", {}).get("config")
+    if config is None:
+        return ()                                          # the baseline has no branch
+    return ("G", "P", "A", "CLSA") if config.scales == 3 else ("G", "P", "CLSA")
+
+
 def _fake_runs(study, correct):
-    """Runs whose every branch is right on ``correct[key]`` test images (default 10 of 20)."""
-    runs = {}
-    for key, spec in study.models.items():
-        branches = ("G", "P", "A", "CLSA")[:0 if spec.kind == "baseline" else None]
-        if spec.kind == "clan" and (study.clan_config(key).scales or 3) == 2:
-            branches = ("G", "P", "CLSA")
-        runs[key] = []
-        for seed in study.seeds_of(key):
-            n = correct.get(key, 10) + seed   # seed 1 one image better than seed 0
-            outputs = {b: _logits(n) for b in branches}
+    """Fill ``study.runs`` without training: every branch of every run is right on ``correct[key]``
+    test images (default 10 of N_TEST), one more for seed 1 than for seed 0."""
+    dataset = study.datasets[0]
+    # the claims' resolution (two test images) reads the test split's length: a stand-in of N_TEST
+    study._data[dataset] = DataBundle(dataset, list(range(4 * N_TEST)), list(range(N_TEST)), None, None)
+    study.runs = {dataset: {}}
+    for key, variant in study.variants.items():
+        runs = []
+        for seed in variant.seeds:
+            n = correct.get(key, 10) + seed
+            run = Run(study, dataset, variant, RunRecord(key, seed, f"/no/run/{key}/seed{seed}", 100.0 * n / N_TEST,
+                                                         1.0, variant.train.epochs, loaded=True))
+            outputs = {b: _logits(n) for b in _branches(variant)}
             outputs.update(final=_logits(n), targets=torch.arange(N_TEST) % CLASSES)
-            runs[key].append(Run(key, seed, None, None, outputs))
-    return runs
+            run.__dict__["outputs"] = outputs              # what Run.outputs would load from outputs.pt
+            runs.append(run)
+        study.runs[dataset][key] = runs
+    return study
 
 
+@pytest.mark.usefixtures("private_dirs")
 def test_tables_from_stored_logits_with_the_papers_numbers_beside():
-    study = _study(ablation_epochs=2)
-    runs = _fake_runs(study, {"clan_vgg16_3s": 16, "clan_vgg16_2s": 12, "vgg16_baseline": 8,
-                              "clan_vgg16_3s_e2": 15, "clan_vgg16_2s_gaussian": 9, "clan_vgg16_3s_gaussian": 9})
-    t1 = cs.table1(study, runs)
+    study = _fake_runs(_study(ablation_epochs=2),
+                       {"clan_vgg16_3s": 16, "clan_vgg16_2s": 12, "vgg16_baseline": 8, "clan_vgg16_3s_e2": 15,
+                        "clan_vgg16_2s_gaussian": 9, "clan_vgg16_3s_gaussian": 9})
+    t1 = study.table("table1")
     assert list(t1.columns) == RESULT_COLUMNS and len(t1) == 6
     row = t1.set_index("row").loc["Dot Product [3-scale]"]
-    assert (row["paper"], row["reproduced"], row["n_seeds"]) == (85.8, pytest.approx(75.0), 1)   # the 2-epoch copy, seed 0
+    # the 2-epoch copy, seed 0
+    assert (row["paper"], row["reproduced"], row["n_seeds"]) == (85.8, pytest.approx(75.0), 1)
     assert t1.set_index("row").loc["Gaussian [2-scale]", "reproduced"] == pytest.approx(45.0)
-    assert set(t1["dataset"]) == {"synthetic"} and set(t1["profile"]) == {"cpu"}
-    assert list(cs.table2(study, runs)["row"]) == ["GAP", "Non-local", "CLCA"]
-    assert cs.table2(study, runs)["paper"].tolist() == [78.7, 84.8, 85.8]         # synthetic -> CUB column
-    assert len(cs.table3(study, runs)) == 6
-    t6 = cs.table6(study, runs).set_index("row")
-    assert t6.loc["CLAN(3-scale) (VGG-16)", "reproduced"] == pytest.approx(82.5)                  # seeds 0, 1: 80 and 85
+    assert set(t1["dataset"]) == {"synthetic"} and set(t1["profile"]) == {"cpu"} and set(t1["backbone"]) == {"vgg16"}
+    t2 = study.table("table2")
+    assert list(t2["row"]) == ["GAP", "Non-local", "CLCA"]
+    assert t2["paper"].tolist() == [78.7, 84.8, 85.8]                                # synthetic -> CUB column
+    assert len(study.table("table3")) == 6
+    t6 = study.table("table6").set_index("row")
+    assert t6.loc["CLAN(3-scale) (VGG-16)", "reproduced"] == pytest.approx(82.5)     # seeds 0, 1: 80 and 85
     assert t6.loc["VGG-16 (VGG-16)", "n_seeds"] == 2 and t6.loc["VGG-16 (VGG-16)", "paper"] == 79.1
+    view = study.report("table6")                                                    # written, paper beside ours
+    assert (study.results_dir / "table6.csv").is_file() and not view["comparable"].any()
 
     # Table 4 combines the branches of one stored model: G is confidently right on the first half and
     # weakly wrong on the second, P the other way round -> each branch 50 %, G + P right everywhere.
     targets = torch.arange(N_TEST) % CLASSES
-    first = (torch.arange(N_TEST) < 10).unsqueeze(1)
+    first = (torch.arange(N_TEST) < N_TEST // 2).unsqueeze(1)
     right, wrong = F.one_hot(targets, CLASSES).float(), F.one_hot((targets + 1) % CLASSES, CLASSES).float()
     g, p = torch.where(first, 4 * right, wrong), torch.where(first, wrong, 4 * right)
-    for run in runs["clan_vgg16_3s"]:
+    for run in study.runs_of("clan_vgg16_3s"):
         run.outputs.update(G=g, P=p, A=wrong, CLSA=g)
-    t4 = cs.table4(study, runs).set_index("row")
+    t4 = study.table("table4").set_index("row")
     assert t4.loc["G-Branch", "reproduced"] == 50.0 and t4.loc["P-Branch", "reproduced"] == 50.0
     assert t4.loc["A-Branch", "reproduced"] == 0.0 and t4.loc["G + P", "reproduced"] == 100.0
-    assert t4.loc["G + P", "reproduced"] == cs.cell_accuracy(runs["clan_vgg16_3s"][0], ("G", "P"))
+    assert t4.loc["G + P", "reproduced"] == study.runs_of("clan_vgg16_3s")[0].accuracy(("G", "P"))
     assert t4.loc["G + P", "n_seeds"] == 2
     assert t4.loc["G + P + A + CLSA", "paper"] == 86.8
+    # the paper's rule is the mean of the branches' probabilities, not of their logits
+    probabilities = torch.stack([g.softmax(1), p.softmax(1), wrong.softmax(1)]).mean(0)
+    expected = 100.0 * (probabilities.argmax(1) == targets).float().mean().item()
+    assert t4.loc["G + P + A", "reproduced"] == pytest.approx(expected)
     # a 2-scale CLAN has no A rows and no paper numbers
-    two = cs.table4(_study(scales=2, ablation_epochs=2), runs)
+    two = _fake_runs(_study(scales=2, ablation_epochs=2), {}).table("table4")
     assert list(two["row"]) == ["G-Branch", "P-Branch", "CLSA-Branch", "G + P", "G + P + CLSA"]
     assert two["paper"].isna().all()
 
 
+TABLE5_CLAIM = ("Table 5: 2-scale CLAN adds a slight cost to VGG-16 and 3 scales add more (effect: MACs added by "
+                "2-scale, % of VGG-16; counts at 448 px)")
+
+
+@pytest.mark.usefixtures("private_dirs")
 def test_claims_are_paired_by_seed_with_the_papers_effects():
-    study = _study(ablation_epochs=2)
-    runs = _fake_runs(study, {"clan_vgg16_3s": 15, "clan_vgg16_2s": 12, "vgg16_baseline": 8,
-                              "clan_vgg16_3s_e2": 15, "clan_vgg16_2s_e2": 12})
-    entries, skipped = cs.claims(study, runs)
-    table = claims_table(entries).set_index("claim")
-    assert not skipped and len(table) == 10
+    study = _fake_runs(_study(ablation_epochs=2), {"clan_vgg16_3s": 15, "clan_vgg16_2s": 12, "vgg16_baseline": 8,
+                                                   "clan_vgg16_3s_e2": 15, "clan_vgg16_2s_e2": 12})
+    table, skipped = study.claims_table()
+    table = table.set_index("claim")
+    assert len(table) == 12
+    # the figure claims read localization scores that only the notebook's maps section records
+    assert len(skipped) == 3 and all("no score" in s for s in skipped)
+    assert [s.split(":")[0] for s in skipped] == ["Figure 4", "Figure 5", "Figure 6"]
     three = table.loc["Table 6: 3-scale CLAN beats 2-scale CLAN"]
     assert (three["paper_effect"], three["our_effect"], three["n_seeds"]) == (0.9, pytest.approx(15.0), 2)
-    assert three["held"] == "yes"                               # 15 points on both seeds, no spread
+    assert three["held"] == "yes" and three["our_std"] == pytest.approx(0.0, abs=1e-4)  # 15 points on both seeds
     backbone = table.loc["Table 6: CLAN (3-scale) beats the fine-tuned VGG-16"]
     assert (backbone["paper_effect"], backbone["our_effect"]) == (7.7, pytest.approx(35.0))
     relation = table.loc["Table 1: dot product and embedded Gaussian beat Gaussian (mean of 4 gaps)"]
     assert relation["n_seeds"] == 1 and relation["held"] == "inconclusive"    # one ablation seed
     # dot product - Gaussian: 75 - 50 (3s), 60 - 50 (2s); embedded Gaussian - Gaussian: 0, 0
     assert relation["our_effect"] == pytest.approx((25 + 10 + 0 + 0) / 4)
-    worse = _fake_runs(study, {"clan_vgg16_3s": 5, "clan_vgg16_2s": 12})
-    table = claims_table(cs.claims(study, worse)[0]).set_index("claim")
+    assert relation["paper_effect"] == paper.CLAIMS_BY_ID["gaussian_worst"].mean_paper_effect == 0.9
+    gap = table.loc["Table 2: non-local beats GAP"]
+    assert gap["paper_effect"] == round(84.8 - 78.7, 2) and gap["n_seeds"] == 1
+    table4 = table.loc["Table 4: G + P + A + CLSA beats G + P + A (clan_vgg16_3s)"]
+    assert table4["paper_effect"] == round(86.8 - 85.8, 2) and table4["our_effect"] == pytest.approx(0.0)
+    # Table 5 is counted, not sampled: one value, decided by the ordering of the counts
+    complexity = table.loc[TABLE5_CLAIM]
+    assert complexity["paper_effect"] == round(100 * (62.30 / 61.63 - 1), 2)
+    assert complexity["our_effect"] == pytest.approx(100 * (OURS["2-scale CLAN"][1] / OURS["VGG-16"][1] - 1))
+    assert complexity["n_seeds"] == 1 and complexity["held"] == "yes"
+    # "dot product and embedded Gaussian are similar" reaches the table; with one seed it cannot be decided
+    similar = "Table 1: dot product and embedded Gaussian are similar (no difference; mean of 2 gaps)"
+    assert table.loc[similar, "paper_effect"] == 0.1 and table.loc[similar, "held"] == "inconclusive"
+    worse = _fake_runs(_study(ablation_epochs=2), {"clan_vgg16_3s": 5, "clan_vgg16_2s": 12})
+    table = worse.claims_table()[0].set_index("claim")
     assert table.loc["Table 6: 3-scale CLAN beats 2-scale CLAN", "held"] == "no"
-    resnet = _study(backbone="resnet50")
-    entries, skipped = cs.claims(resnet, _fake_runs(resnet, {}))
-    assert len(skipped) == 1 and [e["claim"].split(":")[0] for e in entries] == ["Table 4"] * 3 + ["Table 6"]
-    assert all(e["paper_effect"] is None for e in entries[:3])        # no paper numbers for a ResNet Table 4
-    assert entries[-1]["paper_effect"] == round(88.1 - 86.0, 2)
+
+    # two ablation seeds: "similar" holds when the gap stays within two test images, fails beyond
+    correct = {"clan_vgg16_2s_e2": 12, "clan_vgg16_3s_e2": 15}
+    same = _fake_runs(_study(ablation_epochs=2, ablation_seeds=2),
+                      {**correct, "clan_vgg16_2s_embedded_gaussian": 12, "clan_vgg16_3s_embedded_gaussian": 15})
+    row = same.claims_table()[0].set_index("claim").loc[similar]
+    assert (row["our_effect"], row["n_seeds"], row["held"]) == (pytest.approx(0.0), 2, "yes")
+    apart = _fake_runs(_study(ablation_epochs=2, ablation_seeds=2), correct)   # embedded Gaussian: 10 + seed
+    row = apart.claims_table()[0].set_index("claim").loc[similar]
+    assert row["our_effect"] == pytest.approx((60 - 50 + 75 - 50) / 2) and row["held"] == "no"
+
+    resnet = _fake_runs(_study(backbone="resnet50"), {})
+    table, skipped = resnet.claims_table()
+    assert [c.split(":")[0] for c in table["claim"]] == ["Table 4"] * 3 + ["Table 6", "Table 5"]
+    assert table["paper_effect"][:3].isna().all()                     # no paper numbers for a ResNet Table 4
+    assert table.set_index("claim").loc["Table 6: CLAN (2-scale) beats the fine-tuned ResNet-50",
+                                        "paper_effect"] == round(88.1 - 86.0, 2)
+    assert skipped[0].startswith("Table 1-3 claims") and "not run with resnet50" in skipped[0]
+    assert skipped[1].startswith("Figure 4 claim") and len(skipped) == 4
 
 
 def test_table5_in_the_results_format_with_an_operator_breakdown():
-    table, breakdown = cs.table5(_study())
+    table, breakdown = clan_complexity.table5("vgg16", "cpu")
     assert list(table.columns) == RESULT_COLUMNS
     ours = table.set_index(["row", "metric"])["reproduced"]
     for row, (params, macs) in OURS.items():
         assert ours[(row, "params_m")] == params / 1e6 and ours[(row, "macs_g")] == macs / 1e9
-    view = cs.table5_view(table)
+    assert table.set_index(["row", "metric"]).loc[("3-scale CLAN", "macs_g"), "paper"] == 64.83
+    assert clan_complexity.table5_counts()["2-scale CLAN"]["macs_g"] == OURS["2-scale CLAN"][1] / 1e9
+    view = clan_complexity.table5_view(table)
     assert view.loc["3-scale CLAN", "gap macs %"] == round(100 * (65.394762656 / 64.83 - 1), 2)
     assert (view[["gap params %", "gap macs %"]].abs() < 2).all().all()
-    assert breakdown.loc["3-scale CLAN, eq. 2 literal", "MACs (G)"] == pytest.approx(70.847, abs=1e-3)
+    assert clan_complexity.LITERAL_ROW not in view.index                   # in the breakdown only
+    assert breakdown.loc[clan_complexity.LITERAL_ROW, "MACs (G)"] == pytest.approx(70.847, abs=1e-3)
     assert breakdown.loc["3-scale CLAN", "bmm (G)"] == pytest.approx(0.514, abs=1e-3)
-    resnet_rows = cs.table5(_study(backbone="resnet50"))[0]["row"].unique().tolist()
-    assert resnet_rows[3:] == ["ResNet-50", "2-scale CLAN (ResNet-50)"]
+    resnet = clan_complexity.table5("resnet50", "cpu")[0]
+    assert resnet["row"].unique().tolist()[3:] == ["ResNet-50", "2-scale CLAN (ResNet-50)"]
+    assert resnet.set_index(["row", "metric"])["paper"].loc["ResNet-50"].isna().all()
+
+
+def _cam_sample(x, labels):
+    from fgvc_lib.localization import CamSample
+
+    return CamSample([0, 1], x, labels, np.array([[0, 0, 32, 32], [0, 0, 64, 64]], dtype=float),
+                     [[(0, 0, 8, 8)], [(56, 56, 8, 8)]], ["a", "b"])
 
 
 def test_maps_of_every_layer_and_their_scores():
-    from fgvc_lib.localization import CamSample, score_cams
+    from fgvc_lib.localization import score_cams
     torch.manual_seed(0)
     clan = build_clan(slim(), CLASSES, CLANConfig(scales=3, zero_init_output=False)).eval()
     base = BaselineNet(slim(), CLASSES).eval()
-    assert cs.stage_layer(clan, "conv5_2") is clan.mid_modules["P"]
-    assert cs.stage_layer(base, "conv5_2") is base.backbone.stage_module("conv5_2")
+    assert clan_maps.stage_layer(clan, "conv5_2") is clan.mid_modules["P"]
+    assert clan_maps.stage_layer(base, "conv5_2") is base.backbone.stage_module("conv5_2")
     x, labels = images(), torch.tensor([1, 3])
     stages = ("conv5_3", "conv5_2", "conv4_3")
-    maps = cs.model_maps(clan, x, labels, stages)
+    maps = clan_maps.model_maps(clan, x, labels, stages)
     assert list(maps) == [f"{s} activation" for s in stages] + [f"{s} Grad-CAM" for s in stages] + \
         ["CLSA conv5_2", "CLSA conv4_3"]
     for m in maps.values():
         assert m.shape == (BATCH, SIZE, SIZE) and m.min() >= 0 and m.max() <= 1
     assert not clan.training
-    base_maps = cs.model_maps(base, x, labels, stages)
+    base_maps = clan_maps.model_maps(base, x, labels, stages)
     assert len(base_maps) == 6                                   # no CLSA maps for the baseline
     # the refined mid map (not the raw backbone map) is what CLAN's activation map shows
     raw = base.backbone(x, ("conv5_2",))["conv5_2"]
-    assert not torch.allclose(cs._stage_maps(clan, x, ("conv5_2",))["conv5_2"], clan.backbone(x, ("conv5_2",))["conv5_2"])
+    assert not torch.allclose(clan_maps.stage_maps(clan, x, ("conv5_2",))["conv5_2"],
+                              clan.backbone(x, ("conv5_2",))["conv5_2"])
     assert raw.shape[1] == clan.backbone.stage_channels["conv5_2"]
-    sample = CamSample([0, 1], x, labels, np.array([[0, 0, 32, 32], [0, 0, 64, 64]], dtype=float),
-                       [[(0, 0, 8, 8)], [(56, 56, 8, 8)]], ["a", "b"])
+    sample = _cam_sample(x, labels)
     peak = np.zeros((BATCH, SIZE, SIZE), dtype=np.float32)
     peak[0, 2, 2] = peak[1, 10, 10] = 1.0
     assert score_cams(peak, sample)["part_pointing"] == 0.5
+    with pytest.raises(ValueError, match="kind must be one of"):
+        clan_maps.map_figure({"CLAN": clan}, stages, sample, "saliency")
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_map_scores_are_named_as_the_figure_claims_read_them():
+    """score_maps' names and the Figure 4-6 claims of clan.STUDY must match: once the scores are
+    recorded, every figure claim is measured."""
+    torch.manual_seed(0)
+    x, labels = images(), torch.tensor([1, 3])
+    study = _study()
+    stages = paper.figure_stages(study.settings)
+    models = {"baseline": BaselineNet(slim(), CLASSES),
+              "non-local": build_clan(slim(), CLASSES, CLANConfig(scales=3, mid_module="nonlocal")),
+              "CLAN": build_clan(slim(), CLASSES, CLANConfig(scales=3, zero_init_output=False))}
+    assert list(models) == list(paper.figure_models(study.settings))
+    runs = {label: [SimpleNamespace(seed=seed, model=model.eval()) for seed in (0, 1)]
+            for label, model in models.items()}
+    scores = clan_maps.score_maps(runs, stages, _cam_sample(x, labels))
+    assert scores["CLAN: top/mid Grad-CAM correlation"].keys() == {0, 1}
+    assert all(0 <= v <= 100 for v in scores["CLAN: CLSA conv5_2: part_pointing"].values())
+    study.record_all(scores, resolution=100.0)
+    claims, not_measured = paper.claims(study.settings)
+    figures = [c for c in claims if c.text.startswith("Figure")]
+    assert len(figures) == 3 and not not_measured
+    for claim in figures:
+        entry = study.claim_entry(claim)
+        assert isinstance(entry, dict), entry
+        assert len(entry["values"]) == 2 and entry["resolution"] == 100.0
 
 
 def test_map_correlation():
     rng = np.random.default_rng(0)
     a = rng.random((3, 8, 8))
-    assert cs.map_correlation(a, a) == pytest.approx(1.0)
-    assert cs.map_correlation(a, 1 - a) == pytest.approx(-1.0)
-    assert cs.map_correlation(a, np.ones_like(a)) == 0.0
+    assert clan_maps.map_correlation(a, a) == pytest.approx(1.0)
+    assert clan_maps.map_correlation(a, 1 - a) == pytest.approx(-1.0)
+    assert clan_maps.map_correlation(a, np.ones_like(a)) == 0.0

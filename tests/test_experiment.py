@@ -1,76 +1,159 @@
-"""Notebook plumbing: parameter checks, pretraining pieces, confusion and localization helpers."""
+"""Notebook plumbing: the common notebook parameters (fgvc_lib.study.parameters), the embedded
+pretraining (fgvc_lib.pretraining), and the confusion, localization and colour-baseline helpers."""
 import numpy as np
 import pytest
 import torch
 
-from fgvc_lib.backbones import build_backbone
-from fgvc_lib.experiment import parse_seeds, resolve_settings
-from fgvc_lib.pretraining import PretrainingConfig
+from fgvc_lib import pretraining
+from fgvc_lib.backbones import BACKBONE_NAMES, build_backbone
+from fgvc_lib.pretraining import PretrainingConfig, pretrained_backbone
+from fgvc_lib.study import Paper
+from fgvc_lib.study.parameters import parse_seeds, resolve
 
 
-def test_settings_fill_defaults_from_the_profile():
-    settings = resolve_settings("smoke")
+def _paper(**changes):
+    """A paper with no variant of its own: only the common parameters to check."""
+    fields = dict(key="params", notebook="98_params", title="parameters only", backbones=BACKBONE_NAMES,
+                  plan=lambda settings: [], recipe_epochs=30, recipe_batch_size=12)
+    return Paper(**{**fields, **changes})
+
+
+def _resolve(paper=None, **values):
+    return resolve(paper or _paper(), {"profile": "smoke", **values})
+
+
+def test_settings_fill_defaults_from_the_profile(tmp_path, monkeypatch):
+    settings = _resolve()
     assert settings.profile.name == "smoke" and settings.dataset == "synthetic"
+    assert settings.datasets[0].root is None and settings.backbone == "vgg16"   # the paper's first backbone
     assert settings.seeds == [0] and settings.epochs == 1 and settings.image_size == 64
-    custom = resolve_settings("cpu", seeds="3,4", epochs=2, image_size=80, batch_size=8, backbone="resnet50")
+    assert settings.batch_size == 16 and settings.execution.executor == "auto"
+    custom = _resolve(profile="cpu", seeds="3,4", epochs=2, image_size=80, batch_size=8, backbone="resnet50")
     assert (custom.seeds, custom.epochs, custom.image_size, custom.batch_size) == ([3, 4], 2, 80, 8)
+    assert custom.backbone == "resnet50" and _resolve(seeds=2).seeds == [0, 1]
+    # the paper profile takes the paper's recipe where the profile leaves it open
+    paper_run = _resolve(profile="paper", dataset="synthetic")
+    assert (paper_run.epochs, paper_run.batch_size, paper_run.image_size) == (30, 12, 448)
+    # profile None: $FGVC_PROFILE, else cpu
+    monkeypatch.setenv("FGVC_PROFILE", "smoke")
+    assert resolve(_paper(), {}).profile.name == "smoke"
+    monkeypatch.delenv("FGVC_PROFILE")
+    assert resolve(_paper(), {"profile": None}).profile.name == "cpu"
+    # a real dataset's folder is kept as an absolute path
+    monkeypatch.chdir(tmp_path)
+    cub = _resolve(dataset="cub", data_root=".")
+    assert cub.dataset == "cub" and cub.datasets[0].root == str(tmp_path)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
+@pytest.mark.parametrize("values, error, message", [
     (dict(profile="laptop"), ValueError, "valid profiles: smoke, cpu, paper"),
-    (dict(backbone="alexnet"), ValueError, "valid here: vgg16"),
-    (dict(backbone="resnet34", backbones=("vgg16",)), ValueError, "valid here: vgg16"),
-    (dict(dataset="inat"), ValueError, "valid datasets"),
-    (dict(dataset="cub"), ValueError, "needs data_root"),
-    (dict(dataset="cub", data_root="/no/such/folder"), FileNotFoundError, "is not a folder"),
-    (dict(epochs=-1), ValueError, "epochs must be a non-negative integer"),
-    (dict(image_size=16), ValueError, "below the minimum 32"),
-    (dict(seeds="a,b"), ValueError, "comma-separated integers"),
+    (dict(backbone="alexnet"), ValueError, "parameter backbone: unknown backbone 'alexnet'; valid here: vgg16, "),
+    (dict(dataset="inat"), ValueError, "parameter dataset: unknown dataset 'inat'; valid: "),
+    (dict(dataset="synthetic,cub"), ValueError, "parameter dataset: this notebook takes 1 dataset"),
+    (dict(dataset="cub"), ValueError, "parameter data_root: dataset 'cub' needs data_root"),
+    (dict(dataset="cub", data_root="/no/such/folder"), FileNotFoundError, "'/no/such/folder' is not a folder"),
+    (dict(dataset="cub", data_root="/tmp,/tmp"), ValueError, "give one folder per dataset"),
+    (dict(epochs=-1), ValueError, "parameter epochs: must be an integer >= 0; got -1"),
+    (dict(epochs=2.5), ValueError, "parameter epochs: must be an integer >= 0"),
+    (dict(batch_size=True), ValueError, "parameter batch_size: must be an integer >= 0"),
+    (dict(image_size=16), ValueError, "parameter image_size: 16 is below the minimum 32 that vgg16 needs"),
+    (dict(seeds="a,b"), ValueError, "parameter seeds: must be comma-separated integers like '0,1,2'; got 'a,b'"),
+    (dict(seeds="1,1"), ValueError, "parameter seeds: names a seed twice"),
+    (dict(executor="gpu"), ValueError, "parameter executor: got 'gpu'; valid: 'auto', 'inline', 'local'"),
+    (dict(workers=-2), ValueError, "parameter workers: must be an integer >= 0"),
+    (dict(lr=0.1), ValueError, r"unknown parameter\(s\) lr; valid: profile, dataset, data_root, backbone"),
 ])
-def test_bad_parameters_stop_before_any_work(kwargs, error, message):
+def test_bad_parameters_stop_before_any_work(values, error, message):
     with pytest.raises(error, match=message):
-        resolve_settings(**{"profile": "smoke", **kwargs})
+        _resolve(**values)
+
+
+def test_backbones_and_datasets_are_checked_against_the_paper(monkeypatch):
+    with pytest.raises(ValueError, match="unknown backbone 'resnet34'; valid here: vgg16$"):
+        _resolve(_paper(backbones=("vgg16",)), backbone="resnet34")
+    two = _paper(max_datasets=2)
+    both = _resolve(two, dataset="synthetic, cub", data_root="/tmp,/tmp")
+    assert [d.name for d in both.datasets] == ["synthetic", "cub"] and both.datasets[1].root == "/tmp"
+    with pytest.raises(ValueError, match="names a dataset twice"):
+        _resolve(two, dataset="synthetic,synthetic")
+    monkeypatch.delenv("SLURM_PARTITION", raising=False)
+    with pytest.raises(ValueError, match="parameter slurm_partition: executor='slurm' needs the partition"):
+        _resolve(executor="slurm")
+    monkeypatch.setenv("SLURM_PARTITION", "gpu")
+    assert _resolve(executor="slurm").execution.executor == "slurm"
 
 
 def test_parse_seeds():
     assert parse_seeds("0, 1,2") == [0, 1, 2]
     assert parse_seeds(3) == [0, 1, 2]
     assert parse_seeds([5]) == [5]
+    for bad, message in ((0, "a seed count must be >= 1"), (True, "a count or a list"), ("1,x", "comma-separated"),
+                         ([2, 2], "names a seed twice")):
+        with pytest.raises(ValueError, match=message):
+            parse_seeds(bad)
 
 
-def test_pretraining_cache_key_changes_with_every_setting():
+# ---------------------------------------------------------------- the embedded pretraining
+PRETRAINING = dict(image_size=64, epochs=1, num_classes=4, train_per_class=4, max_batches=1, batch_size=8)
+
+
+def test_pretraining_cache_key_changes_with_every_setting(monkeypatch):
     base = PretrainingConfig()
-    assert base.key("vgg16", 0.125) == PretrainingConfig().key("vgg16", 0.125)
-    assert base.key("vgg16", 0.125) != base.key("vgg16", 0.25)
-    assert base.key("vgg16", 0.125) != PretrainingConfig(epochs=3).key("vgg16", 0.125)
+    key = base.key("vgg16", 0.125)
+    assert key == PretrainingConfig().key("vgg16", 0.125)
+    assert key != base.key("vgg16", 0.25) and key != base.key("vgg16_bn", 0.125)
+    assert key != PretrainingConfig(epochs=3).key("vgg16", 0.125)
+    assert key != PretrainingConfig(rendering=(("clutter", 8),)).key("vgg16", 0.125)
+    monkeypatch.setattr(pretraining, "PRETRAINING_THREADS", pretraining.PRETRAINING_THREADS + 1)
+    assert base.key("vgg16", 0.125) != key              # other threads, other float sums, other weights
+    monkeypatch.undo()
+    import fgvc_lib.data.synthetic as synthetic
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    assert base.key("vgg16", 0.125) != key
 
 
 def test_synthetic_pretraining_runs_caches_and_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path))
-    options = dict(image_size=64, epochs=1, num_classes=4, train_per_class=4, max_batches=1, batch_size=8)
-    first = build_backbone("vgg16", pretrained="synthetic", width=0.125, batch_norm=True, progress=False,
-                           **options)
+    first = pretrained_backbone("vgg16", 0.125, batch_norm=True, progress=False, **PRETRAINING)
     files = list((tmp_path / "pretrained").glob("*.pt"))
     assert len(files) == 1 and "vgg16_bn" in files[0].name
-    second = build_backbone("vgg16", pretrained="synthetic", width=0.125, batch_norm=True, progress=False,
-                            **options)
-    assert second.pretrained == "synthetic" and second.batch_norm
+    second = pretrained_backbone("vgg16", 0.125, batch_norm=True, progress=False, **PRETRAINING)
+    assert second.pretrained == "synthetic" and second.batch_norm and second.width == 0.125
     assert torch.equal(first.net.features[0].weight, second.net.features[0].weight)
     assert torch.equal(first.net.features[1].running_mean, second.net.features[1].running_mean)
     fresh = build_backbone("vgg16", width=0.125, batch_norm=True)
+    assert fresh.pretrained is None
     assert not torch.equal(first.net.features[0].weight, fresh.net.features[0].weight)
+    assert len(list((tmp_path / "pretrained").glob("*.pt"))) == 1      # the second call trained nothing
 
 
-def test_vgg_batch_norm_keeps_the_stage_names():
-    plain, with_bn = build_backbone("vgg16", width=0.125), build_backbone("vgg16", width=0.125, batch_norm=True)
-    assert with_bn.batch_norm and not plain.batch_norm
-    assert plain.stage_names == with_bn.stage_names and plain.stage_channels == with_bn.stage_channels
-    out = with_bn(torch.randn(1, 3, 64, 64), ["conv4_3", "conv5_3"])
-    assert out["conv5_3"].shape == (1, 64, 4, 4) and (out["conv4_3"] >= 0).all()  # taps after the ReLU
-    with pytest.raises(ValueError, match="batch_norm is a VGG option"):
-        build_backbone("resnet50", width=0.125, batch_norm=True)
+def test_pretraining_on_first_use_leaves_the_callers_random_state_and_threads_alone(tmp_path, monkeypatch):
+    """A cold cache must not change the runs that follow (their initialisation, data order, thread
+    count), and the weights must not depend on the caller's thread count."""
+    import random
+
+    before = torch.get_num_threads()
+    after, weights = [], []
+    try:
+        for folder, threads in (("a", 2), ("a", 2), ("b", 1)):     # cold, warm, cold with other threads
+            monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path / folder))
+            torch.set_num_threads(threads)
+            torch.manual_seed(7)
+            random.seed(7)
+            np.random.seed(7)
+            backbone = pretrained_backbone("vgg16", 0.125, batch_norm=True, progress=False, **PRETRAINING)
+            assert torch.get_num_threads() == threads
+            after.append((torch.rand(3), random.random(), np.random.rand()))
+            weights.append(backbone.net.state_dict())
+    finally:
+        torch.set_num_threads(before)
+    assert len(list((tmp_path / "a" / "pretrained").glob("*.pt"))) == 1
+    assert all(torch.equal(after[0][0], a[0]) and after[0][1:] == a[1:] for a in after[1:])
+    for other in weights[1:]:
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
 
 
+# ---------------------------------------------------------------- confusion, localization, colour baseline
 def test_confusion_helpers_on_a_synthetic_split(tmp_path, monkeypatch):
     from fgvc_lib import confusion
     from fgvc_lib.data import build_dataset
@@ -130,20 +213,3 @@ def test_colour_histogram_classifier_separates_colour_classes():
 
     result = colour_histogram_accuracy(Flat(8), Flat(6))
     assert result["test_acc"] == 1.0 and result["chance"] == 0.5
-
-
-def test_pretraining_on_first_use_draws_no_more_random_numbers_than_a_cache_hit(tmp_path, monkeypatch):
-    """A cold cache must not change the runs that follow (their initialisation and data order)."""
-    import random
-
-    monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path))
-    options = dict(image_size=64, epochs=1, num_classes=4, train_per_class=4, max_batches=1, batch_size=8)
-    after = []
-    for _ in ("cold", "warm"):
-        torch.manual_seed(7)
-        random.seed(7)
-        np.random.seed(7)
-        build_backbone("vgg16", pretrained="synthetic", width=0.125, batch_norm=True, progress=False, **options)
-        after.append((torch.rand(3), random.random(), np.random.rand()))
-    assert len(list((tmp_path / "pretrained").glob("*.pt"))) == 1
-    assert torch.equal(after[0][0], after[1][0]) and after[0][1:] == after[1][1:]

@@ -234,13 +234,65 @@ def test_summary_from_fake_results_dir(tmp_path):
 
 
 def test_summary_states_comparable_paper_runs(tmp_path):
-    folder = tmp_path / "01_cra_cnn"
+    folder = tmp_path / "01_cra_cnn" / "paper"  # a paper-profile run has its own folder
     write_table(sample_table(profile="paper", dataset="cub"), folder / "table1.csv")
     text = build_summary(tmp_path)
     assert "Profile(s): paper." in text and "not comparable" not in text
+    assert "## 01_cra_cnn (profile paper)" in text and "## 01_cra_cnn\n" not in text
     assert "No claims table written" in text
     (folder / "claims.csv").write_text("garbage,only\n1,2\n")
     assert "could not be read" in build_summary(tmp_path)
+
+
+def _claims(*pairs):
+    return claims_table([claim_from_seeds(name, 1.0, a, b) for name, a, b in pairs])
+
+
+def test_summary_has_a_section_per_profile_folder(tmp_path):
+    results = tmp_path / "results"
+    ssa = results / "05_ssanet"
+    write_table(sample_table(profile="cpu"), ssa / "table2.csv")
+    write_claims(_claims(("plus beats baseline", [1, 2, 3], [5, 6, 7])), ssa / "claims.csv")
+    (ssa / "05_ssanet.ipynb").write_text("{}")
+    smoke = ssa / "smoke"
+    write_table(sample_table(profile="smoke"), smoke / "table2.csv")
+    write_claims(_claims(("plus beats baseline", [1], [2]), ("alpha beats plus", [1], [0])), smoke / "claims.csv")
+    (smoke / "05_ssanet.ipynb").write_text("{}")
+    write_table(sample_table(profile="paper", dataset="cub"), ssa / "paper" / "table2.csv")
+    write_table(sample_table(profile="smoke"), results / "03_clan" / "smoke" / "table1.csv")  # no default run
+    write_table(sample_table(profile="cpu"), ssa / "scratch" / "table9.csv")  # not a profile: left out
+    (ssa / "cpu").mkdir()  # the default profile never gets a subfolder; an empty one is ignored
+
+    text = build_summary(results)
+    titles = [line for line in text.splitlines() if line.startswith("## ")]
+    assert titles == ["## 03_clan (profile smoke)", "## 05_ssanet", "## 05_ssanet (profile paper)",
+                      "## 05_ssanet (profile smoke)"]
+    assert "Profile(s): cpu, paper, smoke." in text and "not comparable" in text
+    sections = {title: body for title, body in zip(titles, text.split("\n## ")[1:])}
+    assert sections["## 05_ssanet"].count("Profile: cpu (default)") == 1
+    for title in titles[:1] + titles[2:]:
+        profile = title.split("profile ")[1].rstrip(")")
+        assert f"Profile: {profile} (not the default cpu" in sections[title]
+    assert "[05_ssanet.ipynb](05_ssanet/05_ssanet.ipynb)" in sections["## 05_ssanet"]
+    assert "smoke/" not in sections["## 05_ssanet"] and "scratch" not in text
+    assert "[05_ssanet.ipynb](05_ssanet/smoke/05_ssanet.ipynb)" in sections["## 05_ssanet (profile smoke)"]
+    assert "[table2.csv](05_ssanet/smoke/table2.csv)" in sections["## 05_ssanet (profile smoke)"]
+    assert "[table1.csv](03_clan/smoke/table1.csv)" in sections["## 03_clan (profile smoke)"]
+    assert "Warning" not in text
+    # claims of different profiles are counted apart, the default profile first
+    assert ("Claims over all notebooks, per profile:\n\n"
+            "- profile cpu: 1 held, 0 did not hold, 0 inconclusive.\n"
+            "- profile paper: 0 held, 0 did not hold, 0 inconclusive.\n"
+            "- profile smoke: 0 held, 0 did not hold, 2 inconclusive.\n") in text
+
+
+def test_summary_warns_when_a_folder_holds_another_profile_s_tables(tmp_path):
+    # What an old smoke run left in the default folder before runs were split by profile.
+    write_table(sample_table(profile="smoke"), tmp_path / "05_ssanet" / "table2.csv")
+    text = build_summary(tmp_path)
+    assert "Profile(s): cpu, smoke." in text
+    assert "Profile: cpu (default)" in text
+    assert "record profile(s) smoke, not cpu" in text
 
 
 def test_module_constants_match_design():

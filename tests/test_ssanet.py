@@ -395,80 +395,211 @@ def test_paper_tables_match_the_text():
                         sum(sum(row.values()) for row in paper.TABLE2.values()))
 
 
-# --- the notebook's study plan, tables and claims (fgvc_lib.ssanet_study) ---
+# --- notebook 05's study, declared for the study runner (fgvc_lib.papers.ssanet, fgvc_lib.study) ---
 
+import ast  # noqa: E402
+from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
-from fgvc_lib import ssanet_study  # noqa: E402
-from fgvc_lib.experiment import Run  # noqa: E402
+from fgvc_lib.models.ssanet import SSANetLoss  # noqa: E402
 from fgvc_lib.profiles import get_profile  # noqa: E402
-from fgvc_lib.reporting import RESULT_COLUMNS, claims_table  # noqa: E402
+from fgvc_lib.reporting import RESULT_COLUMNS, claims_table, read_table  # noqa: E402
+from fgvc_lib.study import Accuracy, Run, Study  # noqa: E402
+from fgvc_lib.study.jobs import RunRecord  # noqa: E402
+from fgvc_lib.study.parameters import check_declared  # noqa: E402
+from fgvc_lib.study.runner import TOP1, DataBundle  # noqa: E402
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_ssanet.ipynb"
+TABLE2_ORDER = ["no-attention", "no-alpha-ad", "alpha-ad", "multiply-ad", "plus-ad"]
 
 
-def test_study_parameters_are_checked_with_clear_messages():
-    assert ssanet_study.parse_variants("all") == paper.VARIANTS
-    assert ssanet_study.parse_variants("plus, no-attention") == ("no-attention", "plus")  # Table 2's order
-    with pytest.raises(ValueError, match="unknown variant.*'full'"):
-        ssanet_study.parse_variants("plus,full")
-    with pytest.raises(ValueError, match="variant must be"):
-        ssanet_study.parse_variants("")
-    assert ssanet_study.parse_aggregation("") is None
-    with pytest.raises(ValueError, match="plus, multiply, none"):
-        ssanet_study.parse_aggregation("concat")
-    with pytest.raises(ValueError, match="unknown loss 'kd'"):
-        ssanet_study.resolve_study("smoke", loss="kd")
-    with pytest.raises(ValueError, match="freeze_backbone must be"):
-        ssanet_study.resolve_study("smoke", freeze_backbone="yes")
-    with pytest.raises(ValueError, match="lr must be"):
-        ssanet_study.resolve_study("smoke", lr=-1.0)
-    with pytest.raises(ValueError, match="one data_root per dataset"):
-        ssanet_study.resolve_study("smoke", dataset="synthetic,cub", data_root="a,b,c")
-    with pytest.raises(ValueError, match="unknown profile"):
-        ssanet_study.resolve_study("laptop")
+def _study(**params) -> Study:
+    return Study(paper.STUDY, profile="smoke", **params)
+
+
+def _folders(tmp_path, *names) -> str:
+    """Empty folders standing for real datasets' roots (the runner only checks that they exist)."""
+    roots = []
+    for name in names:
+        (tmp_path / name).mkdir(exist_ok=True)
+        roots.append(str(tmp_path / name))
+    return ",".join(roots)
+
+
+def test_notebook_declares_the_common_parameters_then_the_papers_with_their_defaults():
+    import nbformat
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [node for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
+    names = [node.targets[0].id for node in assigned]
+    check_declared(paper.STUDY, names)
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in assigned}
+    assert {p.name: values[p.name] for p in paper.PARAMETERS} == {p.name: p.default for p in paper.PARAMETERS}
+    with pytest.raises(ValueError, match="in that order"):
+        check_declared(paper.STUDY, names[:-2] + names[-1:] + names[-2:-1])
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"variant": "plus,full"}, r"parameter variant: unknown variant\(s\) 'full'; valid: 'all' or any of "
+                               r"no-attention, no-alpha, alpha, multiply, plus"),
+    ({"variant": ""}, "parameter variant: must be 'all' or a comma-separated list of no-attention"),
+    ({"variant": 3}, "parameter variant: must be 'all'"),
+    ({"aggregation": "concat"}, r"parameter aggregation: unknown aggregation 'concat'; valid: '' \(each row's "
+                                r"preset\) or plus, multiply, none"),
+    ({"loss": "kd"}, r"parameter loss: unknown loss 'kd'; valid: 'ad' \(self-attention distillation"),
+    ({"freeze_backbone": "yes"}, r"parameter freeze_backbone: must be True, False or None \(the profile's default\)"),
+    ({"lr": -1.0}, r"parameter lr: must be a number >= 0 \(0 = the profile's learning rate\); got -1.0"),
+    ({"lr": "fast"}, "parameter lr: must be a number >= 0"),
+    ({"backbone": "alexnet"}, "parameter backbone: unknown backbone 'alexnet'; valid here: vgg16, vgg19"),
+    ({"dataset": "synthetic,cub,cars,dogs"}, r"parameter dataset: this notebook takes 3 dataset\(s\) at a time"),
+    ({"dataset": "synthetic,cub", "data_root": "a,b,c"}, "parameter data_root: give one folder per dataset"),
+    ({"dataset": "cub"}, "parameter data_root: dataset 'cub' needs data_root"),
+    ({"scales": 2}, "unknown parameter.*scales"),
+])
+def test_parameters_are_checked_with_clear_messages(params, message):
+    with pytest.raises(ValueError, match=message):
+        _study(**params)
+
+
+def test_parameters_resolve_against_the_profile():
+    study = _study(variant="plus, no-attention")
+    assert study.settings.variant == ("no-attention", "plus")            # Table 2's order
+    assert _study().settings.variant == paper.VARIANTS
+    assert study.settings.aggregation is None and study.settings.loss == "ad"
+    assert study.settings.freeze_backbone is paper.FREEZE_DEFAULT["smoke"] is True
+    assert study.settings.lr == paper.LR_DEFAULT["smoke"] == 1e-3
+    assert _study(lr=0.01).settings.lr == 0.01 and _study(freeze_backbone=False).settings.freeze_backbone is False
+    assert (study.settings.epochs, study.settings.image_size) == (1, 64)  # the smoke profile's
+    assert (paper.STUDY.recipe_epochs, paper.STUDY.recipe_batch_size, paper.STUDY.max_datasets) == (60, 16, 3)
+    with pytest.raises(ValueError, match="unknown profile 'laptop'"):
+        Study(paper.STUDY, profile="laptop")
 
 
 def test_freezing_default_and_refusal_without_pretrained_weights():
     smoke, paper_profile = get_profile("smoke"), get_profile("paper")
-    assert ssanet_study.resolve_freeze(None, paper_profile) is True  # sec. 4.1: ImageNet weights fixed
-    assert ssanet_study.resolve_freeze(None, smoke) is ssanet_study.FREEZE_DEFAULT["smoke"]
-    assert ssanet_study.resolve_freeze(False, paper_profile) is False
+    assert paper.resolve_freeze(None, paper_profile) is True  # sec. 4.1: ImageNet weights fixed
+    assert paper.resolve_freeze(None, smoke) is paper.FREEZE_DEFAULT["smoke"]
+    assert paper.resolve_freeze(False, paper_profile) is False
     random_init = smoke.replace(name="random", pretrained=None)
-    assert ssanet_study.resolve_freeze(None, random_init) is False
+    assert paper.resolve_freeze(None, random_init) is False
     with pytest.raises(ValueError, match="no pretrained extractor"):
-        ssanet_study.resolve_freeze(True, random_init)
+        paper.resolve_freeze(True, random_init)
+    settings = SimpleNamespace(profile=random_init, options={"freeze_backbone": True, "lr": 0.0})
+    with pytest.raises(ValueError, match="parameter freeze_backbone: profile 'random' has no pretrained"):
+        paper.finalize(settings)
+    settings.options["freeze_backbone"] = None
+    paper.finalize(settings)
+    assert settings.options == {"freeze_backbone": False, "lr": 1e-3}  # unknown profile: the recipe's rate
 
 
-def test_study_plans_table2_and_table3_runs_without_repeats():
-    study = ssanet_study.resolve_study("smoke", variant="all", loss="ad")
-    assert study.run_names == ["no-attention", "no-alpha/ad", "alpha/ad", "multiply/ad", "plus/ad",
-                               "alpha/ce", "multiply/ce", "plus/ce"]
-    assert study.table3_runs[("plus", "ad")] == study.table2_runs["plus"] == "plus/ad"
-    c = study.config("alpha/ce")
+def test_plan_trains_table2_then_the_rest_of_table3_once_each():
+    study = _study()
+    assert list(study.variants) == TABLE2_ORDER + ["alpha-ce", "multiply-ce", "plus-ce"]
+    configs = paper.configs(study.settings)
+    c = configs["alpha-ce"]
     assert (c.variant, c.loss, c.resolved_aggregation, c.resolved_learnable_alpha) == ("alpha", "ce", "none", True)
-    assert study.config("no-attention").attention is False
-    assert study.lr == 1e-3 and study.train_config("plus/ad", study.settings[0]).plateau_factor == 0.3
-    # the aggregation parameter changes only the two ambiguous rows
-    other = ssanet_study.resolve_study("smoke", aggregation="plus", variant="alpha,multiply", loss="ce")
-    assert other.config("alpha/ce").resolved_aggregation == "plus"
-    assert other.config("multiply/ce").resolved_aggregation == "multiply"
-    assert other.run_names == ["alpha/ce", "multiply/ce", "alpha/ad", "multiply/ad"]
-    # a different recipe gives a different checkpoint key; the same gives the same
-    s = study.settings[0]
-    assert study.key("plus/ad", s) == study.key("plus/ad", s) != study.key("plus/ce", s)
-    assert ssanet_study.resolve_study("smoke", lr=0.01).key("plus/ad", s) != study.key("plus/ad", s)
-    with pytest.raises(ValueError, match="unknown run"):
-        study.config("plus")
+    assert configs["no-attention"].attention is False and configs["no-attention"].loss == "ce"
+    assert all(c.freeze_backbone and c.lr == 1e-3 and c.backbone == "vgg16" for c in configs.values())
+    plus = study.variants["plus-ad"]
+    assert plus.model.func is build_ssanet and plus.model.keywords == {"config": configs["plus-ad"]}
+    assert isinstance(plus.loss, SSANetLoss) and plus.loss.config == configs["plus-ad"]
+    assert plus.loss.term_names == ("ce_ssa", "kl_ssa_fe", "ce_ssa_gamma")         # Eq. 5
+    assert study.variants["plus-ce"].loss.term_names == ("ce_ssa", "ce_fe")         # Table 3's L_CE
+    assert (plus.train.epochs, plus.train.lr, plus.train.scheduler, plus.train.plateau_factor,
+            plus.train.weight_decay) == (1, 1e-3, "plateau", 0.3, 5e-4)            # sec. 4.1
+    assert all(v.seeds == (0,) for v in study.variants.values())
+    assert _study(seeds="0,1").variants["alpha-ce"].seeds == (0, 1)
+    model = plus.model(build_backbone("vgg16", width=WIDTH), NUM_CLASSES)
+    assert model.config == configs["plus-ad"] and model.ssa.aggregation == "plus"
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
     plan = study.plan_table()
-    assert list(plan.index) == study.run_names and plan.loc["no-attention", "SSA block"] == "no"
+    assert list(plan.index) == list(study.variants)
+    assert plan.loc["no-attention", "SSA block"] == "no" and plan.loc["no-attention", "loss"] == "CE on FE head"
+    assert plan.loc["alpha-ad", "alpha"] == "learnable (init 0)" and plan.loc["no-alpha-ad", "alpha"] == "fixed 1"
+    assert plan.loc["plus-ad", "tables"] == "table2, table3" and plan.loc["plus-ce", "tables"] == "table3"
+    assert plan.loc["plus-ce", "loss"] == "L_CE" and plan.loc["no-alpha-ad", "tables"] == "table2"
+
+    # the aggregation parameter changes only the two rows the paper leaves open
+    other = _study(aggregation="plus", variant="alpha,multiply", loss="ce")
+    assert list(other.variants) == ["alpha-ce", "multiply-ce", "alpha-ad", "multiply-ad"]
+    other_configs = paper.configs(other.settings)
+    assert other_configs["alpha-ce"].resolved_aggregation == "plus"
+    assert other_configs["multiply-ce"].resolved_aggregation == "multiply"
+    assert list(_study(variant="no-attention,no-alpha").variants) == ["no-attention", "no-alpha-ad"]
 
 
-def _fake_runs(study, accs, seeds=(0, 1), n=20):
-    """Runs whose heads score the given accuracies (fraction) exactly; accs[run][head] per seed."""
-    runs = {}
-    for name in study.run_names:
-        per_seed = []
-        for k, seed in enumerate(seeds):
-            targets = torch.arange(n) % 4
+def test_run_folders_follow_the_recipe():
+    def folders(study):
+        return {job.variant.name: Path(job.run_dir).parent.name for _, job in study.jobs()}
+
+    base = folders(_study())
+    assert base == folders(_study())
+    assert all(folder.startswith(f"{name}-") for name, folder in base.items())
+    assert folders(_study(lr=0.01))["plus-ad"] != base["plus-ad"]
+    assert folders(_study(freeze_backbone=False))["plus-ad"] != base["plus-ad"]
+    assert folders(_study(aggregation="plus"))["alpha-ad"] != base["alpha-ad"]
+    assert folders(_study(aggregation="plus"))["plus-ad"] == base["plus-ad"]
+    # Table 3's cross-entropy runs are the same runs whatever loss Table 2 uses
+    assert folders(_study(loss="ce"))["plus-ce"] == base["plus-ce"]
+
+
+def test_cells_put_the_papers_number_beside_the_head_it_reports():
+    study = _study()
+    assert all(c.metric == TOP1 for c in study.cells)
+    table2 = {c.row: c for c in study.cells if c.table == "table2"}
+    assert list(table2) == ["no-attention", "no-alpha", "no-alpha [FE head]", "alpha", "alpha [FE head]",
+                            "multiply", "multiply [FE head]", "plus", "plus [FE head]"]
+    assert table2["plus"].measure == Accuracy("plus-ad", ("ssa",)) and table2["plus"].paper == 88.4  # CUB column
+    assert table2["plus [FE head]"].measure == Accuracy("plus-ad", ("fe",)) and table2["plus [FE head]"].paper is None
+    assert table2["no-attention"].measure == Accuracy("no-attention", ("fe",)) and table2["no-attention"].paper == 75.0
+    assert _study(loss="ce").cells[1].measure == Accuracy("no-alpha-ce", ("ssa",))
+    table3 = {c.row: c for c in study.cells if c.table == "table3"}
+    assert list(table3)[:4] == ["alpha/L_CE", "alpha/L_CE [FE head]", "alpha/L_AD", "alpha/L_AD [FE head]"]
+    assert len(table3) == 3 * 2 * 2
+    assert table3["plus/L_CE"].measure == Accuracy("plus-ce", ("ssa",)) and table3["plus/L_CE"].paper == 87.1
+    assert table3["alpha/L_AD"].measure == Accuracy("alpha-ad", ("ssa",)) and table3["alpha/L_AD"].paper == 82.7
+    assert table3["multiply/L_CE [FE head]"].measure == Accuracy("multiply-ce", ("fe",))
+    assert table3["multiply/L_CE [FE head]"].paper is None
+    few = _study(variant="no-attention,no-alpha")
+    assert few.tables == ["table2"] and "alpha, multiply, plus" in paper.skipped_tables(few.settings)["table3"]
+    assert paper.skipped_tables(study.settings) == {}
+
+
+def test_several_datasets_each_beside_their_own_column(tmp_path):
+    study = _study(dataset="cub,cars,dogs", data_root=_folders(tmp_path, "cub", "cars", "dogs"))
+    printed = {(c.dataset, c.table, c.row): c.paper for c in study.cells}
+    assert [printed[(d, "table2", "plus")] for d in ("cub", "cars", "dogs")] == [88.4, 94.2, 92.2]
+    assert [printed[(d, "table2", "no-attention")] for d in ("cub", "cars", "dogs")] == [75.0, 82.9, 77.9]
+    assert printed[("cub", "table3", "plus/L_AD")] == 88.4
+    assert printed[("cars", "table3", "plus/L_AD")] is None and printed[("dogs", "table3", "alpha/L_CE")] is None
+    assert len(study.cells) == 3 * (9 + 12)
+
+
+def _accs(base, fe_gap=0.1):
+    """Accuracies (fractions, two seeds) of every variant's heads: the printed head of row r trained with
+    L_AD scores ``base[r] + (0, 0.05)``, with L_CE 0.05 less; the FE heads ``fe_gap`` less."""
+    accs = {"no-attention": {"fe": [base["no-attention"], base["no-attention"] - 0.1]}}
+    for row in paper.VARIANTS[1:]:
+        acc = base[row]
+        accs[f"{row}-ad"] = {"ssa": [acc, acc + 0.05], "fe": [acc - fe_gap, acc + 0.05 - fe_gap]}
+        accs[f"{row}-ce"] = {"ssa": [acc - 0.05, acc - 0.05], "fe": [acc - 0.05, acc]}
+    return accs
+
+
+BASE = {"no-attention": 0.50, "no-alpha": 0.60, "alpha": 0.65, "multiply": 0.70, "plus": 0.80}
+
+
+def _fake_runs(study, accs, dataset="synthetic", n=20):
+    """Fill ``study.runs[dataset]`` with runs whose heads score ``accs[variant][head][k]`` (fractions)
+    exactly on ``n`` test images at seed k; the learned alpha of seed k is 0.1 (k + 1)."""
+    study._data[dataset] = DataBundle(dataset, SimpleNamespace(classes=list(range(4))), list(range(n)), None, None)
+    runs = study.runs.setdefault(dataset, {})
+    targets = torch.arange(n) % 4
+    for name, variant in study.variants.items():
+        runs[name] = []
+        for k, seed in enumerate(variant.seeds):
             outputs = {"targets": targets}
             for head, values in accs[name].items():
                 right = round(values[k] * n)
@@ -476,73 +607,138 @@ def _fake_runs(study, accs, seeds=(0, 1), n=20):
                 logits[torch.arange(n), (targets + (torch.arange(n) >= right).long()) % 4] = 1.0
                 outputs[head] = logits
             outputs["final"] = outputs.get("ssa", outputs["fe"])
-            model = SimpleNamespace(ssa=SimpleNamespace(alpha=torch.tensor(0.1 * (k + 1))))
-            per_seed.append(Run(name, seed, model, None, outputs))
-        runs[name] = per_seed
-    return runs
+            run = Run(study, dataset, variant, RunRecord(name, seed, f"/nowhere/{name}/seed{seed}", 0.0, 0.0, 1, True))
+            run.__dict__["outputs"] = outputs   # what Run.outputs would load from outputs.pt
+            run.__dict__["model"] = SimpleNamespace(ssa=SimpleNamespace(alpha=torch.tensor(0.1 * (k + 1))))
+            runs[name].append(run)
 
 
-def test_tables_and_claims_from_runs():
-    study = ssanet_study.resolve_study("smoke", seeds="0,1")
-    accs = {"no-attention": {"fe": [0.50, 0.40]}}
-    base = {"no-alpha": 0.60, "alpha": 0.65, "multiply": 0.70, "plus": 0.80}
-    for row, acc in base.items():
-        accs[f"{row}/ad"] = {"ssa": [acc, acc + 0.05], "fe": [acc - 0.1, acc - 0.05]}
-        if row != "no-alpha":
-            accs[f"{row}/ce"] = {"ssa": [acc - 0.05, acc - 0.05], "fe": [acc - 0.05, acc]}
-    runs = {"synthetic": _fake_runs(study, accs)}
+def test_tables_from_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    study = _study(seeds="0,1")
+    _fake_runs(study, _accs(BASE))
 
-    t2 = ssanet_study.table2(study, runs)
-    assert list(t2.columns) == RESULT_COLUMNS and len(t2) == 1 + 4 * 2
-    plus = t2[(t2["row"] == "plus") & (t2["metric"] == "top1/ssa_head")].iloc[0]
-    assert plus["reproduced"] == pytest.approx(82.5) and plus["paper"] == 88.4  # CUB column on synthetic
-    assert t2[(t2["row"] == "plus") & (t2["metric"] == "top1/fe_head")]["paper"].isna().all()
-    assert t2[t2["row"] == "no-attention"].iloc[0]["paper"] == 75.0
-    view = ssanet_study.heads_view(t2)
-    assert list(view.columns) == ["paper", "ours, ssa head", "ours, fe head", "n_seeds", "comparable"]
+    t2 = study.table("table2")
+    assert list(t2.columns) == RESULT_COLUMNS and len(t2) == 1 + 4 * 2 and set(t2["metric"]) == {"top1"}
+    rows = t2.set_index("row")
+    assert rows.loc["plus", "reproduced"] == pytest.approx(82.5) and rows.loc["plus", "paper"] == 88.4
+    assert rows.loc["plus [FE head]", "reproduced"] == pytest.approx(72.5)
+    assert math.isnan(rows.loc["plus [FE head]", "paper"])
+    assert rows.loc["no-attention", "reproduced"] == pytest.approx(45.0) and rows.loc["no-attention", "paper"] == 75.0
+    assert (rows["n_seeds"] == 2).all() and (rows["profile"] == "smoke").all()
+
+    view = study.report("table2", view=paper.heads_view)
+    assert read_table(study.results_dir / "table2.csv").equals(t2)
+    assert list(view.columns) == ["paper", "ours, SSA head", "ours, FE head", "n_seeds", "comparable"]
+    assert list(view.index.get_level_values("row")) == list(paper.VARIANTS)
+    assert view.loc[("synthetic", "plus"), "ours, SSA head"] == "82.50 ± 3.54"
+    assert view.loc[("synthetic", "plus"), "ours, FE head"] == "72.50 ± 3.54"
+    assert view.loc[("synthetic", "plus"), "paper"] == 88.4
+    assert view.loc[("synthetic", "no-attention"), "ours, SSA head"] == ""
+    assert view.loc[("synthetic", "no-attention"), "ours, FE head"] == "45.00 ± 7.07"
     assert not view["comparable"].any()
 
-    t3 = ssanet_study.table3(study, runs)
-    assert len(t3) == 3 * 2 * 2
-    ce = t3[(t3["row"] == "plus/L_CE") & (t3["metric"] == "top1/ssa_head")].iloc[0]
-    assert ce["reproduced"] == pytest.approx(75.0) and ce["paper"] == 87.1
+    t3 = study.table("table3").set_index("row")
+    assert len(t3) == 12 and t3.loc["plus/L_CE", "reproduced"] == pytest.approx(75.0)
+    assert t3.loc["plus/L_CE", "paper"] == 87.1 and t3.loc["plus/L_AD", "reproduced"] == pytest.approx(82.5)
+    assert t3.loc["plus/L_CE [FE head]", "reproduced"] == pytest.approx(77.5)
+    view3 = paper.heads_view(study.table("table3"))
+    assert len(view3) == 6 and view3.loc[("synthetic", "alpha/L_CE"), "paper"] == 81.4
 
-    alphas = ssanet_study.alpha_table(study, runs)
-    assert set(alphas["row"]) == {"alpha/ad", "multiply/ad", "plus/ad", "alpha/ce", "multiply/ce", "plus/ce"}
-    assert alphas["reproduced"].iloc[0] == pytest.approx(0.15)
+    alphas = paper.alpha_table(study)
+    assert list(alphas["row"]) == ["alpha-ad", "multiply-ad", "plus-ad", "alpha-ce", "multiply-ce", "plus-ce"]
+    assert set(alphas["metric"]) == {"alpha"} and alphas["paper"].isna().all()
+    assert alphas["reproduced"].tolist() == pytest.approx([0.15] * 6)
 
-    entries, skipped = ssanet_study.claims(study, runs)
-    assert skipped == []
-    table = claims_table(entries).set_index("claim")
+    few = _study(seeds="0,1", variant="no-attention,no-alpha")
+    _fake_runs(few, _accs(BASE))
+    assert few.report("table3") is None and len(paper.alpha_table(few)) == 0
+
+
+def test_complexity_of_each_table2_row():
+    study = _study()
+    study._data["synthetic"] = DataBundle("synthetic", SimpleNamespace(classes=list(range(6))), [], None, None)
+    table = paper.complexity_table(study)
+    assert list(table.index) == list(paper.VARIANTS)
+    assert table.loc["alpha", "trainable params"] == table.loc["no-alpha", "trainable params"] + 1  # alpha
+    assert (table.loc["plus", "params"] - table.loc["plus", "trainable params"]
+            == table.loc["no-attention", "params"] - table.loc["no-attention", "trainable params"])  # frozen FE
+    assert set(table["feature map F"]) == {"64 x 2^2"}  # pool5 of the slim VGG-16 at 64 px
+
+
+def test_claims_pair_seeds_on_the_printed_heads_with_the_papers_effects():
+    study = _study(seeds="0,1")
+    _fake_runs(study, _accs(BASE))
+    table, not_measured = study.claims_table()
+    table = table.set_index("claim")
+    assert len(table) == 7
     ssa = table.loc["SSA beats no attention (no-alpha vs no-attention) [synthetic]"]
     assert ssa["paper_effect"] == 7.3 and ssa["our_effect"] == pytest.approx(17.5)  # (60-50 + 65-40) / 2
     assert ssa["held"] == "yes"
+    full = table.loc["full SSANet beats no attention (plus vs no-attention) [synthetic]"]
+    assert full["paper_effect"] == 13.4 and full["our_effect"] == pytest.approx(37.5)
+    assert table.loc["alpha beats no-alpha [synthetic]", "paper_effect"] == 0.4
     ad = table.loc["self-attention distillation beats plain CE (plus) [synthetic]"]
     assert ad["paper_effect"] == 1.3 and ad["our_effect"] == pytest.approx(7.5)
+    assert ad["held"] == "inconclusive"  # 5 and 10 points: not above two of the 20 test images
+    # no localization scores recorded yet: those claims are listed as not measured
+    assert len(not_measured) == 2 and all("no score" in note for note in not_measured)
 
-    # a subset of rows skips the claims it cannot test
-    few = ssanet_study.resolve_study("smoke", seeds="0,1", variant="no-attention,plus")
-    entries, skipped = ssanet_study.claims(few, {"synthetic": _fake_runs(few, accs)})
-    assert [e["claim"].split(" [")[0] for e in entries] == [
-        "full SSANet beats no attention (plus vs no-attention)", "self-attention distillation beats plain CE (plus)"]
-    assert len(skipped) == 5 and all("not" in s for s in skipped)
+    reversed_study = _study(seeds="0,1")
+    _fake_runs(reversed_study, _accs({**BASE, "plus": 0.45}))
+    table = reversed_study.claims_table()[0].set_index("claim")
+    assert table.loc["plus beats multiply [synthetic]", "held"] == "no"
+    assert table.loc["plus beats multiply [synthetic]", "our_effect"] == pytest.approx(-25.0)
 
 
-def test_localization_claims_use_the_reported_heads():
-    study = ssanet_study.resolve_study("smoke", seeds="0,1")
-    scores = {"plus (ssa head)": [{"part_pointing": 0.5, "part_chance": 0.1}, {"part_pointing": 0.6, "part_chance": 0.1}],
-              "no-attention (fe head)": [{"part_pointing": 0.2, "part_chance": 0.1}, {"part_pointing": 0.4, "part_chance": 0.1}]}
-    table = claims_table(ssanet_study.localization_claims(study, "synthetic", scores))
+def test_claims_of_rows_not_trained_are_not_measured():
+    few = _study(seeds="0,1", variant="no-attention,plus")
+    claims, skipped = paper.claims(few.settings)
+    assert [c.text.split(" [")[0] for c in claims] == [
+        "full SSANet beats no attention (plus vs no-attention)", "self-attention distillation beats plain CE (plus)",
+        "plus attends to the discriminative part: pointing above chance",
+        "plus localizes the discriminative part better than no-attention (pointing)"]
+    assert len(skipped) == 5 and all("not" in s and "trained" in s for s in skipped)
+    none = paper.claims(_study(variant="alpha,multiply").settings)
+    assert [c.text.split(" [")[0] for c in none[0]] == [
+        "self-attention distillation beats plain CE (alpha)", "self-attention distillation beats plain CE (multiply)"]
+    assert sum("row plus was not trained" in s for s in none[1]) == 3  # Table 3's plus and both map claims
+
+
+def test_each_dataset_measures_its_claims_on_its_own_test_set(tmp_path):
+    """Every dataset's claims use that dataset's runs and two of its own test images as the floor."""
+    study = _study(seeds="0,1", dataset="synthetic,cars", data_root=_folders(tmp_path, "synthetic", "cars"))
+    steady = _accs({**BASE, "multiply": 0.75})
+    steady["plus-ad"]["ssa"] = [0.80, 0.85]  # plus beats multiply by 5 points at both seeds (spread 0)
+    _fake_runs(study, steady, "synthetic", n=1000)
+    _fake_runs(study, steady, "cars", n=20)
+    table, not_measured = study.claims_table()
+    table = table.set_index("claim")
+    assert len(table) == 2 * 7
+    big, small = table.loc["plus beats multiply [synthetic]"], table.loc["plus beats multiply [cars]"]
+    assert big["our_effect"] == pytest.approx(5.0) and small["our_effect"] == pytest.approx(5.0)
+    assert big["held"] == "yes"                 # 5 points > two of 1000 test images
+    assert small["held"] == "inconclusive"      # 5 points < two of 20 test images
+    assert big["paper_effect"] == 1.9 and small["paper_effect"] == 1.2  # CUB column, Cars column
+    assert math.isnan(table.loc["self-attention distillation beats plain CE (plus) [cars]", "paper_effect"])
+    assert any("cars has no boxes of the discriminative parts" in n for n in not_measured)
+
+
+def test_localization_claims_read_the_scores_of_the_printed_heads():
+    study = _study(seeds="0,1")
+    models = paper.localization_models(study.settings)
+    assert models["plus"] == ("plus-ad", "ssa") and models["plus [FE head]"] == ("plus-ad", "fe")
+    assert models["no-attention"] == ("no-attention", "fe") and len(models) == 9
+    # what study.localization records: "<label>: <metric>" in percent, floored at two scored images
+    scores = {"plus: part_pointing": {0: 50.0, 1: 60.0}, "plus: part_chance": {0: 10.0, 1: 10.0},
+              "plus [FE head]: part_pointing": {0: 0.0, 1: 0.0},
+              "no-attention: part_pointing": {0: 20.0, 1: 40.0}}
+    study.record_all(scores, resolution=200 / 48)
+    claims, skipped = paper.localization_claims(study.settings)
+    assert skipped == [] and all(c.dataset == "synthetic" and c.paper_effect is None for c in claims)
+    table = claims_table([study.claim_entry(c) for c in claims])
     assert table["our_effect"].tolist() == pytest.approx([45.0, 25.0])
     assert table["held"].tolist() == ["yes", "yes"]
-    assert ssanet_study.localization_claims(study, "cub", {"plus (ssa head)": [{"object_pointing": 1.0}]}) == []
-
-
-def test_localization_view_keeps_row_order_and_metric_order():
-    study = ssanet_study.resolve_study("smoke", seeds="0,1")
-    scores = {"plus (ssa head)": [{"object_pointing": 1.0, "part_pointing": 0.5}, {"object_pointing": 0.5, "part_pointing": 0.5}],
-              "no-attention (fe head)": [{"object_pointing": 0.0, "part_pointing": 0.25}] * 2}
-    view = ssanet_study.localization_view(ssanet_study.localization_table(study, "synthetic", scores))
-    assert list(view.index.get_level_values("row")) == ["plus (ssa head)", "no-attention (fe head)"]
-    assert list(view.columns) == ["part_pointing", "object_pointing"]
-    assert view.loc[("synthetic", "plus (ssa head)"), "object_pointing"] == "0.75 ± 0.35"
+    study.record_all(scores, resolution=200 / 4)   # four scored images: 50 points is the floor
+    table = claims_table([study.claim_entry(c) for c in claims])
+    assert table["held"].tolist() == ["inconclusive", "inconclusive"]

@@ -390,3 +390,144 @@ def test_reader_explains_a_missing_dataset(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="ensure_synthetic"):
         SyntheticFGVC(tmp_path, "train")
+
+
+# -- build_dataset on a folder written elsewhere (settings read from synthetic.json) --------------
+
+# The settings of the README's command line, shrunk so the test is fast; every size differs from
+# SyntheticConfig()'s defaults, which build_dataset used to assume.
+CLI_ARGS = ["--num-classes", "4", "--seed", "0", "--image-size", "64", "--train-per-class", "3",
+            "--test-per-class", "2", "--quiet"]
+CLI_CONFIG = SyntheticConfig(num_classes=4, seed=0, image_size=64, train_per_class=3, test_per_class=2)
+
+
+@pytest.fixture(scope="module")
+def cli_root(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "synth"
+    assert syn.main(["--out", str(out)] + CLI_ARGS) == 0  # the command-line entry point, in-process
+    return out
+
+
+def test_build_dataset_reads_a_cli_dataset_with_its_own_settings(cli_root):
+    from fgvc_lib.data import build_dataset
+    from fgvc_lib.data.cub import CUB200
+    from fgvc_lib.data.synthetic import SyntheticFGVC
+
+    assert CLI_CONFIG != SyntheticConfig()
+    train = build_dataset("synthetic", cli_root, "train")
+    test = build_dataset("synthetic", str(cli_root), "test")
+    assert isinstance(train, SyntheticFGVC) and train.config == CLI_CONFIG
+    assert len(train.classes) == 4 and len(train) == 4 * 3 and len(test) == 4 * 2
+    assert Counter(train.targets) == {c: 3 for c in range(4)}
+    assert train.load_image(0).size == (64, 64)
+    assert len(CUB200(cli_root, "train")) == len(train)  # the CUB reader agrees
+    assert syn.load_config(cli_root) == CLI_CONFIG
+    # an explicit config keeps its meaning: the same one is accepted, another one is refused
+    assert len(build_dataset("synthetic", cli_root, "train", config=CLI_CONFIG)) == 12
+    with pytest.raises(FileExistsError, match="different config"):
+        build_dataset("synthetic", cli_root, "train", config=CLI_CONFIG.replace(seed=1))
+
+
+def _copy_dataset(source: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def _break_json(root: Path) -> str:
+    (root / "synthetic.json").write_text("{not json", encoding="utf-8")
+    return "synthetic.json cannot be read as JSON"
+
+
+def _old_version(root: Path) -> str:
+    meta = json.loads((root / "synthetic.json").read_text())
+    meta["generator_version"] = syn.GENERATOR_VERSION - 1
+    (root / "synthetic.json").write_text(json.dumps(meta))
+    return f"generator version {syn.GENERATOR_VERSION - 1}"
+
+
+def _drop_an_image(root: Path) -> str:
+    next((root / "images").rglob("*.png")).unlink()
+    return "incomplete: 1 of the 20 images it lists are missing"
+
+
+def _drop_json(root: Path) -> str:
+    (root / "synthetic.json").unlink()
+    return "has no synthetic.json"
+
+
+def _bad_config(root: Path) -> str:
+    meta = json.loads((root / "synthetic.json").read_text())
+    meta["config"]["num_classes"] = 1
+    (root / "synthetic.json").write_text(json.dumps(meta))
+    return "config in its synthetic.json is invalid"
+
+
+@pytest.mark.parametrize("damage", [_break_json, _old_version, _drop_an_image, _drop_json, _bad_config])
+def test_build_dataset_explains_a_folder_without_a_usable_dataset(tmp_path, cli_root, damage):
+    from fgvc_lib.data import build_dataset
+
+    root = _copy_dataset(cli_root, tmp_path / "synth")
+    problem = damage(root)
+    with pytest.raises(syn.SyntheticDatasetError) as info:
+        build_dataset("synthetic", root, "train")
+    message = str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+    assert str(root) in message and "does not hold a usable synthetic dataset" in message
+    assert problem in message
+    assert "python -m fgvc_lib.data.synthetic --out" in message
+
+
+def test_suggested_command_repairs_an_incomplete_dataset(tmp_path, cli_root):
+    import shlex
+
+    from fgvc_lib.data import build_dataset
+
+    root = _copy_dataset(cli_root, tmp_path / "synth")
+    _drop_an_image(root)
+    with pytest.raises(syn.SyntheticDatasetError) as info:
+        build_dataset("synthetic", root, "train")
+    command = str(info.value).split("`")[1]  # the command quoted in the message
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "fgvc_lib.data.synthetic"] and "--overwrite" in words
+    assert syn.main(words[3:] + ["--quiet"]) == 0
+    assert len(build_dataset("synthetic", root, "train")) == 12
+
+
+def test_missing_or_foreign_folders_are_explained(tmp_path):
+    from fgvc_lib.data import build_dataset
+
+    with pytest.raises(syn.SyntheticDatasetError, match="the folder does not exist.*config=SyntheticConfig"):
+        build_dataset("synthetic", tmp_path / "nowhere", "train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(syn.SyntheticDatasetError, match="has no synthetic.json"):
+        build_dataset("synthetic", tmp_path / "empty", "train")
+    assert list((tmp_path / "empty").iterdir()) == []  # nothing was generated behind the caller's back
+    (tmp_path / "cub").mkdir()
+    (tmp_path / "cub" / "images.txt").write_text("1 a/b.jpg\n")
+    with pytest.raises(syn.SyntheticDatasetError, match="read it as dataset 'cub'"):
+        build_dataset("synthetic", tmp_path / "cub", "train")
+
+
+def test_cli_command_reproduces_every_setting(tmp_path):
+    import shlex
+
+    config = SyntheticConfig(num_classes=3, train_per_class=1, test_per_class=1, image_size=48, seed=5,
+                             scale_range=(0.6, 0.9), rotation=5.5, clutter=2, supersample=1,
+                             class_attributes=("beak_shape", "eye_ring"), part_colour_prob=0.25)
+    command = syn.cli_command(tmp_path / "out dir", config)
+    words = shlex.split(command)
+    assert words[:5] == ["python", "-m", "fgvc_lib.data.synthetic", "--out", str(tmp_path / "out dir")]
+    assert "--part-scale" not in words  # default settings are left out
+    assert syn.main(words[3:] + ["--quiet"]) == 0
+    assert syn.load_config(tmp_path / "out dir") == config
+
+
+def test_build_dataset_without_root_still_uses_the_cache(tmp_path, monkeypatch):
+    from fgvc_lib.data import build_dataset
+
+    monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path / "cache"))
+    ds = build_dataset("synthetic", None, "test", config=TINY)
+    assert len(ds) == TINY.num_classes * TINY.test_per_class
+    assert is_complete(tmp_path / "cache" / "synthetic" / TINY.short_hash(), TINY)

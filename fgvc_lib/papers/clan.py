@@ -31,7 +31,7 @@ PAPER = {
     "authors": "Ranran Huang, Yu Wang, Huazhong Yang",
     "venue": "arXiv:2210.08784",
 }
-METRIC = "top1_accuracy"  # percent
+METRIC = "top1"  # top-1 accuracy in percent, the metric name of every results table
 DATASETS = ("cub", "cars", "aircraft")
 DATASET_LABELS = {"cub": "CUB-200-2011", "cars": "Stanford Cars", "aircraft": "FGVC-Aircraft"}
 SCALES = ("2-scale", "3-scale")
@@ -703,7 +703,8 @@ def _complexity_claim() -> StudyClaim:
     return StudyClaim(
         "Table 5: 2-scale CLAN adds a slight cost to VGG-16 and 3 scales add more (effect: MACs added by "
         "2-scale, % of VGG-16; counts at 448 px)",
-        ((Fixed("VGG-16 MACs (G)", 100.0), Fixed("2-scale CLAN MACs, % of VGG-16", 100.0 * macs["2-scale CLAN"] / macs["VGG-16"])),),
+        ((Fixed("VGG-16 MACs, % of VGG-16", 100.0),
+          Fixed("2-scale CLAN MACs, % of VGG-16", 100.0 * macs["2-scale CLAN"] / macs["VGG-16"])),),
         round(paper_added, 2), verdict="yes" if ordered and added_3 > added_2 else "no",
         note="a count, not a sample: decided by VGG-16 < 2-scale < 3-scale in parameters and MACs and a larger "
              "increment for the third scale; 'slight' has no threshold in the paper, its own increment is beside ours")
@@ -723,9 +724,12 @@ def _figure_claims(settings) -> Tuple[List[StudyClaim], List[str]]:
     out.append(StudyClaim(
         f"Figure 5: CLAN's {mids[0]} Grad-CAM repeats {top} less than the baseline's (correlation x100)",
         ((Score("CLAN: top/mid Grad-CAM correlation"), Score("baseline: top/mid Grad-CAM correlation")),)))
-    out.append(StudyClaim(
-        f"Figure 6: CLSA's {mids[0]} attention peaks on the discriminative part more often than chance",
-        ((Score(f"CLAN: CLSA {mids[0]}: part_chance"), Score(f"CLAN: CLSA {mids[0]}: part_pointing")),)))
+    if settings.dataset == "synthetic":
+        out.append(StudyClaim(
+            f"Figure 6: CLSA's {mids[0]} attention peaks on the discriminative part more often than chance",
+            ((Score(f"CLAN: CLSA {mids[0]}: part_chance"), Score(f"CLAN: CLSA {mids[0]}: part_pointing")),)))
+    else:
+        skipped.append(f"Figure 6 claim: {settings.dataset} has no ground truth of the discriminative parts")
     return out, skipped
 
 

@@ -10,6 +10,12 @@ published baselines from other papers and are not reproduced here.
 
 Each claim's ``paper_effect`` is computed from the tables (percentage points, last row minus first
 row of ``rows``), never typed in by hand.
+
+The second half declares notebook 05's study for the one study runner (:mod:`fgvc_lib.study`,
+:data:`STUDY`): the notebook's own parameters, the variants to train (Table 2's rows, sec. 4.5, with
+the loss of Eq. 5 or Table 3's cross-entropy), which variant and head feeds each printed cell of
+Tables 2 and 3, the claims of sec. 4.5 and Fig. 4 as data, and the notebook's views (both heads side
+by side, the learned alpha of sec. 3.2, the size of each row).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ PAPER = {
     "doi": "10.1016/j.jvcir.2021.103368",
 }
 BACKBONE = "vgg16"
-METRIC = "top1_accuracy"  # percent
+METRIC = "top1"  # top-1 accuracy in percent, the metric name of every results table
 DATASETS = ("cub", "cars", "dogs")
 DATASET_LABELS = {"cub": "CUB-Birds", "cars": "Stanford Cars", "dogs": "Stanford Dogs"}
 VARIANTS = ("no-attention", "no-alpha", "alpha", "multiply", "plus")  # Table 2's order
@@ -122,3 +128,403 @@ def paper_records() -> List[Dict[str, object]]:
     records += [{"table": "table3", "row": f"{v}/{loss}", "dataset": TABLE3_DATASET, "backbone": BACKBONE,
                  "metric": METRIC, "paper": TABLE3[loss][v]} for v in TABLE3_VARIANTS for loss in ("ce", "ad")]
     return records
+
+
+# ================================================================ the study of notebook 05
+# What notebook 05 trains and rebuilds, declared for the study runner (fgvc_lib.study).
+#
+# * Runs. A Table 2 row trained with one loss is one variant, named "<row>-<loss>" ("plus-ad",
+#   "alpha-ce"); no-attention has a single head trained with cross-entropy, so it is one variant
+#   named "no-attention". Table 2 reads every row the notebook's `variant` selects, trained with the
+#   notebook's `loss` (the paper: "ad", Eq. 5). Table 3 needs alpha, multiply and plus with both
+#   losses: it reuses Table 2's runs and adds the other loss. Every variant is trained for every seed.
+# * Heads. Every attention row has two heads (sec. 3.4): the SSA output layer, which the paper reports
+#   (Eq. 3 calls y_SSA "the predicted label"), and the FE output layer. Every table shows both, in the
+#   one metric "top1": a row label names the printed head plainly ("plus", "plus/L_CE") and the other
+#   head in brackets ("plus [FE head]"). The paper's number stands beside the printed head only.
+#   no-attention has only the FE head, which is then the printed one.
+# * Paper columns. Each dataset is printed beside its own column of Table 2 (the synthetic birds beside
+#   CUB-Birds, marked not comparable); Table 3 has CUB-Birds numbers only.
+# * Claims: sec. 4.5's comparisons, paired by seed on each dataset's printed heads, and two claims on
+#   the synthetic ground truth (Fig. 4: the full model's Grad-CAM peaks on the discriminative part).
+import functools  # noqa: E402
+import math  # noqa: E402
+from typing import Optional  # noqa: E402
+
+from ..study import Accuracy, Cell, Paper, Parameter, Score, Variant  # noqa: E402
+from ..study import Claim as StudyClaim  # noqa: E402
+
+BACKBONES = ("vgg16", "vgg19", "resnet34", "resnet50", "resnet101", "densenet161")
+HEADS = ("ssa", "fe")                       # the SSA output layer and the FE output layer (sec. 3.4)
+HEAD_LABELS = {"ssa": "SSA head", "fe": "FE head"}
+AMBIGUOUS_ROWS = ("no-alpha", "alpha")      # rows whose aggregation the paper does not state
+# The paper column printed beside each dataset: the synthetic birds get CUB-Birds' numbers (the paper's
+# bird set, and the only column of Table 3), marked not comparable.
+PAPER_COLUMN = {"cub": "cub", "cars": "cars", "dogs": "dogs", "synthetic": "cub"}
+LOCALIZATION_PER_CLASS = 8                  # test images per class whose Grad-CAM maps are scored
+
+# Whether the feature extractor is frozen when the notebook's freeze_backbone is None. The paper keeps
+# its ImageNet weights fixed (sec. 4.1). The cpu/smoke profiles start from the embedded synthetic
+# pretraining of a slim VGG-16; see the notebook's Deviations for the measurement behind their value.
+FREEZE_DEFAULT: Dict[str, bool] = {"paper": True, "cpu": True, "smoke": True}
+# Learning rate when the notebook's lr is 0. The paper: 1e-3 (sec. 4.1).
+LR_DEFAULT: Dict[str, float] = {"paper": 1e-3, "cpu": 1e-3, "smoke": 1e-3}
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _variant(value) -> Tuple[str, ...]:
+    """``"all"`` or a comma-separated subset of Table 2's rows, returned in Table 2's order."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be 'all' or a comma-separated list of {', '.join(VARIANTS)}; got {value!r}")
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if names == ["all"]:
+        return VARIANTS
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(map(repr, unknown))}; valid: 'all' or any of "
+                         f"{', '.join(VARIANTS)} (comma-separated)")
+    return tuple(v for v in VARIANTS if v in names)
+
+
+def _aggregation(value) -> Optional[str]:
+    """``""`` (or None) keeps each row's preset; else one of the SSA block's aggregations (Eqs. 1-2)."""
+    from ..models.ssa_module import AGGREGATIONS
+
+    if value in ("", None):
+        return None
+    if value not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {value!r}; valid: '' (each row's preset) or {', '.join(AGGREGATIONS)}")
+    return value
+
+
+def _loss(value) -> str:
+    from ..models.ssanet import LOSSES
+
+    if value not in LOSSES:
+        raise ValueError(f"unknown loss {value!r}; valid: 'ad' (self-attention distillation, Eq. 5) or 'ce' "
+                         f"(cross-entropy on both heads, Table 3)")
+    return value
+
+
+def _freeze(value) -> Optional[bool]:
+    if value not in (None, "", True, False):
+        raise ValueError(f"must be True, False or None (the profile's default); got {value!r}")
+    return None if value in (None, "") else bool(value)
+
+
+def _lr(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+        raise ValueError(f"must be a number >= 0 (0 = the profile's learning rate); got {value!r}")
+    return float(value)
+
+
+PARAMETERS = (
+    Parameter("variant", "all", "all, or a comma-separated subset of no-attention, no-alpha, alpha, multiply, plus",
+              _variant),
+    Parameter("aggregation", "", "'': each row keeps its preset; plus | multiply | none for the no-alpha and "
+                                 "alpha rows", _aggregation),
+    Parameter("loss", "ad", "loss of the Table 2 attention rows: ad (Eq. 5) | ce", _loss),
+    Parameter("freeze_backbone", None, "None: the profile's (frozen, sec. 4.1); True | False", _freeze),
+    Parameter("lr", 0.0, "0: the profile's learning rate (the recipe's 1e-3, sec. 4.1)", _lr),
+)
+
+
+def resolve_freeze(freeze_backbone: Optional[bool], profile) -> bool:
+    """The extractor's freezing in ``profile``: the explicit choice, or the profile's default.
+
+    A frozen extractor without pretrained weights is random features that never change; that is
+    refused (it is not the paper's method, and it learns next to nothing)."""
+    if freeze_backbone is None:
+        return FREEZE_DEFAULT.get(profile.name, profile.pretrained is not None) and profile.pretrained is not None
+    if freeze_backbone and profile.pretrained is None:
+        raise ValueError(f"profile {profile.name!r} has no pretrained extractor; freezing random weights "
+                         f"leaves only the heads to learn from fixed random features. Pass "
+                         f"freeze_backbone=False (or None) with this profile.")
+    return bool(freeze_backbone)
+
+
+def resolve_lr(lr: float, profile) -> float:
+    """``lr``, or the profile's learning rate when it is 0."""
+    from ..models.ssanet import SSANetConfig
+
+    return float(lr) if lr > 0 else LR_DEFAULT.get(profile.name, SSANetConfig().lr)
+
+
+def finalize(settings) -> None:
+    """Resolve ``freeze_backbone`` and ``lr`` for the profile (refuse a frozen random extractor)."""
+    try:
+        freeze = resolve_freeze(settings.options["freeze_backbone"], settings.profile)
+    except ValueError as err:
+        raise ValueError(f"parameter freeze_backbone: {err}") from None
+    settings.options.update(freeze_backbone=freeze, lr=resolve_lr(settings.options["lr"], settings.profile))
+
+
+# --------------------------------------------------------------------------- the plan of runs
+
+
+def variant_name(row: str, loss: str) -> str:
+    """The variant of Table 2 row ``row`` trained with ``loss`` (no-attention has one, named after it)."""
+    return row if row == "no-attention" else f"{row}-{loss}"
+
+
+def table2_variants(settings) -> Dict[str, str]:
+    """Table 2 row -> the variant it reads (trained with the notebook's ``loss``)."""
+    return {row: variant_name(row, settings.loss) for row in settings.variant}
+
+
+def table3_rows(settings) -> Tuple[str, ...]:
+    """The rows of Table 3 (alpha, multiply, plus) that the notebook trains."""
+    return tuple(row for row in TABLE3_VARIANTS if row in settings.variant)
+
+
+def table3_variants(settings) -> Dict[Tuple[str, str], str]:
+    """(row, loss) -> the variant of that Table 3 cell."""
+    return {(row, loss): variant_name(row, loss) for row in table3_rows(settings) for loss in ("ce", "ad")}
+
+
+def configs(settings) -> Dict[str, object]:
+    """Every variant's :class:`~fgvc_lib.models.ssanet.SSANetConfig`, Table 2's first, no repeats."""
+    from ..models.ssanet import SSANetConfig
+
+    out: Dict[str, object] = {}
+    pairs = [(row, settings.loss) for row in table2_variants(settings)] + list(table3_variants(settings))
+    for row, loss in pairs:
+        name = variant_name(row, loss)
+        if name in out:
+            continue
+        changes = dict(variant=row, loss="ce" if row == "no-attention" else loss,
+                       freeze_backbone=settings.freeze_backbone, backbone=settings.backbone, lr=settings.lr)
+        if row in AMBIGUOUS_ROWS and settings.aggregation is not None:
+            changes["aggregation"] = settings.aggregation
+        out[name] = SSANetConfig().replace(**changes)
+    return out
+
+
+def _details(config) -> Tuple[Tuple[str, object], ...]:
+    """What a variant is, in the paper's terms (the plan table's columns)."""
+    alpha = {None: "-", True: "learnable (init 0)", False: "fixed 1"}[config.resolved_learnable_alpha]
+    return (("SSA block", "yes" if config.attention else "no"),
+            ("aggregation", config.resolved_aggregation or "-"), ("alpha", alpha),
+            ("loss", LOSS_LABELS[config.loss] if config.attention else "CE on FE head"),
+            ("frozen FE", config.freeze_backbone))
+
+
+def plan(settings) -> List[Variant]:
+    """One variant per entry of :func:`configs`: SSANet with that configuration, its loss (Eq. 5, Table
+    3's cross-entropy, or cross-entropy on the FE head), sec. 4.1's recipe for the run's epochs."""
+    from ..engine import TrainConfig
+    from ..models.ssanet import build_ssanet, ssanet_loss
+
+    return [Variant(name, functools.partial(build_ssanet, config=config), ssanet_loss(config),
+                    TrainConfig(epochs=settings.epochs, **config.train_config_kwargs()), tuple(settings.seeds),
+                    _details(config))
+            for name, config in configs(settings).items()]
+
+
+# --------------------------------------------------------------------------- printed cells
+
+
+def row_heads(row: str) -> Tuple[str, ...]:
+    """The heads a Table 2 row has: SSA and FE, or FE alone for no-attention."""
+    return ("fe",) if row == "no-attention" else HEADS
+
+
+def reported_head(row: str) -> str:
+    """The head whose accuracy the paper prints: the SSA output (y_SSA, Eq. 3); FE when there is none."""
+    return "fe" if row == "no-attention" else "ssa"
+
+
+def head_row(label: str, row: str, head: str) -> str:
+    """A table row for ``head`` of ``row``: ``label`` for the printed head, ``label [FE head]`` else."""
+    return label if head == reported_head(row) else f"{label} [{HEAD_LABELS[head]}]"
+
+
+def cells(settings) -> List[Cell]:
+    """Table 2 (rows x heads) and Table 3 (rows x losses x heads), per dataset with its paper column."""
+    out: List[Cell] = []
+    for data in settings.datasets:
+        column = PAPER_COLUMN.get(data.name)
+        for row, name in table2_variants(settings).items():
+            for head in row_heads(row):
+                printed = TABLE2[row][column] if column and head == reported_head(row) else None
+                out.append(Cell("table2", head_row(row, row, head), Accuracy(name, (head,)), printed,
+                                dataset=data.name))
+        for (row, loss), name in table3_variants(settings).items():
+            for head in HEADS:
+                printed = TABLE3[loss][row] if column == TABLE3_DATASET and head == "ssa" else None
+                out.append(Cell("table3", head_row(f"{row}/{LOSS_LABELS[loss]}", row, head), Accuracy(name, (head,)),
+                                printed, dataset=data.name))
+    return out
+
+
+def skipped_tables(settings) -> Dict[str, str]:
+    """Table 3 is not rebuilt when ``variant`` trains none of its rows."""
+    if table3_rows(settings):
+        return {}
+    return {"table3": "it needs at least one of the rows alpha, multiply, plus; add them to variant"}
+
+
+def localization_models(settings) -> Dict[str, Tuple[str, str]]:
+    """``{label: (variant, head)}`` of every Table 2 row and head whose Grad-CAM is scored."""
+    return {head_row(row, row, head): (name, head)
+            for row, name in table2_variants(settings).items() for head in row_heads(row)}
+
+
+# --------------------------------------------------------------------------- claims
+
+# (claim of CLAIMS, text, row A, row B): "B beats A" on Table 2's printed heads.
+TABLE2_CLAIMS = (
+    ("ssa_beats_no_attention", "SSA beats no attention (no-alpha vs no-attention)", "no-attention", "no-alpha"),
+    ("alpha_beats_no_alpha", "alpha beats no-alpha", "no-alpha", "alpha"),
+    ("plus_beats_multiply", "plus beats multiply", "multiply", "plus"),
+    ("rows_ordered", "full SSANet beats no attention (plus vs no-attention)", "no-attention", "plus"),
+)
+
+
+def _printed(settings, row: str) -> Accuracy:
+    """The printed head of Table 2 row ``row``."""
+    return Accuracy(table2_variants(settings)[row], (reported_head(row),))
+
+
+def claims(settings) -> Tuple[List[StudyClaim], List[str]]:
+    """Sec. 4.5's claims on every dataset (paper effects from its tables, for the dataset's column;
+    none for a dataset the paper did not use, then only the direction counts), then the Fig. 4 claims
+    on the synthetic ground truth; and the claims not measured, with the reason."""
+    out: List[StudyClaim] = []
+    skipped: List[str] = []
+    rows = table2_variants(settings)
+    for data in settings.datasets:
+        dataset, column = data.name, PAPER_COLUMN.get(data.name)
+        for claim_id, text, a, b in TABLE2_CLAIMS:
+            label = f"{text} [{dataset}]"
+            if a not in rows or b not in rows:
+                skipped.append(f"{label}: rows {a} and {b} were not both trained")
+                continue
+            effect = CLAIMS_BY_ID[claim_id].paper_effect.get(column) if column else None
+            out.append(StudyClaim(label, ((_printed(settings, a), _printed(settings, b)),), effect, dataset=dataset))
+        for row in TABLE3_VARIANTS:
+            label = f"self-attention distillation beats plain CE ({row}) [{dataset}]"
+            if row not in table3_rows(settings):
+                skipped.append(f"{label}: row {row} was not trained")
+                continue
+            effect = CLAIMS_BY_ID["self_ad_beats_ce"].paper_effect[row] if column == TABLE3_DATASET else None
+            out.append(StudyClaim(label, ((Accuracy(variant_name(row, "ce"), ("ssa",)),
+                                           Accuracy(variant_name(row, "ad"), ("ssa",))),), effect, dataset=dataset))
+    maps, not_measured = localization_claims(settings)
+    return out + maps, skipped + not_measured
+
+
+def localization_claims(settings) -> Tuple[List[StudyClaim], List[str]]:
+    """Claims of sec. 4.2-4.5 / Fig. 4 that the synthetic ground truth can test, on the scores
+    ``study.localization(localization_models(settings), ...)`` records (points of the pointing rate;
+    direction only: the paper shows maps, no numbers): the full model's Grad-CAM peak falls on the
+    discriminative part more often than chance, and more often than the model without attention."""
+    out: List[StudyClaim] = []
+    skipped: List[str] = []
+    rows = table2_variants(settings)
+    plus, base = head_row("plus", "plus", "ssa"), head_row("no-attention", "no-attention", "fe")
+    for data in settings.datasets:
+        dataset = data.name
+        texts = [f"plus attends to the discriminative part: pointing above chance [{dataset}]",
+                 f"plus localizes the discriminative part better than no-attention (pointing) [{dataset}]"]
+        if "plus" not in rows:
+            skipped += [f"{text}: row plus was not trained" for text in texts]
+            continue
+        if dataset != "synthetic":
+            skipped += [f"{text}: {dataset} has no boxes of the discriminative parts (only the synthetic set "
+                        f"records them)" for text in texts]
+            continue
+        out.append(StudyClaim(texts[0], ((Score(f"{plus}: part_chance"), Score(f"{plus}: part_pointing")),),
+                              dataset=dataset))
+        if "no-attention" in rows:
+            out.append(StudyClaim(texts[1], ((Score(f"{base}: part_pointing"), Score(f"{plus}: part_pointing")),),
+                                  dataset=dataset))
+        else:
+            skipped.append(f"{texts[1]}: row no-attention was not trained")
+    return out, skipped
+
+
+def _recipe(field: str) -> int:
+    """The paper profile's epochs or batch size (not stated in the paper: SSANetConfig's choices)."""
+    from ..models.ssanet import SSANetConfig
+
+    return getattr(SSANetConfig(), field)
+
+
+STUDY = Paper(key="ssanet", notebook="05_ssanet", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,
+              claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=_recipe("epochs"),
+              recipe_batch_size=_recipe("batch_size"), finalize=finalize, paper_column=PAPER_COLUMN, max_datasets=3)
+
+
+# --------------------------------------------------------------------------- notebook views
+
+
+def heads_view(df, decimals: int = 2):
+    """A Table 2 / Table 3 results table read side by side: per row, the paper's number, then ours
+    (``mean ± std`` over seeds) for the SSA and the FE head, the seeds and whether it is comparable."""
+    import pandas as pd
+
+    from ..reporting import RESULT_COLUMNS, check_columns, is_synthetic
+
+    check_columns(df, RESULT_COLUMNS)
+    suffixes = {f" [{label}]": head for head, label in HEAD_LABELS.items()}
+    lines: Dict[Tuple[str, str], Dict[str, object]] = {}
+    for record in df.to_dict("records"):
+        label, head = record["row"], None
+        for suffix, name in suffixes.items():
+            if label.endswith(suffix):
+                label, head = label[: -len(suffix)], name
+        head = head or reported_head(label.split("/", 1)[0])
+        line = lines.setdefault((record["dataset"], label), {"dataset": record["dataset"], "row": label,
+                                                             "paper": float("nan")})
+        if pd.notna(record["paper"]):
+            line["paper"] = float(record["paper"])
+        std = "" if pd.isna(record["std"]) else f" ± {record['std']:.{decimals}f}"
+        line[f"ours, {HEAD_LABELS[head]}"] = f"{record['reproduced']:.{decimals}f}{std}"
+        line["n_seeds"] = int(record["n_seeds"])
+        line["comparable"] = not is_synthetic(record["dataset"], record["profile"])
+    heads = [f"ours, {HEAD_LABELS[h]}" for h in HEADS]
+    shown = list(lines.values())
+    columns = ["dataset", "row", "paper"] + [h for h in heads if any(h in line for line in shown)] + \
+        ["n_seeds", "comparable"]
+    out = pd.DataFrame(shown, columns=columns)
+    ours = [c for c in columns if c.startswith("ours")]
+    out[ours] = out[ours].fillna("")
+    return out.set_index(["dataset", "row"])
+
+
+def alpha_table(study):
+    """The learned alpha (sec. 3.2, starts at 0) of every variant with a learnable alpha, over seeds,
+    in the results format (metric ``alpha``, no paper number: the paper does not report it)."""
+    from ..reporting import result_rows
+
+    entries = []
+    for dataset in study.datasets:
+        for name, config in configs(study.settings).items():
+            if config.resolved_learnable_alpha:
+                entries.append({"row": name, "dataset": dataset, "values": [
+                    float(run.model.ssa.alpha.detach()) for run in study.runs_of(name, dataset)]})
+    return result_rows(entries, table="alpha", metric="alpha", backbone=study.settings.backbone,
+                       profile=study.profile.name)
+
+
+def complexity_table(study):
+    """Parameters (all and trainable) and multiply-adds of one forward pass of each Table 2 row at the
+    study's width and image size, with the size of the feature map ``F`` the SSA block reads."""
+    import pandas as pd
+
+    from ..complexity import count_parameters, model_complexity
+
+    size, num_classes = study.settings.image_size, study.data().num_classes
+    rows = []
+    for row, name in table2_variants(study.settings).items():
+        model = study.variants[name].model(study.backbone_spec.build(weights=False), num_classes)
+        stats = model_complexity(model, size)
+        stage = model.feature_stage
+        rows.append({"row": row, "params": stats["params"],
+                     "trainable params": count_parameters(model, trainable_only=True), "MACs": stats["macs"],
+                     "feature map F": f"{model.backbone.stage_channels[stage]} x "
+                                      f"{size // model.backbone.stage_strides[stage]}^2"})
+    return pd.DataFrame(rows).set_index("row")

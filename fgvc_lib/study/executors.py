@@ -64,7 +64,7 @@ class InlineExecutor:
             future.set_exception(err)
         return future
 
-    def shutdown(self) -> None:
+    def shutdown(self, abort: bool = False) -> None:
         pass
 
 
@@ -91,7 +91,12 @@ class PoolExecutor:
     def submit(self, fn: Callable, *args) -> cf.Future:
         return self._pool.submit(fn, *args)
 
-    def shutdown(self) -> None:
+    def shutdown(self, abort: bool = False) -> None:
+        """Wait for the workers; ``abort`` (an interrupt or a failed run) stops them at once instead:
+        their runs resume from their last finished epoch next time."""
+        if abort:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -103,7 +108,7 @@ class SubmititExecutor:
             import submitit
         except ImportError:
             raise RuntimeError("executor='slurm' needs the submitit package: pip install submitit") from None
-        self.kind = cluster
+        self.kind = "slurm" if cluster == "slurm" else f"submitit-{cluster}"
         self.capacity = 10 ** 6
         self.threads = threads
         self.devices = ["auto"]
@@ -117,8 +122,8 @@ class SubmititExecutor:
     def submit(self, fn: Callable, *args):
         return self._executor.submit(fn, *args)
 
-    def shutdown(self) -> None:
-        pass
+    def shutdown(self, abort: bool = False) -> None:
+        pass  # submitted jobs belong to the cluster; a resubmitted run resumes or loads them
 
 
 @dataclass

@@ -163,8 +163,9 @@ def read_record(run_dir: os.PathLike) -> Optional[RunRecord]:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    return RunRecord(**{k: data[k] for k in ("variant", "seed", "run_dir", "accuracy", "seconds", "epochs")},
-                     loaded=True)
+    # run_dir: the folder it is read from now, not the one it was written in (the runs may have moved)
+    return RunRecord(**{k: data[k] for k in ("variant", "seed", "accuracy", "seconds", "epochs")},
+                     run_dir=str(Path(run_dir)), loaded=True)
 
 
 @contextlib.contextmanager

@@ -137,6 +137,7 @@ class Paper:
     finalize: Optional[Callable] = None              # settings -> None: cross-parameter checks
     paper_column: Mapping[str, str] = field(default_factory=dict)  # dataset -> printed column
     max_datasets: int = 1
+    datasets: Tuple[str, ...] = ()                   # the only datasets it takes (first = default); (): any
     combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
 
     def column(self, dataset: str) -> Optional[str]:

@@ -205,7 +205,10 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
         check_backbone_name(backbone, paper.backbones)
     except ValueError as err:
         _fail("backbone", err)
-    names = comma_list(given["dataset"]) or [profile.dataset]
+    names = comma_list(given["dataset"]) or [paper.datasets[0] if paper.datasets else profile.dataset]
+    outside = [n for n in names if paper.datasets and n not in paper.datasets]
+    if outside:
+        _fail("dataset", ValueError(f"{paper.notebook} runs on {', '.join(paper.datasets)} only; got {outside}"))
     roots = comma_list(given["data_root"])
     if len(names) > paper.max_datasets:
         _fail("dataset", ValueError(f"this notebook takes {paper.max_datasets} dataset(s) at a time; got {names}"))
@@ -259,8 +262,10 @@ def parameters_table(paper) -> List[Dict[str, object]]:
 
 
 def check_declared(paper, declared: Sequence[str]) -> None:
-    """Raise when a notebook's parameters cell does not declare exactly the paper's parameters."""
-    expected = list(COMMON_NAMES) + [p.name for p in paper.parameters]
+    """Raise when a notebook's parameters cell does not declare exactly the paper's parameters (a
+    notebook whose paper fixes its datasets declares no ``dataset``/``data_root``)."""
+    expected = [n for n in COMMON_NAMES if not (paper.datasets and n in ("dataset", "data_root"))]
+    expected += [p.name for p in paper.parameters]
     if list(declared) != expected:
         missing = [n for n in expected if n not in declared]
         extra = [n for n in declared if n not in expected]

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -223,7 +223,7 @@ class Study:
     # ------------------------------------------------------------------ training
     def run(self) -> "Study":
         """Train, resume or load every run (in parallel where the executor allows) and keep them."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         for dataset in self.datasets:
             self.data(dataset)  # generates a synthetic set once, here, before any worker needs it
@@ -239,16 +239,20 @@ class Study:
         total = len(jobs)
         print(f"{total} run(s): {total - len(todo)} finished earlier (loaded), {len(todo)} to train", flush=True)
         if todo:
-            if self.profile.pretrained == "synthetic":
-                self.backbone_spec.build()  # the one-off pretraining, here, before the workers need it
+            if self.profile.pretrained:
+                # Here, before any worker: the one-off embedded pretraining, or a clear stop when the
+                # ImageNet weights are neither cached nor downloadable.
+                self.backbone_spec.build()
             executor = make_executor(self.settings.execution, len(todo), self.runs_dir / "submitit", self.threads)
             print(f"executor: {executor.kind}, {min(executor.capacity, len(todo))} run(s) at a time; "
                   f"per-run logs: <run folder>/{LOG_NAME}", flush=True)
+            bar = tqdm(total=total, initial=total - len(todo), desc="runs", unit="run", file=sys.stdout)
             try:
-                self._execute(executor, jobs, todo, records, tqdm(total=total, initial=total - len(todo),
-                                                                  desc="runs", unit="run", file=sys.stdout))
-            finally:
-                executor.shutdown()
+                self._execute(executor, jobs, todo, records, bar)
+            except BaseException:
+                executor.shutdown(abort=True)
+                raise
+            executor.shutdown()
         self.runs = {}
         for index, (dataset, job) in enumerate(jobs):
             run = Run(self, dataset, job.variant, records[index])
@@ -271,7 +275,7 @@ class Study:
                                  progress=executor.kind == "inline" and self.profile.name == "paper")
                     bar.write(f"[run {index + 1}/{total}] start  {self._label(dataset, job)}")
                     in_flight[index] = (executor.submit(execute_run, job), time.perf_counter(), slot)
-                finished = [i for i, (future, _, _) in in_flight.items() if future.done()]
+                finished = [i for i, (future, _, _) in in_flight.items() if _settled(future)]
                 if not finished:
                     time.sleep(0.2)
                     continue
@@ -339,8 +343,8 @@ class Study:
         elif isinstance(measure, Score):
             found = self.scores.get((dataset, measure.name))
             if found is None:
-                raise KeyError(f"no score {measure.name!r} recorded for {dataset}; recorded: "
-                               f"{sorted(n for d, n in self.scores if d == dataset)}")
+                raise KeyError(f"no score {measure.name!r} recorded for {dataset} "
+                               f"({sum(d == dataset for d, _ in self.scores)} other scores are)")
         else:
             found = {run.seed: run.accuracy(measure.branches) for run in self.runs_of(measure.variant, dataset)}
         return {s: v for s, v in found.items() if seeds is None or s in seeds}
@@ -375,9 +379,11 @@ class Study:
                                 "values": [values[s] for s in sorted(values)], "paper": cell.paper})
         return result_rows(entries, table=name, backbone=self.settings.backbone, profile=self.profile.name)
 
-    def report(self, name: str, decimals: int = 2) -> Optional[pd.DataFrame]:
-        """Rebuild table ``name``, write it as CSV and return it arranged for reading (paper beside
-        ours); for a table this configuration does not rebuild, print why and return None."""
+    def report(self, name: str, decimals: int = 2, view: Optional[Callable] = None) -> Optional[pd.DataFrame]:
+        """Rebuild table ``name``, write it as CSV and return it arranged for reading: by ``view(table,
+        decimals=...)`` when given (a paper's own layout), else paper beside ours
+        (:func:`fgvc_lib.reporting.paper_vs_reproduced`); for a table this configuration does not
+        rebuild, print why and return None."""
         from ..reporting import paper_vs_reproduced
 
         if name not in self.tables:
@@ -385,7 +391,7 @@ class Study:
             return None
         df = self.table(name)
         self.write(df, name)
-        return paper_vs_reproduced(df, decimals=decimals)
+        return (view or paper_vs_reproduced)(df, decimals=decimals)
 
     def write(self, df: pd.DataFrame, name: str) -> Path:
         """Write a results table as ``<results dir>/<name>.csv``."""
@@ -467,8 +473,8 @@ class Study:
             runs = self.runs_of(variant, dataset)
             scores[label] = [localize(run.model, sample, branch=branch)[1] for run in runs]
             for metric in scores[label][0]:
-                self.record(f"{prefix}{label}: {metric}", {r.seed: 100.0 * s[metric] for r, s in zip(runs, scores[label])},
-                            dataset, resolution=200.0 / len(sample.indices))
+                per_seed = {run.seed: 100.0 * score[metric] for run, score in zip(runs, scores[label])}
+                self.record(f"{prefix}{label}: {metric}", per_seed, dataset, resolution=200.0 / len(sample.indices))
         return scores
 
 
@@ -493,3 +499,12 @@ class Study:
         if not entries:
             raise ValueError(f"no recorded score has a metric in {list(metrics)}")
         return result_rows(entries, table=table, backbone=self.settings.backbone, profile=self.profile.name)
+
+
+def _settled(future) -> bool:
+    """Whether a run's handle is finished; a handle that fails to answer counts as finished, so that
+    its ``result()`` raises the error where the runner reports it."""
+    try:
+        return future.done()
+    except Exception:  # noqa: BLE001 - surfaced by result() next
+        return True

@@ -1,0 +1,464 @@
+"""The one study runner (fgvc_lib.study) on a tiny paper declared for these tests (tests/study_paper.py).
+
+Everything runs in the smoke profile (slim VGG-16 with batch norm, 64 px, a few batches of the tiny
+synthetic set). The module shares one cache folder, so the synthetic set and the embedded
+pretraining are made once; each grid of runs gets its own runs folder. Runs trained elsewhere (a
+spawn process pool, submitit's local executor) unpickle the tiny paper's functions: this folder is
+put on PYTHONPATH for them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import study_paper
+from fgvc_lib.engine import TrainConfig
+from fgvc_lib.locks import exclusive
+from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
+from fgvc_lib.reporting import CLAIM_COLUMNS, RESULT_COLUMNS, read_claims, read_table
+from fgvc_lib.study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Run, Score, Study, Variant
+from fgvc_lib.study import executors
+from fgvc_lib.study.executors import InlineExecutor, PoolExecutor, RunFailed, SubmititExecutor, make_executor
+from fgvc_lib.study.jobs import LOCK_NAME, RECORD_NAME, RunRecord, execute_run, run_key
+from fgvc_lib.study.parameters import Execution, check_declared, parameters_table
+
+HERE = Path(__file__).resolve().parent
+PAPER = study_paper.PAPER
+
+
+@pytest.fixture(scope="module", autouse=True)
+def study_env(tmp_path_factory):
+    """Smoke profile; caches, runs and results in a folder of this module; tests/ importable by workers."""
+    root = tmp_path_factory.mktemp("study")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FGVC_PROFILE", "smoke")
+        mp.setenv("FGVC_CACHE_DIR", str(root / "cache"))
+        mp.setenv("FGVC_RUNS_DIR", str(root / "runs"))
+        mp.setenv("FGVC_RESULTS_DIR", str(root / "results"))
+        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p))
+        threads = torch.get_num_threads()
+        yield root
+        torch.set_num_threads(threads)   # a Study applies the profile's thread count to this process
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """A runs folder of the test's own."""
+    monkeypatch.setenv("FGVC_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture(autouse=True)
+def loss_hook():
+    """counted_loss's counter and crash switch, reset around every test."""
+    study_paper.LOSS_CALLS.update(calls=0, fail_after=None)
+    yield study_paper.LOSS_CALLS
+    study_paper.LOSS_CALLS.update(calls=0, fail_after=None)
+
+
+def grid(folder: Path, executor: str, **params) -> Study:
+    """Train (or load) the tiny paper's grid with ``executor``, its runs under ``folder``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FGVC_RUNS_DIR", str(folder))
+        return Study(PAPER, executor=executor, **params).run()
+
+
+def same_runs(study: Study, reference: Study) -> None:
+    """Both studies trained the same runs to the same test logits, accuracy and history."""
+    strip = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history.epochs]
+    for variant, runs in reference.runs["synthetic"].items():
+        others = study.runs_of(variant)
+        assert [r.seed for r in others] == [r.seed for r in runs]
+        for run, other in zip(runs, others):
+            assert other.record.accuracy == run.record.accuracy, (variant, run.seed)
+            assert other.outputs.keys() == run.outputs.keys()
+            assert all(torch.equal(other.outputs[k], run.outputs[k]) for k in run.outputs), (variant, run.seed)
+            assert strip(other.history) == strip(run.history)
+
+
+@pytest.fixture(scope="module")
+def inline_grid(study_env):
+    """The reference grid (plain and slow, seed 0), trained here, one run after the other."""
+    study_paper.LOSS_CALLS.update(calls=0, fail_after=None)
+    study = grid(study_env / "runs-inline", "inline")
+    study.calls_per_run = study_paper.LOSS_CALLS["calls"] // 2    # training batches of one run
+    return study
+
+
+# ---------------------------------------------------------------- parameters and declarations
+def test_parameters_are_checked_once_before_any_work_with_clear_messages():
+    planned = []
+    paper = Paper(**{**PAPER.__dict__, "plan": lambda settings: planned.append(settings) or PAPER.plan(settings)})
+    for values, message in ((dict(lr=-1), "parameter lr: must be a number >= 0; got -1"),
+                            (dict(variants="plain,fancy"), "parameter variants: name variants among plain, slow"),
+                            (dict(colour="red"), r"unknown parameter\(s\) colour; valid: profile, .*, variants, lr$"),
+                            (dict(executor="gpu"), "parameter executor: got 'gpu'"),
+                            (dict(backbone="resnet50"), "valid here: vgg16, resnet34$"),
+                            (dict(image_size=8), "parameter image_size: 8 is below the minimum 32")):
+        with pytest.raises(ValueError, match=message):
+            Study(paper, **values)
+    assert planned == []                                   # nothing planned, nothing built
+    study = Study(paper, variants="slow", lr=0.5, seeds="3")
+    assert len(planned) == 1 and planned[0] is study.settings  # resolved once, then planned
+    assert study.settings.variants == ["slow"] and study.settings.lr == 0.5 and study.settings.seeds == [3]
+    assert study.settings.profile.name == "smoke" and list(study.variants) == ["slow"]
+    assert study.variants["slow"].train.lr == pytest.approx(0.05) and study.variants["slow"].seeds == (3,)
+    with pytest.raises(AttributeError, match="Settings has no parameter 'width'"):
+        study.settings.width
+    assert "variants=['slow'] lr=0.5" in study.settings.describe()
+    assert [p["name"] for p in parameters_table(PAPER)][-2:] == ["variants", "lr"]
+    # a paper's own parameters never shadow the common ones
+    with pytest.raises(ValueError, match=r"redeclares common parameter\(s\) \['epochs'\]"):
+        Study(Paper(**{**PAPER.__dict__, "parameters": (Parameter("epochs", 3, "clash"),)}))
+
+    def finalize(settings):   # cross-parameter checks see every resolved value
+        if settings.lr > 0.1 and "slow" not in settings.variants:
+            raise ValueError("parameter lr: above 0.1 only with the slow variant")
+    checked = Paper(**{**PAPER.__dict__, "finalize": finalize})
+    with pytest.raises(ValueError, match="above 0.1 only with the slow variant"):
+        Study(checked, variants="plain", lr=0.5)
+    # the notebook's parameters cell must declare exactly the paper's parameters, in order
+    declared = [p["name"] for p in parameters_table(PAPER)]
+    check_declared(PAPER, declared)
+    with pytest.raises(ValueError, match=r"missing \['lr'\], extra \['rate'\]"):
+        check_declared(PAPER, declared[:-1] + ["rate"])
+
+
+def test_plans_and_claims_are_checked_when_declared():
+    twice = Paper(**{**PAPER.__dict__, "plan": lambda settings: PAPER.plan(settings) * 2})
+    with pytest.raises(ValueError, match="plans variant 'plain' twice"):
+        Study(twice)
+    orphan = Paper(**{**PAPER.__dict__, "cells": lambda settings: [Cell("t", "r", Accuracy("fancy"))]})
+    with pytest.raises(ValueError, match="cell t/r reads variant 'fancy', which the plan does not train"):
+        Study(orphan)
+    train = TrainConfig(epochs=1)
+    with pytest.raises(ValueError, match="free of '/'"):
+        Variant("a/b", BaselineNet, cross_entropy_loss, train, (0,))
+    with pytest.raises(ValueError, match="has no seed"):
+        Variant("a", BaselineNet, cross_entropy_loss, train, ())
+    pair = ((Accuracy("a"), Accuracy("b")),)
+    for bad, message in ((dict(kind="bigger"), "kind must be 'greater' or 'similar'"),
+                         (dict(direction=0), "direction must be"), (dict(pairs=()), "compares nothing")):
+        with pytest.raises(ValueError, match=message):
+            Claim(**{"text": "b beats a", "pairs": pair, **bad})
+
+
+# ---------------------------------------------------------------- run keys
+def _folder(study: Study, variant: str = "plain") -> str:
+    return next(Path(job.run_dir).parent.name for _, job in study.jobs() if job.variant.name == variant)
+
+
+def test_run_keys_name_everything_that_shapes_a_run(monkeypatch):
+    base = Study(PAPER, seeds="0,1")
+    plain = [job for _, job in base.jobs() if job.variant.name == "plain"]
+    # one folder per variant, one sub-folder per seed
+    folder = base.runs_dir / "synthetic" / _folder(base)
+    assert [Path(j.run_dir) for j in plain] == [folder / "seed0", folder / "seed1"]
+    key = _folder(base)
+    assert key.startswith("plain-") and _folder(base, "slow").startswith("slow-")
+    assert key == run_key(base.variants["plain"], base.data_spec("synthetic"), base.backbone_spec)
+    # equal inputs, equal key; more or fewer seeds reuse the same runs
+    assert _folder(Study(PAPER, seeds="0,1")) == key == _folder(Study(PAPER, seeds="0"))
+    assert _folder(Study(PAPER, variants="plain", executor="inline", workers=3)) == key  # how it runs: no part
+    changed = {"recipe (lr)": Study(PAPER, lr=0.01), "recipe (epochs)": Study(PAPER, epochs=2),
+               "backbone": Study(PAPER, backbone="resnet34"), "image size": Study(PAPER, image_size=96),
+               "batch size": Study(PAPER, batch_size=8), "profile": Study(PAPER, profile="cpu")}
+    folders = {what: _folder(study) for what, study in changed.items()}
+    assert key not in folders.values() and len(set(folders.values())) == len(folders), folders
+    import fgvc_lib.data.synthetic as synthetic
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    assert _folder(Study(PAPER)) != key                     # other birds, other runs (and other pretraining)
+    monkeypatch.undo()
+    assert _folder(Study(PAPER)) == key
+
+
+def test_run_keys_are_the_same_in_another_process():
+    """A notebook re-run (another process) must find the runs of the last one."""
+    from fgvc_lib.papers import clan
+
+    code = ("import json, study_paper; from fgvc_lib.study import Study; from fgvc_lib.papers import clan; "
+            "studies = (Study(study_paper.PAPER), Study(clan.STUDY)); "
+            "print(json.dumps([job.run_dir for study in studies for _, job in study.jobs()]))")
+    here = [job.run_dir for study in (Study(PAPER), Study(clan.STUDY)) for _, job in study.jobs()]
+    there = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                      cwd=HERE).stdout)
+    assert there == here and len(set(here)) == len(here)
+
+
+# ---------------------------------------------------------------- executors
+def test_executor_choice(monkeypatch, tmp_path):
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(executors, "cuda_devices", lambda: 0)
+
+    def pick(runs, threads=1, **execution):
+        executor = make_executor(Execution(**execution), runs, tmp_path, threads)
+        executor.shutdown()                              # a pool starts its processes on the first submit only
+        return executor
+
+    assert isinstance(pick(1), InlineExecutor)                                   # auto, one run: here
+    pool = pick(3)                                                               # auto, several: a pool
+    assert isinstance(pool, PoolExecutor) and pool.kind == "local"
+    assert (pool.capacity, pool.devices, pool.threads) == (3, ["cpu"] * 3, 1)    # one single-threaded run a core
+    assert pick(10).capacity == 4 and pick(10, workers=2).capacity == 2
+    assert isinstance(pick(10, workers=1), InlineExecutor) and isinstance(pick(10, executor="inline"), InlineExecutor)
+    alone = pick(1, threads=2, executor="local")                                 # asked for: one worker, all threads
+    assert isinstance(alone, PoolExecutor) and (alone.capacity, alone.threads) == (1, 2)
+    for kind, cluster in (("submitit-debug", "debug"), ("submitit-local", "local")):
+        chosen = pick(2, executor=kind)
+        assert isinstance(chosen, SubmititExecutor) and chosen.kind == cluster and chosen.threads == 1
+    monkeypatch.setattr(executors, "cuda_devices", lambda: 2)
+    gpus = pick(5)
+    assert (gpus.capacity, gpus.devices, gpus.threads) == (2, ["cuda:0", "cuda:1"], None)  # one run per GPU
+
+
+# ---------------------------------------------------------------- training, loading, resuming
+def test_inline_grid_trains_every_run_once(inline_grid):
+    seeds = {variant: [r.seed for r in runs] for variant, runs in inline_grid.runs["synthetic"].items()}
+    assert seeds == {"plain": [0], "slow": [0]}
+    for runs in inline_grid.runs["synthetic"].values():
+        run = runs[0]
+        assert not run.record.loaded and run.record.epochs == 1 and (run.run_dir / RECORD_NAME).is_file()
+        assert run.outputs["final"].shape == (24, 6) and run.record.accuracy == run.accuracy()
+        assert run.model.classifier.out_features == 6 and not run.model.training
+    assert inline_grid.calls_per_run == 3                 # the smoke profile's max_batches
+    summary = inline_grid.runs_summary()
+    assert list(summary.index) == [("plain", 0), ("slow", 0)] and "train_s" in summary
+
+
+def test_a_finished_grid_is_loaded_not_retrained(inline_grid, study_env, capsys, loss_hook):
+    capsys.readouterr()
+    again = grid(study_env / "runs-inline", "inline")
+    out = capsys.readouterr().out
+    assert "2 run(s): 2 finished earlier (loaded), 0 to train" in out and "executor:" not in out
+    assert loss_hook["calls"] == 0
+    assert all(run.record.loaded for runs in again.runs["synthetic"].values() for run in runs)
+    same_runs(again, inline_grid)
+
+
+def test_finished_runs_load_from_a_moved_runs_folder(inline_grid, study_env, tmp_path, loss_hook):
+    """Runs are found by their key wherever the runs folder now lives (a moved checkout, another mount)."""
+    shutil.copytree(study_env / "runs-inline", tmp_path / "moved")
+    moved = grid(tmp_path / "moved", "inline")
+    assert loss_hook["calls"] == 0
+    for runs in moved.runs["synthetic"].values():
+        assert runs[0].record.loaded and (tmp_path / "moved") in runs[0].run_dir.parents
+    same_runs(moved, inline_grid)
+
+
+@pytest.mark.parametrize("executor", ["local", "submitit-debug", "submitit-local"])
+def test_every_executor_trains_the_same_runs(executor, inline_grid, tmp_path, capsys):
+    study = grid(tmp_path / "runs", executor)
+    out = capsys.readouterr().out
+    kind = {"local": "local", "submitit-debug": "debug", "submitit-local": "local"}[executor]
+    assert f"executor: {kind}, 2 run(s) at a time" in out
+    assert all(not run.record.loaded for runs in study.runs["synthetic"].values() for run in runs)
+    same_runs(study, inline_grid)                         # determinism across processes and executors
+
+
+def test_a_crashed_run_resumes_from_its_checkpoint(tmp_path, loss_hook, inline_grid):
+    per_epoch = inline_grid.calls_per_run
+    reference = grid(tmp_path / "reference", "inline", variants="plain", epochs=2)
+    loss_hook.update(calls=0, fail_after=per_epoch)       # dies at the first batch of epoch 2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FGVC_RUNS_DIR", str(tmp_path / "crashed"))
+        study = Study(PAPER, executor="inline", variants="plain", epochs=2)
+        with pytest.raises(RunFailed, match="simulated crash"):
+            study.run()
+        run_dir = Path(study.jobs()[0][1].run_dir)
+        checkpoint = torch.load(run_dir / "last.pt", weights_only=False)
+        assert checkpoint["epoch"] == 1 and not (run_dir / RECORD_NAME).exists()
+        loss_hook.update(calls=0, fail_after=None)
+        study.run()
+    assert loss_hook["calls"] == per_epoch                # epoch 2 only
+    run = study.runs_of("plain")[0]
+    assert not run.record.loaded and run.record.epochs == 2
+    assert run.history.epochs[0] == checkpoint["history"][0]   # epoch 1 came from the checkpoint, not retrained
+    same_runs(study, reference)
+
+
+def test_two_callers_never_train_the_same_run_at_once(runs_dir, loss_hook, inline_grid):
+    study = Study(PAPER, variants="plain")
+    study.data()
+    study.backbone_spec.build()                           # caches warm: the threads below only train
+    job = study.jobs()[0][1]
+    results, errors = [], []
+
+    def ask():
+        try:
+            results.append(execute_run(job))
+        except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+
+    callers = [threading.Thread(target=ask) for _ in range(2)]
+    with exclusive(Path(job.run_dir) / LOCK_NAME):        # a third process holds the run
+        for caller in callers:
+            caller.start()
+        time.sleep(1.5)
+        assert all(c.is_alive() for c in callers) and not results
+        assert not (Path(job.run_dir) / "last.pt").exists()
+    for caller in callers:
+        caller.join(timeout=120)
+    assert not errors and len(results) == 2
+    assert sorted(r.loaded for r in results) == [False, True]   # one trained, the other loaded its result
+    assert loss_hook["calls"] == inline_grid.calls_per_run
+    assert results[0].accuracy == results[1].accuracy == inline_grid.runs_of("plain")[0].record.accuracy
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_a_failing_run_reports_the_workers_traceback(executor, runs_dir):
+    with pytest.raises(RunFailed) as info:
+        Study(PAPER, variants="broken", executor=executor).run()
+    message = str(info.value)
+    assert message.startswith("run broken seed 0 failed (its log: ")
+    assert "The worker's traceback:" in message
+    assert "broken_model" in message and "this model factory refuses to build, on purpose" in message
+    assert not list(runs_dir.rglob(RECORD_NAME))
+
+
+# ---------------------------------------------------------------- tables and claims from stored outputs
+N_TEST, CLASSES = 24, 6   # the smoke profile's synthetic test split
+TARGETS = torch.arange(N_TEST) % CLASSES
+CORRECT = {"a": 12, "b": 18, "c": 18}   # right test images of seed 0; seed s gets s more
+
+
+def _right_on(n: int, scale: float = 1.0, first: bool = True):
+    """Logits right on ``n`` test images (the first ones, or the last with ``first=False``)."""
+    index = torch.arange(N_TEST)
+    right = index < n if first else index >= N_TEST - n
+    return scale * F.one_hot(torch.where(right, TARGETS, (TARGETS + 1) % CLASSES), CLASSES).float()
+
+
+def _fake_plan(settings):
+    return [Variant(name, BaselineNet, cross_entropy_loss, TrainConfig(epochs=1), (0, 1, 2)) for name in CORRECT]
+
+
+def _fake_cells(settings):
+    return [Cell("t1", "a", Accuracy("a"), 60.0), Cell("t1", "b", Accuracy("b"), 70.0),
+            Cell("t1", "b [x+y]", Accuracy("b", ("x", "y"))), Cell("t1", "b, seeds 0-1", Accuracy("b"), seeds=(0, 1)),
+            Cell("t2", "c", Accuracy("c"), 1.5, metric="top1_other")]
+
+
+SIGN_ONLY = "a is below b (a sign, no number)"
+
+
+def _fake_claims(settings):
+    a, b, c = Accuracy("a"), Accuracy("b"), Accuracy("c")
+    claims = [
+        Claim("b beats a", ((a, b),), 2.0),
+        Claim(SIGN_ONLY, ((b, a),), direction=-1),
+        Claim("b and c are similar", ((b, c),), 0.1, kind="similar"),
+        Claim("a and b are similar", ((a, b),), kind="similar"),
+        Claim("b beats a on seeds 0 and 1", ((a, b),), 2.0, seeds=(0, 1)),
+        Claim("b and c beat a (mean of 2 gaps)", ((a, b), (a, c)), 1.0),
+        Claim("b has more parameters", ((Fixed("a params (M)", 10.0), Fixed("b params (M)", 12.5)),), 2.0,
+              verdict="yes", note="a count"),
+        Claim("a count without a verdict", ((Fixed("x", 1.0), Fixed("y", 2.0)),), 1.0),
+        Claim("b's energy beats a's", ((Score("a: energy"), Score("b: energy")),), 5.0),
+        Claim("c's energy beats a's", ((Score("a: energy"), Score("c: energy")),), 5.0),
+        Claim("never recorded", ((Score("a: nothing"), Score("b: nothing")),), 1.0),
+        Claim("d beats a", ((a, Accuracy("d")),), 1.0),
+    ]
+    return claims, ["a claim this configuration cannot measure: the reason"]
+
+
+FAKE = Paper(key="fake", notebook="97_fake", title="fake runs", backbones=("vgg16",), plan=_fake_plan,
+             cells=_fake_cells, claims=_fake_claims, skipped=lambda settings: {"t9": "it needs a GPU"})
+
+
+@pytest.fixture
+def fake_study(tmp_path, monkeypatch):
+    """A study of FAKE whose runs are stored outputs, set directly (nothing trains)."""
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    study = Study(FAKE)
+    with pytest.raises(RuntimeError, match=r"call study.run\(\) first"):
+        study.values(Accuracy("a"))
+    assert len(study.data().test_set) == N_TEST
+    study.runs = {"synthetic": {}}
+    for name, variant in study.variants.items():
+        runs = []
+        for seed in variant.seeds:
+            n = CORRECT[name] + seed
+            run = Run(study, "synthetic", variant, RunRecord(name, seed, f"/no/run/{name}", 100.0 * n / N_TEST, 1.0,
+                                                              1, loaded=True))
+            outputs = {"final": _right_on(n), "targets": TARGETS}
+            if name == "b":   # x: sure on the first half, unsure on the rest; y the other way round
+                outputs.update(x=torch.where(torch.arange(N_TEST)[:, None] < 12, _right_on(12, 4), _right_on(0)),
+                               y=torch.where(torch.arange(N_TEST)[:, None] < 12, _right_on(0), _right_on(12, 4, False)))
+            run.__dict__["outputs"] = outputs             # what Run.outputs would load from outputs.pt
+            runs.append(run)
+        study.runs["synthetic"][name] = runs
+    return study
+
+
+def test_tables_from_cells(fake_study, capsys):
+    study = fake_study
+    assert study.tables == ["t1", "t2"]
+    t1 = study.table("t1")
+    assert list(t1.columns) == RESULT_COLUMNS and list(t1["row"]) == ["a", "b", "b [x+y]", "b, seeds 0-1"]
+    rows = t1.set_index("row")
+    assert rows.loc["a", "reproduced"] == pytest.approx(100 * 13 / 24) and rows.loc["a", "n_seeds"] == 3
+    assert rows.loc["a", "std"] == pytest.approx(100 / 24) and rows.loc["a", "paper"] == 60.0
+    assert rows.loc["b, seeds 0-1", "reproduced"] == pytest.approx(100 * 18.5 / 24)
+    assert rows.loc["b, seeds 0-1", "n_seeds"] == 2 and rows["paper"].isna().tolist() == [False, False, True, True]
+    assert set(t1["dataset"]) == {"synthetic"} and set(t1["backbone"]) == {"vgg16"} and set(t1["profile"]) == {"smoke"}
+    # each branch is right on half of the images; their mean probability everywhere
+    run = study.runs_of("b")[0]
+    assert run.accuracy(("x",)) == 50.0 and run.accuracy(("y",)) == 50.0
+    assert rows.loc["b [x+y]", "reproduced"] == 100.0 and rows.loc["b [x+y]", "std"] == 0.0
+    assert run.metrics["acc/x"] == 0.5 and study.runs_summary().loc[("b", 1), "y"] == 50.0
+    with pytest.raises(KeyError, match=r"run b has no branch \['z'\]; it has \['x', 'y'\]"):
+        run.accuracy(("x", "z"))
+    assert study.table("t2")["metric"].tolist() == ["top1_other"]
+    with pytest.raises(KeyError, match="no cell of table 't9' in this plan; tables: t1, t2"):
+        study.table("t9")
+    view = study.report("t1")
+    written = read_table(study.results_dir / "t1.csv")
+    assert written.equals(t1) and list(view.index) == list(t1["row"])
+    assert view.loc["a", "reproduced"].startswith("54.17 ± 4.17") and not view["comparable"].any()
+    assert study.report("t9") is None and "t9 not rebuilt: it needs a GPU" in capsys.readouterr().out
+
+
+def test_claims_from_claim_data(fake_study):
+    study = fake_study
+    study.record("a: energy", {0: 10.0, 1: 20.0, 2: 30.0}, resolution=1.0)
+    study.record("b: energy", {0: 15.0, 1: 26.0, 2: 34.0})
+    study.record("c: energy", {1: 30.0, 2: 40.0})
+    table, skipped = study.claims_table()
+    assert list(table.columns) == CLAIM_COLUMNS
+    assert skipped[0] == "a claim this configuration cannot measure: the reason"
+    assert skipped[1].startswith("never recorded: no score 'a: nothing' recorded for synthetic")
+    assert skipped[2].startswith("d beats a: variant 'd' was not trained") and len(skipped) == 3
+    rows = table.set_index("claim")
+    # paired by seed: b - a is 25 points on every seed (std 0) although a and b each vary by 4 points
+    beats = rows.loc["b beats a"]
+    assert (beats["paper_effect"], beats["n_seeds"], beats["held"]) == (2.0, 3, "yes")
+    assert beats["our_effect"] == pytest.approx(25.0) and beats["our_std"] == pytest.approx(0.0, abs=1e-4)
+    sign = rows.loc[SIGN_ONLY]
+    assert math.isnan(sign["paper_effect"]) and sign["our_effect"] == pytest.approx(-25.0) and sign["held"] == "yes"
+    assert rows.loc["b and c are similar", "held"] == "yes" and rows.loc["b and c are similar", "paper_effect"] == 0.1
+    assert rows.loc["a and b are similar", "held"] == "no"                 # 25 points: beyond two test images
+    assert rows.loc["b beats a on seeds 0 and 1", "n_seeds"] == 2
+    assert rows.loc["b and c beat a (mean of 2 gaps)", "our_effect"] == pytest.approx(25.0)
+    fixed = rows.loc["b has more parameters"]
+    assert (fixed["our_effect"], fixed["n_seeds"], fixed["held"]) == (2.5, 1, "yes")   # the verdict given
+    assert rows.loc["a count without a verdict", "held"] == "inconclusive"           # one value: no spread
+    energy = rows.loc["b's energy beats a's"]
+    assert energy["our_effect"] == pytest.approx(5.0) and energy["our_std"] == pytest.approx(1.0)
+    assert energy["held"] == "yes"                                                  # paired: 5 +- 1
+    assert rows.loc["c's energy beats a's", "n_seeds"] == 2                         # shared seeds only
+    assert rows.loc["c's energy beats a's", "our_effect"] == pytest.approx(10.0)
+    path = study.write_claims(table)
+    assert path == study.results_dir / "claims.csv" and read_claims(path)["claim"].tolist() == table["claim"].tolist()
+    extra, _ = study.claims_table(extra=[Claim("c beats b", ((Accuracy("b"), Accuracy("c")),), 1.0)])
+    assert extra["claim"].iloc[-1] == "c beats b" and extra["held"].iloc[-1] == "inconclusive"
