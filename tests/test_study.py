@@ -214,9 +214,9 @@ def test_executor_choice(monkeypatch, tmp_path):
     assert isinstance(pick(10, workers=1), InlineExecutor) and isinstance(pick(10, executor="inline"), InlineExecutor)
     alone = pick(1, threads=2, executor="local")                                 # asked for: one worker, all threads
     assert isinstance(alone, PoolExecutor) and (alone.capacity, alone.threads) == (1, 2)
-    for kind, cluster in (("submitit-debug", "debug"), ("submitit-local", "local")):
+    for kind in ("submitit-debug", "submitit-local"):
         chosen = pick(2, executor=kind)
-        assert isinstance(chosen, SubmititExecutor) and chosen.kind == cluster and chosen.threads == 1
+        assert isinstance(chosen, SubmititExecutor) and chosen.kind == kind and chosen.threads == 1
     monkeypatch.setattr(executors, "cuda_devices", lambda: 2)
     gpus = pick(5)
     assert (gpus.capacity, gpus.devices, gpus.threads) == (2, ["cuda:0", "cuda:1"], None)  # one run per GPU
@@ -260,8 +260,7 @@ def test_finished_runs_load_from_a_moved_runs_folder(inline_grid, study_env, tmp
 def test_every_executor_trains_the_same_runs(executor, inline_grid, tmp_path, capsys):
     study = grid(tmp_path / "runs", executor)
     out = capsys.readouterr().out
-    kind = {"local": "local", "submitit-debug": "debug", "submitit-local": "local"}[executor]
-    assert f"executor: {kind}, 2 run(s) at a time" in out
+    assert f"executor: {executor}, 2 run(s) at a time" in out
     assert all(not run.record.loaded for runs in study.runs["synthetic"].values() for run in runs)
     same_runs(study, inline_grid)                         # determinism across processes and executors
 
