@@ -1,13 +1,13 @@
 """Wall time of one small grid of runs, one after another and through the default process pool.
 
-The grid: the cpu profile's baseline (notebook 00's variant) for 4 seeds and 2 epochs, each run
+The grid: the cpu profile's baseline (notebook 00's variant) for 4 seeds and 3 epochs, each run
 trained from scratch in a fresh runs folder, through the study runner (fgvc_lib.study) with
 ``executor="inline"`` (sequential, in this process) and ``executor="local"`` (one single-threaded
 run per CPU core). The embedded pretraining and the synthetic data are prepared first and not timed.
 The two grids must give the same accuracies (same seeds): the last line is ``speedup: X``, the
 sequential time over the pool's.
 
-    python benchmarks/run_grid.py [--seeds 4] [--epochs 2]
+    python benchmarks/run_grid.py [--seeds 4] [--epochs 3]
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def timed_grid(executor: str, seeds: int, epochs: int, runs_root: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     from fgvc_lib.papers import synthetic_dataset
     from fgvc_lib.study import Study
