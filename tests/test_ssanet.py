@@ -449,7 +449,7 @@ def test_notebook_declares_the_common_parameters_then_the_papers_with_their_defa
                                 r"preset\) or plus, multiply, none"),
     ({"loss": "kd"}, r"parameter loss: unknown loss 'kd'; valid: 'ad' \(self-attention distillation"),
     ({"freeze_backbone": "yes"}, r"parameter freeze_backbone: must be True, False or None \(the profile's default\)"),
-    ({"lr": -1.0}, r"parameter lr: must be a number >= 0 \(0 = the profile's learning rate\); got -1.0"),
+    ({"lr": -1.0}, r"parameter lr: must be a number >= 0; got -1.0"),
     ({"lr": "fast"}, "parameter lr: must be a number >= 0"),
     ({"backbone": "alexnet"}, "parameter backbone: unknown backbone 'alexnet'; valid here: vgg16, vgg19"),
     ({"dataset": "synthetic,cub,cars,dogs"}, r"parameter dataset: this notebook takes 3 dataset\(s\) at a time"),

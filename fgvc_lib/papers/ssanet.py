@@ -148,11 +148,11 @@ def paper_records() -> List[Dict[str, object]]:
 # * Claims: sec. 4.5's comparisons, paired by seed on each dataset's printed heads, and two claims on
 #   the synthetic ground truth (Fig. 4: the full model's Grad-CAM peaks on the discriminative part).
 import functools  # noqa: E402
-import math  # noqa: E402
 from typing import Optional  # noqa: E402
 
 from ..study import Accuracy, Cell, Paper, Parameter, Score, Variant  # noqa: E402
 from ..study import Claim as StudyClaim  # noqa: E402
+from ..study.parameters import non_negative_number, optional_flag  # noqa: E402
 
 BACKBONES = ("vgg16", "vgg19", "resnet34", "resnet50", "resnet101", "densenet161")
 HEADS = ("ssa", "fe")                       # the SSA output layer and the FE output layer (sec. 3.4)
@@ -208,26 +208,14 @@ def _loss(value) -> str:
     return value
 
 
-def _freeze(value) -> Optional[bool]:
-    if value not in (None, "", True, False):
-        raise ValueError(f"must be True, False or None (the profile's default); got {value!r}")
-    return None if value in (None, "") else bool(value)
-
-
-def _lr(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-        raise ValueError(f"must be a number >= 0 (0 = the profile's learning rate); got {value!r}")
-    return float(value)
-
-
 PARAMETERS = (
     Parameter("variant", "all", "all, or a comma-separated subset of no-attention, no-alpha, alpha, multiply, plus",
               _variant),
     Parameter("aggregation", "", "'': each row keeps its preset; plus | multiply | none for the no-alpha and "
                                  "alpha rows", _aggregation),
     Parameter("loss", "ad", "loss of the Table 2 attention rows: ad (Eq. 5) | ce", _loss),
-    Parameter("freeze_backbone", None, "None: the profile's (frozen, sec. 4.1); True | False", _freeze),
-    Parameter("lr", 0.0, "0: the profile's learning rate (the recipe's 1e-3, sec. 4.1)", _lr),
+    Parameter("freeze_backbone", None, "None: the profile's (frozen, sec. 4.1); True | False", optional_flag),
+    Parameter("lr", 0.0, "0: the profile's learning rate (the recipe's 1e-3, sec. 4.1)", non_negative_number),
 )
 
 

@@ -58,7 +58,7 @@ def non_negative_number(value) -> float:
 def optional_flag(value) -> Optional[bool]:
     """``None`` (the profile's choice), ``True`` or ``False``."""
     if value not in (None, "", True, False):
-        raise ValueError(f"must be True, False or None; got {value!r}")
+        raise ValueError(f"must be True, False or None (the profile's default); got {value!r}")
     return None if value in (None, "") else bool(value)
 
 
