@@ -43,7 +43,11 @@ class Profile:
     synthetic: Dict[str, object] = field(default_factory=dict)  # SyntheticConfig overrides
     pretraining: Dict[str, object] = field(default_factory=dict)  # synthetic pretraining overrides
     cam_images: int = 6               # images per CAM grid
-    threads: Optional[int] = None     # torch intra-op threads (None: torch's default), see limit_threads
+    threads: Optional[int] = None     # torch intra-op threads of one training run (None: torch's default).
+    # The slim networks of the smoke and cpu profiles train on one thread: their convolutions are too
+    # small to gain from a second one, and on a shared machine two threads wait on each other
+    # (measured: a CLAN training batch took 0.3 s with one thread and 1.1-1.6 s with two under load).
+    # Several runs then train side by side, one per core (fgvc_lib.study.executors).
     description: str = ""
 
     def replace(self, **changes) -> "Profile":
@@ -91,17 +95,3 @@ def scale_epochs(paper_epochs: int, paper_value: int, epochs: int) -> int:
     if paper_epochs <= 0:
         raise ValueError(f"paper_epochs must be positive; got {paper_epochs}")
     return max(1, round(paper_value * epochs / paper_epochs))
-
-
-def limit_threads(profile: Profile) -> int:
-    """Apply the profile's torch thread count and return torch's number of intra-op threads.
-
-    The slim networks of the smoke and cpu profiles run on one thread: their convolutions are too
-    small to gain from a second one, and on a machine shared with other jobs two threads wait on each
-    other (measured: a CLAN training batch took 0.3 s with one thread and 1.1-1.6 s with two under
-    load; a smoke run of notebook 05 ten times longer)."""
-    import torch
-
-    if profile.threads:
-        torch.set_num_threads(profile.threads)
-    return torch.get_num_threads()

@@ -51,15 +51,12 @@ def test_ci_calls_the_readme_test_command():
     assert "make test" in (REPO / "README.md").read_text()
 
 
-def test_slim_profiles_run_on_one_thread():
+def test_slim_profiles_train_on_one_thread_and_restore_the_callers_threads():
     import torch
 
-    from fgvc_lib.profiles import limit_threads
+    from fgvc_lib.study.executors import InlineExecutor, make_executor
+    from fgvc_lib.study.parameters import Execution
 
-    before = torch.get_num_threads()
-    try:
-        assert limit_threads(PROFILES["cpu"]) == 1 and PROFILES["smoke"].threads == 1
-        torch.set_num_threads(2)
-        assert PROFILES["paper"].threads is None and limit_threads(PROFILES["paper"]) == 2
-    finally:
-        torch.set_num_threads(before)
+    assert PROFILES["cpu"].threads == 1 and PROFILES["smoke"].threads == 1 and PROFILES["paper"].threads is None
+    inline = make_executor(Execution(executor="inline"), 3, REPO / ".unused", PROFILES["cpu"].threads)
+    assert isinstance(inline, InlineExecutor) and inline.threads == (None if torch.cuda.is_available() else 1)

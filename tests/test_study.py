@@ -91,7 +91,13 @@ def same_runs(study: Study, reference: Study) -> None:
 def inline_grid(study_env):
     """The reference grid (plain and slow, seed 0), trained here, one run after the other."""
     study_paper.LOSS_CALLS.update(calls=0, fail_after=None)
-    study = grid(study_env / "runs-inline", "inline")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)   # runs train on the profile's one thread, then the caller's count returns
+    try:
+        study = grid(study_env / "runs-inline", "inline")
+        study.threads_after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
     study.calls_per_run = study_paper.LOSS_CALLS["calls"] // 2    # training batches of one run
     return study
 
@@ -232,6 +238,7 @@ def test_inline_grid_trains_every_run_once(inline_grid):
         assert run.outputs["final"].shape == (24, 6) and run.record.accuracy == run.accuracy()
         assert run.model.classifier.out_features == 6 and not run.model.training
     assert inline_grid.calls_per_run == 3                 # the smoke profile's max_batches
+    assert inline_grid.threads_after == 2                 # the caller's thread count is restored
     summary = inline_grid.runs_summary()
     assert list(summary.index) == [("plain", 0), ("slow", 0)] and "train_s" in summary
 

@@ -52,8 +52,10 @@ class InlineExecutor:
 
     kind = "inline"
     capacity = 1
-    devices: List[str] = ["auto"]
-    threads: Optional[int] = None
+
+    def __init__(self, threads: Optional[int] = None):
+        self.devices: List[str] = ["auto"]
+        self.threads = threads   # torch threads while a run trains (then restored)
 
     def submit(self, fn: Callable, *args) -> cf.Future:
         future: cf.Future = cf.Future()
@@ -145,7 +147,7 @@ def make_executor(execution: Execution, runs: int, log_folder: Path, profile_thr
     slots = gpus if gpus else cpu_cores()
     workers = min(execution.workers or slots, max(1, runs))
     if kind == "inline" or (kind == "auto" and workers <= 1):
-        return InlineExecutor()
+        return InlineExecutor(None if gpus else profile_threads)
     devices = [f"cuda:{i % gpus}" for i in range(workers)] if gpus else ["cpu"] * workers
     threads = None if gpus else 1 if workers > 1 else profile_threads
     return PoolExecutor(workers, devices, threads)

@@ -195,15 +195,24 @@ def _log_to(path: Path, also_console: bool):
 
 
 def execute_run(job: RunJob) -> RunRecord:
-    """Train (or resume, or load) one run and score it on the test split; safe to call anywhere."""
+    """Train (or resume, or load) one run and score it on the test split; safe to call anywhere
+    (this process's torch thread count is restored afterwards)."""
+    run_dir = Path(job.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous_threads = torch.get_num_threads()
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    try:
+        return _train_or_load(job, run_dir)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
     from ..engine import TrainConfig, accuracy, collect_outputs, fit
     from ..locks import exclusive
     from ..reporting import atomic_write_text
 
-    run_dir = Path(job.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if job.threads:
-        torch.set_num_threads(job.threads)
     with exclusive(run_dir / LOCK_NAME):
         finished = read_record(run_dir)
         if finished is not None:

@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 
 from .. import paths
-from ..profiles import limit_threads
 from .executors import RunFailed, make_executor, worker_traceback
 from .jobs import (LOG_NAME, OUTPUTS_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run, read_record,
                    run_key)
@@ -133,7 +132,9 @@ class Study:
             if cell.measure.variant not in self.variants:
                 raise ValueError(f"cell {cell.table}/{cell.row} reads variant {cell.measure.variant!r}, "
                                  f"which the plan does not train")
-        self.threads = limit_threads(self.settings.profile)
+        # torch threads of a run trained in this process (the profile's: the slim CPU networks train
+        # best on one); the analysis here (CAMs, counts) keeps torch's default and uses every core.
+        self.threads = self.settings.profile.threads
         self.runs: Dict[str, Dict[str, List[Run]]] = {}
         self.scores: Dict[Tuple[str, str], Dict[int, float]] = {}
         self.score_resolution: Dict[Tuple[str, str], float] = {}
@@ -157,7 +158,8 @@ class Study:
         return paths.runs_dir(self.paper.notebook, self.profile.name)
 
     def describe(self) -> str:
-        lines = [self.settings.describe(), f"torch threads in this process: {self.threads}",
+        lines = [self.settings.describe(), f"torch threads: {self.threads or torch.get_num_threads()} per training "
+                 f"run, {torch.get_num_threads()} for the analysis in this process",
                  f"results: {self.results_dir}", f"runs: {self.runs_dir}"]
         per_seed = sum(len(v.seeds) for v in self.variants.values())
         lines.append(f"{len(self.variants)} variant(s), {per_seed} run(s) per dataset, "
