@@ -22,6 +22,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .parameters import Parameter
 
+TOP1 = "top1"   # the metric name of top-1 accuracy (percent) in every results table
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -87,7 +89,7 @@ class Cell:
     measure: Accuracy
     paper: Optional[float] = None
     dataset: Optional[str] = None            # None: every dataset of the study
-    metric: str = "top1"
+    metric: str = TOP1
     seeds: Optional[Tuple[int, ...]] = None  # None: the variant's seeds
 
 

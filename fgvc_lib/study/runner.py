@@ -27,15 +27,14 @@ import torch
 
 from .. import paths
 from .executors import RunFailed, make_executor, worker_traceback
-from .jobs import (LOG_NAME, OUTPUTS_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run, read_record,
-                   run_key)
-from .paper import Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table
+from .jobs import (LOG_NAME, OUTPUTS_NAME, RECORD_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run,
+                   read_record, run_key)
+from .paper import TOP1, Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table  # noqa: F401
 from .parameters import Settings, resolve
 
 # Keys of Profile.synthetic that size the target task; the rest are the rendering knobs the embedded
 # pretraining copies so that its birds are drawn like the target task's.
 TASK_SIZE_KEYS = ("num_classes", "train_per_class", "test_per_class", "image_size", "seed")
-TOP1 = "top1"   # the metric name of top-1 accuracy (percent) in every results table
 
 
 @dataclass
@@ -75,7 +74,7 @@ class Run:
 
         from ..engine import History
 
-        return History(json.loads((self.run_dir / "record.json").read_text())["history"])
+        return History(json.loads((self.run_dir / RECORD_NAME).read_text())["history"])
 
     @cached_property
     def model(self) -> torch.nn.Module:
