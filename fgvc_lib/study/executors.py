@@ -23,7 +23,6 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -126,15 +125,6 @@ class SubmititExecutor:
 
     def shutdown(self, abort: bool = False) -> None:
         pass  # submitted jobs belong to the cluster; a resubmitted run resumes or loads them
-
-
-@dataclass
-class ExecutorChoice:
-    """What :func:`make_executor` decided, for the notebook's set-up print-out."""
-
-    kind: str
-    capacity: int
-    detail: str
 
 
 def make_executor(execution: Execution, runs: int, log_folder: Path, profile_threads: Optional[int]):

@@ -52,20 +52,12 @@ class Accuracy:
     variant: str
     branches: Optional[Tuple[str, ...]] = None
 
-    @property
-    def label(self) -> str:
-        return self.variant + (f"[{'+'.join(self.branches)}]" if self.branches else "")
-
 
 @dataclass(frozen=True)
 class Score:
     """A per-seed measurement the notebook records under ``name`` (e.g. a localization score)."""
 
     name: str
-
-    @property
-    def label(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True)
@@ -74,10 +66,6 @@ class Fixed:
 
     name: str
     value: float
-
-    @property
-    def label(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True)
@@ -145,11 +133,6 @@ class Paper:
     def column(self, dataset: str) -> Optional[str]:
         """The paper's column printed beside ``dataset`` (None: the paper has no numbers for it)."""
         return self.paper_column.get(dataset)
-
-
-def table_names(cells: Sequence[Cell]) -> List[str]:
-    """The tables ``cells`` belong to, in first-seen order."""
-    return list(dict.fromkeys(c.table for c in cells))
 
 
 def cells_by_table(cells: Sequence[Cell]) -> Dict[str, List[Cell]]:
