@@ -79,8 +79,9 @@ def _union_mask(shape, boxes) -> np.ndarray:
     return mask
 
 
-def score_cams(cams: np.ndarray, sample: CamSample) -> Dict[str, float]:
-    """Pointing game and energy share for the discriminative parts and for the object, with chance."""
+def score_cams(cams: np.ndarray, sample: CamSample, per_image: bool = False) -> Dict[str, object]:
+    """Pointing game and energy share for the discriminative parts and for the object, with chance:
+    the mean over the sample's images, or with ``per_image`` an array of one score per image."""
     scores: Dict[str, List[float]] = {}
     for cam, object_box, part_boxes in zip(cams, sample.object_boxes, sample.part_boxes):
         peak = np.unravel_index(int(np.argmax(cam)), cam.shape)
@@ -93,16 +94,19 @@ def score_cams(cams: np.ndarray, sample: CamSample) -> Dict[str, float]:
             scores.setdefault(f"{name}_pointing", []).append(float(cam.max() > 0 and mask[peak]))
             scores.setdefault(f"{name}_energy", []).append(float(cam[mask].sum()) / total)
             scores.setdefault(f"{name}_chance", []).append(float(mask.mean()))
+    if per_image:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
 def localize(model, sample: CamSample, branch: Optional[str] = None, target_layers=None,
-             method: str = "gradcam"):
-    """Grad-CAM maps of ``sample`` for the ground-truth classes, and their localization scores."""
+             method: str = "gradcam", per_image: bool = False):
+    """Grad-CAM maps of ``sample`` for the ground-truth classes, and their localization scores (means,
+    or per image with ``per_image``, see :func:`score_cams`)."""
     device = next(model.parameters()).device
     cams = compute_cams(model, sample.images.to(device), target_layers=target_layers, branch=branch,
                         targets=sample.labels, method=method)
-    return cams, score_cams(cams, sample)
+    return cams, score_cams(cams, sample, per_image=per_image)
 
 
 # The scores of :func:`score_cams`, in the order tables show them.

@@ -26,16 +26,30 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .statistics import VERDICTS
+
 PathLike = Union[str, os.PathLike]
 
 RESULT_COLUMNS = ["table", "row", "dataset", "backbone", "metric", "paper", "reproduced", "std", "n_seeds",
                   "profile"]
-CLAIM_COLUMNS = ["claim", "paper_effect", "our_effect", "our_std", "n_seeds", "held"]
-HELD_VALUES = ("yes", "no", "inconclusive")
+CLAIM_COLUMNS = ["claim", "paper_effect", "our_effect", "ci_low", "ci_high", "p_improvement", "our_std", "n_seeds",
+                 "n_images", "verdict", "half_width_target", "seeds_needed", "note"]
+CLAIM_NUMBERS = ("paper_effect", "our_effect", "ci_low", "ci_high", "p_improvement", "our_std",
+                 "half_width_target", "seeds_needed")
 # Profiles whose data is the embedded synthetic set (DESIGN.md, Profiles): their absolute numbers are
 # never comparable with a paper's.
 SYNTHETIC_PROFILES = ("smoke", "cpu")
 SUMMARY_NAME = "SUMMARY.md"
+# The verdict rule as SUMMARY.md states it (implemented in fgvc_lib.statistics; README says the same).
+VERDICT_RULE = (
+    "Verdict rule (`fgvc_lib/statistics.py`): both arms of a claim are trained with the same seeds and scored on "
+    "the same test images; our effect is the mean over seeds of the paired difference, in percentage points, "
+    "with a 95 % confidence interval (`ci_low`, `ci_high`, Student's t) that counts seed-to-seed variation and "
+    "test-set sampling; `p_improvement` is the share of seeds on the claimed side. A claim is *held* when the "
+    "interval lies on the paper's side of 0, *reversed* when it lies on the other side, *no effect* when it lies "
+    "within +-1 point (the smallest effect of interest), *inconclusive* otherwise; a claim of no difference is held "
+    "when the interval lies within +-1 point. `seeds_needed` gives the seeds that would bring a too-wide interval "
+    "to its target half-width (3 points; 2 for a notebook's main comparisons) at the measured spread.")
 CLAIMS_NAME = "claims.csv"
 FIGURE_DPI = 100
 
@@ -247,111 +261,53 @@ def paper_vs_reproduced(df: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
 # --------------------------------------------------------------------------- claims
 
 
-def effect_from_seeds(a_values, b_values) -> Tuple[float, float]:
-    """Paired effect of B over A: ``(mean of b - a, std of the per-seed differences, ddof=1)``.
+def claim_row(claim, effect) -> Dict[str, object]:
+    """One claims-table row (:data:`CLAIM_COLUMNS`) from a :class:`~fgvc_lib.study.paper.Claim` and its
+    :class:`~fgvc_lib.statistics.Effect`. ``seeds_needed`` is filled when the interval is wider than
+    the claim's target half-width: the seeds that would reach it at the measured spread (empty when
+    more seeds cannot, see :func:`fgvc_lib.statistics.seeds_needed`)."""
+    from .statistics import HALF_WIDTH, MAIN_HALF_WIDTH, seeds_needed
 
-    Seed ``i`` of A and of B must share everything but the variant (same data order, same init
-    seed). The std is NaN for a single seed.
-    """
-    a = np.atleast_1d(np.asarray(a_values, dtype=np.float64)).ravel()
-    b = np.atleast_1d(np.asarray(b_values, dtype=np.float64)).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"paired seeds need as many values for A as for B, got {a.size} and {b.size}")
-    mean, std, _ = seed_statistics(b - a)
-    return mean, std
-
-
-def claim_from_seeds(claim: str, paper_effect: Optional[float], a_values, b_values,
-                     direction: Optional[int] = None) -> Dict[str, object]:
-    """A claims-table entry "B beats A by ``paper_effect``" measured on paired seeds."""
-    mean, std = effect_from_seeds(a_values, b_values)
-    return {"claim": claim, "paper_effect": paper_effect, "direction": direction, "our_effect": mean,
-            "our_std": std, "n_seeds": int(np.size(a_values))}
-
-
-def claim_held(paper_effect: float, our_effect: float, our_std: float, resolution: float = 0.0) -> str:
-    """"yes" / "no" / "inconclusive" for one claim.
-
-    Rule: our effect counts as real when ``|our mean| > our std`` (the seed-to-seed standard deviation
-    of the effect). For paired per-seed differences this is a t statistic above ``sqrt(n)``: with
-    3 seeds t > 1.73, with 5 seeds t > 2.24 - a deliberately modest bar that a CPU budget of a few
-    seeds can pass, stricter than one standard error. Then:
-
-    * paper effect positive or negative: "yes" if ours is real with the same sign, "no" if it is real
-      with the opposite sign, else "inconclusive";
-    * paper effect 0 (a "no difference" claim): "yes" if ours is not real, else "no";
-    * a single seed (std NaN) or a missing effect: "inconclusive" - the spread is unknown.
-
-    ``paper_effect`` may be just a sign (+1 / -1) when the paper claims a direction without a number.
-    ``resolution`` floors the spread: an effect no larger than it (e.g. two test images' worth of
-    accuracy) is never real, even when a few seeds happen to agree exactly (std 0).
-    """
-    values = [paper_effect, our_effect, our_std]
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
-        return "inconclusive"
-    paper_effect, our_effect, our_std = (float(v) for v in values)
-    real = abs(our_effect) > max(our_std, float(resolution))
-    if paper_effect == 0:
-        return "no" if real else "yes"
-    if not real:
-        return "inconclusive"
-    return "yes" if np.sign(our_effect) == np.sign(paper_effect) else "no"
+    target = MAIN_HALF_WIDTH if claim.main else HALF_WIDTH
+    wide = not (effect.half_width <= target)   # NaN (one seed) counts as too wide
+    needed = seeds_needed(effect, target) if wide and effect.n_images else None
+    note = claim.note
+    if wide and effect.n_images and needed is None:
+        note = "; ".join(filter(None, [note, "more seeds cannot reach the target width: more test images needed"
+                                       if effect.n_seeds > 1 else "one seed: spread unknown"]))
+    return {"claim": claim.text, "paper_effect": _paper_number(claim.paper_effect), "our_effect": effect.effect,
+            "ci_low": effect.ci_low, "ci_high": effect.ci_high, "p_improvement": effect.p_improvement,
+            "our_std": effect.std, "n_seeds": effect.n_seeds, "n_images": effect.n_images,
+            "verdict": effect.verdict, "half_width_target": target,
+            "seeds_needed": float("nan") if needed is None else needed, "note": note}
 
 
-def claims_table(claims: Sequence[Mapping[str, object]], resolution: float = 0.0) -> pd.DataFrame:
-    """The claims table of a notebook (columns :data:`CLAIM_COLUMNS`).
-
-    Each claim is a dict with ``claim`` (text) and ``paper_effect`` (the paper's difference, signed so
-    that positive means the claim's direction, e.g. B - A; ``None`` when the paper prints no number,
-    then give ``direction`` = +1 or -1), and either ``values`` (our per-seed effects) or
-    ``our_effect`` / ``our_std`` / ``n_seeds`` (e.g. from :func:`claim_from_seeds`).
-    ``held`` follows :func:`claim_held` with the table's ``resolution`` (the smallest effect the
-    measurement can resolve, in the effects' units; a claim's own ``resolution`` key overrides it); a dict may carry its own ``held`` to override it (explain why
-    in the notebook).
-    """
-    rows = []
-    for item in claims:
-        if "claim" not in item or "paper_effect" not in item:
-            raise ValueError(f"a claim needs 'claim' and 'paper_effect', got keys {sorted(item)}")
-        if "values" in item:
-            mean, std, n = seed_statistics(item["values"])
-        elif "our_effect" in item:
-            mean = float(item["our_effect"])
-            std = float("nan") if item.get("our_std") is None else float(item["our_std"])
-            n = int(item.get("n_seeds", 1 if math.isnan(std) else 0))
-            if n < 1:
-                raise ValueError(f"claim {item['claim']!r} gives our_std but not n_seeds; add n_seeds")
-        else:
-            raise ValueError(f"claim {item['claim']!r} needs 'values' (per-seed effects) or 'our_effect'")
-        paper = _paper_number(item["paper_effect"])
-        expected = paper
-        if math.isnan(paper) and item.get("direction") is not None:
-            if item["direction"] not in (1, -1):
-                raise ValueError(f"direction of claim {item['claim']!r} must be +1 or -1, got {item['direction']!r}")
-            expected = float(item["direction"])
-        held = item.get("held") or claim_held(expected, mean, std, item.get("resolution", resolution))
-        if held not in HELD_VALUES:
-            raise ValueError(f"held must be one of {', '.join(HELD_VALUES)}, got {held!r}")
-        rows.append({"claim": str(item["claim"]), "paper_effect": paper, "our_effect": mean, "our_std": std,
-                     "n_seeds": n, "held": held})
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+def claims_table(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """The claims table of a notebook: rows of :func:`claim_row`, in :data:`CLAIM_COLUMNS` order."""
+    for row in rows:
+        missing = [c for c in CLAIM_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"claim {row.get('claim')!r} lacks {missing}; build rows with claim_row")
+        if row["verdict"] not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {row['verdict']!r}")
+    return pd.DataFrame([dict(row) for row in rows], columns=CLAIM_COLUMNS)
 
 
 def write_claims(df: pd.DataFrame, path: PathLike) -> Path:
     """Validate a claims table (exactly :data:`CLAIM_COLUMNS`) and write it as CSV atomically."""
     check_columns(df, CLAIM_COLUMNS, what="claims table")
-    bad = sorted(set(df["held"]) - set(HELD_VALUES))
+    bad = sorted(set(df["verdict"]) - set(VERDICTS))
     if bad:
-        raise ValueError(f"column 'held' must be one of {', '.join(HELD_VALUES)}, found {bad}")
+        raise ValueError(f"column 'verdict' must be one of {', '.join(VERDICTS)}, found {bad}")
     return _atomic_csv(df[CLAIM_COLUMNS], path)
 
 
 def read_claims(path: PathLike) -> pd.DataFrame:
     """Read a claims CSV back (empty numbers as NaN)."""
-    df = pd.read_csv(path, dtype={"claim": str, "held": str}, keep_default_na=False,
-                     na_values={c: [""] for c in ("paper_effect", "our_effect", "our_std")})
+    df = pd.read_csv(path, dtype={"claim": str, "verdict": str, "note": str}, keep_default_na=False,
+                     na_values={c: [""] for c in CLAIM_NUMBERS})
     check_columns(df, CLAIM_COLUMNS, what="claims table")
-    for column in ("paper_effect", "our_effect", "our_std"):
+    for column in CLAIM_NUMBERS:
         df[column] = df[column].astype("float64")
     return df
 
@@ -447,11 +403,8 @@ def build_summary(results_dir: PathLike) -> str:
     if any(p in SYNTHETIC_PROFILES for p in profiles):
         lines += ["Accuracies measured on the embedded synthetic dataset (profiles smoke/cpu) are **not comparable** "
                   "with the papers' numbers; what is compared is each claim - the sign and size of an effect "
-                  "between variants, with its spread over seeds.", ""]
-    lines += ["A claim *held* when our mean effect has the paper's sign and exceeds its seed-to-seed standard "
-              "deviation, did not hold when it exceeds it with the opposite sign, and is *inconclusive* otherwise "
-              "(which includes every single-seed run). A claim of no difference held when our effect stays "
-              "within that deviation.", ""]
+                  "between variants, with its confidence interval.", ""]
+    lines += [VERDICT_RULE, ""]
 
     overall: Dict[str, Dict[str, int]] = {}
     sections = []
@@ -478,14 +431,12 @@ def build_summary(results_dir: PathLike) -> str:
             except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
                 section += [f"*`{CLAIMS_NAME}` could not be read: {err}*", ""]
             else:
-                counts = claims["held"].value_counts()
-                totals = overall.setdefault(profile, {h: 0 for h in HELD_VALUES})
-                for h in HELD_VALUES:
-                    totals[h] += int(counts.get(h, 0))
-                section += ["### Claims", "",
-                            f"{int(counts.get('yes', 0))} held, {int(counts.get('no', 0))} did not hold, "
-                            f"{int(counts.get('inconclusive', 0))} inconclusive.", "",
-                            markdown_table(claims), ""]
+                counts = claims["verdict"].value_counts()
+                totals = overall.setdefault(profile, {v: 0 for v in VERDICTS})
+                for v in VERDICTS:
+                    totals[v] += int(counts.get(v, 0))
+                section += ["### Claims", "", _counted(counts) + ".", "",
+                            markdown_table(claims.drop(columns=["half_width_target"])), ""]
         else:
             section += ["*No claims table written.*", ""]
         tables = [t for t in sorted(folder.glob("*.csv")) if t.name != CLAIMS_NAME]
@@ -496,23 +447,24 @@ def build_summary(results_dir: PathLike) -> str:
             section += ["### Figures", ""] + [f"![{f.stem}]({_link(f, root)})" for f in figures] + [""]
         sections.append(section)
 
-    def counted(totals: Mapping[str, int]) -> str:
-        return f"{totals['yes']} held, {totals['no']} did not hold, {totals['inconclusive']} inconclusive."
-
     section_profiles = sorted({profile for _, profile, _ in folders},
                               key=lambda p: (p != DEFAULT_PROFILE, p))
     if len(section_profiles) == 1:
-        totals = overall.get(section_profiles[0], {h: 0 for h in HELD_VALUES})
-        lines += [f"Claims over all notebooks: {counted(totals)}", ""]
+        totals = overall.get(section_profiles[0], {v: 0 for v in VERDICTS})
+        lines += [f"Verdicts over all notebooks: {_counted(totals)}.", ""]
     else:  # claims of different profiles are never added up
         lines += ["Claims over all notebooks, per profile:", ""]
         for profile in section_profiles:
-            totals = overall.get(profile, {h: 0 for h in HELD_VALUES})
-            lines += [f"- profile {profile}: {counted(totals)}"]
+            totals = overall.get(profile, {v: 0 for v in VERDICTS})
+            lines += [f"- profile {profile}: {_counted(totals)}"]
         lines += [""]
     for section in sections:
         lines += section
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _counted(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
 
 
 def write_summary(results_dir: PathLike) -> Path:

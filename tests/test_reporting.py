@@ -9,10 +9,12 @@ import pytest
 from matplotlib.figure import Figure
 
 from fgvc_lib import reporting
-from fgvc_lib.reporting import (CLAIM_COLUMNS, RESULT_COLUMNS, atomic_write_text, build_summary, claim_from_seeds,
-                                claim_held, claims_table, effect_from_seeds, markdown_table, new_figure,
-                                paper_vs_reproduced, read_claims, read_table, result_row, result_rows, save_figure,
-                                seed_statistics, write_claims, write_summary, write_table)
+from fgvc_lib.reporting import (CLAIM_COLUMNS, RESULT_COLUMNS, atomic_write_text, build_summary, claim_row,
+                                claims_table, markdown_table, new_figure, paper_vs_reproduced, read_claims, read_table,
+                                result_row, result_rows, save_figure, seed_statistics, write_claims, write_summary,
+                                write_table)
+from fgvc_lib.statistics import paired_effect
+from fgvc_lib.study import Accuracy, Claim
 
 
 def sample_table(profile="cpu", dataset="synthetic"):
@@ -142,52 +144,39 @@ def test_paper_vs_reproduced():
 # --------------------------------------------------------------------------- claims
 
 
-def test_effect_from_seeds_is_paired():
-    mean, std = effect_from_seeds([70, 80, 90], [71, 81, 92])  # large spread across seeds, tiny in differences
-    assert mean == pytest.approx(4 / 3) and std == pytest.approx(np.std([1, 1, 2], ddof=1))
-    mean, std = effect_from_seeds([1.0], [3.0])
-    assert mean == 2.0 and math.isnan(std)
-    with pytest.raises(ValueError, match="as many values"):
-        effect_from_seeds([1, 2], [1])
+def claim_from_seeds(text, paper_effect, a_values, b_values, main=False, note=""):
+    """A claims-table row from per-seed values of two arms (one value per seed, no per-image values)."""
+    differences = (np.asarray(b_values, float) - np.asarray(a_values, float))[:, None]
+    claim = Claim(text, ((Accuracy("a"), Accuracy("b")),), paper_effect,
+                  direction=1 if paper_effect is None or paper_effect >= 0 else -1, main=main, note=note)
+    return claim_row(claim, paired_effect([differences], claim.direction))
 
 
-@pytest.mark.parametrize("paper, ours, std, expected", [
-    (2.0, 1.5, 0.5, "yes"),            # same sign, beyond the spread (smaller than the paper: still held)
-    (2.0, -1.5, 0.5, "no"),            # opposite sign, beyond the spread
-    (2.0, 0.3, 0.5, "inconclusive"),   # within noise
-    (2.0, -0.3, 0.5, "inconclusive"),
-    (-1.0, -2.0, 1.0, "yes"),          # a claimed decrease that we see
-    (0.0, 0.1, 0.5, "yes"),            # "no difference" claim, none seen
-    (0.0, 3.0, 0.5, "no"),
-    (2.0, 1.5, float("nan"), "inconclusive"),  # one seed: spread unknown
-    (float("nan"), 1.5, 0.5, "inconclusive"),
-])
-def test_claim_held_rule(paper, ours, std, expected):
-    assert claim_held(paper, ours, std) == expected
-
-
-def test_claims_table_and_round_trip(tmp_path):
+def test_claim_rows_and_round_trip(tmp_path):
     claims = claims_table([
         claim_from_seeds("attention beats baseline", 4.6, [70, 71, 72], [74, 75.5, 76]),
         claim_from_seeds("part branch hurts", 1.2, [70, 71, 72], [66, 65, 67]),
-        {"claim": "ordering A < B", "paper_effect": None, "direction": 1, "values": [0.5, -0.4, 0.2]},
-        {"claim": "single seed", "paper_effect": 1.0, "our_effect": 3.0, "n_seeds": 1},
-        {"claim": "judged by hand", "paper_effect": 1.0, "values": [0.1, 0.2], "held": "no"},
+        claim_from_seeds("ordering A < B", None, [0] * 5, [0.3, -0.2, 0.1, 0.0, 0.2], note="a sign only"),
+        claim_from_seeds("single seed", 1.0, [1.0], [4.0]),
+        claim_from_seeds("main comparison", 1.0, [0, 0, 0, 0, 0], [1, 4, 2, 6, 3], main=True),
     ])
     assert list(claims.columns) == CLAIM_COLUMNS
-    assert claims["held"].tolist() == ["yes", "no", "inconclusive", "inconclusive", "no"]
+    assert claims["verdict"].tolist() == ["held", "reversed", "no effect", "inconclusive", "held"]
     assert claims.loc[0, "n_seeds"] == 3 and claims.loc[0, "our_effect"] == pytest.approx(4.1666666)
     assert math.isnan(claims.loc[2, "paper_effect"]) and math.isnan(claims.loc[3, "our_std"])
+    assert math.isnan(claims.loc[3, "ci_low"]) and claims.loc[3, "note"] == "one seed: spread unknown"
+    assert claims.loc[2, "note"] == "a sign only" and claims.loc[4, "half_width_target"] == 2.0
+    # the main comparison (mean 3.2, sd 1.92 over 5 seeds): half-width 2.39 > 2, needs more seeds
+    assert claims.loc[4, "ci_high"] - claims.loc[4, "ci_low"] > 4.0 and claims.loc[4, "seeds_needed"] > 5
     path = write_claims(claims, tmp_path / "claims.csv")
     pd.testing.assert_frame_equal(read_claims(path), claims, check_dtype=False)
-    with pytest.raises(ValueError, match="held must be one of"):
-        claims_table([{"claim": "x", "paper_effect": 1, "values": [1, 2], "held": "maybe"}])
-    with pytest.raises(ValueError, match="'values'"):
+    bad = claims.to_dict("records")[0]
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        claims_table([{**bad, "verdict": "maybe"}])
+    with pytest.raises(ValueError, match="lacks"):
         claims_table([{"claim": "x", "paper_effect": 1}])
-    with pytest.raises(ValueError, match="direction"):
-        claims_table([{"claim": "x", "paper_effect": None, "direction": 2, "values": [1, 2]}])
-    with pytest.raises(ValueError, match=r"missing column\(s\): held"):
-        write_claims(claims.drop(columns="held"), tmp_path / "c.csv")
+    with pytest.raises(ValueError, match=r"missing column\(s\): verdict"):
+        write_claims(claims.drop(columns="verdict"), tmp_path / "c.csv")
 
 
 # --------------------------------------------------------------------------- summary
@@ -222,11 +211,12 @@ def test_summary_from_fake_results_dir(tmp_path):
     assert "Profile(s): cpu." in text and "not comparable" in text
     assert text.index("## 03_clan") < text.index("## 05_ssanet")
     assert "## empty" not in text
-    assert "| claim | paper_effect | our_effect | our_std | n_seeds | held |" in text
-    assert "| CLAN beats VGG-16 | 3.1 | 4 | 0 | 3 | yes |" in text
-    assert "A \\| B" in text
-    assert "1 held, 0 did not hold, 1 inconclusive." in text
-    assert "Claims over all notebooks: 1 held, 0 did not hold, 1 inconclusive." in text
+    assert ("| claim | paper_effect | our_effect | ci_low | ci_high | p_improvement | our_std | n_seeds | n_images "
+            "| verdict | seeds_needed | note |") in text
+    assert "| CLAN beats VGG-16 | 3.1 | 4 | 4 | 4 | 1 | 0 | 3 | 1 | held |  |  |" in text
+    assert "A \\| B" in text and "Verdict rule" in text and "+-1 point" in text
+    assert "1 held, 0 reversed, 0 no effect, 1 inconclusive." in text
+    assert "Verdicts over all notebooks: 1 held, 0 reversed, 0 no effect, 1 inconclusive." in text
     assert "![fig 3 cams](03_clan/fig%203%20cams.png)" in text
     assert "[table2.csv](03_clan/table2.csv)" in text and "[03_clan.ipynb](03_clan.ipynb)" in text
     assert "![fig4](05_ssanet/fig4.png)" in text and "No claims table written" in text
@@ -281,9 +271,9 @@ def test_summary_has_a_section_per_profile_folder(tmp_path):
     assert "Warning" not in text
     # claims of different profiles are counted apart, the default profile first
     assert ("Claims over all notebooks, per profile:\n\n"
-            "- profile cpu: 1 held, 0 did not hold, 0 inconclusive.\n"
-            "- profile paper: 0 held, 0 did not hold, 0 inconclusive.\n"
-            "- profile smoke: 0 held, 0 did not hold, 2 inconclusive.\n") in text
+            "- profile cpu: 1 held, 0 reversed, 0 no effect, 0 inconclusive\n"
+            "- profile paper: 0 held, 0 reversed, 0 no effect, 0 inconclusive\n"
+            "- profile smoke: 0 held, 0 reversed, 0 no effect, 2 inconclusive\n") in text
 
 
 def test_summary_warns_when_a_folder_holds_another_profile_s_tables(tmp_path):
@@ -298,15 +288,3 @@ def test_summary_warns_when_a_folder_holds_another_profile_s_tables(tmp_path):
 def test_module_constants_match_design():
     assert reporting.RESULT_COLUMNS == ["table", "row", "dataset", "backbone", "metric", "paper", "reproduced",
                                         "std", "n_seeds", "profile"]
-
-
-def test_resolution_floors_the_spread_of_agreeing_seeds():
-    from fgvc_lib.reporting import claim_held, claims_table
-
-    assert claim_held(1.0, 0.5, 0.0) == "yes"  # two seeds agreeing exactly: spread 0
-    assert claim_held(1.0, 0.5, 0.0, resolution=0.56) == "inconclusive"
-    assert claim_held(1.0, 0.6, 0.0, resolution=0.56) == "yes"
-    table = claims_table([{"claim": "B beats A", "paper_effect": 1.0, "values": [0.5, 0.5]}], resolution=0.56)
-    assert table.loc[0, "held"] == "inconclusive"
-    own = claims_table([{"claim": "C", "paper_effect": 1.0, "values": [1.0, 1.0], "resolution": 2.0}])
-    assert own.loc[0, "held"] == "inconclusive"

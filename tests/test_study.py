@@ -18,15 +18,18 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import stats
 
 import study_paper
 from fgvc_lib.engine import TrainConfig
 from fgvc_lib.locks import exclusive
 from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
 from fgvc_lib.reporting import CLAIM_COLUMNS, RESULT_COLUMNS, read_claims, read_table
+from fgvc_lib.statistics import VERDICTS
 from fgvc_lib.study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Run, Score, Study, Variant
 from fgvc_lib.study import executors
 from fgvc_lib.study.executors import InlineExecutor, PoolExecutor, RunFailed, SubmititExecutor, make_executor
@@ -368,7 +371,7 @@ def _fake_claims(settings):
         Claim("b beats a on seeds 0 and 1", ((a, b),), 2.0, seeds=(0, 1)),
         Claim("b and c beat a (mean of 2 gaps)", ((a, b), (a, c)), 1.0),
         Claim("b has more parameters", ((Fixed("a params (M)", 10.0), Fixed("b params (M)", 12.5)),), 2.0,
-              verdict="yes", note="a count"),
+              note="a count"),
         Claim("a count without a verdict", ((Fixed("x", 1.0), Fixed("y", 2.0)),), 1.0),
         Claim("b's energy beats a's", ((Score("a: energy"), Score("b: energy")),), 5.0),
         Claim("c's energy beats a's", ((Score("a: energy"), Score("c: energy")),), 5.0),
@@ -437,34 +440,51 @@ def test_tables_from_cells(fake_study, capsys):
 
 def test_claims_from_claim_data(fake_study):
     study = fake_study
-    study.record("a: energy", {0: 10.0, 1: 20.0, 2: 30.0}, resolution=1.0)
-    study.record("b: energy", {0: 15.0, 1: 26.0, 2: 34.0})
-    study.record("c: energy", {1: 30.0, 2: 40.0})
+    study.record("a: energy", {0: [10.0, 12.0], 1: [20.0, 22.0], 2: [30.0, 32.0]})  # per scored image
+    study.record("b: energy", {0: [15.0, 17.0], 1: [26.0, 28.0], 2: [34.0, 36.0]})
+    study.record("c: energy", {1: 30.0, 2: 40.0})                                     # no per-image values
     table, skipped = study.claims_table()
     assert list(table.columns) == CLAIM_COLUMNS
     assert skipped[0] == "a claim this configuration cannot measure: the reason"
-    assert skipped[1].startswith("never recorded: no score 'a: nothing' recorded for synthetic")
-    assert skipped[2].startswith("d beats a: variant 'd' was not trained") and len(skipped) == 3
+    assert skipped[1] == "c's energy beats a's: the two sides score different numbers of images (2 and 1)"
+    assert skipped[2].startswith("never recorded: no score 'a: nothing' recorded for synthetic")
+    assert skipped[3].startswith("d beats a: variant 'd' was not trained") and len(skipped) == 4
     rows = table.set_index("claim")
-    # paired by seed: b - a is 25 points on every seed (std 0) although a and b each vary by 4 points
+    # paired by seed and image: seed s has b right and a wrong on images 12+s .. 17+s (100 points each)
     beats = rows.loc["b beats a"]
-    assert (beats["paper_effect"], beats["n_seeds"], beats["held"]) == (2.0, 3, "yes")
+    assert (beats["paper_effect"], beats["n_seeds"], beats["n_images"], beats["verdict"]) == (2.0, 3, N_TEST, "held")
     assert beats["our_effect"] == pytest.approx(25.0) and beats["our_std"] == pytest.approx(0.0, abs=1e-4)
+    # no seed spread: the interval is the test set's alone, 25 +- t(23) * sd(images) / sqrt(24), where
+    # an image's mean over the 3 seeds is 100 * (seeds for which it lies in the window) / 3
+    image_means = [100.0 * sum(12 + s <= i < 18 + s for s in range(3)) / 3 for i in range(N_TEST)]
+    half = stats.t.ppf(0.975, N_TEST - 1) * np.std(image_means, ddof=1) / math.sqrt(N_TEST)
+    assert (beats["ci_low"], beats["ci_high"]) == (pytest.approx(25.0 - half), pytest.approx(25.0 + half))
+    assert beats["p_improvement"] == 1.0 and beats["half_width_target"] == 3.0
+    assert beats["seeds_needed"] != beats["seeds_needed"]          # NaN: more seeds cannot narrow the test term
+    assert "more test images needed" in beats["note"]
     sign = rows.loc[SIGN_ONLY]
-    assert math.isnan(sign["paper_effect"]) and sign["our_effect"] == pytest.approx(-25.0) and sign["held"] == "yes"
-    assert rows.loc["b and c are similar", "held"] == "yes" and rows.loc["b and c are similar", "paper_effect"] == 0.1
-    assert rows.loc["a and b are similar", "held"] == "no"                 # 25 points: beyond two test images
+    assert math.isnan(sign["paper_effect"]) and sign["our_effect"] == pytest.approx(-25.0)
+    assert sign["verdict"] == "held" and sign["p_improvement"] == 1.0
+    assert rows.loc["b and c are similar", "paper_effect"] == 0.1
+    assert rows.loc["a and b are similar", "verdict"] == "reversed"        # 25 points: a difference, shown
     assert rows.loc["b beats a on seeds 0 and 1", "n_seeds"] == 2
     assert rows.loc["b and c beat a (mean of 2 gaps)", "our_effect"] == pytest.approx(25.0)
     fixed = rows.loc["b has more parameters"]
-    assert (fixed["our_effect"], fixed["n_seeds"], fixed["held"]) == (2.5, 1, "yes")   # the verdict given
-    assert rows.loc["a count without a verdict", "held"] == "inconclusive"           # one value: no spread
+    assert (fixed["our_effect"], fixed["ci_low"], fixed["ci_high"], fixed["verdict"]) == (2.5, 2.5, 2.5, "held")
+    assert fixed["note"] == "a count" and rows.loc["a count without a verdict", "verdict"] == "held"
     energy = rows.loc["b's energy beats a's"]
     assert energy["our_effect"] == pytest.approx(5.0) and energy["our_std"] == pytest.approx(1.0)
-    assert energy["held"] == "yes"                                                  # paired: 5 +- 1
-    assert rows.loc["c's energy beats a's", "n_seeds"] == 2                         # shared seeds only
-    assert rows.loc["c's energy beats a's", "our_effect"] == pytest.approx(10.0)
+    assert energy["n_images"] == 2 and energy["verdict"] == "inconclusive"        # 3 seeds, t(2) = 4.3
     path = study.write_claims(table)
-    assert path == study.results_dir / "claims.csv" and read_claims(path)["claim"].tolist() == table["claim"].tolist()
+    assert path == study.results_dir / "claims.csv"
+    assert read_claims(path)["claim"].tolist() == table["claim"].tolist()
+    assert read_claims(path).equals(table.astype({"seeds_needed": "float64"}))
     extra, _ = study.claims_table(extra=[Claim("c beats b", ((Accuracy("b"), Accuracy("c")),), 1.0)])
-    assert extra["claim"].iloc[-1] == "c beats b" and extra["held"].iloc[-1] == "inconclusive"
+    assert extra["claim"].iloc[-1] == "c beats b" and extra["verdict"].iloc[-1] in VERDICTS
+
+
+def test_record_rejects_scores_of_different_images(fake_study):
+    with pytest.raises(ValueError, match="every seed must score the same images"):
+        fake_study.record("x", {0: [1.0, 2.0], 1: [1.0]})
+    with pytest.raises(ValueError, match="finite"):
+        fake_study.record("x", {0: [float("nan")]})

@@ -55,7 +55,8 @@ class Accuracy:
 
 @dataclass(frozen=True)
 class Score:
-    """A per-seed measurement the notebook records under ``name`` (e.g. a localization score)."""
+    """A measurement the notebook records under ``name`` (e.g. a localization score), per seed and,
+    where it can, per test image (:meth:`fgvc_lib.study.Study.record`)."""
 
     name: str
 
@@ -85,10 +86,12 @@ class Cell:
 class Claim:
     """"B beats A": per seed, the mean over ``pairs`` of ``B - A`` (``pairs`` = ``((A, B), ...)``).
 
-    ``paper_effect`` is the paper's own difference (percentage points, computed from its tables;
-    ``None`` when it shows no number, then ``direction`` gives the claimed sign). ``kind="similar"``
-    claims no difference. ``verdict`` overrides the rule for a deterministic measurement (a count),
-    with ``note`` saying why."""
+    Measured under the one verdict rule (:mod:`fgvc_lib.statistics`): paired seeds, per-image
+    differences, a 95 % interval counting seeds and test images. ``paper_effect`` is the paper's own
+    difference (percentage points, computed from its tables; ``None`` when it shows no number, then
+    ``direction`` gives the claimed sign). ``kind="similar"`` claims no difference. ``main`` marks a
+    notebook's main comparison (the method against its baseline), whose interval should be narrower
+    (:data:`~fgvc_lib.statistics.MAIN_HALF_WIDTH`). ``note`` is shown beside the verdict."""
 
     text: str
     pairs: Tuple[Tuple[object, object], ...]
@@ -97,7 +100,7 @@ class Claim:
     kind: str = "greater"
     dataset: Optional[str] = None
     seeds: Optional[Tuple[int, ...]] = None
-    verdict: Optional[str] = None
+    main: bool = False
     note: str = ""
 
     def __post_init__(self) -> None:

@@ -95,24 +95,29 @@ class Run:
         return {("acc" if k == "final" else f"acc/{k}"): accuracy(v, targets)
                 for k, v in self.outputs.items() if k != "targets"}
 
-    def accuracy(self, branches: Optional[Sequence[str]] = None) -> float:
-        """Top-1 accuracy in percent: the final prediction, or ``branches`` combined (paper's rule)."""
-        from ..engine import accuracy
-
-        targets = self.outputs["targets"]
+    def logits(self, branches: Optional[Sequence[str]] = None) -> torch.Tensor:
+        """Test logits of the final prediction, or of ``branches`` combined (the paper's rule, else the
+        mean of their softmax)."""
         if not branches:
-            return 100.0 * accuracy(self.outputs["final"], targets)
+            return self.outputs["final"]
         missing = [b for b in branches if b not in self.outputs]
         if missing:
             raise KeyError(f"run {self.variant.name} has no branch {missing}; it has "
                            f"{[k for k in self.outputs if k not in ('final', 'targets')]}")
         if len(branches) == 1:
-            logits = self.outputs[branches[0]]
-        elif self.study.paper.combine is not None:
-            logits = self.study.paper.combine({b: self.outputs[b] for b in branches}, tuple(branches))
-        else:
-            logits = torch.stack([self.outputs[b].softmax(1) for b in branches]).mean(0)
-        return 100.0 * accuracy(logits, targets)
+            return self.outputs[branches[0]]
+        if self.study.paper.combine is not None:
+            return self.study.paper.combine({b: self.outputs[b] for b in branches}, tuple(branches))
+        return torch.stack([self.outputs[b].softmax(1) for b in branches]).mean(0)
+
+    def correct(self, branches: Optional[Sequence[str]] = None) -> np.ndarray:
+        """Per test image: 100 if the prediction (``branches`` as in :meth:`logits`) is right, else 0."""
+        hits = self.logits(branches).argmax(1) == self.outputs["targets"]
+        return 100.0 * hits.numpy().astype(np.float64)
+
+    def accuracy(self, branches: Optional[Sequence[str]] = None) -> float:
+        """Top-1 accuracy in percent: the final prediction, or ``branches`` combined (paper's rule)."""
+        return float(self.correct(branches).mean())
 
 
 class Study:
@@ -135,8 +140,7 @@ class Study:
         # best on one); the analysis here (CAMs, counts) keeps torch's default and uses every core.
         self.threads = self.settings.profile.threads
         self.runs: Dict[str, Dict[str, List[Run]]] = {}
-        self.scores: Dict[Tuple[str, str], Dict[int, float]] = {}
-        self.score_resolution: Dict[Tuple[str, str], float] = {}
+        self.scores: Dict[Tuple[str, str], Dict[int, np.ndarray]] = {}   # per seed: per-image values
         self._data: Dict[str, DataBundle] = {}
 
     # ------------------------------------------------------------------ names and folders
@@ -326,37 +330,44 @@ class Study:
         return pd.DataFrame(rows).set_index(["variant", "seed"]).round(2)
 
     # ------------------------------------------------------------------ measurements
-    def record(self, name: str, values: Mapping[int, float], dataset: Optional[str] = None,
-               resolution: float = 0.0) -> None:
-        """Keep a per-seed measurement (``{seed: value}``, e.g. a localization score in points) that
-        claims can refer to as :class:`~fgvc_lib.study.paper.Score`; ``resolution`` is the smallest
-        difference it can resolve (e.g. two scored images)."""
+    def record(self, name: str, values: Mapping[int, object], dataset: Optional[str] = None) -> None:
+        """Keep a measurement that claims can refer to as :class:`~fgvc_lib.study.paper.Score`:
+        ``{seed: per-image values}`` (the same test images, in the same order, for every seed; e.g. a
+        localization score of each image, in points), or ``{seed: value}`` when there is no per-image
+        value (then a claim's interval cannot count the test set's variation)."""
         key = (dataset or self.datasets[0], name)
-        self.scores[key] = {int(s): float(v) for s, v in values.items()}
-        self.score_resolution[key] = float(resolution)
+        arrays = {}
+        for seed, value in values.items():
+            array = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+            if array.size == 0 or not np.isfinite(array).all():
+                raise ValueError(f"score {name!r}, seed {seed}: values must be finite numbers; got {array[:5]}")
+            arrays[int(seed)] = array
+        if len({a.size for a in arrays.values()}) > 1:
+            raise ValueError(f"score {name!r}: every seed must score the same images; got "
+                             f"{ {s: a.size for s, a in arrays.items()} } values per seed")
+        self.scores[key] = arrays
 
-    def values(self, measure: Union[Accuracy, Score, Fixed], dataset: Optional[str] = None,
-               seeds: Optional[Sequence[int]] = None) -> Dict[int, float]:
-        """``{seed: value}`` of a measurement (only ``seeds`` when given)."""
+    def per_image(self, measure: Union[Accuracy, Score], dataset: Optional[str] = None,
+                  seeds: Optional[Sequence[int]] = None) -> Dict[int, np.ndarray]:
+        """``{seed: per-image values}`` of a measurement (points), only ``seeds`` when given."""
         dataset = dataset or self.datasets[0]
-        if isinstance(measure, Fixed):
-            found = {0: float(measure.value)}
-        elif isinstance(measure, Score):
+        if isinstance(measure, Score):
             found = self.scores.get((dataset, measure.name))
             if found is None:
                 raise KeyError(f"no score {measure.name!r} recorded for {dataset} "
                                f"({sum(d == dataset for d, _ in self.scores)} other scores are)")
+        elif isinstance(measure, Accuracy):
+            found = {run.seed: run.correct(measure.branches) for run in self.runs_of(measure.variant, dataset)}
         else:
-            found = {run.seed: run.accuracy(measure.branches) for run in self.runs_of(measure.variant, dataset)}
+            raise TypeError(f"{measure!r} has no per-image values")
         return {s: v for s, v in found.items() if seeds is None or s in seeds}
 
-    def resolution(self, measure, dataset: str) -> float:
-        """The smallest effect a measurement resolves: two test images for an accuracy."""
+    def values(self, measure: Union[Accuracy, Score, Fixed], dataset: Optional[str] = None,
+               seeds: Optional[Sequence[int]] = None) -> Dict[int, float]:
+        """``{seed: value}`` of a measurement (only ``seeds`` when given): the mean over images."""
         if isinstance(measure, Fixed):
-            return 0.0
-        if isinstance(measure, Score):
-            return self.score_resolution.get((dataset, measure.name), 0.0)
-        return 200.0 / len(self.data(dataset).test_set)
+            return {0: float(measure.value)}
+        return {s: float(v.mean()) for s, v in self.per_image(measure, dataset, seeds).items()}
 
     # ------------------------------------------------------------------ tables
     @property
@@ -406,36 +417,54 @@ class Study:
         return save_figure(figure, self.results_dir / f"{name}.png")
 
     # ------------------------------------------------------------------ claims
-    def claim_entry(self, claim: Claim) -> Union[dict, str]:
-        """A claims-table entry for ``claim`` (per-seed effects, paired), or why it is not measured."""
-        from ..reporting import claim_held, seed_statistics
+    def claim_effect(self, claim: Claim):
+        """``claim`` measured under the verdict rule (:mod:`fgvc_lib.statistics`): per dataset, the
+        (seeds x images) paired differences B - A averaged over the claim's pairs. A claim between two
+        :class:`Fixed` numbers is decided by their difference. Raises KeyError when a measurement is
+        missing and ValueError when the two sides share no seed."""
+        from ..statistics import fixed_effect, paired_effect
 
         datasets = [claim.dataset] if claim.dataset else self.datasets
-        per_pair, resolution = [], 0.0
+        if all(isinstance(m, Fixed) for pair in claim.pairs for m in pair):
+            diffs = [b.value - a.value for a, b in claim.pairs]
+            return fixed_effect(float(np.mean(diffs)), claim.direction, claim.kind)
+        groups = []
         for dataset in datasets:
-            for a, b in claim.pairs:
-                try:
-                    va = self.values(a, dataset, claim.seeds)
-                    vb = self.values(b, dataset, claim.seeds)
-                except KeyError as err:
-                    return f"{claim.text}: {err.args[0]}"
-                per_pair.append({s: vb[s] - va[s] for s in set(va) & set(vb)})
-                resolution = max(resolution, self.resolution(a, dataset), self.resolution(b, dataset))
-        seeds = sorted(set.intersection(*(set(p) for p in per_pair)))
-        if not seeds:
-            return f"{claim.text}: no seed shared by both sides"
-        values = [float(np.mean([p[s] for p in per_pair])) for s in seeds]
-        entry = {"claim": claim.text, "paper_effect": claim.paper_effect, "direction": claim.direction,
-                 "values": values, "resolution": resolution}
-        if claim.verdict is not None:
-            entry["held"] = claim.verdict
-        elif claim.kind == "similar":
-            mean, std, _ = seed_statistics(values)
-            entry["held"] = claim_held(0.0, mean, std, resolution)
-        return entry
+            # per pair and side: {seed: per-image values}, or the Fixed number (the same for every seed)
+            sides = [[m.value if isinstance(m, Fixed) else self.per_image(m, dataset, claim.seeds) for m in pair]
+                     for pair in claim.pairs]
+            measured = [set(side) for pair in sides for side in pair if isinstance(side, dict)]
+            seeds = sorted(set.intersection(*measured))
+            if not seeds:
+                raise ValueError("no seed shared by both sides")
+            rows = []
+            for seed in seeds:
+                diffs = []
+                for a, b in sides:
+                    va, vb = _values_of(a, seed), _values_of(b, seed)
+                    if isinstance(a, dict) and isinstance(b, dict) and va.size != vb.size:
+                        raise ValueError(f"the two sides score different numbers of images ({va.size} and {vb.size})")
+                    diffs.append(vb - va)
+                if len({d.size for d in diffs}) > 1:
+                    raise ValueError(f"the measurements of this claim score different numbers of images "
+                                     f"({sorted({d.size for d in diffs})})")
+                rows.append(np.mean(diffs, axis=0))
+            groups.append(np.stack(rows))
+        return paired_effect(groups, claim.direction, claim.kind)
+
+    def claim_entry(self, claim: Claim) -> Union[dict, str]:
+        """A claims-table row for ``claim`` (:func:`fgvc_lib.reporting.claim_row`), or the reason it
+        is not measured."""
+        from ..reporting import claim_row
+
+        try:
+            effect = self.claim_effect(claim)
+        except (KeyError, ValueError) as err:
+            return f"{claim.text}: {err.args[0]}"
+        return claim_row(claim, effect)
 
     def claims_table(self, extra: Sequence[Claim] = ()) -> Tuple[pd.DataFrame, List[str]]:
-        """The claims table (:func:`fgvc_lib.reporting.claims_table`) of the paper's claims plus
+        """The claims table (:data:`fgvc_lib.reporting.CLAIM_COLUMNS`) of the paper's claims plus
         ``extra``, and the claims not measured (with the reason)."""
         from ..reporting import claims_table
 
@@ -465,26 +494,25 @@ class Study:
 
     def localization(self, models: Mapping[str, Tuple[str, Optional[str]]], sample, dataset: Optional[str] = None,
                      prefix: str = "") -> Dict[str, List[Dict[str, float]]]:
-        """Grad-CAM localization scores of every seed of each ``{label: (variant, branch)}`` on
-        ``sample``; every score is also recorded (percent) as ``"<prefix><label>: <score>"``."""
+        """Grad-CAM localization scores (means over ``sample``) of every seed of each ``{label: (variant,
+        branch)}``; every score is also recorded per image (percent) as ``"<prefix><label>: <score>"``,
+        so that claims on it count the scored images' variation."""
         from ..localization import localize
 
         scores: Dict[str, List[Dict[str, float]]] = {}
         for label, (variant, branch) in models.items():
             runs = self.runs_of(variant, dataset)
-            scores[label] = [localize(run.model, sample, branch=branch)[1] for run in runs]
-            for metric in scores[label][0]:
-                per_seed = {run.seed: 100.0 * score[metric] for run, score in zip(runs, scores[label])}
-                self.record(f"{prefix}{label}: {metric}", per_seed, dataset, resolution=200.0 / len(sample.indices))
+            per_image = [localize(run.model, sample, branch=branch, per_image=True)[1] for run in runs]
+            for metric in per_image[0]:
+                self.record(f"{prefix}{label}: {metric}",
+                            {run.seed: 100.0 * score[metric] for run, score in zip(runs, per_image)}, dataset)
+            scores[label] = [{k: float(v.mean()) for k, v in score.items()} for score in per_image]
         return scores
 
-
-
-    def record_all(self, scores: Mapping[str, Mapping[int, float]], dataset: Optional[str] = None,
-                   resolution: float = 0.0) -> None:
-        """:meth:`record` every ``{name: {seed: value}}`` of ``scores``."""
+    def record_all(self, scores: Mapping[str, Mapping[int, object]], dataset: Optional[str] = None) -> None:
+        """:meth:`record` every ``{name: {seed: values}}`` of ``scores``."""
         for name, values in scores.items():
-            self.record(name, values, dataset, resolution)
+            self.record(name, values, dataset)
 
     def scores_table(self, metrics: Sequence[str], table: str = "localization") -> pd.DataFrame:
         """Recorded scores named ``"<row>: <metric>"`` with ``metric`` in ``metrics``, in the results
@@ -496,7 +524,7 @@ class Study:
             row, _, metric = name.rpartition(": ")
             if row and metric in metrics:
                 entries.append({"row": row, "dataset": dataset, "metric": metric,
-                                "values": [values[s] for s in sorted(values)]})
+                                "values": [float(values[s].mean()) for s in sorted(values)]})
         if not entries:
             raise ValueError(f"no recorded score has a metric in {list(metrics)}")
         return result_rows(entries, table=table, backbone=self.settings.backbone, profile=self.profile.name)
@@ -509,3 +537,9 @@ def _settled(future) -> bool:
         return future.done()
     except Exception:  # noqa: BLE001 - surfaced by result() next
         return True
+
+
+
+def _values_of(side, seed: int) -> np.ndarray:
+    """One side of a claim for ``seed``: its per-image values, or a Fixed number as one value."""
+    return side[seed] if isinstance(side, dict) else np.array([float(side)])

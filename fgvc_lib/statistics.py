@@ -1,0 +1,203 @@
+"""The study's one verdict rule: paired seeds, a 95 % interval counting seeds and test images, a verdict.
+
+Implements the claims protocol of DESIGN.md ("Results"); no paper defines it. Anchors: Bouthillier et
+al., "Accounting for Variance in Machine Learning Benchmarks" (MLSys 2021: randomise the sources of
+variation, report the probability of improvement); Musgrave et al., "A Metric Learning Reality Check"
+(ECCV 2020: one recipe for all methods, confidence intervals, no test-set feedback).
+
+A claim "B beats A" is measured on paired runs: arm A and arm B are trained with the same seed ``s``
+and scored on the same test images ``i``. The input is, per dataset ``d``, the matrix of per-image
+differences ``D_d[s, i] = b_s(i) - a_s(i)`` in percentage points (for top-1 accuracy: 100 x the
+difference of the 0/1 correctness of image ``i``; a claim over several pairs of cells on one dataset
+averages the pairs first). The claim's effect of seed ``s`` is ``e_s = mean_d mean_i D_d[s, i]``; our
+effect is the mean of ``e_s`` over the ``S`` seeds.
+
+Two sources of variation are counted (a random-effects view ``D[s, i] = mu + seed_s + image_i + noise``):
+
+* seeds: ``se_seed^2 = var_s(e_s) / S`` (sample variance, ``ddof=1``) - training randomness, plus each
+  seed's own image-level noise;
+* the test set, a finite sample of images that every seed shares: ``se_test^2 = sum_d
+  var_i(mean_s D_d[s, i]) / N_d / K^2`` over the ``K`` datasets - what a fresh test set would move.
+
+``se^2 = se_seed^2 + se_test^2`` counts the seed-by-image noise in both terms, so the interval is
+slightly conservative (the coverage test in ``tests/test_statistics.py`` checks it stays >= 95 %).
+The interval is Student's t with Welch-Satterthwaite degrees of freedom, which keeps it honest for
+the few seeds a CPU affords (a percentile bootstrap over 3-5 seeds is too narrow). One seed gives no
+interval: the seed-to-seed spread is unknown.
+
+Verdicts (``m`` = :data:`SMALLEST_EFFECT`, the smallest effect of interest, in points):
+
+* a claim that B beats A (in the paper's ``direction``): **held** when the interval lies on the
+  paper's side of 0, **reversed** when it lies on the other side, **no effect** when it lies inside
+  ``(-m, m)``, else **inconclusive**;
+* a claim of no difference: **held** when the interval lies inside ``(-m, m)``, **reversed** when it
+  lies entirely outside ``[-m, m]`` (a difference of at least ``m`` is shown), else **inconclusive**;
+* a deterministic number (a count): its sign decides, there is no interval.
+
+``p_improvement`` is the share of seeds whose paired effect has the claimed sign (ties count half):
+Bouthillier et al.'s probability of improvement, P(B > A), estimated over paired seeds. For a claim of
+no difference it is the share of seeds within ``(-m, m)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+SMALLEST_EFFECT = 1.0            # m: the smallest effect of interest, percentage points
+HALF_WIDTH = 3.0                 # the interval half-width every claim should reach (points)
+MAIN_HALF_WIDTH = 2.0            # ... and a notebook's main comparisons (method vs its baseline)
+MAX_SEEDS_ESTIMATE = 200         # seeds_needed searches up to here
+
+VERDICTS = ("held", "reversed", "no effect", "inconclusive")
+KINDS = ("greater", "similar")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A claim measured under the verdict rule (see the module docstring); every number in points."""
+
+    effect: float                 # mean over seeds of the paired per-seed effect
+    per_seed: tuple               # e_s, in seed order
+    ci_low: float                 # 95 % interval (NaN with one seed)
+    ci_high: float
+    p_improvement: float
+    verdict: str
+    se_seed: float
+    se_test: float
+    n_images: int                 # test images per seed (summed over datasets)
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.per_seed)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation of the per-seed effects (NaN for one seed)."""
+        return float(np.std(self.per_seed, ddof=1)) if len(self.per_seed) > 1 else float("nan")
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2.0
+
+
+def _check_direction_kind(direction: int, kind: str) -> None:
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1; got {direction!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+
+
+def _as_groups(differences) -> list:
+    groups = [np.asarray(d, dtype=np.float64) for d in differences]
+    if not groups:
+        raise ValueError("no per-image differences given: pass one (seeds x images) array per dataset")
+    seeds = {g.shape[0] if g.ndim == 2 else -1 for g in groups}
+    if any(g.ndim != 2 or g.size == 0 for g in groups) or len(seeds) != 1:
+        raise ValueError("each dataset's differences must be a non-empty (seeds x images) array, with the "
+                         f"same seeds in every one; got shapes {[g.shape for g in groups]}")
+    if not all(np.isfinite(g).all() for g in groups):
+        raise ValueError("the per-image differences contain NaN or infinity")
+    return groups
+
+
+def standard_errors(differences: Sequence[np.ndarray]):
+    """``(per-seed effects, se_seed, se_test, degrees of freedom)`` of the module docstring's model."""
+    groups = _as_groups(differences)
+    k = len(groups)
+    per_seed = np.mean([g.mean(axis=1) for g in groups], axis=0)
+    n_seeds = per_seed.size
+    se_seed2 = float(np.var(per_seed, ddof=1)) / n_seeds if n_seeds > 1 else math.inf
+    test_terms = [float(np.var(g.mean(axis=0), ddof=1)) / g.shape[1] / k ** 2 if g.shape[1] > 1 else 0.0
+                  for g in groups]
+    se_test2 = float(sum(test_terms))
+    total = se_seed2 + se_test2
+    if not math.isfinite(total):
+        return per_seed, math.inf, math.sqrt(se_test2), float("nan")
+    pieces = ([se_seed2 ** 2 / (n_seeds - 1)] +
+              [t ** 2 / (g.shape[1] - 1) for t, g in zip(test_terms, groups) if g.shape[1] > 1])
+    denominator = sum(pieces)
+    df = total ** 2 / denominator if denominator > 0 else math.inf
+    return per_seed, math.sqrt(se_seed2), math.sqrt(se_test2), df
+
+
+def verdict(ci_low: float, ci_high: float, direction: int = 1, kind: str = "greater",
+            smallest_effect: float = SMALLEST_EFFECT) -> str:
+    """The verdict of an interval (module docstring); NaN bounds are "inconclusive"."""
+    _check_direction_kind(direction, kind)
+    if math.isnan(ci_low) or math.isnan(ci_high):
+        return "inconclusive"
+    if ci_low > ci_high:
+        raise ValueError(f"interval bounds out of order: {ci_low} > {ci_high}")
+    m = float(smallest_effect)
+    if kind == "similar":
+        if -m < ci_low and ci_high < m:
+            return "held"
+        if ci_low > m or ci_high < -m:
+            return "reversed"
+        return "inconclusive"
+    low, high = sorted((direction * ci_low, direction * ci_high))
+    if low > 0:
+        return "held"
+    if high < 0:
+        return "reversed"
+    if -m < ci_low and ci_high < m:
+        return "no effect"
+    return "inconclusive"
+
+
+def paired_effect(differences: Sequence[np.ndarray], direction: int = 1, kind: str = "greater",
+                  smallest_effect: float = SMALLEST_EFFECT, confidence: float = CONFIDENCE) -> Effect:
+    """Measure a claim from per-dataset ``(seeds x images)`` arrays of paired differences B - A (points)."""
+    _check_direction_kind(direction, kind)
+    groups = _as_groups(differences)
+    per_seed, se_seed, se_test, df = standard_errors(groups)
+    mean = float(per_seed.mean())
+    if math.isfinite(se_seed):
+        se = math.hypot(se_seed, se_test)
+        if se == 0.0:
+            low = high = mean
+        else:
+            low, high = (float(v) for v in stats.t.interval(confidence, df, loc=mean, scale=se))
+    else:
+        low = high = float("nan")
+    if kind == "similar":
+        hits = np.abs(per_seed) < smallest_effect
+        p_improvement = float(hits.mean())
+    else:
+        signed = direction * per_seed
+        p_improvement = float(((signed > 0) + 0.5 * (signed == 0)).mean())
+    return Effect(effect=mean, per_seed=tuple(float(v) for v in per_seed), ci_low=low, ci_high=high,
+                  p_improvement=p_improvement, verdict=verdict(low, high, direction, kind, smallest_effect),
+                  se_seed=se_seed, se_test=se_test, n_images=int(sum(g.shape[1] for g in groups)))
+
+
+def fixed_effect(value: float, direction: int = 1, kind: str = "greater",
+                 smallest_effect: float = SMALLEST_EFFECT) -> Effect:
+    """A deterministic difference (an operation count): no variation, its sign decides."""
+    value = float(value)
+    return Effect(effect=value, per_seed=(value,), ci_low=value, ci_high=value,
+                  p_improvement=float(direction * value > 0) if kind == "greater" else float(abs(value) < smallest_effect),
+                  verdict=verdict(value, value, direction, kind, smallest_effect), se_seed=0.0, se_test=0.0,
+                  n_images=0)
+
+
+def seeds_needed(effect: Effect, half_width: float, confidence: float = CONFIDENCE) -> Optional[int]:
+    """Seeds that would bring ``effect``'s interval to ``half_width`` at the measured spreads.
+
+    Uses the measured seed-to-seed variance of the per-seed effects and the measured test-set term
+    (which more seeds do not shrink). ``None`` when that cannot be estimated (one seed), or when no
+    number of seeds up to :data:`MAX_SEEDS_ESTIMATE` reaches it (then the test set is too small: only
+    more test images help)."""
+    if effect.n_seeds < 2 or not math.isfinite(effect.se_seed):
+        return None
+    seed_variance = effect.se_seed ** 2 * effect.n_seeds
+    for n in range(2, MAX_SEEDS_ESTIMATE + 1):
+        se = math.sqrt(seed_variance / n + effect.se_test ** 2)
+        if float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se <= half_width:
+            return n
+    return None
