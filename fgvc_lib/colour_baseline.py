@@ -28,7 +28,8 @@ def colour_histograms(dataset, bins: int = 4) -> tuple[torch.Tensor, torch.Tenso
 
 def colour_histogram_accuracy(train_set, test_set, bins: int = 4, steps: int = 300,
                               weight_decay: float = 1e-3, seed: int = 0) -> Dict[str, float]:
-    """Train and test accuracy of logistic regression on colour histograms (full-batch L-BFGS)."""
+    """Train and test accuracy of logistic regression on colour histograms (full-batch L-BFGS), and
+    ``test_correct``: per test image, 100 if it is classified right, else 0."""
     x_train, y_train = colour_histograms(train_set, bins)
     x_test, y_test = colour_histograms(test_set, bins)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
@@ -47,6 +48,7 @@ def colour_histogram_accuracy(train_set, test_set, bins: int = 4, steps: int = 3
 
     optimizer.step(closure)
     with torch.no_grad():
+        test_hits = (linear(x_test).argmax(1) == y_test).float()
         return {"train_acc": (linear(x_train).argmax(1) == y_train).float().mean().item(),
-                "test_acc": (linear(x_test).argmax(1) == y_test).float().mean().item(),
+                "test_acc": test_hits.mean().item(), "test_correct": (100.0 * test_hits).numpy(),
                 "chance": 1.0 / num_classes}

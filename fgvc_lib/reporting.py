@@ -210,6 +210,12 @@ def write_table(df: pd.DataFrame, path: PathLike) -> Path:
     return _atomic_csv(df, path)
 
 
+def write_csv(df: pd.DataFrame, path: PathLike, columns: Sequence[str], what: str) -> Path:
+    """Write a table of another format than the results format (exactly ``columns``) atomically."""
+    check_columns(df, columns, what=what)
+    return _atomic_csv(df[list(columns)], path)
+
+
 def read_table(path: PathLike) -> pd.DataFrame:
     """Read a results CSV back (empty ``paper``/``std`` cells come back as NaN)."""
     df = pd.read_csv(path, dtype={c: str for c in ("table", "row", "dataset", "backbone", "metric", "profile")},

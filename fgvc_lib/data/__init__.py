@@ -71,11 +71,11 @@ DATASET_SPLITS = {
 
 #: keyword options each dataset accepts in build_dataset (options whose value is None are ignored)
 DATASET_OPTIONS = {
-    "cub": (),
+    "cub": ("crop",),
     "cars": (),
     "aircraft": ("annotation_level", "crop_banner", "paper_split"),
     "dogs": (),
-    "synthetic": ("config",),
+    "synthetic": ("config", "crop"),
 }
 
 
@@ -84,7 +84,8 @@ def build_dataset(name: str, root, split: str, transform=None, **options):
 
     Options: aircraft ``annotation_level`` ("variant", 100 classes, default), ``crop_banner``
     (False), ``paper_split`` (True: "train" means trainval); synthetic ``config`` (a
-    ``SyntheticConfig``). Unknown names, splits or options raise with the valid choices listed.
+    ``SyntheticConfig``); cub and synthetic ``crop`` ("object" | "parts": images cropped to the
+    annotated region, :mod:`fgvc_lib.data.crops`). Unknown names, splits or options raise with the valid choices listed.
     Nothing is ever downloaded.
 
     Synthetic data, by ``root`` and ``config``:
@@ -121,11 +122,11 @@ def build_dataset(name: str, root, split: str, transform=None, **options):
             load_config(data_root)
         else:
             data_root = ensure_synthetic(root, config or SyntheticConfig())
-        return SyntheticFGVC(data_root, split, transform)
+        return SyntheticFGVC(data_root, split, transform, crop=options.get("crop"))
     if root is None:
         raise ValueError(f"dataset {key!r} needs a data root (the folder holding the dataset); got None")
     if key == "cub":
-        return CUB200(root, split, transform)
+        return CUB200(root, split, transform, crop=options.get("crop"))
     if key == "cars":
         return StanfordCars(root, split, transform)
     if key == "dogs":

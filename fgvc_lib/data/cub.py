@@ -89,13 +89,20 @@ class CUB200(ImageListDataset):
     dataset_name = "CUB-200-2011"
     layout = CUB_LAYOUT
 
-    def __init__(self, root, split: str = "train", transform=None) -> None:
+    def __init__(self, root, split: str = "train", transform=None, crop: str | None = None) -> None:
+        from .crops import check_crop
+
+        self.crop = check_crop(crop)
         if split not in CUB_SPLITS:
             raise ValueError(f"unknown split {split!r} for {self.dataset_name}; valid splits: {list(CUB_SPLITS)}")
         base = self.resolve_root(root)
         super().__init__(base, split, transform)
         self._load_index()
         self._load_annotations()
+        if self.crop is not None and not self.has_boxes:
+            raise ValueError(f"crop={self.crop!r} needs bounding_boxes.txt, which {base} does not have")
+        if self.crop == "parts" and not hasattr(self, "discriminative_parts"):
+            raise ValueError("crop='parts' needs the discriminative parts of each class: synthetic data only")
 
     # -- layout --------------------------------------------------------------------------------
     @classmethod
@@ -211,6 +218,23 @@ class CUB200(ImageListDataset):
         return name_of_part[part_id]
 
     # -- annotations ---------------------------------------------------------------------------
+    def load_image(self, index: int):
+        """The image, or with ``crop`` its crop to the region (:mod:`fgvc_lib.data.crops`); the
+        annotations always refer to the whole image."""
+        image = super().load_image(index)
+        if self.crop is None:
+            return image
+        from .crops import square_crop, union_box
+
+        note = self.annotation(index)
+        if self.crop == "object":
+            box = note["box"]
+        else:
+            boxes = note.get("part_boxes", {})
+            names = [p for p in self.discriminative_parts(self.targets[index]) if p in boxes]
+            box = union_box([boxes[p] for p in names]) if names else note["box"]
+        return image.crop(square_crop(box, image.size))
+
     def annotation(self, index: int) -> dict:
         """``image_size`` (w, h); ``box`` (x, y, w, h) when bounding_boxes.txt exists; ``parts``
         {name: (x, y)} of visible parts when parts files exist; ``part_boxes`` {name: (x, y, w, h)}

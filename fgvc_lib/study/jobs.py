@@ -49,12 +49,13 @@ class DataSpec:
     batch_size: int
     synthetic: Tuple[Tuple[str, object], ...] = ()   # SyntheticConfig of a generated dataset
     max_batches: Optional[int] = None
+    options: Tuple[Tuple[str, object], ...] = ()     # build_dataset options of a variant, e.g. crop
 
     def loaders(self):
         from ..data import build_loaders
         from ..data.synthetic import SyntheticConfig
 
-        options = {}
+        options = dict(self.options)
         if self.dataset == "synthetic" and self.root is None:
             options["config"] = SyntheticConfig(**dict(self.synthetic))
         return build_loaders(self.dataset, self.root, self.image_size, self.batch_size, **options)

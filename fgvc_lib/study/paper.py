@@ -29,7 +29,9 @@ TOP1 = "top1"   # the metric name of top-1 accuracy (percent) in every results t
 class Variant:
     """One model to train for each of ``seeds``: ``model(backbone, num_classes)``, ``loss``, ``train``.
 
-    ``details`` are shown in the plan table (what the variant is, in the paper's terms)."""
+    ``details`` are shown in the plan table (what the variant is, in the paper's terms); ``data`` are
+    options of its training and test data (:func:`fgvc_lib.data.build_dataset`, e.g.
+    ``(("crop", "object"),)``: the images cropped to the annotated bird)."""
 
     name: str
     model: Callable
@@ -37,6 +39,7 @@ class Variant:
     train: object                              # fgvc_lib.engine.TrainConfig, epochs included
     seeds: Tuple[int, ...]
     details: Tuple[Tuple[str, object], ...] = ()
+    data: Tuple[Tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -132,6 +135,7 @@ class Paper:
     max_datasets: int = 1
     datasets: Tuple[str, ...] = ()                   # the only datasets it takes (first = default); (): any
     combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
+    attention_sites: Callable = lambda settings: {}  # settings -> {site: stride of its map in pixels}
 
     def column(self, dataset: str) -> Optional[str]:
         """The paper's column printed beside ``dataset`` (None: the paper has no numbers for it)."""

@@ -14,6 +14,7 @@ them. Nothing here knows a paper: everything paper-specific arrives through the 
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -218,8 +219,8 @@ class Study:
         """Every (dataset, run) of the plan, with its folder; datasets first, then variants, then seeds."""
         jobs = []
         for dataset in self.datasets:
-            data = self.data_spec(dataset)
             for variant in self.variants.values():
+                data = dataclasses.replace(self.data_spec(dataset), options=variant.data)
                 folder = self.runs_dir / dataset / run_key(variant, data, self.backbone_spec)
                 for seed in variant.seeds:
                     jobs.append((dataset, RunJob(variant, seed, data, self.backbone_spec, str(folder / f"seed{seed}"))))
@@ -479,6 +480,19 @@ class Study:
         from ..reporting import CLAIMS_NAME, write_claims
 
         return write_claims(df, self.results_dir / CLAIMS_NAME)
+
+    # ------------------------------------------------------------------ room for attention
+    def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:
+        """For each attention site the paper declares, its map size at this run's input and how many of
+        its cells a discriminative part covers on the test set (:func:`fgvc_lib.room.room_table`);
+        written as ``room.csv``."""
+        from ..reporting import write_csv
+        from ..room import ROOM_COLUMNS, room_table
+
+        table = room_table(self.paper.attention_sites(self.settings), self.data(dataset).test_set,
+                           self.settings.image_size)
+        write_csv(table, self.results_dir / "room.csv", ROOM_COLUMNS, what="room table")
+        return table
 
     # ------------------------------------------------------------------ CAMs
     def cam_sample(self, dataset: Optional[str] = None, per_class: int = 0):

@@ -1,0 +1,46 @@
+"""Crops to an annotated region: the "oracle attention" input of notebook 00's positive control.
+
+Not from a paper. A network fed the ground-truth crop of the bird (``"object"``: the bounding box) or of
+the parts that tell its class apart (``"parts"``: the union of the discriminative parts' boxes, synthetic
+data only) shows how much a perfect attention mechanism could gain on a dataset. The region is widened
+to a square around its centre (so the resize to a square input keeps the aspect ratio), grown by
+:data:`CROP_MARGIN` on each side and clipped to the image.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+CROP_REGIONS = ("object", "parts")
+CROP_MARGIN = 0.1   # share of the region's side added on each side
+
+
+def check_crop(region: Optional[str]) -> Optional[str]:
+    """``region`` if it is None or one of :data:`CROP_REGIONS`, else a ValueError naming them."""
+    if region is not None and region not in CROP_REGIONS:
+        raise ValueError(f"unknown crop region {region!r}; valid: {', '.join(CROP_REGIONS)} (or None: the whole image)")
+    return region
+
+
+def union_box(boxes: Sequence[Sequence[float]]) -> Tuple[float, float, float, float]:
+    """The smallest box ``(x, y, w, h)`` holding every box of ``boxes``."""
+    if not boxes:
+        raise ValueError("no box to take the union of")
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def square_crop(box: Sequence[float], image_size: Tuple[int, int], margin: float = CROP_MARGIN):
+    """PIL crop bounds ``(left, top, right, bottom)``: ``box`` squared around its centre, grown by
+    ``margin`` of its side on each side, clipped to ``image_size`` (w, h)."""
+    x, y, w, h = (float(v) for v in box)
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    width, height = image_size
+    left, top = max(0.0, cx - side / 2.0), max(0.0, cy - side / 2.0)
+    right, bottom = min(float(width), cx + side / 2.0), min(float(height), cy + side / 2.0)
+    if right - left < 1 or bottom - top < 1:
+        raise ValueError(f"box {tuple(box)} lies outside the image of size {image_size}")
+    return (int(left), int(top), int(round(right)), int(round(bottom)))

@@ -1,0 +1,57 @@
+"""Room for an attention mechanism: how many cells of each attended feature map a discriminative part covers.
+
+Not from a paper: a check of this study's design (DESIGN.md, "Results"). An attention module that
+weights the cells of a feature map can only single out a part that covers at least about one cell;
+on a map where a part is a fraction of a cell the mechanism has nothing to select, and a null result
+there says nothing about the paper. For every attention site a paper declares (``{site: stride}``, the
+map's stride in input pixels), :func:`room_table` gives the map's size at the run's input size and the
+median (and 10th percentile) over the test set of the number of map cells a discriminative part's box
+covers (its area over a cell's area), for every (image, discriminative part) pair.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .data.transforms import scale_box
+
+ROOM_COLUMNS = ["site", "stride", "map", "cell_px", "part_cells_median", "part_cells_p10", "parts_scored", "room"]
+MIN_CELLS = 1.0      # a part must cover at least this many cells (median) for the site to have room
+
+
+def part_areas(dataset, image_size: int) -> np.ndarray:
+    """Areas (pixels at ``image_size``) of the discriminative parts' boxes of every image of ``dataset``."""
+    if not hasattr(dataset, "discriminative_parts"):
+        return np.zeros(0)
+    areas = []
+    for index, label in enumerate(dataset.targets):
+        note = dataset.annotation(index)
+        boxes = note.get("part_boxes", {})
+        for part in dataset.discriminative_parts(label):
+            if part in boxes:
+                _, _, w, h = scale_box(boxes[part], note["image_size"], image_size)
+                areas.append(w * h)
+    return np.asarray(areas, dtype=np.float64)
+
+
+def room_table(sites: Mapping[str, int], dataset, image_size: int) -> pd.DataFrame:
+    """One row per attention site (:data:`ROOM_COLUMNS`); ``room`` is "yes" when the median part covers
+    at least :data:`MIN_CELLS` cells, "no" otherwise, "unknown" without part boxes."""
+    areas = part_areas(dataset, image_size)
+    rows = []
+    for site, stride in sites.items():
+        if not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"attention site {site!r}: the stride must be a positive integer; got {stride!r}")
+        side = math.ceil(image_size / stride)
+        cells = areas / float(stride * stride)
+        known = cells.size > 0
+        median = float(np.median(cells)) if known else float("nan")
+        rows.append({"site": site, "stride": stride, "map": f"{side} x {side}", "cell_px": stride,
+                     "part_cells_median": median,
+                     "part_cells_p10": float(np.percentile(cells, 10)) if known else float("nan"),
+                     "parts_scored": int(cells.size),
+                     "room": ("yes" if median >= MIN_CELLS else "no") if known else "unknown"})
+    return pd.DataFrame(rows, columns=ROOM_COLUMNS)

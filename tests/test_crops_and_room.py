@@ -1,0 +1,64 @@
+"""Oracle crops (fgvc_lib.data.crops, the positive control's input) and the room table (fgvc_lib.room)."""
+import numpy as np
+import pytest
+
+from fgvc_lib.data import build_dataset
+from fgvc_lib.data.crops import square_crop, union_box
+from fgvc_lib.data.synthetic import SyntheticConfig, generate_synthetic
+from fgvc_lib.room import room_table
+
+TINY = SyntheticConfig(num_classes=4, train_per_class=2, test_per_class=3, image_size=64, seed=5)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return generate_synthetic(tmp_path_factory.mktemp("crops") / "tiny", TINY)
+
+
+def test_union_box_and_square_crop_by_hand():
+    assert union_box([(10, 20, 5, 5), (12, 18, 10, 3)]) == (10, 18, 12, 7)
+    # a 20 x 10 box at (40, 50): square side 20 * 1.2 = 24 around the centre (50, 55)
+    assert square_crop((40, 50, 20, 10), (200, 200)) == (38, 43, 62, 67)
+    assert square_crop((0, 0, 20, 10), (200, 200)) == (0, 0, 22, 17)          # clipped at the border
+    with pytest.raises(ValueError, match="outside the image"):
+        square_crop((300, 300, 5, 5), (100, 100))
+    with pytest.raises(ValueError, match="no box"):
+        union_box([])
+
+
+def test_dataset_crops_to_the_annotated_region(tiny_root):
+    whole = build_dataset("synthetic", tiny_root, "test")
+    bird = build_dataset("synthetic", tiny_root, "test", crop="object")
+    parts = build_dataset("synthetic", tiny_root, "test", crop="parts")
+    for index in range(len(whole)):
+        note = whole.annotation(index)
+        x, y, w, h = note["box"]
+        left, top, right, bottom = square_crop(note["box"], note["image_size"])
+        image = bird.load_image(index)
+        assert image.size == (right - left, bottom - top)
+        assert np.array_equal(np.asarray(image), np.asarray(whole.load_image(index))[top:bottom, left:right])
+        boxes = [note["part_boxes"][p] for p in whole.discriminative_parts(whole.targets[index])]
+        assert parts.load_image(index).size == tuple(np.subtract(square_crop(union_box(boxes), note["image_size"])[2:],
+                                                                  square_crop(union_box(boxes), note["image_size"])[:2]))
+        assert parts.load_image(index).size[0] < image.size[0]                 # parts are smaller than the bird
+        assert bird.annotation(index) == note                                 # annotations: the whole image
+    with pytest.raises(ValueError, match="unknown crop region 'head'"):
+        build_dataset("synthetic", tiny_root, "test", crop="head")
+
+
+def test_room_table_counts_cells_by_hand(tiny_root):
+    test_set = build_dataset("synthetic", tiny_root, "test")
+    table = room_table({"mid": 8, "top": 32}, test_set, 128).set_index("site")
+    areas = []
+    for index, label in enumerate(test_set.targets):
+        note = test_set.annotation(index)
+        scale = 128 / note["image_size"][0]
+        areas += [note["part_boxes"][p][2] * note["part_boxes"][p][3] * scale * scale
+                  for p in test_set.discriminative_parts(label)]
+    assert table.loc["mid", "map"] == "16 x 16" and table.loc["top", "map"] == "4 x 4"
+    assert table.loc["mid", "part_cells_median"] == pytest.approx(np.median(areas) / 64)
+    assert table.loc["top", "part_cells_median"] == pytest.approx(np.median(areas) / 1024)
+    assert table.loc["top", "parts_scored"] == len(areas)
+    assert table.loc["mid", "room"] == ("yes" if np.median(areas) >= 64 else "no")
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        room_table({"bad": 0}, test_set, 128)
