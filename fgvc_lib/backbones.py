@@ -4,7 +4,7 @@ Stage names follow the papers:
 
 * VGG-16 / VGG-19 (Simonyan & Zisserman): ``conv{block}_{layer}`` (output of the ReLU after that
   convolution, e.g. ``conv4_3``, ``conv5_2``, ``conv5_3``) and ``pool{block}`` (after max-pooling;
-  SSANet takes ``pool5``). CLAN uses conv5_3 as the top level, conv5_2 and conv4_3 as mid levels.
+  SSANet takes ``pool5``). CLAN uses pool5 as the top level, conv5_2 and conv4_3 as mid levels.
 * ResNet-34/50/101 (He et al.): ``conv1`` (stem, before max-pooling) and ``conv2_x`` .. ``conv5_x``.
 * DenseNet-161 (Huang et al.): ``denseblock1`` .. ``denseblock4`` (block outputs before the
   transition layers; ``denseblock4`` includes the final norm + ReLU).

@@ -6,7 +6,8 @@ CLSA attention on the top map (eq. 8-10), and the attended top maps are concaten
 Every map gets its own global-average-pooling + linear classifier (section 3.3), so the model has
 one branch per map:
 
-* ``"G"``: the top-level map (eq. 13) - conv5_3 on VGG-16, conv5_x on ResNets;
+* ``"G"``: the top-level map (eq. 13) - pool5 on VGG-16 (conv5_3 after VGG's last max-pooling, see
+  below), conv5_x on ResNets;
 * ``"P"``, ``"A"``: the refined mid-level maps (eq. 12), named as in Table 4 - on VGG-16 ``P`` is
   conv5_2 and ``A`` is conv4_3; on ResNets the single mid map (conv4_x) is ``P``;
 * ``"CLSA"``: the CLSA-refined top map of eq. 11 (eq. 14).
@@ -18,6 +19,16 @@ branches can be combined after training (Table 4).
 Ablations (Tables 1-3) are configuration switches of :class:`CLANConfig`: the relation metric of
 CLCA (eq. 5-7), what is applied to the mid maps (``"clca"``, the original ``"nonlocal"`` block or
 nothing, ``"gap"``: Table 2) and the channel pooling of CLSA (Table 3).
+
+VGG-16's top-level map is pool5, not conv5_3. Section 4.1 swaps VGG-16's three fully connected
+layers for global average pooling and one linear layer, so everything before them, the fifth max-pooling
+included, stays: the top map is conv5_3 max-pooled (14 x 14 at 448 px, half conv5_2's 28 x 28). Two
+facts of the paper agree with that reading and not with conv5_3: section 3.1 upsamples the top map to
+the mid map's resolution before eq. 1 (conv5_3 and conv5_2 share one resolution, so with conv5_3 nothing
+would be upsampled), and Table 5's added multiply-adds match ours (attention products left out) only
+with pool5 (see :mod:`fgvc_lib.papers.clan_complexity`). The figures still show conv5_3, as the paper
+labels them (:func:`fgvc_lib.papers.clan.figure_stages`). ``CLANConfig(top_stage="conv5_3")`` gives the
+other reading.
 
 Choices the paper leaves open are options with documented defaults; see :class:`CLANConfig`.
 """
@@ -44,12 +55,13 @@ TOP_BRANCH = "G"
 CLSA_BRANCH = "CLSA"
 MID_BRANCH_NAMES = ("P", "A")                       # Table 4: P = conv5_2, A = conv4_3 on VGG-16
 
-# Per backbone: (top stage, mid stages nearest the top first). Section 4.1 fixes vgg16 (conv5_3
-# top; conv5_2, then conv4_3 for 3 scales) and resnet50/101 (conv5_x top, conv4_x mid). The other
-# rows follow the same pattern by analogy and are not in the paper.
+# Per backbone: (top stage, mid stages nearest the top first). Section 4.1 fixes vgg16 (pool5 top:
+# the network up to its last max-pooling, see the module docstring; conv5_2, then conv4_3 for 3 scales)
+# and resnet50/101 (conv5_x top, conv4_x mid). The other rows follow the same pattern by analogy and are
+# not in the paper.
 CLAN_STAGES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
-    "vgg16": ("conv5_3", ("conv5_2", "conv4_3")),
-    "vgg19": ("conv5_4", ("conv5_3", "conv4_4")),
+    "vgg16": ("pool5", ("conv5_2", "conv4_3")),
+    "vgg19": ("pool5", ("conv5_3", "conv4_4")),
     "resnet34": ("conv5_x", ("conv4_x",)),
     "resnet50": ("conv5_x", ("conv4_x",)),
     "resnet101": ("conv5_x", ("conv4_x",)),
@@ -69,6 +81,7 @@ class CLANConfig:
 
     # --- architecture (section 3) ---
     scales: Optional[int] = None           # N (section 4.1): 2 = top + 1 mid map, 3 = top + 2 mid maps
+    top_stage: Optional[str] = None        # override of CLAN_STAGES' top map L^N (e.g. "conv5_3" on VGG-16)
     mid_stages: Optional[Tuple[str, ...]] = None  # override of CLAN_STAGES' mid maps (not in the paper)
     mid_module: str = "clca"               # Table 2: "clca" (eq. 1-4) | "nonlocal" | "gap"
     relation: str = "dot_product"          # f of eq. 2: eq. 5 | eq. 6 | eq. 7 (used after Table 1)
@@ -142,7 +155,7 @@ class CLANConfig:
 def clan_stages(backbone: FeatureBackbone, config: CLANConfig) -> Tuple[str, Tuple[str, ...]]:
     """``(top stage, mid stages)`` CLAN uses on ``backbone``; mid stages nearest the top first."""
     name = getattr(backbone, "name", type(backbone).__name__)
-    top = backbone.top_stage
+    top = CLAN_STAGES[name][0] if name in CLAN_STAGES else backbone.top_stage
     if config.mid_stages is not None:
         mids = tuple(config.mid_stages)
         if not mids:
@@ -154,7 +167,7 @@ def clan_stages(backbone: FeatureBackbone, config: CLANConfig) -> Tuple[str, Tup
         if name not in CLAN_STAGES:
             raise ValueError(f"no CLAN stage table for backbone {name!r} (known: {', '.join(CLAN_STAGES)}); "
                              f"pass CLANConfig(mid_stages=(...)) with stage names from {backbone.stage_names}")
-        top, table_mids = CLAN_STAGES[name]
+        table_mids = CLAN_STAGES[name][1]
         scales = PAPER_SCALES[name] if config.scales is None else config.scales
         if scales - 1 > len(table_mids):
             allowed = ", ".join(str(n) for n in range(2, len(table_mids) + 2))
@@ -162,6 +175,8 @@ def clan_stages(backbone: FeatureBackbone, config: CLANConfig) -> Tuple[str, Tup
                              f"{', '.join(table_mids)}; section 4.1); got scales={scales}. Use a valid number "
                              f"of scales or pass CLANConfig(mid_stages=(...)) explicitly.")
         mids = table_mids[:scales - 1]
+    if config.top_stage is not None:
+        top = config.top_stage
     backbone.check_stages((top,) + mids)
     if len(set(mids)) != len(mids) or top in mids:
         raise ValueError(f"mid stages must be distinct and differ from the top stage {top!r}; got {mids}")
