@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fgvc_lib.backbones import build_backbone
+from fgvc_lib.models.frozen_features import FrozenFeatureMemo, module_state_token
 from fgvc_lib.models.output import ModelOutput
 from fgvc_lib.models.ssa_module import SpatialSelfAttention
 from fgvc_lib.models.ssanet import (VARIANTS, ClassifierHead, SSANet, SSANetConfig, build_ssanet, kl_divergence,
@@ -27,10 +28,10 @@ def _images(batch=3, seed=0):
     return torch.rand(batch, 3, IMAGE, IMAGE, generator=g)
 
 
-def _model(variant="plus", **changes):
+def _model(variant="plus", feature_memo=True, **changes):
     torch.manual_seed(0)
     config = SSANetConfig(variant=variant, **changes)
-    return build_ssanet("vgg16", NUM_CLASSES, config, width=WIDTH)
+    return build_ssanet("vgg16", NUM_CLASSES, config, feature_memo=feature_memo, width=WIDTH)
 
 
 def _output(fe, ssa=None):
@@ -174,6 +175,33 @@ def test_ad_loss_terms_and_values():
     torch.testing.assert_close(g["ce_ssa_gamma"], 2.0 * ce)
 
 
+def test_other_reading_of_eq4_puts_gamma_ce_on_the_fe_head():
+    torch.manual_seed(0)
+    y = torch.tensor([0, 1, 2, 3])
+    fe = torch.randn(4, NUM_CLASSES, requires_grad=True)
+    ssa = torch.randn(4, NUM_CLASSES, requires_grad=True)
+    loss_fn = ssanet_loss(SSANetConfig(gamma_ce_head="fe"))
+    terms = loss_fn(_output(fe, ssa), y)
+    assert tuple(terms) == loss_fn.term_names == ("ce_ssa", "kl_ssa_fe", "ce_fe_gamma")
+    # L = CE(y, y_SSA) + KL(p_SSA || p_FE) + gamma CE(y, y_FE), written out with log-softmax by hand
+    log_p, log_q = ssa.log_softmax(1), fe.log_softmax(1)
+    ce_ssa = -log_p[torch.arange(4), y].mean()
+    ce_fe = -log_q[torch.arange(4), y].mean()
+    kl = (log_p.exp() * (log_p - log_q)).sum(1).mean()
+    torch.testing.assert_close(terms["ce_fe_gamma"], 0.5 * ce_fe)
+    torch.testing.assert_close(sum(terms.values()), ce_ssa + kl + 0.5 * ce_fe)
+    # the FE head now learns from the labels too: its gradient is no longer the KL's alone
+    sum(terms.values()).backward()
+    total = fe.grad.clone()
+    fe.grad = None
+    kl_divergence(ssa, fe).backward()
+    assert not torch.allclose(total, fe.grad)
+    torch.testing.assert_close(total - fe.grad, 0.5 * (log_q.exp() - F.one_hot(y, NUM_CLASSES)).detach() / 4)
+    # the reading does not touch L_CE (Table 3) or no-attention
+    assert ssanet_loss(SSANetConfig(loss="ce", gamma_ce_head="fe")).term_names == ("ce_ssa", "ce_fe")
+    assert ssanet_loss(SSANetConfig(variant="no-attention", gamma_ce_head="fe")).term_names == ("ce_fe",)
+
+
 def test_kl_is_zero_when_heads_agree_and_positive_otherwise():
     torch.manual_seed(0)
     logits = torch.randn(3, NUM_CLASSES)
@@ -250,6 +278,55 @@ def test_every_variant_forward_backward(variant):
     assert torch.isfinite(again.logits).all()
 
 
+@pytest.mark.parametrize("variant", ["alpha", "multiply", "plus"])
+@pytest.mark.parametrize("loss", ["ad", "ce"])
+def test_alpha_gets_a_gradient_and_moves_in_a_training_step(variant, loss):
+    """Sec. 3.2: alpha is learnable and starts at 0; one SGD step of the paper's recipe must move it."""
+    model = _model(variant, loss=loss).train()
+    assert isinstance(model.ssa.alpha, nn.Parameter) and model.ssa.alpha.item() == 0.0
+    assert any(p is model.ssa.alpha for p in model.trainable_parameters())
+    config = model.config
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    optimizer.zero_grad()
+    out = model(_images(batch=4))
+    sum(ssanet_loss(config)(out, torch.tensor([0, 1, 2, 3])).values()).backward()
+    grad = model.ssa.alpha.grad
+    assert grad is not None and torch.isfinite(grad) and grad.abs().item() > 0
+    optimizer.step()
+    # SGD from alpha = 0 (decay of 0 is 0): alpha = -lr * grad exactly
+    torch.testing.assert_close(model.ssa.alpha.detach(), -config.lr * grad)
+    assert model.ssa.alpha.item() != 0.0
+
+
+def _fe_head_logits_and_grads(model, images, targets):
+    model.zero_grad(set_to_none=True)
+    out = model(images)
+    sum(ssanet_loss(model.config)(out, targets).values()).backward()
+    grads = {name: p.grad.clone() for name, p in model.fe_head.named_parameters()}
+    return out.branch("fe").detach(), grads
+
+
+@pytest.mark.parametrize("loss", ["ce", "ad"])
+def test_fe_head_under_cross_entropy_is_independent_of_the_ssa_branch(loss):
+    """Table 3's L_CE trains the two heads apart: changing the SSA block and head leaves the FE head's
+    logits and the gradient of the loss on the FE head's weights unchanged. Under L_AD (Eq. 4's KL)
+    the same change reaches the FE head's gradient, which shows the check can fail."""
+    model = _model("plus", loss=loss).train()
+    images, targets = _images(batch=4), torch.tensor([0, 1, 2, 3])
+    logits, grads = _fe_head_logits_and_grads(model, images, targets)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in list(model.ssa.parameters()) + list(model.ssa_head.parameters()):
+            p.add_(torch.randn(p.shape, generator=generator))
+    logits2, grads2 = _fe_head_logits_and_grads(model, images, targets)
+    assert torch.equal(logits, logits2)  # the FE head never reads the SSA branch
+    if loss == "ce":
+        assert all(torch.equal(grads[name], grads2[name]) for name in grads)
+    else:
+        assert not all(torch.allclose(grads[name], grads2[name]) for name in grads)
+
+
 def test_predict_head_choice():
     images = _images()
     for head in ("ssa", "fe", "mean"):
@@ -299,6 +376,181 @@ def test_unfrozen_backbone_trains():
     assert not model.backbone.training and not any(p.requires_grad for p in model.backbone.parameters())
 
 
+# --- the memo of the frozen extractor's features (fgvc_lib.models.frozen_features) ---
+
+def _pool5(model, images):
+    """F computed straight from the backbone, without the model or its memo."""
+    with torch.no_grad():
+        return model.backbone(images.contiguous(), ("pool5",))["pool5"]
+
+
+def _count_extractor_calls(model):
+    calls = []
+    extract = model._extract
+    model._extract = lambda images: calls.append(images.shape[0]) or extract(images)
+    return calls
+
+
+def test_memo_returns_exactly_what_the_extractor_computes():
+    model = _model("plus").eval()
+    memo = model.feature_memo
+    assert isinstance(memo, FrozenFeatureMemo) and len(memo) == 0
+    calls = _count_extractor_calls(model)
+    images = _images(batch=4)
+    first = model.features(images)
+    assert torch.equal(first, _pool5(model, images)) and calls == [4] and len(memo) == 4
+    second = model.features(images)                      # every image a hit: the extractor does not run
+    assert torch.equal(second, first) and calls == [4] and (memo.hits, memo.misses) == (4, 4)
+    # a batch mixing seen and new images runs the extractor on the new ones only
+    mixed = torch.cat([images[:2], _images(batch=3, seed=1)[:2]])
+    out = model.features(mixed)
+    assert calls == [4, 2]
+    assert torch.equal(out[:2], first[:2])
+    torch.testing.assert_close(out, _pool5(model, mixed), rtol=0, atol=1e-6)
+    # and the model's logits are those of a model without a memo
+    plain = _model("plus", feature_memo=False).eval()
+    with torch.no_grad():
+        assert torch.equal(model(images).logits, plain(images).logits)
+
+
+def test_a_flipped_image_is_its_own_entry():
+    model = _model("plus").eval()
+    images = _images(batch=2)
+    flipped = images.flip(-1)                            # what RandomHorizontalFlip hands the model
+    model.features(images)
+    out = model.features(flipped)
+    assert len(model.feature_memo) == 4 and model.feature_memo.hits == 0
+    assert torch.equal(out, _pool5(model, flipped))
+    assert not torch.equal(out, _pool5(model, images))
+
+
+def test_memo_serves_train_and_eval_mode_alike_and_never_stores_gradients():
+    model = _model("plus").train()                       # the frozen extractor stays in eval mode
+    calls = _count_extractor_calls(model)
+    images, targets = _images(batch=4), torch.tensor([0, 1, 2, 3])
+    for _ in range(2):                                   # the second step is served by the memo
+        out = model(images)
+        sum(ssanet_loss(model.config)(out, targets).values()).backward()
+    assert calls == [4] and model.feature_memo.hits == 4
+    assert all(p.grad is not None for p in model.ssa_head.parameters())
+    assert all(p.grad is None for p in model.backbone.parameters())
+    stored = list(model.feature_memo._entries.values())
+    assert all(not t.requires_grad and t.grad_fn is None for t in stored)
+    feats = model.features(images)
+    assert feats.requires_grad and feats.is_leaf          # a leaf for Grad-CAM hooks, cut from the memo
+    with torch.no_grad():
+        assert not model.features(images).requires_grad
+    model.eval()
+    with torch.no_grad():
+        model(images)
+    assert calls == [4]                                   # eval mode reads the same entries
+
+
+def test_unfreezing_bypasses_and_empties_the_memo():
+    model = _model("plus").eval()
+    images = _images(batch=3)
+    model.features(images)
+    assert len(model.feature_memo) == 3
+    model.set_backbone_frozen(False)
+    assert len(model.feature_memo) == 0
+    calls = _count_extractor_calls(model)
+    model.train()
+    out = model(images)
+    sum(ssanet_loss(model.config)(out, torch.tensor([0, 1, 2])).values()).backward()
+    assert calls == [3] and len(model.feature_memo) == 0 and model.feature_memo.hits == 0
+    assert all(p.grad is not None for p in model.backbone.parameters())  # the extractor trains again
+    model.eval()                                         # in eval mode too, an unfrozen extractor always runs
+    with torch.no_grad():
+        model(images)
+        model(images)
+    assert calls == [3, 3, 3] and len(model.feature_memo) == 0
+    model.set_backbone_frozen(True)
+    model.features(images)
+    model.features(images)
+    assert calls == [3, 3, 3, 3] and model.feature_memo.hits == 3
+
+
+def test_memo_forgets_when_the_extractor_changes_and_steps_aside_when_it_must():
+    model = _model("plus").eval()
+    calls = _count_extractor_calls(model)
+    images = _images(batch=2)
+    model.features(images)
+    token = module_state_token(model.backbone)
+    with torch.no_grad():
+        next(model.backbone.parameters()).mul_(1.5)     # new weights (e.g. a checkpoint loaded)
+    assert module_state_token(model.backbone) != token
+    out = model.features(images)
+    assert calls == [2, 2] and torch.equal(out, _pool5(model, images))
+    model.load_state_dict(_model("plus").state_dict())
+    assert torch.equal(model.features(images), _pool5(model, images)) and calls == [2, 2, 2]
+    # an extractor put in training mode (batch statistics) is never served from the memo
+    model.backbone.train()
+    model.features(images)
+    model.features(images)
+    assert calls == [2, 2, 2, 2, 2]
+    model.backbone.eval()
+    # nor is one with a forward hook, which a hit would skip
+    seen = []
+    conv = next(m for m in model.backbone.modules() if isinstance(m, nn.Conv2d))
+    handle = conv.register_forward_hook(lambda *args: seen.append(1))
+    model.features(images)
+    model.features(images)
+    handle.remove()
+    assert len(seen) == 2
+    off = _model("plus", feature_memo=False).eval()
+    assert off.feature_memo is None
+    off_calls = _count_extractor_calls(off)
+    off.features(images)
+    off.features(images)
+    assert off_calls == [2, 2]
+    with pytest.raises(TypeError, match="feature_memo"):
+        _model("plus", feature_memo="yes")
+    own = FrozenFeatureMemo(max_bytes=10 ** 6)
+    assert _model("plus", feature_memo=own).feature_memo is own   # an empty memo given is the one used
+
+
+def test_memo_keys_bound_and_copies():
+    import copy
+    import pickle
+
+    calls = []
+
+    def extractor(x):
+        calls.append(x.shape[0])
+        return x.sum(dim=1, keepdim=True) * 2.0
+
+    images = torch.rand(3, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    entry_bytes = 1 * 4 * 4 * 4
+    memo = FrozenFeatureMemo(max_bytes=2 * entry_bytes)
+    torch.testing.assert_close(memo(extractor, images), images.sum(1, keepdim=True) * 2.0)
+    assert len(memo) == 2 and memo.bytes == 2 * entry_bytes          # the first image was evicted (LRU)
+    memo(extractor, images[2:])
+    assert calls == [3] and memo.hits == 1
+    memo(extractor, images[:1])
+    assert calls == [3, 1]
+    # the same values in another dtype are another entry; another token empties the memo
+    memo = FrozenFeatureMemo()
+    memo(extractor, images)
+    memo(extractor, images.double())
+    assert calls[-1] == 3 and len(memo) == 6
+    memo(extractor, images, token=("new weights",))
+    assert calls[-1] == 3 and len(memo) == 3
+    # never copied or saved with a model; the settings are
+    for clone in (copy.deepcopy(memo), pickle.loads(pickle.dumps(memo))):
+        assert len(clone) == 0 and clone.bytes == 0 and clone.max_bytes == memo.max_bytes
+    model = _model("plus").eval()
+    model.features(_images(batch=2))
+    assert len(copy.deepcopy(model).feature_memo) == 0 and len(model.feature_memo) == 2
+    # where it applies: its devices only, and max_bytes=0 turns it off
+    backbone = model.backbone
+    assert memo.applies(backbone, images) and not FrozenFeatureMemo(devices=("cuda",)).applies(backbone, images)
+    assert not FrozenFeatureMemo(max_bytes=0).applies(backbone, images)
+    with pytest.raises(ValueError, match="max_bytes"):
+        FrozenFeatureMemo(max_bytes=-1)
+    with pytest.raises(ValueError, match="devices"):
+        FrozenFeatureMemo(devices="cpu")
+
+
 @pytest.mark.parametrize("variant,branch,expected", [
     ("plus", None, "ssa_tap"), ("plus", "fe", "fe_tap"), ("no-attention", None, "fe_tap")])
 def test_cam_targets_receive_gradients_with_frozen_backbone(variant, branch, expected):
@@ -336,6 +588,8 @@ def test_build_from_backbone_instance_and_resnet_stage():
     ("loss", "kd", "ad, ce"),
     ("predict_head", "both", "ssa, fe, mean"),
     ("kl_direction", "forward", "ssa_to_fe, fe_to_ssa"),
+    ("gamma_ce_head", "both", "ssa, fe"),
+    ("head_activation", "gelu", "relu, none"),
 ])
 def test_invalid_config_lists_valid_values(field, value, valid):
     with pytest.raises(ValueError, match=valid):
@@ -362,6 +616,8 @@ def test_config_defaults_are_the_papers():
     assert (c.gamma, c.alpha_init, c.image_size, c.hflip) == (0.5, 0.0, 448, True)
     assert (c.optimizer, c.momentum, c.weight_decay, c.lr) == ("sgd", 0.9, 5e-4, 1e-3)
     assert (c.scheduler, c.plateau_factor, c.freeze_backbone, c.loss) == ("plateau", 0.3, True, "ad")
+    assert (c.head_hidden, c.kl_temperature, c.gamma_ce_head) == (1024, 1.0, "ssa")  # sec. 3.4; Eq. 4: T = 1
+    assert c.head_activation == "relu"  # our choice where sec. 3.4 names no activation
     assert c.train_config_kwargs()["plateau_factor"] == 0.3
     override = c.replace(variant="alpha", aggregation="plus")
     assert override.resolved_aggregation == "plus" and override.resolved_learnable_alpha is True
@@ -393,6 +649,60 @@ def test_paper_tables_match_the_text():
         paper.paper_value("table2", "plus", "aircraft")
     assert math.isclose(sum(r["paper"] for r in records if r["table"] == "table2"),
                         sum(sum(row.values()) for row in paper.TABLE2.values()))
+
+
+# Table 2 of the paper above the SSANet rows, typed from the paper: method [reference], Aux, Birds, Cars, Dogs.
+PAPER_TABLE2_OTHERS = """
+B-CNN [8]              No  84.1 – –
+SPDA-CNN [29]          Yes 85.1 – –
+FCAN [9]               No  84.3 91.3 84.5
+DB [30]                No  – – 87.7
+FCAN [9]               Yes – 89.1 –
+PDFR [10]              No  82.6 – 71.9
+RA-CNN [11]            No  85.3 92.5 87.3
+DVAN [6]               No  79.0 87.1 81.5
+PC-DenseNet-161 [31]   No  – – 83.6
+LTPA [32]              Yes 73.1 – –
+WS-DAN [33]            No  – – 90.0
+DFL-CNN [34]           No  86.5 93.8 –
+WLHR [7]               No  83.7 – –
+HDWE [35]              Yes 84.3 – 76.9
+ACBNT [12]             No  87.6 – –
+EfficientNet-BO [36]   No  – – 61.2
+HPB [13]               No  87.1 93.7 –
+SEF [37]               No  – – 88.8
+WSCP [38]              Yes 86.2 – –
+NPA [39]               Yes – 92.8 –
+PC [14]                No  – 83.6 61.9
+HIHCA [40]             No  85.3 91.7 –
+DCL-VGG [41]           No  86.9 94.1 –
+Bilinear CNN [42]      No  84.1 91.3 –
+OPAM [43]              No  85.8 92.2 –
+API-Net [44]           No  – – 90.3
+"""
+
+
+def test_table2_comparison_rows_match_the_paper_cell_by_cell():
+    typed = []
+    for line in PAPER_TABLE2_OTHERS.strip().splitlines():
+        name, rest = line.split("]")
+        method, reference = name.rsplit(" [", 1)
+        aux, *numbers = rest.split()
+        typed.append((method.strip(), int(reference), aux == "Yes",
+                      {d: float(v) for d, v in zip(("cub", "cars", "dogs"), numbers) if v != "–"}))
+    ours = [(r.method, r.reference, r.aux, r.top1) for r in paper.TABLE2_OTHERS]
+    assert len(ours) == len(typed) == 26
+    for row, expected in zip(ours, typed):     # same order, every cell, every dash
+        assert row == expected
+    labels = [r.label for r in paper.TABLE2_OTHERS]
+    assert len(set(labels)) == len(labels) and "FCAN [9] (Aux)" in labels and "FCAN [9]" in labels
+    # the differences the text quotes (secs. 4.2 and 4.4), from the data
+    others = {r.label: r.top1 for r in paper.TABLE2_OTHERS}
+    plus = paper.TABLE2["plus"]
+    assert [round(plus["cub"] - others[m]["cub"], 1) for m in
+            ("SPDA-CNN [29] (Aux)", "LTPA [32] (Aux)", "HDWE [35] (Aux)", "WSCP [38] (Aux)")] == [3.3, 15.3, 4.1, 2.2]
+    assert [round(plus["dogs"] - others[m]["dogs"], 1) for m in ("WS-DAN [33]", "API-Net [44]")] == [2.2, 1.9]
+    assert round(plus["dogs"] - others["HDWE [35] (Aux)"]["dogs"], 1) == 15.3
 
 
 # --- notebook 05's study, declared for the study runner (fgvc_lib.papers.ssanet, fgvc_lib.study) ---
@@ -448,6 +758,9 @@ def test_notebook_declares_the_common_parameters_then_the_papers_with_their_defa
     ({"aggregation": "concat"}, r"parameter aggregation: unknown aggregation 'concat'; valid: '' \(each row's "
                                 r"preset\) or plus, multiply, none"),
     ({"loss": "kd"}, r"parameter loss: unknown loss 'kd'; valid: 'ad' \(self-attention distillation"),
+    ({"gamma_ce_head": "both"}, r"parameter gamma_ce_head: unknown gamma_ce_head 'both'; valid: 'ssa' \(Eq. 4 as "
+                                r"printed: gamma \* CE\(y, y_SSA\)\) or 'fe' \(the other reading"),
+    ({"gamma_ce_head": None}, "parameter gamma_ce_head: unknown gamma_ce_head None"),
     ({"freeze_backbone": "yes"}, r"parameter freeze_backbone: must be True, False or None \(the profile's default\)"),
     ({"lr": -1.0}, r"parameter lr: must be a number >= 0; got -1.0"),
     ({"lr": "fast"}, "parameter lr: must be a number >= 0"),
@@ -467,6 +780,7 @@ def test_parameters_resolve_against_the_profile():
     assert study.settings.variant == ("no-attention", "plus")            # Table 2's order
     assert _study().settings.variant == paper.VARIANTS
     assert study.settings.aggregation is None and study.settings.loss == "ad"
+    assert study.settings.gamma_ce_head == "ssa" and _study(gamma_ce_head="fe").settings.gamma_ce_head == "fe"
     assert study.settings.freeze_backbone is paper.FREEZE_DEFAULT["smoke"] is True
     assert study.settings.lr == paper.LR_DEFAULT["smoke"] == 1e-3
     assert _study(lr=0.01).settings.lr == 0.01 and _study(freeze_backbone=False).settings.freeze_backbone is False
@@ -529,6 +843,16 @@ def test_plan_trains_table2_then_the_rest_of_table3_once_each():
     assert other_configs["multiply-ce"].resolved_aggregation == "multiply"
     assert list(_study(variant="no-attention,no-alpha").variants) == ["no-attention", "no-alpha-ad"]
 
+    # the other reading of Eq. 4 changes the L_AD runs only
+    assert all(c.gamma_ce_head == "ssa" for c in configs.values())
+    fe_configs = paper.configs(_study(gamma_ce_head="fe").settings)
+    assert {n for n, c in fe_configs.items() if c.gamma_ce_head == "fe"} == {
+        "no-alpha-ad", "alpha-ad", "multiply-ad", "plus-ad"}
+    fe_plan = _study(gamma_ce_head="fe")
+    assert fe_plan.variants["plus-ad"].loss.term_names == ("ce_ssa", "kl_ssa_fe", "ce_fe_gamma")
+    assert fe_plan.plan_table().loc["plus-ad", "loss"] == "L_AD, gamma CE on FE head"
+    assert fe_plan.plan_table().loc["plus-ce", "loss"] == "L_CE"
+
 
 def test_run_folders_follow_the_recipe():
     def folders(study):
@@ -543,6 +867,10 @@ def test_run_folders_follow_the_recipe():
     assert folders(_study(aggregation="plus"))["plus-ad"] == base["plus-ad"]
     # Table 3's cross-entropy runs are the same runs whatever loss Table 2 uses
     assert folders(_study(loss="ce"))["plus-ce"] == base["plus-ce"]
+    # and whichever reading of Eq. 4 the L_AD runs use
+    other_reading = folders(_study(gamma_ce_head="fe"))
+    assert other_reading["plus-ce"] == base["plus-ce"] and other_reading["no-attention"] == base["no-attention"]
+    assert other_reading["plus-ad"] != base["plus-ad"]
 
 
 def test_cells_put_the_papers_number_beside_the_head_it_reports():
@@ -655,6 +983,46 @@ def test_tables_from_runs(tmp_path, monkeypatch):
     assert few.report("table3") is None and len(paper.alpha_table(few)) == 0
 
 
+def test_table2_view_prints_the_papers_other_methods_paper_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    study = _study(seeds="0,1", dataset="synthetic,cars", data_root=_folders(tmp_path, "synthetic", "cars"))
+    _fake_runs(study, _accs(BASE), "synthetic")
+    _fake_runs(study, _accs(BASE), "cars")
+    view = study.report("table2", view=paper.table2_view)
+    assert list(view.columns) == ["aux", "paper", "ours, SSA head", "ours, FE head", "n_seeds", "comparable"]
+    synthetic = view.loc["synthetic"]
+    # our rows first, as heads_view shows them
+    assert list(synthetic.index[:5]) == list(paper.VARIANTS)
+    assert synthetic.loc["plus", "ours, SSA head"] == "82.50 ± 3.54" and synthetic.loc["plus", "aux"] == "no"
+    assert repr(synthetic.loc["plus", "n_seeds"]) == "2" and synthetic.loc["plus", "comparable"] is False
+    # then every method of Table 2 with a Birds number (the synthetic set's paper column), in the paper's order
+    others = list(synthetic.index[5:])
+    assert others == ["B-CNN [8]", "SPDA-CNN [29] (Aux)", "FCAN [9]", "PDFR [10]", "RA-CNN [11]", "DVAN [6]",
+                      "LTPA [32] (Aux)", "DFL-CNN [34]", "WLHR [7]", "HDWE [35] (Aux)", "ACBNT [12]", "HPB [13]",
+                      "WSCP [38] (Aux)", "HIHCA [40]", "DCL-VGG [41]", "Bilinear CNN [42]", "OPAM [43]"]
+    rcnn = synthetic.loc["RA-CNN [11]"]
+    assert rcnn["paper"] == 85.3 and rcnn["aux"] == "no"
+    assert (rcnn["ours, SSA head"], rcnn["ours, FE head"], rcnn["n_seeds"], rcnn["comparable"]) == ("", "", "", "")
+    assert synthetic.loc["LTPA [32] (Aux)", "aux"] == "yes" and synthetic.loc["LTPA [32] (Aux)", "paper"] == 73.1
+    cars = view.loc["cars"]
+    assert cars.loc["FCAN [9]", "paper"] == 91.3 and cars.loc["FCAN [9] (Aux)", "paper"] == 89.1
+    assert cars.loc["plus", "paper"] == 94.2 and "PDFR [10]" not in cars.index  # PDFR has no Cars number
+    assert len(cars) == 5 + 12  # one line per row (both heads side by side), 12 methods with a Cars number
+    # the CSV holds our rows only
+    assert len(read_table(study.results_dir / "table2.csv")) == 2 * 9
+
+
+def test_attention_site_is_f_and_the_room_table_counts_its_cells(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    study = _study()
+    assert paper.attention_sites(study.settings) == {"F (pool5), read by the SSA block": 32}  # VGG-16's pool5
+    model = study.variants["plus-ad"].model(build_backbone("vgg16", width=WIDTH), NUM_CLASSES)
+    assert model.backbone.stage_strides[model.feature_stage] == 32
+    room = study.room_table().set_index("site").loc["F (pool5), read by the SSA block"]
+    assert room["map"] == "2 x 2" and room["stride"] == 32   # 64 px in the smoke profile
+    assert room["parts_scored"] > 0 and room["room"] == "no"  # a part is a fraction of a 32 x 32 cell
+
+
 def test_complexity_of_each_table2_row():
     study = _study()
     study._data["synthetic"] = DataBundle("synthetic", SimpleNamespace(classes=list(range(6))), [], None, None)
@@ -671,24 +1039,47 @@ def test_claims_pair_seeds_on_the_printed_heads_with_the_papers_effects():
     _fake_runs(study, _accs(BASE))
     table, not_measured = study.claims_table()
     table = table.set_index("claim")
-    assert len(table) == 7
+    assert len(table) == 8
     ssa = table.loc["SSA beats no attention (no-alpha vs no-attention) [synthetic]"]
     assert ssa["paper_effect"] == 7.3 and ssa["our_effect"] == pytest.approx(17.5)  # (60-50 + 65-40) / 2
-    assert ssa["held"] == "yes"
+    assert ssa["n_seeds"] == 2 and ssa["n_images"] == 20
     full = table.loc["full SSANet beats no attention (plus vs no-attention) [synthetic]"]
     assert full["paper_effect"] == 13.4 and full["our_effect"] == pytest.approx(37.5)
     assert table.loc["alpha beats no-alpha [synthetic]", "paper_effect"] == 0.4
     ad = table.loc["self-attention distillation beats plain CE (plus) [synthetic]"]
     assert ad["paper_effect"] == 1.3 and ad["our_effect"] == pytest.approx(7.5)
-    assert ad["held"] == "inconclusive"  # 5 and 10 points: not above two of the 20 test images
+    # Self-AD and the FE head: the FE heads of the L_AD runs 10 points under their SSA heads, the L_CE
+    # runs' FE heads 5 under the SSA heads of L_AD: 5 points below L_CE in every row, at both seeds
+    fe = table.loc["self-attention distillation helps the FE head (L_AD vs L_CE, FE head, mean over alpha, "
+                   "multiply, plus) [synthetic]"]
+    assert math.isnan(fe["paper_effect"]) and fe["our_effect"] == pytest.approx(-5.0)
     # no localization scores recorded yet: those claims are listed as not measured
     assert len(not_measured) == 2 and all("no score" in note for note in not_measured)
 
     reversed_study = _study(seeds="0,1")
-    _fake_runs(reversed_study, _accs({**BASE, "plus": 0.45}))
+    _fake_runs(reversed_study, _accs({**BASE, "plus": 0.45}, fe_gap=-0.1))
     table = reversed_study.claims_table()[0].set_index("claim")
-    assert table.loc["plus beats multiply [synthetic]", "held"] == "no"
     assert table.loc["plus beats multiply [synthetic]", "our_effect"] == pytest.approx(-25.0)
+    fe = table.filter(like="helps the FE head", axis=0)
+    assert len(fe) == 1 and fe["our_effect"].iloc[0] == pytest.approx(15.0)
+
+
+def test_fe_head_claim_pairs_each_l_ad_fe_head_with_its_l_ce_twin():
+    claims, _ = paper.claims(_study(seeds="0,1,2").settings)
+    fe = [c for c in claims if "FE head" in c.text]
+    assert len(fe) == 1
+    claim = fe[0]
+    assert claim.paper_effect is None and claim.direction == 1 and claim.kind == "greater"
+    assert claim.dataset == "synthetic" and claim.seeds is None
+    assert claim.pairs == tuple((Accuracy(f"{row}-ce", ("fe",)), Accuracy(f"{row}-ad", ("fe",)))
+                                for row in ("alpha", "multiply", "plus"))
+    one = [c for c in paper.claims(_study(variant="plus").settings)[0] if "FE head" in c.text]
+    assert one[0].pairs == ((Accuracy("plus-ce", ("fe",)), Accuracy("plus-ad", ("fe",))),)
+    assert one[0].text.startswith("self-attention distillation helps the FE head (L_AD vs L_CE, FE head, plus)")
+    none_claims, skipped = paper.claims(_study(variant="no-attention,no-alpha").settings)
+    assert not any("FE head" in c.text for c in none_claims)
+    assert any("helps the FE head" in s and "none of the rows alpha, multiply, plus was trained" in s
+               for s in skipped)
 
 
 def test_claims_of_rows_not_trained_are_not_measured():
@@ -696,17 +1087,19 @@ def test_claims_of_rows_not_trained_are_not_measured():
     claims, skipped = paper.claims(few.settings)
     assert [c.text.split(" [")[0] for c in claims] == [
         "full SSANet beats no attention (plus vs no-attention)", "self-attention distillation beats plain CE (plus)",
+        "self-attention distillation helps the FE head (L_AD vs L_CE, FE head, plus)",
         "plus attends to the discriminative part: pointing above chance",
         "plus localizes the discriminative part better than no-attention (pointing)"]
     assert len(skipped) == 5 and all("not" in s and "trained" in s for s in skipped)
     none = paper.claims(_study(variant="alpha,multiply").settings)
     assert [c.text.split(" [")[0] for c in none[0]] == [
-        "self-attention distillation beats plain CE (alpha)", "self-attention distillation beats plain CE (multiply)"]
+        "self-attention distillation beats plain CE (alpha)", "self-attention distillation beats plain CE (multiply)",
+        "self-attention distillation helps the FE head (L_AD vs L_CE, FE head, mean over alpha, multiply)"]
     assert sum("row plus was not trained" in s for s in none[1]) == 3  # Table 3's plus and both map claims
 
 
 def test_each_dataset_measures_its_claims_on_its_own_test_set(tmp_path):
-    """Every dataset's claims use that dataset's runs and two of its own test images as the floor."""
+    """Every dataset's claims use that dataset's runs and its own test images."""
     study = _study(seeds="0,1", dataset="synthetic,cars", data_root=_folders(tmp_path, "synthetic", "cars"))
     steady = _accs({**BASE, "multiply": 0.75})
     steady["plus-ad"]["ssa"] = [0.80, 0.85]  # plus beats multiply by 5 points at both seeds (spread 0)
@@ -714,13 +1107,15 @@ def test_each_dataset_measures_its_claims_on_its_own_test_set(tmp_path):
     _fake_runs(study, steady, "cars", n=20)
     table, not_measured = study.claims_table()
     table = table.set_index("claim")
-    assert len(table) == 2 * 7
+    assert len(table) == 2 * 8
     big, small = table.loc["plus beats multiply [synthetic]"], table.loc["plus beats multiply [cars]"]
     assert big["our_effect"] == pytest.approx(5.0) and small["our_effect"] == pytest.approx(5.0)
-    assert big["held"] == "yes"                 # 5 points > two of 1000 test images
-    assert small["held"] == "inconclusive"      # 5 points < two of 20 test images
+    assert (big["n_images"], small["n_images"]) == (1000, 20)
+    # the same 5 points: 50 of 1000 images decide it on one set, 1 of 20 on the other
+    assert big["ci_high"] - big["ci_low"] < small["ci_high"] - small["ci_low"]
     assert big["paper_effect"] == 1.9 and small["paper_effect"] == 1.2  # CUB column, Cars column
     assert math.isnan(table.loc["self-attention distillation beats plain CE (plus) [cars]", "paper_effect"])
+    assert table.filter(like="helps the FE head", axis=0)["n_images"].tolist() == [1000, 20]
     assert any("cars has no boxes of the discriminative parts" in n for n in not_measured)
 
 
@@ -729,16 +1124,16 @@ def test_localization_claims_read_the_scores_of_the_printed_heads():
     models = paper.localization_models(study.settings)
     assert models["plus"] == ("plus-ad", "ssa") and models["plus [FE head]"] == ("plus-ad", "fe")
     assert models["no-attention"] == ("no-attention", "fe") and len(models) == 9
-    # what study.localization records: "<label>: <metric>" in percent, floored at two scored images
-    scores = {"plus: part_pointing": {0: 50.0, 1: 60.0}, "plus: part_chance": {0: 10.0, 1: 10.0},
-              "plus [FE head]: part_pointing": {0: 0.0, 1: 0.0},
-              "no-attention: part_pointing": {0: 20.0, 1: 40.0}}
-    study.record_all(scores, resolution=200 / 48)
+
+    def hits(k, n=40):  # per scored image, as study.localization records it: 100 on the part, else 0
+        return [100.0] * k + [0.0] * (n - k)
+
+    scores = {"plus: part_pointing": {0: hits(20), 1: hits(24)}, "plus: part_chance": {0: [10.0] * 40, 1: [10.0] * 40},
+              "plus [FE head]: part_pointing": {0: hits(0), 1: hits(0)},
+              "no-attention: part_pointing": {0: hits(8), 1: hits(16)}}
+    study.record_all(scores)
     claims, skipped = paper.localization_claims(study.settings)
     assert skipped == [] and all(c.dataset == "synthetic" and c.paper_effect is None for c in claims)
     table = claims_table([study.claim_entry(c) for c in claims])
-    assert table["our_effect"].tolist() == pytest.approx([45.0, 25.0])
-    assert table["held"].tolist() == ["yes", "yes"]
-    study.record_all(scores, resolution=200 / 4)   # four scored images: 50 points is the floor
-    table = claims_table([study.claim_entry(c) for c in claims])
-    assert table["held"].tolist() == ["inconclusive", "inconclusive"]
+    assert table["our_effect"].tolist() == pytest.approx([45.0, 25.0])  # (50 + 60) / 2 - 10; (30 + 20) / 2
+    assert table["n_images"].tolist() == [40, 40] and table["n_seeds"].tolist() == [2, 2]

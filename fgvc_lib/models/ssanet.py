@@ -7,7 +7,8 @@ self-attention distillation loss (sec. 3.3, Eqs. 3-5) and the ablation rows of T
 
 Architecture: ``images -> FE (VGG-16 up to pool5, frozen) -> F``; the FE head classifies ``F``; the
 SSA block turns ``F`` into ``H`` and the SSA head classifies ``H``. Each head is
-``GAP -> FC(1024) -> BatchNorm1d -> ReLU -> FC(num_classes)``.
+``GAP -> FC(1024) -> BatchNorm1d -> ReLU -> FC(num_classes)``; sec. 3.4 names no activation between
+the batch norm and the softmax output layer, the ReLU is our choice (``head_activation``).
 
 Table 2 rows as configurations (``SSANetConfig.variant``; our reading, see ``VARIANTS``):
 
@@ -27,9 +28,17 @@ as plus, yet Table 2 prints 82.7 vs 88.4 on CUB with the same loss (Table 3). Th
 read as cumulative: attention alone, then alpha, then aggregation with F. ``aggregation`` and
 ``learnable_alpha`` can override the preset to test the other reading.
 
-Loss (``loss="ad"``, Eq. 5): ``L = CE(y, y_SSA) + KL(y_SSA, y_FE) + gamma * CE(y, y_SSA)`` with
-gamma = 0.5; the FE head is trained by the KL term alone, as the equations say. ``loss="ce"`` is
-Table 3's alternative: ``CE(y, y_SSA) + CE(y, y_FE)``. ``no-attention`` trains its FE head with CE.
+Loss (``loss="ad"``, Eq. 5 = Eq. 3 + Eq. 4): ``L = CE(y, y_SSA) + KL(y_SSA, y_FE) + gamma * CE(y, y_SSA)``
+with gamma = 0.5 and the KL at temperature T = 1 (Eq. 4 has none); the FE head is trained by the KL
+term alone, as the equations are printed. ``gamma_ce_head="fe"`` is the other reading of Eq. 4, in
+which gamma weighs a cross-entropy on the FE head, ``gamma * CE(y, y_FE)`` (the usual form of
+distillation, where the student also sees the labels). ``loss="ce"`` is Table 3's alternative:
+``CE(y, y_SSA) + CE(y, y_FE)``. ``no-attention`` trains its FE head with CE.
+
+Speed: while the extractor is frozen its output depends on the image alone, so the model keeps a
+bounded memo of ``F`` per input image (:mod:`.frozen_features`) and runs the extractor only on images
+it has not seen; ``feature_memo=False`` turns it off. It is not part of the configuration: it changes
+how fast a run is, not what it computes.
 """
 from __future__ import annotations
 
@@ -42,6 +51,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone, build_backbone
+from .frozen_features import FrozenFeatureMemo, module_state_token
 from .output import ModelOutput
 from .ssa_module import AGGREGATIONS, SpatialSelfAttention
 
@@ -56,6 +66,7 @@ VARIANTS: Dict[str, Dict[str, object]] = {
 LOSSES = ("ad", "ce")                   # Eq. 5 (self-attention distillation) | Table 3's L_CE
 PREDICT_HEADS = ("ssa", "fe", "mean")
 KL_DIRECTIONS = ("ssa_to_fe", "fe_to_ssa")  # KL(p_SSA || p_FE) | KL(p_FE || p_SSA)
+GAMMA_CE_HEADS = ("ssa", "fe")          # Eq. 4's gamma * CE on y_SSA (as printed) | on y_FE (other reading)
 HEAD_ACTIVATIONS = ("relu", "none")
 
 
@@ -78,16 +89,21 @@ class SSANetConfig:
     feature_stage: Optional[str] = None    # sec. 4.1: last conv after max-pool -> "pool5" for VGG
     freeze_backbone: bool = True           # sec. 4.1: ImageNet weights of the FE are not updated
     head_hidden: int = 1024                # sec. 3.4: FC of 1024 units, then 1-D batch norm
-    head_activation: str = "relu"          # not stated: "relu" between BN and the output layer, or "none"
+    head_activation: str = "relu"          # sec. 3.4 lists GAP, FC 1024, 1-D BN, softmax output and names no
+                                           # activation: our choice "relu" between BN and the output layer;
+                                           # "none" feeds BN straight into the output layer
     head_dropout: float = 0.0              # not stated: no dropout
     predict_head: str = "ssa"              # not stated: Eq. 3 calls y_SSA "the predicted label";
                                            # "fe", or "mean" (average of the two heads' logits)
     # --- loss (sec. 3.3) ---
     loss: str = "ad"                       # Eq. 5 ("ad") | Table 3's plain cross-entropy ("ce")
     gamma: float = 0.5                     # gamma, Eq. 4
+    gamma_ce_head: str = "ssa"             # Eq. 4 as printed: gamma * CE(y, y_SSA) ("ssa"); the other reading
+                                           # "fe": gamma * CE(y, y_FE), a label loss on the FE head
     kl_direction: str = "ssa_to_fe"        # KDL(y_SSA, y_FE), Eq. 4, read as KL(p_SSA || p_FE)
     detach_teacher: bool = False           # not stated: Eq. 5 has no stop-gradient on the SSA side
-    kl_temperature: float = 1.0            # not stated: no temperature
+    kl_temperature: float = 1.0            # T, sec. 3.3 / Eq. 4: KDL of the two heads' outputs with no
+                                           # temperature, i.e. T = 1
     # --- recipe (sec. 4.1) ---
     backbone: str = "vgg16"                # sec. 3.1: VGG-16 pre-trained on ImageNet
     image_size: int = 448                  # sec. 4.1: train and test images resized to 448x448
@@ -110,6 +126,7 @@ class SSANetConfig:
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("predict_head", self.predict_head, PREDICT_HEADS)
         _check_choice("kl_direction", self.kl_direction, KL_DIRECTIONS)
+        _check_choice("gamma_ce_head", self.gamma_ce_head, GAMMA_CE_HEADS)
         _check_choice("head_activation", self.head_activation, HEAD_ACTIVATIONS)
         if not isinstance(self.head_hidden, int) or self.head_hidden < 1:
             raise ValueError(f"head_hidden must be a positive integer (paper: 1024); got {self.head_hidden!r}")
@@ -184,9 +201,14 @@ class SSANet(nn.Module):
     ``extras["branch_logits"] = {"fe": ..., "ssa": ...}`` (only ``"fe"`` for no-attention),
     ``extras["attention"]`` = the SSA map ``S`` (B, N, N) and ``extras["alpha"]`` (detached scalar)
     for attention variants. ``logits`` is the head chosen by ``config.predict_head``.
+
+    ``feature_memo``: True keeps a :class:`~.frozen_features.FrozenFeatureMemo` of the frozen
+    extractor's output per image (default size, CPU only), a memo instance uses that one, False
+    none. It is consulted only while the extractor is frozen (see :meth:`features`).
     """
 
-    def __init__(self, backbone: FeatureBackbone, num_classes: int, config: Optional[SSANetConfig] = None):
+    def __init__(self, backbone: FeatureBackbone, num_classes: int, config: Optional[SSANetConfig] = None,
+                 feature_memo: Union[bool, FrozenFeatureMemo] = True):
         super().__init__()
         config = config or SSANetConfig()
         if not isinstance(backbone, FeatureBackbone):
@@ -194,9 +216,15 @@ class SSANet(nn.Module):
                             f"got {type(backbone).__name__}")
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+        if not isinstance(feature_memo, (bool, FrozenFeatureMemo)):
+            raise TypeError(f"feature_memo must be True, False or a FrozenFeatureMemo; got {feature_memo!r}")
         self.config = config
         self.num_classes = num_classes
         self.backbone = backbone
+        if feature_memo is True:
+            feature_memo = FrozenFeatureMemo()
+        # (an empty memo is falsy: it has a length)
+        self.feature_memo: Optional[FrozenFeatureMemo] = feature_memo if feature_memo is not False else None
         stage = config.feature_stage or ("pool5" if backbone.name.startswith("vgg") else backbone.top_stage)
         backbone.check_stages([stage])
         self.feature_stage = stage
@@ -221,6 +249,8 @@ class SSANet(nn.Module):
     # --- freezing (sec. 4.1) ---
     def set_backbone_frozen(self, frozen: bool) -> None:
         """Freeze (no gradients, always eval mode) or unfreeze the feature extractor."""
+        if getattr(self, "feature_memo", None) is not None:
+            self.feature_memo.clear()
         self.backbone_frozen = bool(frozen)
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
@@ -239,15 +269,26 @@ class SSANet(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     # --- forward ---
+    def _extract(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images, (self.feature_stage,))[self.feature_stage]
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The primary feature map F (sec. 3.1)."""
+        """The primary feature map F (sec. 3.1).
+
+        A frozen extractor runs without gradients, and its output for an image seen before comes from
+        the feature memo when the memo applies (extractor in eval mode, no hooks on it, a device the
+        memo is set for); an unfrozen extractor always runs and trains."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (batch, 3, H, W); got {tuple(images.shape)}")
         images = images.contiguous()  # channels_last input can crash slim-net backward on CPU
         if not self.backbone_frozen:
-            return self.backbone(images, (self.feature_stage,))[self.feature_stage]
-        with torch.no_grad():  # no activations stored for the frozen extractor
-            feats = self.backbone(images, (self.feature_stage,))[self.feature_stage]
+            return self._extract(images)
+        memo = self.feature_memo
+        if memo is not None and memo.applies(self.backbone, images):
+            feats = memo(self._extract, images, module_state_token(self.backbone))
+        else:
+            with torch.no_grad():  # no activations stored for the frozen extractor
+                feats = self._extract(images)
         # F becomes a gradient leaf, so hooks on it (Grad-CAM) see gradients; backprop stops here.
         return feats.requires_grad_(torch.is_grad_enabled())
 
@@ -287,15 +328,15 @@ class SSANet(nn.Module):
 
 
 def build_ssanet(backbone: Union[str, FeatureBackbone], num_classes: int, config: Optional[SSANetConfig] = None,
-                 **backbone_kwargs) -> SSANet:
+                 feature_memo: Union[bool, FrozenFeatureMemo] = True, **backbone_kwargs) -> SSANet:
     """Build SSANet on ``backbone`` (a FeatureBackbone, or a name passed to ``build_backbone`` with
-    ``backbone_kwargs`` such as ``pretrained`` and ``width``)."""
+    ``backbone_kwargs`` such as ``pretrained`` and ``width``); ``feature_memo`` as in :class:`SSANet`."""
     config = config or SSANetConfig()
     if isinstance(backbone, str):
         backbone = build_backbone(backbone, **backbone_kwargs)
     elif backbone_kwargs:
         raise TypeError(f"backbone_kwargs {sorted(backbone_kwargs)} only apply when backbone is a name")
-    return SSANet(backbone, num_classes, config)
+    return SSANet(backbone, num_classes, config, feature_memo=feature_memo)
 
 
 # --- loss (sec. 3.3) ---
@@ -311,8 +352,10 @@ class SSANetLoss:
     """SSANet's loss as named terms; every term already carries its weight, so their sum is the loss.
 
     * ``loss="ad"`` (Eq. 5 = Eq. 3 + Eq. 4): ``ce_ssa`` = CE(y, y_SSA) (Eq. 3), ``kl_ssa_fe`` =
-      KL(p_SSA || p_FE) (Eq. 4; ``kl_fe_ssa`` with ``kl_direction="fe_to_ssa"``), ``ce_ssa_gamma`` =
-      gamma * CE(y, y_SSA) (Eq. 4). The FE head gets gradient from the KL term only.
+      KL(p_SSA || p_FE) at temperature T (Eq. 4; ``kl_fe_ssa`` with ``kl_direction="fe_to_ssa"``),
+      ``ce_ssa_gamma`` = gamma * CE(y, y_SSA) (Eq. 4 as printed). The FE head gets gradient from the
+      KL term only. With ``gamma_ce_head="fe"`` the last term is ``ce_fe_gamma`` = gamma * CE(y, y_FE)
+      (the other reading of Eq. 4), and the FE head also learns from the labels.
     * ``loss="ce"`` (Table 3): ``ce_ssa`` and ``ce_fe``.
     * variant ``no-attention``: ``ce_fe`` only.
 
@@ -328,7 +371,7 @@ class SSANetLoss:
             self.term_names = ("ce_ssa", "ce_fe")
         else:
             kl = "kl_ssa_fe" if c.kl_direction == "ssa_to_fe" else "kl_fe_ssa"
-            self.term_names = ("ce_ssa", kl, "ce_ssa_gamma")
+            self.term_names = ("ce_ssa", kl, "ce_ssa_gamma" if c.gamma_ce_head == "ssa" else "ce_fe_gamma")
 
     def __call__(self, output: ModelOutput, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         c = self.config
@@ -351,6 +394,8 @@ class SSANetLoss:
             kl_name, kl = "kl_ssa_fe", kl_divergence(teacher, fe, c.kl_temperature)
         else:
             kl_name, kl = "kl_fe_ssa", kl_divergence(fe, teacher, c.kl_temperature)
+        if c.gamma_ce_head == "fe":
+            return {"ce_ssa": ce_ssa, kl_name: kl, "ce_fe_gamma": c.gamma * F.cross_entropy(fe, targets)}
         return {"ce_ssa": ce_ssa, kl_name: kl, "ce_ssa_gamma": c.gamma * ce_ssa}
 
 

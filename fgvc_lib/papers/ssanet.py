@@ -1,12 +1,14 @@
-"""The numbers SSANet prints, as data: Table 2's SSANet rows, Table 3, and the paper's claims.
+"""The numbers SSANet prints, as data: Table 2 (its SSANet rows and the methods it compares with),
+Table 3, and the paper's claims.
 
 Source: Baffour et al., "Spatial self-attention network with self-attention distillation for
 fine-grained image recognition", JVCIR 81 (2021) 103368. Top-1 accuracy in percent, VGG-16 feature
 extractor, 448x448 images. Table 2 lists the five SSANet rows (no-attention, no-alpha, alpha,
 multiply, plus) on CUB-Birds, Stanford Cars and Stanford Dogs; the ablation text of section 4.5
 repeats them. Table 3 compares plain cross-entropy on both heads ("ce") with the self-attention
-distillation loss of Eq. 5 ("ad") on CUB-Birds. The other methods of Table 2 are
-published baselines from other papers and are not reproduced here.
+distillation loss of Eq. 5 ("ad") on CUB-Birds. The other methods of Table 2 are published results of
+other papers (:data:`TABLE2_OTHERS`): the notebook prints them beside our rows, paper only, and
+reproduces none of them.
 
 Each claim's ``paper_effect`` is computed from the tables (percentage points, last row minus first
 row of ``rows``), never typed in by hand.
@@ -55,6 +57,56 @@ TABLE3: Dict[str, Dict[str, float]] = {
 }
 
 TABLES = {"table2": TABLE2, "table3": TABLE3}
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One of Table 2's other methods: its name and reference number in the paper, whether it trains
+    with boxes or part annotations (the paper's "Aux" column), and its top-1 % per dataset column
+    (a dataset the paper prints as "–" is absent)."""
+
+    method: str
+    reference: int
+    aux: bool
+    top1: Dict[str, float]
+
+    @property
+    def label(self) -> str:
+        """Row label: ``"RA-CNN [11]"``; ``" (Aux)"`` is added for annotation-trained methods, which also
+        tells apart FCAN's two rows."""
+        return f"{self.method} [{self.reference}]" + (" (Aux)" if self.aux else "")
+
+
+# Table 2's rows above the SSANet rows, in the paper's order (Birds = "cub", Cars = "cars", Dogs = "dogs").
+# "EfficientNet-BO" is spelled as printed (presumably EfficientNet-B0).
+TABLE2_OTHERS: Tuple[ComparisonRow, ...] = (
+    ComparisonRow("B-CNN", 8, False, {"cub": 84.1}),
+    ComparisonRow("SPDA-CNN", 29, True, {"cub": 85.1}),
+    ComparisonRow("FCAN", 9, False, {"cub": 84.3, "cars": 91.3, "dogs": 84.5}),
+    ComparisonRow("DB", 30, False, {"dogs": 87.7}),
+    ComparisonRow("FCAN", 9, True, {"cars": 89.1}),
+    ComparisonRow("PDFR", 10, False, {"cub": 82.6, "dogs": 71.9}),
+    ComparisonRow("RA-CNN", 11, False, {"cub": 85.3, "cars": 92.5, "dogs": 87.3}),
+    ComparisonRow("DVAN", 6, False, {"cub": 79.0, "cars": 87.1, "dogs": 81.5}),
+    ComparisonRow("PC-DenseNet-161", 31, False, {"dogs": 83.6}),
+    ComparisonRow("LTPA", 32, True, {"cub": 73.1}),
+    ComparisonRow("WS-DAN", 33, False, {"dogs": 90.0}),
+    ComparisonRow("DFL-CNN", 34, False, {"cub": 86.5, "cars": 93.8}),
+    ComparisonRow("WLHR", 7, False, {"cub": 83.7}),
+    ComparisonRow("HDWE", 35, True, {"cub": 84.3, "dogs": 76.9}),
+    ComparisonRow("ACBNT", 12, False, {"cub": 87.6}),
+    ComparisonRow("EfficientNet-BO", 36, False, {"dogs": 61.2}),
+    ComparisonRow("HPB", 13, False, {"cub": 87.1, "cars": 93.7}),
+    ComparisonRow("SEF", 37, False, {"dogs": 88.8}),
+    ComparisonRow("WSCP", 38, True, {"cub": 86.2}),
+    ComparisonRow("NPA", 39, True, {"cars": 92.8}),
+    ComparisonRow("PC", 14, False, {"cars": 83.6, "dogs": 61.9}),
+    ComparisonRow("HIHCA", 40, False, {"cub": 85.3, "cars": 91.7}),
+    ComparisonRow("DCL-VGG", 41, False, {"cub": 86.9, "cars": 94.1}),
+    ComparisonRow("Bilinear CNN", 42, False, {"cub": 84.1, "cars": 91.3}),
+    ComparisonRow("OPAM", 43, False, {"cub": 85.8, "cars": 92.2}),
+    ComparisonRow("API-Net", 44, False, {"dogs": 90.3}),
+)
 
 
 def paper_value(table: str, row: str, column: str) -> float:
@@ -145,11 +197,14 @@ def paper_records() -> List[Dict[str, object]]:
 #   no-attention has only the FE head, which is then the printed one.
 # * Paper columns. Each dataset is printed beside its own column of Table 2 (the synthetic birds beside
 #   CUB-Birds, marked not comparable); Table 3 has CUB-Birds numbers only.
-# * Claims: sec. 4.5's comparisons, paired by seed on each dataset's printed heads, and two claims on
-#   the synthetic ground truth (Fig. 4: the full model's Grad-CAM peaks on the discriminative part).
+# * Claims: sec. 4.5's comparisons, paired by seed on each dataset's printed heads; that Self-AD helps
+#   the FE head it distils into (sec. 3.3, 4.5 and 5 say so, no table prints an FE-head number); and two
+#   claims on the synthetic ground truth (Fig. 4: the full model's Grad-CAM peaks on the discriminative
+#   part).
 import functools  # noqa: E402
 from typing import Optional  # noqa: E402
 
+from ..backbones import TOP_STRIDE  # noqa: E402
 from ..study import Accuracy, Cell, Paper, Parameter, Score, Variant  # noqa: E402
 from ..study import Claim as StudyClaim  # noqa: E402
 from ..study.parameters import non_negative_number, optional_flag  # noqa: E402
@@ -208,12 +263,25 @@ def _loss(value) -> str:
     return value
 
 
+def _gamma_ce_head(value) -> str:
+    """The head Eq. 4's gamma-weighted cross-entropy supervises: ``"ssa"`` as printed, ``"fe"`` the
+    other reading."""
+    from ..models.ssanet import GAMMA_CE_HEADS
+
+    if value not in GAMMA_CE_HEADS:
+        raise ValueError(f"unknown gamma_ce_head {value!r}; valid: 'ssa' (Eq. 4 as printed: gamma * CE(y, y_SSA)) "
+                         f"or 'fe' (the other reading: gamma * CE(y, y_FE), a label loss on the FE head)")
+    return value
+
+
 PARAMETERS = (
     Parameter("variant", "all", "all, or a comma-separated subset of no-attention, no-alpha, alpha, multiply, plus",
               _variant),
     Parameter("aggregation", "", "'': each row keeps its preset; plus | multiply | none for the no-alpha and "
                                  "alpha rows", _aggregation),
     Parameter("loss", "ad", "loss of the Table 2 attention rows: ad (Eq. 5) | ce", _loss),
+    Parameter("gamma_ce_head", "ssa", "head of Eq. 4's gamma-weighted cross-entropy in every L_AD run: ssa (as "
+                                      "printed) | fe (the other reading)", _gamma_ce_head),
     Parameter("freeze_backbone", None, "None: the profile's (frozen, sec. 4.1); True | False", optional_flag),
     Parameter("lr", 0.0, "0: the profile's learning rate (the recipe's 1e-3, sec. 4.1)", non_negative_number),
 )
@@ -286,6 +354,8 @@ def configs(settings) -> Dict[str, object]:
                        freeze_backbone=settings.freeze_backbone, backbone=settings.backbone, lr=settings.lr)
         if row in AMBIGUOUS_ROWS and settings.aggregation is not None:
             changes["aggregation"] = settings.aggregation
+        if changes["loss"] == "ad":  # only L_AD has Eq. 4; the L_CE runs stay the same runs
+            changes["gamma_ce_head"] = settings.gamma_ce_head
         out[name] = SSANetConfig().replace(**changes)
     return out
 
@@ -293,9 +363,11 @@ def configs(settings) -> Dict[str, object]:
 def _details(config) -> Tuple[Tuple[str, object], ...]:
     """What a variant is, in the paper's terms (the plan table's columns)."""
     alpha = {None: "-", True: "learnable (init 0)", False: "fixed 1"}[config.resolved_learnable_alpha]
+    loss = LOSS_LABELS[config.loss] if config.attention else "CE on FE head"
+    if config.attention and config.loss == "ad" and config.gamma_ce_head == "fe":
+        loss += ", gamma CE on FE head"
     return (("SSA block", "yes" if config.attention else "no"),
-            ("aggregation", config.resolved_aggregation or "-"), ("alpha", alpha),
-            ("loss", LOSS_LABELS[config.loss] if config.attention else "CE on FE head"),
+            ("aggregation", config.resolved_aggregation or "-"), ("alpha", alpha), ("loss", loss),
             ("frozen FE", config.freeze_backbone))
 
 
@@ -371,6 +443,13 @@ TABLE2_CLAIMS = (
 )
 
 
+# Sec. 3.3 says Self-AD transfers knowledge from the SSA output layer to the FE output layer; sec. 4.5
+# (under Table 3) and sec. 5 say that transfer helps. The FE head is where that knowledge lands, yet
+# Table 3 prints one number per cell, equal to Table 2's SSA-head number (L_AD row = Table 2's CUB
+# column): no FE-head accuracy is printed, so the claim has a direction and no paper effect.
+FE_HEAD_CLAIM = "self-attention distillation helps the FE head (L_AD vs L_CE, FE head{rows})"
+
+
 def _printed(settings, row: str) -> Accuracy:
     """The printed head of Table 2 row ``row``."""
     return Accuracy(table2_variants(settings)[row], (reported_head(row),))
@@ -400,8 +479,26 @@ def claims(settings) -> Tuple[List[StudyClaim], List[str]]:
             effect = CLAIMS_BY_ID["self_ad_beats_ce"].paper_effect[row] if column == TABLE3_DATASET else None
             out.append(StudyClaim(label, ((Accuracy(variant_name(row, "ce"), ("ssa",)),
                                            Accuracy(variant_name(row, "ad"), ("ssa",))),), effect, dataset=dataset))
+        fe_claim = fe_head_claim(settings, dataset)
+        if isinstance(fe_claim, str):
+            skipped.append(fe_claim)
+        else:
+            out.append(fe_claim)
     maps, not_measured = localization_claims(settings)
     return out + maps, skipped + not_measured
+
+
+def fe_head_claim(settings, dataset: str):
+    """Self-AD helps the FE head: per seed, the FE head of every trained Table 3 row trained with L_AD
+    against its L_CE twin (same row, same seed), averaged over the rows. No paper effect (see
+    :data:`FE_HEAD_CLAIM`); returns the reason instead when no Table 3 row is trained."""
+    rows = table3_rows(settings)
+    if not rows:
+        return (f"{FE_HEAD_CLAIM.format(rows='')} [{dataset}]: none of the rows alpha, multiply, plus was trained")
+    pairs = tuple((Accuracy(variant_name(row, "ce"), ("fe",)), Accuracy(variant_name(row, "ad"), ("fe",)))
+                  for row in rows)
+    text = FE_HEAD_CLAIM.format(rows=", mean over " + ", ".join(rows) if len(rows) > 1 else f", {rows[0]}")
+    return StudyClaim(f"{text} [{dataset}]", pairs, None, direction=1, dataset=dataset)
 
 
 def localization_claims(settings) -> Tuple[List[StudyClaim], List[str]]:
@@ -441,9 +538,16 @@ def _recipe(field: str) -> int:
     return getattr(SSANetConfig(), field)
 
 
+def attention_sites(settings) -> Dict[str, int]:
+    """Where SSANet attends: the SSA block weighs the cells of ``F`` (sec. 3.2), pool5 of VGG-16 (sec. 4.1;
+    the deepest stage of another backbone), whose cells are ``stride`` input pixels apart."""
+    return {"F (pool5), read by the SSA block": TOP_STRIDE[settings.backbone]}
+
+
 STUDY = Paper(key="ssanet", notebook="05_ssanet", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,
               claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=_recipe("epochs"),
-              recipe_batch_size=_recipe("batch_size"), finalize=finalize, paper_column=PAPER_COLUMN, max_datasets=3)
+              recipe_batch_size=_recipe("batch_size"), finalize=finalize, paper_column=PAPER_COLUMN, max_datasets=3,
+              attention_sites=attention_sites)
 
 
 # --------------------------------------------------------------------------- notebook views
@@ -481,6 +585,29 @@ def heads_view(df, decimals: int = 2):
     ours = [c for c in columns if c.startswith("ours")]
     out[ours] = out[ours].fillna("")
     return out.set_index(["dataset", "row"])
+
+
+def table2_view(df, decimals: int = 2):
+    """Table 2 as the paper prints it: our rows (:func:`heads_view`), then, paper only, the other methods
+    of Table 2 (:data:`TABLE2_OTHERS`) that have a number in each dataset's paper column; ``aux`` is the
+    paper's "Aux" column (trained with boxes or part annotations; SSANet is not)."""
+    import pandas as pd
+
+    ours = heads_view(df, decimals=decimals)
+    ours.insert(0, "aux", "no")
+    ours = ours.astype({c: object for c in ours.columns if c != "paper"})  # keep the seed counts whole
+    blocks = []
+    for dataset in dict.fromkeys(ours.index.get_level_values("dataset")):
+        blocks.append(ours.loc[[dataset]])
+        column = PAPER_COLUMN.get(dataset)
+        others = [{"dataset": dataset, "row": r.label, "aux": "yes" if r.aux else "no", "paper": r.top1[column]}
+                  for r in TABLE2_OTHERS if column in r.top1]
+        if others:
+            blocks.append(pd.DataFrame(others).set_index(["dataset", "row"]))
+    out = pd.concat(blocks)[list(ours.columns)]
+    text = [c for c in out.columns if c != "paper"]
+    out[text] = out[text].where(out[text].notna(), "")  # paper-only rows: our columns empty
+    return out
 
 
 def alpha_table(study):
