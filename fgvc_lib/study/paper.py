@@ -136,6 +136,7 @@ class Paper:
     datasets: Tuple[str, ...] = ()                   # the only datasets it takes (first = default); (): any
     combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
     attention_sites: Callable = lambda settings: {}  # settings -> {site: stride of its map in pixels}
+    image_sizes: Mapping[str, int] = field(default_factory=dict)  # profile -> input size, where it differs
 
     def column(self, dataset: str) -> Optional[str]:
         """The paper's column printed beside ``dataset`` (None: the paper has no numbers for it)."""

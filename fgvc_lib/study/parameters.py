@@ -104,7 +104,7 @@ COMMON: Tuple[Parameter, ...] = (
     Parameter("backbone", "", "'': the paper's backbone"),
     Parameter("seeds", "", "comma-separated seeds such as '0,1,2', or a count; '': the profile's"),
     Parameter("epochs", 0, "0: the profile's (paper profile: the paper's)", whole_number()),
-    Parameter("image_size", 0, "0: the profile's (paper profile: the paper's)", whole_number()),
+    Parameter("image_size", 0, "0: the profile's, or the paper's own input size for the profile where it declares one", whole_number()),
     Parameter("batch_size", 0, "0: the profile's (paper profile: the paper's)", whole_number()),
     Parameter("executor", "auto", "auto | inline | local | slurm | submitit-local | submitit-debug",
               choice(*EXECUTORS)),
@@ -236,7 +236,7 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
         _fail("seeds", err)
     epochs = given["epochs"] or profile.epochs or paper.recipe_epochs
     batch_size = given["batch_size"] or profile.batch_size or paper.recipe_batch_size
-    image_size = given["image_size"] or profile.image_size
+    image_size = given["image_size"] or paper.image_sizes.get(profile.name) or profile.image_size
     minimum = max(32, min_image_size(backbone))
     if image_size < minimum:
         _fail("image_size", ValueError(f"{image_size} is below the minimum {minimum} that {backbone} needs"))
