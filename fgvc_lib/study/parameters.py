@@ -104,7 +104,7 @@ COMMON: Tuple[Parameter, ...] = (
     Parameter("backbone", "", "'': the paper's backbone"),
     Parameter("seeds", "", "comma-separated seeds such as '0,1,2', or a count; '': the profile's"),
     Parameter("epochs", 0, "0: the profile's (paper profile: the paper's)", whole_number()),
-    Parameter("image_size", 0, "0: the profile's, or the paper's own input size for the profile where it declares one", whole_number()),
+    Parameter("image_size", 0, "0: the profile's (or the paper's own input size for that profile)", whole_number()),
     Parameter("batch_size", 0, "0: the profile's (paper profile: the paper's)", whole_number()),
     Parameter("executor", "auto", "auto | inline | local | slurm | submitit-local | submitit-debug",
               choice(*EXECUTORS)),
