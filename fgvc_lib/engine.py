@@ -327,7 +327,8 @@ def collect_outputs(model: nn.Module, loader: Iterable, max_batches: Optional[in
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    return (logits.argmax(1) == targets).float().mean().item()
+    """Top-1 accuracy (fraction), in double precision like every statistic computed from it."""
+    return (logits.argmax(1) == targets).double().mean().item()
 
 
 def evaluate(model: nn.Module, loader: Iterable, max_batches: Optional[int] = None) -> Dict[str, float]:

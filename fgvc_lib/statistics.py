@@ -70,6 +70,7 @@ class Effect:
     se_seed: float
     se_test: float
     n_images: int                 # test images per seed (summed over datasets)
+    interaction: float = 0.0      # the seed-by-image noise's share of se_test^2 at one seed (see seeds_needed)
 
     @property
     def n_seeds(self) -> int:
@@ -105,8 +106,20 @@ def _as_groups(differences) -> list:
     return groups
 
 
+def _interaction(group: np.ndarray) -> float:
+    """The residual mean square of a (seeds x images) array (two-way layout without replication): an
+    estimate of the seed-by-image noise variance; 0 with one seed or one image."""
+    n_seeds, n_images = group.shape
+    if n_seeds < 2 or n_images < 2:
+        return 0.0
+    residual = group - group.mean(axis=1, keepdims=True) - group.mean(axis=0, keepdims=True) + group.mean()
+    return float((residual ** 2).sum()) / ((n_seeds - 1) * (n_images - 1))
+
+
 def standard_errors(differences: Sequence[np.ndarray]):
-    """``(per-seed effects, se_seed, se_test, degrees of freedom)`` of the module docstring's model."""
+    """``(per-seed effects, se_seed, se_test, degrees of freedom, interaction)`` of the module
+    docstring's model; ``interaction`` is the seed-by-image noise's part of ``se_test^2`` times the
+    number of seeds (what one seed would leave in it)."""
     groups = _as_groups(differences)
     k = len(groups)
     per_seed = np.mean([g.mean(axis=1) for g in groups], axis=0)
@@ -115,14 +128,15 @@ def standard_errors(differences: Sequence[np.ndarray]):
     test_terms = [float(np.var(g.mean(axis=0), ddof=1)) / g.shape[1] / k ** 2 if g.shape[1] > 1 else 0.0
                   for g in groups]
     se_test2 = float(sum(test_terms))
+    interaction = sum(_interaction(g) / g.shape[1] / k ** 2 for g in groups)
     total = se_seed2 + se_test2
     if not math.isfinite(total):
-        return per_seed, math.inf, math.sqrt(se_test2), float("nan")
+        return per_seed, math.inf, math.sqrt(se_test2), float("nan"), interaction
     pieces = ([se_seed2 ** 2 / (n_seeds - 1)] +
               [t ** 2 / (g.shape[1] - 1) for t, g in zip(test_terms, groups) if g.shape[1] > 1])
     denominator = sum(pieces)
     df = total ** 2 / denominator if denominator > 0 else math.inf
-    return per_seed, math.sqrt(se_seed2), math.sqrt(se_test2), df
+    return per_seed, math.sqrt(se_seed2), math.sqrt(se_test2), df, interaction
 
 
 def verdict(ci_low: float, ci_high: float, direction: int = 1, kind: str = "greater",
@@ -155,7 +169,7 @@ def paired_effect(differences: Sequence[np.ndarray], direction: int = 1, kind: s
     """Measure a claim from per-dataset ``(seeds x images)`` arrays of paired differences B - A (points)."""
     _check_direction_kind(direction, kind)
     groups = _as_groups(differences)
-    per_seed, se_seed, se_test, df = standard_errors(groups)
+    per_seed, se_seed, se_test, df, interaction = standard_errors(groups)
     mean = float(per_seed.mean())
     if math.isfinite(se_seed):
         se = math.hypot(se_seed, se_test)
@@ -173,7 +187,8 @@ def paired_effect(differences: Sequence[np.ndarray], direction: int = 1, kind: s
         p_improvement = float(((signed > 0) + 0.5 * (signed == 0)).mean())
     return Effect(effect=mean, per_seed=tuple(float(v) for v in per_seed), ci_low=low, ci_high=high,
                   p_improvement=p_improvement, verdict=verdict(low, high, direction, kind, smallest_effect),
-                  se_seed=se_seed, se_test=se_test, n_images=int(sum(g.shape[1] for g in groups)))
+                  se_seed=se_seed, se_test=se_test, n_images=int(sum(g.shape[1] for g in groups)),
+                  interaction=interaction)
 
 
 def fixed_effect(value: float, direction: int = 1, kind: str = "greater",
@@ -189,15 +204,18 @@ def fixed_effect(value: float, direction: int = 1, kind: str = "greater",
 def seeds_needed(effect: Effect, half_width: float, confidence: float = CONFIDENCE) -> Optional[int]:
     """Seeds that would bring ``effect``'s interval to ``half_width`` at the measured spreads.
 
-    Uses the measured seed-to-seed variance of the per-seed effects and the measured test-set term
-    (which more seeds do not shrink). ``None`` when that cannot be estimated (one seed), or when no
-    number of seeds up to :data:`MAX_SEEDS_ESTIMATE` reaches it (then the test set is too small: only
-    more test images help)."""
+    With ``n`` seeds the variance would be ``v_seed / n + (se_test^2 - i / S) + i / n``: the measured
+    variance of the per-seed effects ``v_seed`` shrinks with the seeds, and so does the seed-by-image
+    part ``i`` of the test-set term (its residual mean square over the images; ``S`` seeds measured),
+    while the rest of the test-set term, the images' own variation, does not. ``None`` when that
+    cannot be estimated (one seed), or when no number of seeds up to :data:`MAX_SEEDS_ESTIMATE` reaches
+    it (then only more test images help)."""
     if effect.n_seeds < 2 or not math.isfinite(effect.se_seed):
         return None
     seed_variance = effect.se_seed ** 2 * effect.n_seeds
+    fixed = max(0.0, effect.se_test ** 2 - effect.interaction / effect.n_seeds)
     for n in range(2, MAX_SEEDS_ESTIMATE + 1):
-        se = math.sqrt(seed_variance / n + effect.se_test ** 2)
+        se = math.sqrt((seed_variance + effect.interaction) / n + fixed)
         if float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se <= half_width:
             return n
     return None

@@ -46,11 +46,18 @@ def test_seed_term_alone_is_the_paired_t_interval():
 def test_several_datasets_average_their_effects_and_add_their_test_terms():
     rng = np.random.default_rng(1)
     a, b = rng.normal(2, 5, (3, 40)), rng.normal(-1, 5, (3, 25))
-    per_seed, se_seed, se_test, _ = standard_errors([a, b])
+    per_seed, se_seed, se_test, _, interaction = standard_errors([a, b])
     assert per_seed == pytest.approx((a.mean(1) + b.mean(1)) / 2)
     expected_test = math.sqrt((np.var(a.mean(0), ddof=1) / 40 + np.var(b.mean(0), ddof=1) / 25) / 4)
     assert se_test == pytest.approx(expected_test)
     assert se_seed == pytest.approx(np.std(per_seed, ddof=1) / math.sqrt(3))
+
+    def residual_ms(m):   # two-way layout without replication, written out
+        s_, n_ = m.shape
+        total = sum((m[i, j] - m[i].mean() - m[:, j].mean() + m.mean()) ** 2 for i in range(s_) for j in range(n_))
+        return total / ((s_ - 1) * (n_ - 1))
+
+    assert interaction == pytest.approx((residual_ms(a) / 40 + residual_ms(b) / 25) / 4)
 
 
 def _simulate(rng, n_seeds, n_images, mu, seed_sd, image_sd, noise_sd):
@@ -153,15 +160,19 @@ def test_fixed_effect_has_no_interval_and_its_sign_decides():
 
 def test_seeds_needed_reaches_the_width_and_not_one_seed_earlier():
     rng = np.random.default_rng(5)
-    effect = paired_effect([_simulate(rng, 4, 1000, 1.0, 3.0, 5.0, 20.0)])
+    matrix = _simulate(rng, 4, 1000, 1.0, 3.0, 5.0, 20.0)
+    effect = paired_effect([matrix])
     n = seeds_needed(effect, 2.0)
-    seed_var = np.var(effect.per_seed, ddof=1)
+    seed_var = np.var(matrix.mean(1), ddof=1)
+    image_var = np.var(matrix.mean(0), ddof=1) / 1000
+    residual = matrix - matrix.mean(1, keepdims=True) - matrix.mean(0, keepdims=True) + matrix.mean()
+    noise = (residual ** 2).sum() / (3 * 999) / 1000               # seed-by-image noise, one seed's share
 
-    def half(k):
-        return stats.t.ppf(0.975, k - 1) * math.sqrt(seed_var / k + effect.se_test ** 2)
+    def half(k):   # more seeds shrink the seed term and the seed-by-image noise, not the images' own
+        return stats.t.ppf(0.975, k - 1) * math.sqrt((seed_var + noise) / k + image_var - noise / 4)
 
     assert n is not None and half(n) <= 2.0 < half(n - 1)
-    wide = paired_effect([_simulate(rng, 3, 20, 1.0, 1.0, 40.0, 20.0)])   # test term alone > 3 points
+    wide = paired_effect([_simulate(rng, 3, 20, 1.0, 1.0, 40.0, 5.0)])    # the images alone: > 3 points
     assert wide.se_test * 1.96 > 3.0 and seeds_needed(wide, 3.0) is None
 
 

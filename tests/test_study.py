@@ -474,7 +474,8 @@ def test_claims_from_claim_data(fake_study):
     assert fixed["note"] == "a count" and rows.loc["a count without a verdict", "verdict"] == "held"
     energy = rows.loc["b's energy beats a's"]
     assert energy["our_effect"] == pytest.approx(5.0) and energy["our_std"] == pytest.approx(1.0)
-    assert energy["n_images"] == 2 and energy["verdict"] == "inconclusive"        # 3 seeds, t(2) = 4.3
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)                   # both images agree: the seeds' t alone
+    assert energy["ci_low"] == pytest.approx(5.0 - half) and energy["n_images"] == 2 and energy["verdict"] == "held"
     path = study.write_claims(table)
     assert path == study.results_dir / "claims.csv"
     assert read_claims(path)["claim"].tolist() == table["claim"].tolist()

@@ -118,7 +118,9 @@ class Run:
 
     def accuracy(self, branches: Optional[Sequence[str]] = None) -> float:
         """Top-1 accuracy in percent: the final prediction, or ``branches`` combined (paper's rule)."""
-        return float(self.correct(branches).mean())
+        from ..engine import accuracy
+
+        return 100.0 * accuracy(self.logits(branches), self.outputs["targets"])
 
 
 class Study:
