@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import time
+import warnings
 
 import pytest
 import torch
@@ -9,7 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fgvc_lib.backbones import build_backbone
-from fgvc_lib.models.frozen_features import FrozenFeatureMemo, module_state_token
+from fgvc_lib.models import frozen_features
+from fgvc_lib.models.frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
 from fgvc_lib.models.output import ModelOutput
 from fgvc_lib.models.ssa_module import SpatialSelfAttention
 from fgvc_lib.models.ssanet import (VARIANTS, ClassifierHead, SSANet, SSANetConfig, build_ssanet, kl_divergence,
@@ -21,6 +24,18 @@ torch.set_num_threads(1)
 NUM_CLASSES = 5
 IMAGE = 64  # pool5 of VGG-16 is 2x2 here
 WIDTH = 0.125
+
+
+DEFAULT_FEATURE_FOLDER = frozen_features.default_folder
+
+
+@pytest.fixture(autouse=True)
+def feature_cache(tmp_path, monkeypatch):
+    """The feature memo's disk files of every test go to a folder of the test's own, never to the shared
+    cache (a model built with ``feature_memo=True`` writes there when it changes mode)."""
+    folder = tmp_path / "frozen_features"
+    monkeypatch.setattr(frozen_features, "default_folder", lambda: folder)
+    return folder
 
 
 def _images(batch=3, seed=0):
@@ -406,7 +421,7 @@ def test_memo_returns_exactly_what_the_extractor_computes():
     out = model.features(mixed)
     assert calls == [4, 2]
     assert torch.equal(out[:2], first[:2])
-    torch.testing.assert_close(out, _pool5(model, mixed), rtol=0, atol=1e-6)
+    assert torch.equal(out, _pool5(model, mixed))        # any batch of two or more gives the same bits
     # and the model's logits are those of a model without a memo
     plain = _model("plus", feature_memo=False).eval()
     with torch.no_grad():
@@ -527,7 +542,7 @@ def test_memo_keys_bound_and_copies():
     memo(extractor, images[2:])
     assert calls == [3] and memo.hits == 1
     memo(extractor, images[:1])
-    assert calls == [3, 1]
+    assert calls == [3, 2]                               # a lone miss runs as a pair (see the next test)
     # the same values in another dtype are another entry; another token empties the memo
     memo = FrozenFeatureMemo()
     memo(extractor, images)
@@ -549,6 +564,243 @@ def test_memo_keys_bound_and_copies():
         FrozenFeatureMemo(max_bytes=-1)
     with pytest.raises(ValueError, match="devices"):
         FrozenFeatureMemo(devices="cpu")
+
+
+def test_a_lone_miss_is_computed_as_in_a_batch():
+    """A batch of one image takes another convolution path on CPU (last bits differ); the memo runs a
+    lone miss as a pair, so an entry is the same bits whatever batch it was computed in."""
+    model = _model("plus").eval()
+    images = _images(batch=4)
+    batched = _pool5(model, images)
+    for i in range(4):
+        alone = _model("plus").eval()                    # an empty memo: image i is a miss on its own
+        assert torch.equal(alone.features(images[i:i + 1])[0], batched[i])
+    mixed = model.features(images[:3])
+    assert torch.equal(model.features(images)[3], batched[3]) and torch.equal(mixed, batched[:3])
+
+
+# --- the memo shared on disk, across runs and processes ---
+
+def _model_seeded(seed, **changes):
+    """A model whose extractor weights depend on ``seed`` (``_model`` always uses seed 0)."""
+    torch.manual_seed(seed)
+    return build_ssanet("vgg16", NUM_CLASSES, SSANetConfig(variant="plus", **changes), width=WIDTH).eval()
+
+
+def test_default_folder_is_under_the_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path / "cache"))
+    assert DEFAULT_FEATURE_FOLDER() == tmp_path / "cache" / "frozen_features"
+    assert FrozenFeatureMemo().folder == frozen_features.default_folder()  # (this test's own folder)
+    assert FrozenFeatureMemo(disk=False).folder is None and FrozenFeatureMemo(disk=tmp_path).folder == tmp_path
+
+
+def test_a_second_model_reads_the_first_ones_features_from_disk(feature_cache):
+    first = _model("plus").eval()
+    images = _images(batch=4)
+    expected = first.features(images)
+    assert not feature_cache.exists()                    # nothing written before a change of mode
+    first.train()                                        # the engine's start of an epoch: the memo is saved
+    files = sorted(feature_cache.glob("*.pt"))
+    assert [f.name for f in files] == [f"{first.extractor_fingerprint()}-float32-3x{IMAGE}x{IMAGE}.pt"]
+    assert first.feature_memo.stats()["unsaved"] == 0 and not first.feature_memo.save()  # nothing new: no write
+
+    second = _model("plus").eval()                       # another run: same weights, empty memory
+    calls = _count_extractor_calls(second)
+    out = second.features(images)
+    assert calls == [] and second.feature_memo.loaded == 4 and second.feature_memo.hits == 4
+    assert torch.equal(out, expected)
+    with torch.no_grad():
+        logits = second(images).logits
+    assert torch.equal(logits, _model("plus", feature_memo=False).eval()(images).logits)
+    second.features(images.flip(-1))                     # an image not on disk is still computed
+    assert calls == [4]
+    second.eval()
+    third = _model("plus").eval()
+    third_calls = _count_extractor_calls(third)
+    third.features(torch.cat([images, images.flip(-1)]))
+    assert third_calls == [] and third.feature_memo.loaded == 8
+
+    memory_only = _model("plus", feature_memo=FrozenFeatureMemo(disk=False)).eval()
+    memory_calls = _count_extractor_calls(memory_only)
+    memory_only.features(images)
+    memory_only.train()
+    assert memory_calls == [4] and memory_only.feature_memo.loaded == 0
+
+
+def test_other_weights_or_another_stage_use_another_file(feature_cache):
+    images = _images(batch=2)
+    a, b = _model_seeded(0), _model_seeded(1)
+    assert a.extractor_fingerprint() != b.extractor_fingerprint()
+    assert a.extractor_fingerprint() == _model_seeded(0).extractor_fingerprint()  # the weights' bytes, not ids
+    pool4 = _model_seeded(0, feature_stage="pool4")
+    assert pool4.extractor_fingerprint() != a.extractor_fingerprint()
+    for model in (a, b, pool4):
+        model.features(images)
+        model.train()
+    assert len(list(feature_cache.glob("*.pt"))) == 3
+    # a model with b's weights reads b's file, not a's
+    again = _model_seeded(1)
+    calls = _count_extractor_calls(again)
+    assert torch.equal(again.features(images), b.features(images)) and calls == []
+    assert not torch.equal(b.features(images), a.features(images))
+    # the fingerprint follows the weights' bytes
+    token = weights_fingerprint(a.backbone)
+    with torch.no_grad():
+        next(a.backbone.parameters()).view(-1)[0] += 1.0
+    assert weights_fingerprint(a.backbone) != token
+
+
+def test_weights_changed_behind_the_token_are_never_saved(feature_cache):
+    model = _model("plus").eval()
+    model.features(_images(batch=2))
+    with torch.no_grad():
+        next(model.backbone.parameters()).data.mul_(2.0)  # through .data: the version counter does not move
+    with pytest.warns(RuntimeWarning, match="changed without its state token"):
+        model.train()
+    assert not list(feature_cache.glob("*.pt")) and len(model.feature_memo) == 0
+
+
+def test_a_corrupt_or_foreign_cache_file_is_ignored_with_a_warning(feature_cache):
+    images = _images(batch=3)
+    model = _model("plus").eval()
+    expected = _pool5(model, images)
+    path = feature_cache / f"{model.extractor_fingerprint()}-float32-3x{IMAGE}x{IMAGE}.pt"
+    feature_cache.mkdir(parents=True)
+    for content, message in ((b"not a torch file", "unreadable"), (b"", "unreadable"),
+                             ({"format": "something else"}, "does not hold"),
+                             ({"format": frozen_features.DISK_FORMAT, "fingerprint": "0" * 32, "context": "x",
+                               "keys": [], "values": torch.zeros(0)}, "does not hold")):
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            torch.save(content, path)
+        fresh = _model("plus").eval()
+        calls = _count_extractor_calls(fresh)
+        with pytest.warns(RuntimeWarning, match=message):
+            out = fresh.features(images)
+        assert calls == [3] and torch.equal(out, expected)  # computed again, never a crash
+    fresh.train()                                          # the next save replaces the bad file
+    reader = _model("plus").eval()
+    calls = _count_extractor_calls(reader)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(reader.features(images), expected)
+    assert calls == []
+    # a file truncated by a killed writer (os.replace makes this rare, a full disk can still do it)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        _model("plus").eval().features(images)
+
+
+def test_two_writers_merge_and_wait_for_each_other(feature_cache):
+    import threading
+
+    from fgvc_lib.locks import exclusive
+
+    seen, new = _images(batch=3, seed=0), _images(batch=3, seed=1)
+    a, b = _model("plus").eval(), _model("plus").eval()
+    a.features(seen)                                      # two runs started on an empty cache:
+    b.features(new)                                       # each computed its own images
+    assert a.feature_memo.save() and b.feature_memo.save()  # b merges what a wrote, it does not replace it
+    reader = _model("plus").eval()
+    calls = _count_extractor_calls(reader)
+    reader.features(torch.cat([seen, new]))
+    assert calls == [] and reader.feature_memo.loaded == 6
+
+    # a writer waits while another holds the lock, then merges what that one wrote
+    c, d = _model("plus").eval(), _model("plus").eval()
+    third, fourth = _images(batch=2, seed=2), _images(batch=2, seed=3)
+    c.features(third)
+    d.features(fourth)
+    with exclusive(feature_cache / frozen_features.LOCK_NAME):
+        writer = threading.Thread(target=d.feature_memo.save)
+        writer.start()
+        writer.join(timeout=1.0)
+        assert writer.is_alive()                          # blocked on the lock
+    writer.join(timeout=30)
+    assert not writer.is_alive()
+    c.feature_memo.save()                                 # after d: merges d's entries too
+    reader = _model("plus").eval()
+    calls = _count_extractor_calls(reader)
+    reader.features(torch.cat([seen, new, third, fourth]))
+    assert calls == [] and reader.feature_memo.loaded == 10
+    assert not list(feature_cache.glob("*.tmp")) and not list(feature_cache.glob(".*.tmp"))  # no leftovers
+
+
+def test_disk_budgets_keep_the_most_recent_entries_and_files(tmp_path):
+    def extractor(x):
+        return x.sum(dim=1, keepdim=True)
+
+    entry = 1 * 4 * 4 * 4                                # bytes of one (1, 4, 4) float32 entry
+    images = torch.rand(5, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    memo = FrozenFeatureMemo(disk=tmp_path, disk_max_bytes=3 * entry)
+    memo(extractor, images, token=("w",), fingerprint=lambda: "toy")
+    memo(extractor, images[1:2], token=("w",), fingerprint=lambda: "toy")  # image 1 used again: most recent
+    assert memo.save()
+    (path,) = tmp_path.glob("toy-*.pt")
+    assert path.name == "toy-float32-3x4x4.pt"
+    kept = torch.load(path, weights_only=True)
+    assert len(kept["keys"]) == 3 and kept["values"].shape == (3, 1, 4, 4)  # the file holds 3 entries at most
+    reader = FrozenFeatureMemo(disk=tmp_path)
+    calls = []
+    reader(lambda x: calls.append(x.shape[0]) or extractor(x), images, token=("w",), fingerprint=lambda: "toy")
+    assert calls == [2] and reader.loaded == 3            # images 3, 4 and 1 (the most recent) came from disk
+    # no fingerprint: memory only; the folder keeps its most recently used files within its budget
+    plain = FrozenFeatureMemo(disk=tmp_path)
+    plain(extractor, images, token=("w",))
+    assert not plain.save()
+    no_token = FrozenFeatureMemo(disk=tmp_path)                   # a fingerprint without a state token
+    no_token(extractor, images[:2], fingerprint=lambda: "tokenless")
+    assert no_token.save() and (tmp_path / "tokenless-float32-3x4x4.pt").is_file()
+    (tmp_path / "tokenless-float32-3x4x4.pt").unlink()
+    size = path.stat().st_size
+    small = FrozenFeatureMemo(disk=tmp_path, folder_max_bytes=2 * size)
+    for name in ("a", "b", "c"):
+        small(extractor, images[:3], token=(name,), fingerprint=lambda name=name: name)
+        small.save()
+        time.sleep(0.01)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["b-float32-3x4x4.pt", "c-float32-3x4x4.pt"]
+    with pytest.raises(ValueError, match="disk_max_bytes"):
+        FrozenFeatureMemo(disk_max_bytes=-1)
+    with pytest.raises(ValueError, match="disk must be"):
+        FrozenFeatureMemo(disk=3)
+
+
+def _smoke_run(variant, seed, epochs=5, feature_memo=True):
+    """A tiny training run from the smoke profile's pieces (its data, pretrained slim VGG-16 and recipe),
+    as a worker would do it; returns the test logits of every head, and the extractor's batch sizes."""
+    from fgvc_lib.engine import TrainConfig, collect_outputs, fit
+
+    study = _study()
+    train_loader, test_loader = study.data_spec("synthetic").loaders()
+    spec = study.variants[variant]
+    torch.manual_seed(seed)
+    model = spec.model(study.backbone_spec.build(), len(train_loader.dataset.classes), feature_memo=feature_memo)
+    calls = []
+    extract = model._extract
+    model._extract = lambda x: calls.append((x.shape[0], x.shape[0] == 2 and torch.equal(x[0], x[1]))) or extract(x)
+    config = TrainConfig(**{**spec.train.__dict__, "epochs": epochs, "seed": seed, "max_batches": 3,
+                            "device": "cpu", "progress": False})
+    fit(model, train_loader, spec.loss, config)
+    return collect_outputs(model, test_loader), calls
+
+
+def test_training_with_a_warm_disk_cache_gives_the_same_numbers_as_with_a_cold_one(feature_cache, monkeypatch):
+    """Run (plus-ad, seed 1) trained on an empty cache, and again after another run (seed 0, other batch
+    orders) filled it: the same logits, bit for bit, and the warm run barely runs the extractor."""
+    cold, cold_calls = _smoke_run("plus-ad", seed=1)
+    assert any(lone for _, lone in cold_calls)           # a lone miss occurred (computed as a pair)
+    monkeypatch.setattr(frozen_features, "default_folder", lambda: feature_cache.parent / "second")
+    _, filler_calls = _smoke_run("plus-ce", seed=0)
+    warm, warm_calls = _smoke_run("plus-ad", seed=1)
+    assert set(cold) == set(warm) == {"final", "fe", "ssa", "targets"}
+    for name in cold:
+        assert torch.equal(cold[name], warm[name]), name
+    assert sum(n for n, _ in warm_calls) < sum(n for n, _ in cold_calls) / 2
+    assert sum(n for n, _ in warm_calls) + sum(n for n, _ in filler_calls) > 0
+    # and the memo changes nothing at all: the same run without it (no batch of one in this loader)
+    plain, _ = _smoke_run("plus-ad", seed=1, feature_memo=False)
+    assert all(torch.equal(cold[name], plain[name]) for name in cold)
 
 
 @pytest.mark.parametrize("variant,branch,expected", [

@@ -37,8 +37,12 @@ distillation, where the student also sees the labels). ``loss="ce"`` is Table 3'
 
 Speed: while the extractor is frozen its output depends on the image alone, so the model keeps a
 bounded memo of ``F`` per input image (:mod:`.frozen_features`) and runs the extractor only on images
-it has not seen; ``feature_memo=False`` turns it off. It is not part of the configuration: it changes
-how fast a run is, not what it computes.
+it has not seen; ``feature_memo=False`` turns it off. The memo is shared on disk by every run whose
+extractor has the same weights (``<cache dir>/frozen_features``, keyed by a hash of the extractor's
+weights): the model writes the memo's new entries whenever it changes mode (``train()``/``eval()``,
+which the engine calls at every epoch and around every evaluation), and a new model reads them on its
+first forward. It is not part of the configuration: it changes how fast a run is, not what it computes
+(every entry is what a batched forward gives, whichever run computed it).
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone, build_backbone
-from .frozen_features import FrozenFeatureMemo, module_state_token
+from .frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
 from .output import ModelOutput
 from .ssa_module import AGGREGATIONS, SpatialSelfAttention
 
@@ -203,8 +207,10 @@ class SSANet(nn.Module):
     for attention variants. ``logits`` is the head chosen by ``config.predict_head``.
 
     ``feature_memo``: True keeps a :class:`~.frozen_features.FrozenFeatureMemo` of the frozen
-    extractor's output per image (default size, CPU only), a memo instance uses that one, False
-    none. It is consulted only while the extractor is frozen (see :meth:`features`).
+    extractor's output per image (default size, CPU only, shared on disk under the cache folder), a
+    memo instance uses that one (``FrozenFeatureMemo(disk=False)``: memory only), False none. It is
+    consulted only while the extractor is frozen (see :meth:`features`), and saved to disk whenever
+    the model changes mode (:meth:`train`).
     """
 
     def __init__(self, backbone: FeatureBackbone, num_classes: int, config: Optional[SSANetConfig] = None,
@@ -263,6 +269,12 @@ class SSANet(nn.Module):
         super().train(mode)
         if self.backbone_frozen:
             self.backbone.eval()  # a frozen extractor keeps its inference behaviour (BN stats, dropout)
+        memo = getattr(self, "feature_memo", None)
+        if memo is not None:
+            # A change of mode marks the end of a stretch of forwards (the engine calls train() at the
+            # start of every epoch, eval() and train() around every evaluation): put the features
+            # computed since the last save on disk for the other runs (a no-op when there are none).
+            memo.save()
         return self
 
     def trainable_parameters(self) -> List[nn.Parameter]:
@@ -271,6 +283,12 @@ class SSANet(nn.Module):
     # --- forward ---
     def _extract(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images, (self.feature_stage,))[self.feature_stage]
+
+    def extractor_fingerprint(self) -> str:
+        """What the frozen extractor computes, as a hash (names the feature memo's disk files): the
+        backbone's structure and weights, and the stage read as F."""
+        return weights_fingerprint(self.backbone, type(self.backbone).__qualname__, self.backbone.name,
+                                   self.feature_stage)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The primary feature map F (sec. 3.1).
@@ -285,7 +303,7 @@ class SSANet(nn.Module):
             return self._extract(images)
         memo = self.feature_memo
         if memo is not None and memo.applies(self.backbone, images):
-            feats = memo(self._extract, images, module_state_token(self.backbone))
+            feats = memo(self._extract, images, module_state_token(self.backbone), self.extractor_fingerprint)
         else:
             with torch.no_grad():  # no activations stored for the frozen extractor
                 feats = self._extract(images)
