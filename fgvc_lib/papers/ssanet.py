@@ -547,10 +547,17 @@ def attention_sites(settings) -> Dict[str, int]:
     return {"F (pool5), read by the SSA block": TOP_STRIDE[settings.backbone]}
 
 
+# The cpu profile's input for SSANet: the SSA block weighs pool5's cells (stride 32), and a discriminative
+# part of the synthetic birds covers about one of them from 256 px on (the room table prints it); at the
+# profile's 96 px pool5 is 3 x 3 and a part a sixth of a cell. The frozen extractor's features are
+# computed once per image and shared by every run (fgvc_lib/models/frozen_features.py), which is what
+# makes this size affordable.
+IMAGE_SIZES = {"cpu": 256}
+
 STUDY = Paper(key="ssanet", notebook="05_ssanet", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,
               claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=_recipe("epochs"),
               recipe_batch_size=_recipe("batch_size"), finalize=finalize, paper_column=PAPER_COLUMN, max_datasets=3,
-              attention_sites=attention_sites)
+              attention_sites=attention_sites, image_sizes=IMAGE_SIZES)
 
 
 # --------------------------------------------------------------------------- notebook views
