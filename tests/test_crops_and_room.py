@@ -62,3 +62,25 @@ def test_room_table_counts_cells_by_hand(tiny_root):
     assert table.loc["mid", "room"] == ("yes" if np.median(areas) >= 64 else "no")
     with pytest.raises(ValueError, match="stride must be a positive integer"):
         room_table({"bad": 0}, test_set, 128)
+
+
+def test_notebook_00_declares_the_positive_control(monkeypatch, tmp_path):
+    from fgvc_lib.papers import synthetic_dataset
+    from fgvc_lib.study import Accuracy, Study
+
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    study = Study(synthetic_dataset.STUDY, profile="cpu")
+    assert {name: dict(v.data).get("crop") for name, v in study.variants.items()} == {
+        "baseline": None, "oracle-object": "object", "oracle-parts": "parts"}
+    assert {v.seeds for v in study.variants.values()} == {tuple(study.settings.seeds)}   # paired seeds
+    assert len(study.settings.seeds) >= 5
+    claims, _ = synthetic_dataset.claims(study.settings)
+    main = {c.text: c.pairs for c in claims if c.main}
+    assert main["positive control: oracle attention (bird crop) beats the whole image"] == (
+        (Accuracy("baseline"), Accuracy("oracle-object")),)
+    assert ((Accuracy("baseline"), Accuracy("oracle-parts")),) in main.values()
+    chance = [c for c in claims if c.text == "baseline CNN beats chance"][0].pairs[0][0]
+    assert chance.value == pytest.approx(100 / 12)                       # the cpu profile's 12 classes
+    # the oracle variants train under their own run keys (their data differs), the baseline's is unchanged
+    keys = {dataset_job[1].run_dir.split("/")[-2] for dataset_job in study.jobs()}
+    assert len(keys) == 3
