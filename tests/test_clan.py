@@ -1255,3 +1255,14 @@ def test_map_correlation_per_image():
     b[1] = rng.random((8, 8))
     x, y = a[1].ravel() - a[1].mean(), b[1].ravel() - b[1].mean()
     assert clan_maps.map_correlation(a, b)[1] == pytest.approx((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_attention_sites_are_the_refined_mid_maps_and_the_attended_top_map():
+    # VGG-16: conv4_3 and conv5_2 come before the 3rd and 4th max-pooling (strides 8 and 16), pool5 after the 5th
+    sites = paper.attention_sites(_study(scales=3).settings)
+    assert [(site.split()[0], stride) for site, stride in sites.items()] == [("conv5_2", 16), ("conv4_3", 8),
+                                                                             ("pool5", 32)]
+    assert [site.split()[0] for site in paper.attention_sites(_study(scales=2).settings)] == ["conv5_2", "pool5"]
+    resnet = paper.attention_sites(_study(backbone="resnet50").settings)
+    assert [(site.split()[0], stride) for site, stride in resnet.items()] == [("conv4_x", 16), ("conv5_x", 32)]

@@ -842,6 +842,21 @@ def combine(branch_logits, names):
     return combine_branches(branch_logits, names, "prob")
 
 
+def attention_sites(settings):
+    """Where CLAN's attention acts, with each map's stride (read off the backbone, randomly initialised):
+    CLCA refines each mid map against the top map (eq. 1-7), CLSA weighs the top map's cells with a
+    map computed on the refined mid maps (eq. 8-11)."""
+    from ..backbones import build_backbone
+    from ..models.clan import CLAN_STAGES
+
+    vgg_bn = settings.profile.batch_norm and settings.backbone.startswith("vgg")   # the profiles' VGG-BN
+    strides = build_backbone(settings.backbone, width=settings.profile.width, batch_norm=vgg_bn).stage_strides
+    top, mids = CLAN_STAGES[settings.backbone][0], _clan_mids(settings)
+    sites = {f"{mid} (CLCA refines it; CLSA's attention is computed on it)": strides[mid] for mid in mids}
+    sites[f"{top} (top map: CLSA weighs its cells)"] = strides[top]
+    return sites
+
+
 STUDY = Paper(key="clan", notebook="03_clan", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,
-              claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=120, recipe_batch_size=36, finalize=finalize,
-              paper_column=PAPER_COLUMN, combine=combine)
+              claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=120, recipe_batch_size=36,
+              finalize=finalize, paper_column=PAPER_COLUMN, combine=combine, attention_sites=attention_sites)
