@@ -53,6 +53,11 @@ class Profile:
     def replace(self, **changes) -> "Profile":
         return dataclasses.replace(self, **changes)
 
+    def uses_batch_norm(self, backbone: str) -> bool:
+        """Whether ``backbone`` is built with this profile's added batch norm (VGG-BN; the other
+        backbones have batch norm anyway)."""
+        return self.batch_norm and backbone.startswith("vgg")
+
 
 # Difficulty of the synthetic birds in the CPU profiles, calibrated so that a slim VGG-16 lands
 # between chance and saturation (notebook 00 measures it); see fgvc_lib.data.synthetic for each knob.

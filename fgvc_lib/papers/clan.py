@@ -849,8 +849,8 @@ def attention_sites(settings):
     from ..backbones import build_backbone
     from ..models.clan import CLAN_STAGES
 
-    vgg_bn = settings.profile.batch_norm and settings.backbone.startswith("vgg")   # the profiles' VGG-BN
-    strides = build_backbone(settings.backbone, width=settings.profile.width, batch_norm=vgg_bn).stage_strides
+    strides = build_backbone(settings.backbone, width=settings.profile.width,
+                             batch_norm=settings.profile.uses_batch_norm(settings.backbone)).stage_strides
     top, mids = CLAN_STAGES[settings.backbone][0], _clan_mids(settings)
     sites = {f"{mid} (CLCA refines it; CLSA's attention is computed on it)": strides[mid] for mid in mids}
     sites[f"{top} (top map: CLSA weighs its cells)"] = strides[top]

@@ -189,7 +189,7 @@ class Study:
             rendering = tuple(sorted((k, v) for k, v in profile.synthetic.items() if k not in TASK_SIZE_KEYS))
             options = tuple(sorted({"image_size": self.settings.image_size, "rendering": rendering,
                                     **profile.pretraining}.items()))
-        return BackboneSpec(name, profile.width, profile.batch_norm and name.startswith("vgg"), profile.pretrained,
+        return BackboneSpec(name, profile.width, profile.uses_batch_norm(name), profile.pretrained,
                             options)
 
     def data(self, dataset: Optional[str] = None) -> DataBundle:
