@@ -195,8 +195,8 @@ def fixed_effect(value: float, direction: int = 1, kind: str = "greater",
                  smallest_effect: float = SMALLEST_EFFECT) -> Effect:
     """A deterministic difference (an operation count): no variation, its sign decides."""
     value = float(value)
-    return Effect(effect=value, per_seed=(value,), ci_low=value, ci_high=value,
-                  p_improvement=float(direction * value > 0) if kind == "greater" else float(abs(value) < smallest_effect),
+    on_side = direction * value > 0 if kind == "greater" else abs(value) < smallest_effect
+    return Effect(effect=value, per_seed=(value,), ci_low=value, ci_high=value, p_improvement=float(on_side),
                   verdict=verdict(value, value, direction, kind, smallest_effect), se_seed=0.0, se_test=0.0,
                   n_images=0)
 

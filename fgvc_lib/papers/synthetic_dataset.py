@@ -92,4 +92,5 @@ BACKBONES = ("vgg16", "vgg19", "resnet34", "resnet50", "resnet101", "densenet161
 
 STUDY = Paper(key="synthetic_dataset", notebook="00_synthetic_dataset",
               title="The embedded synthetic fine-grained dataset", backbones=BACKBONES, plan=plan, cells=cells,
-              claims=claims, attention_sites=attention_sites, recipe_epochs=30, recipe_batch_size=32, datasets=("synthetic",))
+              claims=claims, attention_sites=attention_sites, recipe_epochs=30, recipe_batch_size=32,
+              datasets=("synthetic",))
