@@ -86,11 +86,12 @@ class Effect:
         return (self.ci_high - self.ci_low) / 2.0
 
 
-def _check_direction_kind(direction: int, kind: str) -> None:
+def check_direction_kind(direction: int, kind: str) -> None:
+    """Raise a ValueError unless ``direction`` is +1 or -1 and ``kind`` one of :data:`KINDS`."""
     if direction not in (1, -1):
-        raise ValueError(f"direction must be +1 or -1; got {direction!r}")
+        raise ValueError(f"claim direction must be +1 or -1; got {direction!r}")
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        raise ValueError(f"claim kind must be one of {', '.join(KINDS)}; got {kind!r}")
 
 
 def _as_groups(differences) -> list:
@@ -142,7 +143,7 @@ def standard_errors(differences: Sequence[np.ndarray]):
 def verdict(ci_low: float, ci_high: float, direction: int = 1, kind: str = "greater",
             smallest_effect: float = SMALLEST_EFFECT) -> str:
     """The verdict of an interval (module docstring); NaN bounds are "inconclusive"."""
-    _check_direction_kind(direction, kind)
+    check_direction_kind(direction, kind)
     if math.isnan(ci_low) or math.isnan(ci_high):
         return "inconclusive"
     if ci_low > ci_high:
@@ -167,7 +168,7 @@ def verdict(ci_low: float, ci_high: float, direction: int = 1, kind: str = "grea
 def paired_effect(differences: Sequence[np.ndarray], direction: int = 1, kind: str = "greater",
                   smallest_effect: float = SMALLEST_EFFECT, confidence: float = CONFIDENCE) -> Effect:
     """Measure a claim from per-dataset ``(seeds x images)`` arrays of paired differences B - A (points)."""
-    _check_direction_kind(direction, kind)
+    check_direction_kind(direction, kind)
     groups = _as_groups(differences)
     per_seed, se_seed, se_test, df, interaction = standard_errors(groups)
     mean = float(per_seed.mean())

@@ -157,7 +157,7 @@ def test_plans_and_claims_are_checked_when_declared():
     with pytest.raises(ValueError, match="has no seed"):
         Variant("a", BaselineNet, cross_entropy_loss, train, ())
     pair = ((Accuracy("a"), Accuracy("b")),)
-    for bad, message in ((dict(kind="bigger"), "kind must be 'greater' or 'similar'"),
+    for bad, message in ((dict(kind="bigger"), "claim kind must be one of greater, similar; got 'bigger'"),
                          (dict(direction=0), "direction must be"), (dict(pairs=()), "compares nothing")):
         with pytest.raises(ValueError, match=message):
             Claim(**{"text": "b beats a", "pairs": pair, **bad})

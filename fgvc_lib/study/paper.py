@@ -107,10 +107,9 @@ class Claim:
     note: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("greater", "similar"):
-            raise ValueError(f"claim kind must be 'greater' or 'similar'; got {self.kind!r}")
-        if self.direction not in (1, -1):
-            raise ValueError(f"claim direction must be +1 or -1; got {self.direction!r}")
+        from ..statistics import check_direction_kind
+
+        check_direction_kind(self.direction, self.kind)
         if not self.pairs:
             raise ValueError(f"claim {self.text!r} compares nothing")
 
