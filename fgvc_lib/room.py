@@ -18,7 +18,7 @@ import pandas as pd
 
 from .data.transforms import scale_box
 
-ROOM_COLUMNS = ["site", "stride", "map", "cell_px", "part_cells_median", "part_cells_p10", "parts_scored", "room"]
+ROOM_COLUMNS = ["site", "stride", "map", "part_cells_median", "part_cells_p10", "parts_scored", "room"]
 MIN_CELLS = 1.0      # a part must cover at least this many cells (median) for the site to have room
 
 
@@ -49,7 +49,7 @@ def room_table(sites: Mapping[str, int], dataset, image_size: int) -> pd.DataFra
         cells = areas / float(stride * stride)
         known = cells.size > 0
         median = float(np.median(cells)) if known else float("nan")
-        rows.append({"site": site, "stride": stride, "map": f"{side} x {side}", "cell_px": stride,
+        rows.append({"site": site, "stride": stride, "map": f"{side} x {side}",
                      "part_cells_median": median,
                      "part_cells_p10": float(np.percentile(cells, 10)) if known else float("nan"),
                      "parts_scored": int(cells.size),
