@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .statistics import VERDICTS
+from .statistics import HALF_WIDTH, MAIN_HALF_WIDTH, VERDICTS, seeds_needed
 
 PathLike = Union[str, os.PathLike]
 
@@ -272,8 +272,6 @@ def claim_row(claim, effect) -> Dict[str, object]:
     :class:`~fgvc_lib.statistics.Effect`. ``seeds_needed`` is filled when the interval is wider than
     the claim's target half-width: the seeds that would reach it at the measured spread (empty when
     more seeds cannot, see :func:`fgvc_lib.statistics.seeds_needed`)."""
-    from .statistics import HALF_WIDTH, MAIN_HALF_WIDTH, seeds_needed
-
     target = MAIN_HALF_WIDTH if claim.main else HALF_WIDTH
     wide = not (effect.half_width <= target)   # NaN (one seed) counts as too wide
     needed = seeds_needed(effect, target) if wide and effect.n_images else None
