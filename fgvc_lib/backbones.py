@@ -276,14 +276,15 @@ def _load_imagenet(backbone: FeatureBackbone) -> None:
 
 def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width: float = 1.0,
                    batch_norm: bool = False, state_dict: Optional[Dict[str, torch.Tensor]] = None,
-                   source: Optional[str] = None) -> FeatureBackbone:
+                   source: Optional[str] = None, output_stride: Optional[int] = None) -> FeatureBackbone:
     """Build backbone ``name`` (one of :data:`BACKBONE_NAMES`) as a :class:`FeatureBackbone`.
 
     ``batch_norm=True`` inserts BatchNorm after every VGG convolution (VGG-16-BN, torchvision's
     ``vgg16_bn``). The papers use plain VGG; the CPU profiles use VGG-BN because a slim plain VGG
     neither trains from scratch nor fine-tunes stably at their budgets (see fgvc_lib.profiles).
     ``state_dict`` loads weights of ``backbone.net`` from elsewhere (``source`` names them, e.g.
-    ``"synthetic"``); it excludes ``pretrained``.
+    ``"synthetic"``); it excludes ``pretrained``. ``output_stride`` (VGG only) keeps the maps at that
+    stride after the weights are loaded (:func:`set_output_stride`).
     """
     check_backbone_name(name)
     if not (0 < width <= 1.0):
@@ -305,6 +306,44 @@ def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width:
         backbone.net.load_state_dict(state_dict)
         origin = source or "state_dict"
     backbone.pretrained = origin
+    if output_stride is not None:
+        set_output_stride(backbone, output_stride)
+    return backbone
+
+
+OUTPUT_STRIDES = (8, 16, 32)   # VGG's total stride at its deepest map: 32 is the network as published
+
+
+def set_output_stride(backbone: FeatureBackbone, output_stride: int) -> FeatureBackbone:
+    """Stop a VGG's maps from shrinking below 1/``output_stride`` of the input, keeping its weights.
+
+    The dilated ("atrous") network of DeepLab (Chen et al., 2015, section 3.1): every max-pooling that
+    would take the stride past ``output_stride`` keeps the resolution instead (3x3 window, stride 1,
+    padding 1), and every convolution after it has its dilation doubled per skipped pooling, so each
+    filter still sees the same input span as in the published network and pretrained weights keep
+    their meaning. No parameter changes; ``stage_strides`` are updated. Used where a small input would
+    otherwise leave an attention site a map of a few cells (the room table of :mod:`fgvc_lib.room`).
+    Changes ``backbone`` in place and returns it.
+    """
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}; got {output_stride!r}")
+    if not backbone.name.startswith("vgg"):
+        raise ValueError(f"output_stride is implemented for the VGG backbones only; {backbone.name} keeps stride "
+                         f"{max(backbone.stage_strides.values())} (use output_stride 32 or a VGG)")
+    stride, dilation, strides = 1, 1, {}
+    for tap, module in backbone._steps:
+        if isinstance(module, nn.MaxPool2d):
+            if stride * 2 <= output_stride:   # VGG's own pooling (so a second call can undo a first)
+                module.kernel_size, module.stride, module.padding = 2, 2, 0
+                stride *= 2
+            else:   # keep the resolution; the layers after it look twice as far apart
+                module.kernel_size, module.stride, module.padding = 3, 1, 1
+                dilation *= 2
+        elif isinstance(module, nn.Conv2d):
+            module.dilation, module.padding = (dilation, dilation), (dilation, dilation)
+        if tap is not None:
+            strides[tap] = stride
+    backbone.stage_strides = strides
     return backbone
 
 

@@ -242,6 +242,8 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
     resumed_from = start_epoch
     for epoch in range(start_epoch, config.epochs):
         _seed_epoch(train_loader, _epoch_seed(config.seed, epoch))
+        if hasattr(model, "start_epoch"):   # a schedule inside the model (e.g. CRA-CNN's L_res blocks)
+            model.start_epoch(epoch, config.epochs)
         model.train()
         started = time.perf_counter()
         sums: Dict[str, float] = {}

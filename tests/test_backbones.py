@@ -194,3 +194,50 @@ def test_slim_backward_on_cpu_with_permuted_input_is_made_contiguous(width):
     model = BaselineNet(build_backbone("resnet34", width=width), num_classes=2)
     result = fit(model, loader, cross_entropy_loss, TrainConfig(epochs=1, progress=False))
     assert torch.isfinite(torch.tensor(result.final["train_loss"]))
+
+
+@pytest.mark.parametrize("output_stride,expected", [
+    (32, {"conv4_3": 8, "conv5_2": 16, "pool5": 32}),
+    (16, {"conv4_3": 8, "conv5_2": 16, "pool5": 16}),
+    (8, {"conv4_3": 8, "conv5_2": 8, "pool5": 8}),
+])
+def test_output_stride_keeps_the_resolution_and_the_weights(output_stride, expected):
+    torch.manual_seed(0)
+    published = build_backbone("vgg16", width=0.125, batch_norm=True)
+    dilated = build_backbone("vgg16", width=0.125, batch_norm=True, state_dict=published.net.state_dict(),
+                             output_stride=output_stride)
+    dilated.eval()   # a training-mode forward would move the batch-norm statistics
+    out = dilated(torch.randn(1, 3, 96, 96), list(expected))
+    for stage, stride in expected.items():
+        assert dilated.stage_strides[stage] == stride
+        assert out[stage].shape[-2:] == (96 // stride, 96 // stride), stage
+    assert sum(p.numel() for p in dilated.parameters()) == sum(p.numel() for p in published.parameters())
+    undone = backbones_module.set_output_stride(dilated, 32)   # a second call restores the published network
+    x = torch.randn(2, 3, 64, 64)
+    published.eval(), undone.eval()
+    assert torch.equal(undone(x)["conv5_3"], published(x)["conv5_3"])
+    assert undone.stage_strides == published.stage_strides
+
+
+def test_a_dilated_convolution_spans_what_the_published_one_spans_on_the_pooled_map():
+    """DeepLab's identity, evaluated literally: at output stride 8, conv5_1 (dilation 2) read at even
+    positions equals the published conv5_1 (3x3, padding 1) on the map subsampled by 2."""
+    torch.manual_seed(0)
+    dilated = build_backbone("vgg16", width=0.125, output_stride=8)
+    conv = next(m for tap, m in dilated._steps if isinstance(m, torch.nn.Conv2d) and m.dilation == (2, 2))
+    weight, bias = conv.weight.detach(), conv.bias.detach()
+    x = torch.randn(1, conv.in_channels, 10, 10)
+    full = conv(x).detach()
+    sub = torch.nn.functional.pad(x[..., ::2, ::2], (1, 1, 1, 1))
+    for i in range(5):
+        for j in range(5):
+            patch = sub[0, :, i:i + 3, j:j + 3]
+            literal = (weight * patch).sum(dim=(1, 2, 3)) + bias
+            assert torch.allclose(full[0, :, 2 * i, 2 * j], literal, atol=1e-5)
+
+
+def test_output_stride_is_checked():
+    with pytest.raises(ValueError, match="output_stride must be one of 8, 16, 32; got 4"):
+        build_backbone("vgg16", width=0.125, output_stride=4)
+    with pytest.raises(ValueError, match="implemented for the VGG backbones only; resnet50"):
+        build_backbone("resnet50", width=0.125, output_stride=16)

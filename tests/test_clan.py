@@ -861,6 +861,9 @@ def test_study_on_a_resnet_skips_the_vgg_ablations(capsys):
     (dict(backbone="vgg19"), "parameter backbone: unknown backbone 'vgg19'; valid here: vgg16, resnet50, resnet101"),
     (dict(ablation_seeds=-1), "parameter ablation_seeds: must be an integer >= 0"),
     (dict(ablation_epochs=1.5), "parameter ablation_epochs: must be an integer >= 0"),
+    (dict(output_stride=12), r"parameter output_stride: must be 0 \(the profile's\) or one of 8, 16, 32; got 12"),
+    (dict(output_stride=-8), "parameter output_stride: must be an integer >= 0"),
+    (dict(backbone="resnet50", output_stride=8), "parameter output_stride: 8 needs a VGG backbone; resnet50"),
     (dict(mid_module="gap"), r"unknown parameter\(s\) mid_module; valid: profile, .*, scales, relation"),
 ])
 def test_study_rejects_invalid_parameters(params, message):
@@ -1259,10 +1262,17 @@ def test_map_correlation_per_image():
 
 @pytest.mark.usefixtures("private_dirs")
 def test_attention_sites_are_the_refined_mid_maps_and_the_attended_top_map():
-    # VGG-16: conv4_3 and conv5_2 come before the 3rd and 4th max-pooling (strides 8 and 16), pool5 after the 5th
-    sites = paper.attention_sites(_study(scales=3).settings)
-    assert [(site.split()[0], stride) for site, stride in sites.items()] == [("conv5_2", 16), ("conv4_3", 8),
-                                                                             ("pool5", 32)]
+    # the published VGG-16: conv4_3 and conv5_2 come before the 3rd and 4th max-pooling (strides 8 and 16),
+    # pool5 after the 5th; the cpu profile runs it at output stride 8, where all three share stride 8
+    published = paper.attention_sites(_study(scales=3, output_stride=32).settings)
+    assert [(site.split()[0], stride) for site, stride in published.items()] == [("conv5_2", 16), ("conv4_3", 8),
+                                                                                 ("pool5", 32)]
+    cpu = _study(scales=3).settings
+    assert cpu.output_stride == paper.OUTPUT_STRIDES["cpu"] == 8
+    assert list(paper.attention_sites(cpu).values()) == [8, 8, 8]
+    assert paper.attention_sites(cpu, output_stride=32) == published
+    assert _study(profile="smoke").settings.output_stride is None
+    assert _study(profile="paper", dataset="synthetic").settings.output_stride is None
     assert [site.split()[0] for site in paper.attention_sites(_study(scales=2).settings)] == ["conv5_2", "pool5"]
     resnet = paper.attention_sites(_study(backbone="resnet50").settings)
     assert [(site.split()[0], stride) for site, stride in resnet.items()] == [("conv4_x", 16), ("conv5_x", 32)]

@@ -40,6 +40,17 @@ def test_same_seed_same_metrics_and_different_seed_differs():
     assert strip(runs[0]) != strip(runs[2])
 
 
+def test_a_model_schedule_is_told_each_epoch_and_the_run_length(tmp_path):
+    model, loader = make_task()
+    seen = []
+    model.start_epoch = lambda epoch, epochs: seen.append((epoch, epochs))
+    fit(model, loader, cross_entropy_loss, config(epochs=2), checkpoint_dir=tmp_path)
+    assert seen == [(0, 2), (1, 2)]
+    seen.clear()
+    fit(model, loader, cross_entropy_loss, config(epochs=3), checkpoint_dir=tmp_path / "other")
+    assert seen == [(0, 3), (1, 3), (2, 3)]
+
+
 def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     model, loader = make_task()
     reference = fit(model, loader, cross_entropy_loss, config())

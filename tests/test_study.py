@@ -489,3 +489,17 @@ def test_record_rejects_scores_of_different_images(fake_study):
         fake_study.record("x", {0: [1.0, 2.0], 1: [1.0]})
     with pytest.raises(ValueError, match="finite"):
         fake_study.record("x", {0: [float("nan")]})
+
+
+def test_output_stride_builds_a_dilated_backbone_and_keys_its_runs_apart():
+    import dataclasses
+
+    from fgvc_lib.study.jobs import BackboneSpec
+
+    published = BackboneSpec("vgg16", 0.125, True, None)
+    dilated = dataclasses.replace(published, output_stride=8)
+    assert "output_stride" not in published.identity()       # run folders from before the option keep their keys
+    assert dilated.identity()["output_stride"] == 8
+    assert published.build().stage_strides["pool5"] == 32
+    assert dilated.build().stage_strides["pool5"] == 8
+    assert dilated.build(weights=False).stage_strides["pool5"] == 8   # also when a checkpoint is loaded into it

@@ -21,6 +21,19 @@ def check_crop(region: Optional[str]) -> Optional[str]:
     return region
 
 
+def zoom_factors(dataset, region: str):
+    """Per image of ``dataset`` (a CUB-layout reader with boxes), how much the crop to ``region``
+    magnifies the image once both are resized to the network's input: the image's longer side over
+    the crop's. Near 1, the crop shows the network what the whole image shows."""
+    import numpy as np
+
+    factors = []
+    for index in range(len(dataset)):
+        left, top, right, bottom = dataset.crop_bounds(index, region)
+        factors.append(max(dataset.annotation(index)["image_size"]) / max(right - left, bottom - top))
+    return np.asarray(factors, dtype=float)
+
+
 def union_box(boxes: Sequence[Sequence[float]]) -> Tuple[float, float, float, float]:
     """The smallest box ``(x, y, w, h)`` holding every box of ``boxes``."""
     if not boxes:

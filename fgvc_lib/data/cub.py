@@ -26,6 +26,7 @@ give each part an extent, and it is read whenever present.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Tuple
 
 from .images import ImageListDataset, require_path, require_root
 
@@ -224,16 +225,25 @@ class CUB200(ImageListDataset):
         image = super().load_image(index)
         if self.crop is None:
             return image
-        from .crops import square_crop, union_box
+        return image.crop(self.crop_bounds(index))
 
+    def crop_bounds(self, index: int, region: Optional[str] = None) -> Tuple[int, int, int, int]:
+        """PIL bounds ``(left, top, right, bottom)`` of image ``index``'s crop to ``region`` (default:
+        the dataset's ``crop``): the bird's box, or the union of its class's discriminative parts (the
+        bird's box when none is visible), squared (:func:`fgvc_lib.data.crops.square_crop`)."""
+        from .crops import check_crop, square_crop, union_box
+
+        region = check_crop(region or self.crop)
+        if region is None:
+            raise ValueError("crop_bounds needs a region: 'object' or 'parts'")
         note = self.annotation(index)
-        if self.crop == "object":
+        if region == "object":
             box = note["box"]
         else:
             boxes = note.get("part_boxes", {})
             names = [p for p in self.discriminative_parts(self.targets[index]) if p in boxes]
             box = union_box([boxes[p] for p in names]) if names else note["box"]
-        return image.crop(square_crop(box, image.size))
+        return square_crop(box, note["image_size"])
 
     def annotation(self, index: int) -> dict:
         """``image_size`` (w, h); ``box`` (x, y, w, h) when bounding_boxes.txt exists; ``parts``

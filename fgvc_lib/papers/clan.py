@@ -474,7 +474,15 @@ PARAMETERS = (
                                    "profile's", whole_number()),
     Parameter("ablation_epochs", 0, "epochs of the Tables 1-3 ablation models; 0: the profile's (cpu: a quarter "
                                     "of the epochs; smoke, paper: all of them)", whole_number()),
+    Parameter("output_stride", 0, "VGG-16's stride at pool5: 8 | 16 | 32 (as published); 0: the profile's "
+                                  "(OUTPUT_STRIDES)", whole_number()),
 )
+# VGG-16's total stride per profile where it is not the published 32 (fgvc_lib.backbones.set_output_stride).
+# At the cpu profile's 96-px input the published network leaves pool5 a 3 x 3 map, on which a
+# discriminative part covers a sixth of a cell and CLSA has nothing to select; at stride 8 (pool4 and
+# pool5 keep the resolution, conv5 dilated by 2, no new parameters) every CLAN site is 12 x 12, close to
+# the paper's 14 x 14 pool5 at 448 px, and a part covers about 2.4 cells (room.csv).
+OUTPUT_STRIDES = {"cpu": 8}
 
 
 def finalize(settings) -> None:
@@ -842,14 +850,16 @@ def combine(branch_logits, names):
     return combine_branches(branch_logits, names, "prob")
 
 
-def attention_sites(settings):
+def attention_sites(settings, output_stride: Optional[int] = None):
     """Where CLAN's attention acts, with each map's stride (read off the backbone, randomly initialised):
     CLCA refines each mid map against the top map (eq. 1-7), CLSA weighs the top map's cells with a
-    map computed on the refined mid maps (eq. 8-11)."""
+    map computed on the refined mid maps (eq. 8-11). ``output_stride`` overrides the run's (32: the
+    published network)."""
     from ..backbones import build_backbone
     from ..models.clan import CLAN_STAGES
 
     strides = build_backbone(settings.backbone, width=settings.profile.width,
+                             output_stride=output_stride or settings.output_stride,
                              batch_norm=settings.profile.uses_batch_norm(settings.backbone)).stage_strides
     top, mids = CLAN_STAGES[settings.backbone][0], _clan_mids(settings)
     sites = {f"{mid} (CLCA refines it; CLSA's attention is computed on it)": strides[mid] for mid in mids}
@@ -859,4 +869,5 @@ def attention_sites(settings):
 
 STUDY = Paper(key="clan", notebook="03_clan", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,
               claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=120, recipe_batch_size=36,
-              finalize=finalize, paper_column=PAPER_COLUMN, combine=combine, attention_sites=attention_sites)
+              finalize=finalize, paper_column=PAPER_COLUMN, combine=combine, attention_sites=attention_sites,
+              output_strides=OUTPUT_STRIDES)

@@ -9,7 +9,9 @@ The positive control ("oracle attention"): the same network, recipe and seeds fe
 crop of the bird (``oracle-object``) or of the parts that tell its class apart (``oracle-parts``),
 in training and at test time (:mod:`fgvc_lib.data.crops`). If the oracle does not beat the full
 image, the synthetic task does not reward attention and no attention paper can be judged on it: the
-data must be recalibrated.
+data must be recalibrated. The parts crop is the main comparison: the rendered bird fills most of the
+frame, so the bird crop magnifies the image little (measured per image by
+:func:`fgvc_lib.data.crops.zoom_factors`) and its gain is small and varies between seeds.
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ LR = 0.05
 MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-4
 
+# Test images per class whose Grad-CAM is scored (the localization claims): 480 of the cpu profile's
+# 1,200. At 8 per class (96 images) the claims' intervals were 5-6 points wide on each side, nearly all
+# of it test-set sampling that more seeds cannot remove.
+LOCALIZATION_PER_CLASS = 40
 SATURATION = 95.0            # top-1 (%) above which the task would be too easy to show any effect
 NEAR_CHANCE = 10.0           # points above chance a global-colour classifier may reach
 ORACLES = {"oracle-object": "object", "oracle-parts": "parts"}   # variant -> crop region
@@ -58,7 +64,8 @@ def claims(settings):
     baseline = Accuracy("baseline")
     return [
         Claim("positive control: oracle attention (bird crop) beats the whole image",
-              ((baseline, Accuracy("oracle-object")),), main=True),
+              ((baseline, Accuracy("oracle-object")),),
+              note="secondary: the bird fills most of the frame, so its crop barely magnifies it (zoom table)"),
         Claim("positive control: oracle attention (discriminative-part crop) beats the whole image",
               ((baseline, Accuracy("oracle-parts")),), main=True),
         Claim(f"colour histogram stays within {NEAR_CHANCE:g} points of chance (effect: chance + {NEAR_CHANCE:g} "

@@ -80,20 +80,25 @@ class BackboneSpec:
     batch_norm: bool
     pretrained: Optional[str]                          # None | "imagenet" | "synthetic"
     pretraining: Tuple[Tuple[str, object], ...] = ()   # options of fgvc_lib.pretraining (synthetic)
+    output_stride: Optional[int] = None                # fgvc_lib.backbones.set_output_stride; None: as published
 
     def build(self, weights: bool = True):
         """The backbone; ``weights=False`` leaves it randomly initialised (a checkpoint follows)."""
-        from ..backbones import build_backbone
+        from ..backbones import build_backbone, set_output_stride
 
         if weights and self.pretrained == "synthetic":
             from ..pretraining import pretrained_backbone
 
-            return pretrained_backbone(self.name, self.width, batch_norm=self.batch_norm, **dict(self.pretraining))
-        return build_backbone(self.name, pretrained=self.pretrained if weights else None, width=self.width,
-                              batch_norm=self.batch_norm)
+            backbone = pretrained_backbone(self.name, self.width, batch_norm=self.batch_norm, **dict(self.pretraining))
+        else:
+            backbone = build_backbone(self.name, pretrained=self.pretrained if weights else None, width=self.width,
+                                      batch_norm=self.batch_norm)
+        return backbone if self.output_stride is None else set_output_stride(backbone, self.output_stride)
 
     def identity(self) -> Dict[str, object]:
         identity = dataclasses.asdict(self)
+        if self.output_stride is None:
+            del identity["output_stride"]   # run folders trained before the option existed keep their keys
         if self.pretrained == "synthetic":
             from ..pretraining import PretrainingConfig
 

@@ -136,6 +136,9 @@ class Paper:
     combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
     attention_sites: Callable = lambda settings: {}  # settings -> {site: stride of its map in pixels}
     image_sizes: Mapping[str, int] = field(default_factory=dict)  # profile -> input size, where it differs
+    output_strides: Mapping[str, int] = field(default_factory=dict)  # profile -> backbone output stride, where
+    # it differs from the published network's (fgvc_lib.backbones.set_output_stride); a paper may also
+    # declare a parameter "output_stride" (0: this default)
 
     def column(self, dataset: str) -> Optional[str]:
         """The paper's column printed beside ``dataset`` (None: the paper has no numbers for it)."""

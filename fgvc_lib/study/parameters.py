@@ -150,6 +150,7 @@ class Settings:
     batch_size: int
     execution: Execution
     options: Dict[str, object] = field(default_factory=dict)
+    output_stride: Optional[int] = None   # the backbone's total stride; None: the published network's
 
     def __getattr__(self, name):
         options = self.__dict__.get("options", {})
@@ -166,7 +167,8 @@ class Settings:
         data = ", ".join(d.name + (f" ({d.root})" if d.root else "") for d in self.datasets)
         lines = [f"profile={self.profile.name} dataset={data} backbone={self.backbone} width={self.profile.width:g} "
                  f"pretrained={self.profile.pretrained} seeds={self.seeds} epochs={self.epochs} "
-                 f"image_size={self.image_size} batch_size={self.batch_size}"]
+                 f"image_size={self.image_size} batch_size={self.batch_size}"
+                 + (f" output_stride={self.output_stride}" if self.output_stride else "")]
         if self.options:
             lines.append(" ".join(f"{k}={v}" for k, v in self.options.items()))
         return "\n".join(lines)
@@ -181,7 +183,7 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
 
     ``paper`` is a :class:`fgvc_lib.study.paper.Paper`; ``values`` maps parameter names to the
     notebook's values (names it does not give take their declared default)."""
-    from ..backbones import check_backbone_name, min_image_size
+    from ..backbones import OUTPUT_STRIDES, check_backbone_name, min_image_size
     from ..data import DATASET_NAMES
     from ..profiles import get_profile
 
@@ -250,7 +252,20 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
             options[name] = p.parse(given[name])
         except ValueError as err:
             _fail(name, err)
-    settings = Settings(profile, datasets, backbone, seeds, epochs, image_size, batch_size, execution, options)
+    # the paper's default for the profile applies to VGG backbones (set_output_stride's); others run as published
+    default_stride = paper.output_strides.get(profile.name) if backbone.startswith("vgg") else None
+    output_stride = options.get("output_stride") or default_stride or None
+    if output_stride == max(OUTPUT_STRIDES):   # every backbone's published stride
+        output_stride = None
+    if output_stride is not None:
+        if output_stride not in OUTPUT_STRIDES:
+            _fail("output_stride", ValueError(f"must be 0 (the profile's) or one of "
+                                              f"{', '.join(map(str, OUTPUT_STRIDES))}; got {output_stride}"))
+        if not backbone.startswith("vgg"):
+            _fail("output_stride", ValueError(f"{output_stride} needs a VGG backbone; {backbone} runs at its own "
+                                              f"stride (set output_stride 32)"))
+    settings = Settings(profile, datasets, backbone, seeds, epochs, image_size, batch_size, execution, options,
+                        output_stride)
     if paper.finalize is not None:
         paper.finalize(settings)  # cross-parameter checks and derived values (raise ValueError)
     return settings

@@ -190,7 +190,7 @@ class Study:
             options = tuple(sorted({"image_size": self.settings.image_size, "rendering": rendering,
                                     **profile.pretraining}.items()))
         return BackboneSpec(name, profile.width, profile.uses_batch_norm(name), profile.pretrained,
-                            options)
+                            options, self.settings.output_stride)
 
     def data(self, dataset: Optional[str] = None) -> DataBundle:
         """The loaders of ``dataset`` (default: the first) in this process, built once."""
