@@ -418,3 +418,24 @@ def test_bad_model_arguments_raise():
         build_cra_cnn(slim(), CLASSES, CRACNNConfig(attention_size=16))
     with pytest.raises(ValueError, match="num_classes"):
         build_cra_cnn(slim(), 1, CRACNNConfig(attention_size=ATT))
+
+
+def test_default_training_stays_finite_where_the_unclipped_transform_diverges():
+    """The default clips the gradient reaching the affine matrix (the official code's choice); without
+    it a slim ResNet-50 blew Gamma up within a few epochs at the paper's lr in our runs."""
+    from fgvc_lib.engine import TrainConfig, fit
+
+    x, y = batch(8, seed=3)
+    loader = [(x[:4], y[:4]), (x[4:], y[4:])]
+    gammas = {}
+    for clip in (1.0, None):
+        model = make_model(seed=1, theta_grad_clip=clip)
+        result = fit(model, loader, cra_cnn_loss, TrainConfig(epochs=4, lr=1e-3, progress=False))
+        model.eval()
+        with torch.no_grad():
+            gammas[clip] = model.attend(x)["gamma_raw"].abs().max().item()
+        if clip is not None:
+            assert math.isfinite(result.history.last["train_loss"])
+    assert CRACNNConfig().theta_grad_clip == 1.0
+    assert gammas[1.0] < 10.0
+    assert not gammas[None] < 10.0      # nan or a blown-up Gamma
