@@ -439,3 +439,19 @@ def test_default_training_stays_finite_where_the_unclipped_transform_diverges():
     assert CRACNNConfig().theta_grad_clip == 1.0
     assert gammas[1.0] < 10.0
     assert not gammas[None] < 10.0      # nan or a blown-up Gamma
+
+
+def test_identity_parameters_give_the_whole_image_and_a_quarter_turn_rotates_it():
+    image = torch.randn(1, 3, 9, 9, dtype=torch.float64)
+    identity = attention_theta(torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64))
+    assert torch.allclose(sample_affine(image, identity, 9), image)            # scale 1, no shift: the input
+    quarter = attention_theta(torch.tensor([[0.0, 0.0, 1.0, math.pi / 2]], dtype=torch.float64))
+    rotated = sample_affine(image, quarter, 9)
+    # output (row i, column j) sits at (x, y) and reads the input at (x cos a - y sin a, x sin a + y cos a)
+    # = (-y, x): row j, column 8 - i, which is a counter-clockwise quarter turn
+    expected = torch.empty_like(image)
+    for i in range(9):
+        for j in range(9):
+            expected[..., i, j] = image[..., j, 8 - i]
+    assert torch.allclose(rotated, expected, atol=1e-9)
+    assert torch.allclose(rotated, torch.rot90(image, k=1, dims=(2, 3)), atol=1e-9)
