@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
+from .comparison import ComparisonRow
+
 PAPER = {
     "key": "ssanet",
     "title": "Spatial self-attention network with self-attention distillation for fine-grained image recognition",
@@ -57,24 +59,6 @@ TABLE3: Dict[str, Dict[str, float]] = {
 }
 
 TABLES = {"table2": TABLE2, "table3": TABLE3}
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One of Table 2's other methods: its name and reference number in the paper, whether it trains
-    with boxes or part annotations (the paper's "Aux" column), and its top-1 % per dataset column
-    (a dataset the paper prints as "–" is absent)."""
-
-    method: str
-    reference: int
-    aux: bool
-    top1: Dict[str, float]
-
-    @property
-    def label(self) -> str:
-        """Row label: ``"RA-CNN [11]"``; ``" (Aux)"`` is added for annotation-trained methods, which also
-        tells apart FCAN's two rows."""
-        return f"{self.method} [{self.reference}]" + (" (Aux)" if self.aux else "")
 
 
 # Table 2's rows above the SSANet rows, in the paper's order (Birds = "cub", Cars = "cars", Dogs = "dogs").
