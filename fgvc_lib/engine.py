@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from .models.output import ModelOutput
 
 LossFn = Callable[[ModelOutput, torch.Tensor], Dict[str, torch.Tensor]]
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULERS = ("none", "step", "plateau", "cosine")
+SCHEDULERS = ("none", "step", "multistep", "plateau", "cosine")
 CHECKPOINT_NAME = "last.pt"
 
 
@@ -48,7 +48,8 @@ class TrainConfig:
     optimizer: str = "sgd"            # one of OPTIMIZERS
     scheduler: str = "none"           # one of SCHEDULERS
     step_size: int = 30               # "step": epochs between decays
-    gamma: float = 0.1                # "step": decay factor
+    gamma: float = 0.1                # "step", "multistep": decay factor
+    milestones: Tuple[int, ...] = ()  # "multistep": epochs after which the lr is multiplied by gamma
     plateau_factor: float = 0.3       # "plateau": factor (SSANet: 0.3)
     plateau_patience: int = 2         # "plateau": epochs without improvement of the training loss
     seed: int = 0
@@ -72,6 +73,9 @@ class TrainConfig:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; valid: {', '.join(SCHEDULERS)}")
         if self.step_size < 1:
             raise ValueError(f"step_size must be >= 1 epoch; got {self.step_size}")
+        if self.scheduler == "multistep" and (not self.milestones or list(self.milestones) != sorted(set(self.milestones))
+                                              or self.milestones[0] < 1):
+            raise ValueError(f"multistep needs increasing milestones (epochs >= 1); got {self.milestones!r}")
         if self.max_batches is not None and self.max_batches < 1:
             raise ValueError(f"max_batches must be None or >= 1; got {self.max_batches}")
 
@@ -153,6 +157,8 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 def _make_scheduler(optimizer, cfg: TrainConfig):
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.scheduler == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
                                                           patience=cfg.plateau_patience)

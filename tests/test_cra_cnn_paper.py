@@ -35,3 +35,105 @@ def test_tables2_and_3_every_printed_cell():
 def test_paper_effects_are_computed_from_the_tables(dataset, backbone, gain, uncropped):
     assert paper.improvement_over_baseline(dataset, backbone) == pytest.approx(gain)
     assert paper.uncropped_gain(dataset, backbone) == pytest.approx(uncropped)
+
+
+# ------------------------------------------------------------------ notebook 01's study declaration
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from fgvc_lib.papers import cra_cnn_views  # noqa: E402
+from fgvc_lib.study import Accuracy, Study  # noqa: E402
+from fgvc_lib.study.parameters import resolve  # noqa: E402
+
+
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("FGVC_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_plan_pairs_baseline_and_cra_cnn_on_every_seed_with_one_recipe():
+    study = Study(paper.STUDY, profile="cpu")
+    settings = study.settings
+    assert settings.backbone == paper.CPU_BACKBONE == "vgg16"
+    assert settings.attention_size == settings.image_size // 2
+    variants = study.variants
+    assert variants["baseline"].seeds == variants["cra_cnn"].seeds == tuple(settings.seeds)
+    assert len(settings.seeds) >= 5
+    assert variants["baseline"].train == variants["cra_cnn"].train
+    config = variants["cra_cnn"].model.keywords["config"]
+    assert (config.margin, config.restriction, config.pairing, config.triplet) == (0.7, "schedule", "consecutive",
+                                                                                    "paper")
+    assert Study(paper.STUDY, profile="paper", dataset="synthetic").settings.backbone == "resnet50"
+
+
+def test_paper_recipe_decays_at_the_rescaled_milestones():
+    settings = resolve(paper.STUDY, {"profile": "paper", "dataset": "synthetic"})
+    full = paper.recipe(settings, 230)
+    assert (full.lr, full.weight_decay, full.momentum, full.scheduler) == (1e-3, 5e-4, 0.9, "multistep")
+    assert full.milestones == (50, 95, 140, 185)
+    assert paper.recipe(settings, 23).milestones == (5, 10, 14, 18)     # 50/230 x 23 = 5, 95/230 x 23 = 9.5 -> 10
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_cells_and_claims_carry_the_papers_numbers():
+    settings = resolve(paper.STUDY, {"profile": "cpu", "backbone": "resnet50"})
+    cells = {(c.table, c.row): (c.measure, c.paper) for c in paper.cells(settings)}
+    assert cells == {("table1", "Baseline (ResNet-50)"): (Accuracy("baseline"), 84.2),
+                     ("table1", "CRA-CNN (ResNet-50)"): (Accuracy("cra_cnn"), 86.2),
+                     ("table2", "Ours(ResNet-50)"): (Accuracy("cra_cnn"), 86.7)}
+    claims, not_measured = paper.claims(settings)
+    main = [c for c in claims if c.main]
+    assert len(main) == 1 and main[0].paper_effect == pytest.approx(2.0)
+    assert any("uncropped" in note for note in not_measured)
+    vgg = resolve(paper.STUDY, {"profile": "cpu"})
+    assert [c.paper for c in paper.cells(vgg)] == [None, None, None]
+    assert [c for c in paper.claims(vgg)[0] if c.main][0].paper_effect is None
+
+
+def test_cost_claim_is_the_largest_relative_difference():
+    same = paper.cost_claim({"params": 100, "macs": 1000}, {"params": 100, "macs": 1000})
+    assert same.pairs[0][1].value == 0.0 and same.kind == "similar"
+    more = paper.cost_claim({"params": 100, "macs": 1000}, {"params": 103, "macs": 990})
+    assert more.pairs[0][1].value == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"attention_size": 16}, "parameter attention_size: 16 px is below the 32 px vgg16 needs"),
+    ({"margin": -0.1}, "parameter margin: must be a number >= 0"),
+    ({"restriction": "sometimes"}, "parameter restriction: got 'sometimes'"),
+    ({"contrastive_pairs": "labels"}, "parameter contrastive_pairs: got 'labels'"),
+    ({"backbone": "densenet161"}, "parameter backbone: unknown backbone 'densenet161'"),
+])
+def test_bad_parameters_stop_with_a_message(params, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(paper.STUDY, {"profile": "cpu", **params})
+
+
+class _FixedAttention:
+    """A stand-in model whose ART module always samples the region ``theta``."""
+
+    def __init__(self, theta):
+        from fgvc_lib.models.cra_cnn import CRACNNConfig
+
+        self.theta, self.config = torch.tensor(theta, dtype=torch.float32), CRACNNConfig()
+
+    def eval(self):
+        return self
+
+    def attend(self, images):
+        return {"theta": self.theta.expand(len(images), 2, 3)}
+
+
+def test_attention_iou_by_hand():
+    class Sample:
+        images = torch.zeros(2, 3, 8, 8)
+        object_boxes = np.array([[0, 0, 4, 4], [0, 0, 8, 8]], dtype=float)
+
+    # the centred half crop (scale 0.5, align_corners) spans pixel centres 2..5 of 0..7: pixels 2-5 -> 4 x 4
+    half = [[[0.5, 0, 0], [0, 0.5, 0]]]
+    iou = cra_cnn_views.attention_iou(_FixedAttention(half), Sample)
+    # image 0: region = rows/cols 2..5 (16 px), bird = rows/cols 0..3 (16 px, centres 0.5..3.5); overlap 2 x 2
+    assert iou[0] == pytest.approx(4 / (16 + 16 - 4))
+    assert iou[1] == pytest.approx(16 / 64)

@@ -119,12 +119,21 @@ def test_repeat_over_seeds_mean_and_std():
     (dict(epochs=0), "epochs must be a positive integer"),
     (dict(lr=0.0), "lr must be positive"),
     (dict(optimizer="rmsprop"), "valid: sgd, adam"),
-    (dict(scheduler="poly"), "valid: none, step, plateau, cosine"),
+    (dict(scheduler="poly"), "valid: none, step, multistep, plateau, cosine"),
+    (dict(scheduler="multistep"), "multistep needs increasing milestones"),
+    (dict(scheduler="multistep", milestones=(3, 2)), "multistep needs increasing milestones"),
 ])
 def test_bad_config_fails_before_any_work(change, message):
     model, loader = make_task()
     with pytest.raises(ValueError, match=message):
         fit(model, loader, cross_entropy_loss, TrainConfig(**change))
+
+
+def test_multistep_scheduler_decays_after_each_milestone():
+    model, loader = make_task()
+    result = fit(model, loader, cross_entropy_loss, config(epochs=4, scheduler="multistep", milestones=(1, 3),
+                                                             gamma=0.1))
+    assert result.history.series("lr") == pytest.approx([0.05, 0.005, 0.005, 0.0005])
 
 
 def test_plateau_scheduler_and_max_batches():

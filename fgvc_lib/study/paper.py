@@ -136,6 +136,8 @@ class Paper:
     combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
     attention_sites: Callable = lambda settings: {}  # settings -> {site: stride of its map in pixels}
     image_sizes: Mapping[str, int] = field(default_factory=dict)  # profile -> input size, where it differs
+    default_backbones: Mapping[str, str] = field(default_factory=dict)  # profile -> backbone when the notebook's
+    # backbone is '' (else the first of ``backbones``)
     output_strides: Mapping[str, int] = field(default_factory=dict)  # profile -> backbone output stride, where
     # it differs from the published network's (fgvc_lib.backbones.set_output_stride); a paper may also
     # declare a parameter "output_stride" (0: this default)

@@ -202,7 +202,7 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
             _fail(p.name, err)
 
     profile = get_profile(given["profile"])
-    backbone = given["backbone"] or paper.backbones[0]
+    backbone = given["backbone"] or paper.default_backbones.get(profile.name) or paper.backbones[0]
     try:
         check_backbone_name(backbone, paper.backbones)
     except ValueError as err:

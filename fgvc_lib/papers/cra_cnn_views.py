@@ -1,0 +1,116 @@
+"""Notebook 01's views of CRA-CNN's attention (Figure 4 and the distribution of Gamma) and their scores.
+
+* :func:`attention_iou`: per test image, the intersection over union of the region the ART module
+  samples (the parallelogram the attention grid spans, :func:`fgvc_lib.models.cra_transform.attention_region_mask`)
+  with the bird's ground-truth box: how well the attention finds the object, the measurable side of
+  Figure 4's "the STN cannot capture meaningful attention".
+* :func:`attention_figure`: input, attention image and redundancy image of CRA-CNN and of the STN.
+* :func:`gamma_table` / :func:`gamma_figure`: the learned attention parameters (location, scale,
+  angle) over the test set.
+* :func:`comparison_view`: a Table 2 / 3 block, our "Ours" row above the paper's other methods.
+"""
+from __future__ import annotations
+
+from typing import Dict, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+GAMMA_NAMES = ("x (horizontal location)", "y (vertical location)", "scale", "angle (rad)")
+
+
+@torch.no_grad()
+def attend(model, images: torch.Tensor, batch_size: int = 64) -> Dict[str, torch.Tensor]:
+    """The ART module's output for ``images`` (eval mode, batched; model left in eval mode)."""
+    model.eval()
+    parts = [model.attend(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+
+def box_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(B, height, width) masks of the pixels whose centres lie in each ``(x, y, w, h)`` box."""
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    x, y, w, h = (np.asarray(boxes, dtype=float)[:, k, None, None] for k in range(4))
+    return (xs >= x) & (xs <= x + w) & (ys >= y) & (ys <= y + h)
+
+
+def attention_iou(model, sample) -> np.ndarray:
+    """Per image of ``sample`` (:class:`fgvc_lib.localization.CamSample`): IoU of the attention region
+    with the bird's box, in [0, 1]."""
+    from ..models.cra_transform import attention_region_mask
+
+    height, width = sample.images.shape[-2:]
+    theta = attend(model, sample.images)["theta"]
+    region = attention_region_mask(theta, height, width, model.config.align_corners)[:, 0].numpy() > 0.5
+    bird = box_mask(sample.object_boxes, height, width)
+    union = (region | bird).sum(axis=(1, 2))
+    return np.where(union > 0, (region & bird).sum(axis=(1, 2)) / np.maximum(union, 1), 0.0)
+
+
+def attention_figure(models: Mapping[str, object], sample, denormalize, count: int = 6):
+    """Figure 4: per image, the input, then each model's attention and redundancy images."""
+    from ..reporting import new_figure
+
+    images = sample.images[:count]
+    columns = [("input", denormalize(images))]
+    for label, model in models.items():
+        out = attend(model, images)
+        columns += [(f"{label}: attention", denormalize(out["attention"])),
+                    (f"{label}: redundancy", denormalize(out["redundancy"]))]
+    figure = new_figure(figsize=(1.7 * len(columns), 1.7 * len(images)))
+    axes = figure.subplots(len(images), len(columns), squeeze=False)
+    for j, (title, batch) in enumerate(columns):
+        for i in range(len(images)):
+            axes[i, j].imshow(batch[i].permute(1, 2, 0).clamp(0, 1).numpy())
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+            if i == 0:
+                axes[i, j].set_title(title, fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def gamma_table(runs, images: torch.Tensor) -> pd.DataFrame:
+    """Gamma_res (eq. 6) of every seed's CRA-CNN on ``images``: one row per (seed, image)."""
+    frames = []
+    for run in runs:
+        gamma = attend(run.model, images)["gamma"].numpy()
+        frame = pd.DataFrame(gamma, columns=list(GAMMA_NAMES))
+        frame.insert(0, "seed", run.seed)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def gamma_figure(table: pd.DataFrame, expectation):
+    """Histograms of the four attention parameters over the test images, all seeds; the dashed line
+    is eq. 7's expectation E."""
+    from ..reporting import new_figure
+
+    figure = new_figure(figsize=(3.2 * len(GAMMA_NAMES), 2.6))
+    axes = figure.subplots(1, len(GAMMA_NAMES))
+    for ax, name, expected in zip(axes, GAMMA_NAMES, expectation):
+        values = table[name].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            ax.hist(finite, bins=30, color="tab:blue", alpha=0.8)
+        ax.axvline(expected, color="k", linestyle="--", linewidth=1)
+        missing = values.size - finite.size   # a diverged run's Gamma is not a number: counted, not drawn
+        ax.set_title(name + (f" ({missing} not finite)" if missing else ""), fontsize=9)
+    axes[0].set_ylabel("test images (all seeds)")
+    figure.tight_layout()
+    return figure
+
+
+def comparison_view(df: pd.DataFrame, column: str, others) -> pd.DataFrame:
+    """Our rows of a Table 2 / 3 (a results table) with the paper's other methods below, paper only."""
+    from ..reporting import paper_vs_reproduced
+
+    ours = paper_vs_reproduced(df)
+    rows = pd.DataFrame([{"row": r.label, "paper": r.top1[column]} for r in others if column in r.top1])
+    if rows.empty:
+        return ours
+    rows = rows.set_index("row")
+    out = pd.concat([ours, rows])[list(ours.columns)]
+    text = [c for c in out.columns if c != "paper"]
+    out[text] = out[text].astype(object).where(out[text].notna(), "")
+    return out
