@@ -273,6 +273,7 @@ def cost_table(study):
     size, classes = study.settings.image_size, study.data().num_classes
     baseline = study.variants["baseline"].model(study.backbone_spec.build(weights=False), classes)
     cra = study.variants["cra_cnn"].model(study.backbone_spec.build(weights=False), classes)
-    cost = {"baseline": model_complexity(baseline, size), "CRA-CNN (deployed: N_cls)": model_complexity(cra.deployed(), size),
+    cost = {"baseline": model_complexity(baseline, size),
+            "CRA-CNN (deployed: N_cls)": model_complexity(cra.deployed(), size),
             "CRA-CNN (training: both streams)": {"params": count_parameters(cra)}}
     return pd.DataFrame(cost).T, cost_claim(cost["baseline"], cost["CRA-CNN (deployed: N_cls)"])
