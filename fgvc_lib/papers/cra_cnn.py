@@ -270,9 +270,8 @@ def cost_table(study):
 
     from ..complexity import count_parameters, model_complexity
 
-    size, classes = study.settings.image_size, study.data().num_classes
-    baseline = study.variants["baseline"].model(study.backbone_spec.build(weights=False), classes)
-    cra = study.variants["cra_cnn"].model(study.backbone_spec.build(weights=False), classes)
+    size = study.settings.image_size
+    baseline, cra = study.untrained_model("baseline"), study.untrained_model("cra_cnn")
     cost = {"baseline": model_complexity(baseline, size),
             "CRA-CNN (deployed: N_cls)": model_complexity(cra.deployed(), size),
             "CRA-CNN (training: both streams)": {"params": count_parameters(cra)}}

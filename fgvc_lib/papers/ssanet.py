@@ -626,10 +626,10 @@ def complexity_table(study):
 
     from ..complexity import count_parameters, model_complexity
 
-    size, num_classes = study.settings.image_size, study.data().num_classes
+    size = study.settings.image_size
     rows = []
     for row, name in table2_variants(study.settings).items():
-        model = study.variants[name].model(study.backbone_spec.build(weights=False), num_classes)
+        model = study.untrained_model(name)
         stats = model_complexity(model, size)
         stage = model.feature_stage
         rows.append({"row": row, "params": stats["params"],

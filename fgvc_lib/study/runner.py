@@ -81,8 +81,7 @@ class Run:
     def model(self) -> torch.nn.Module:
         from ..engine import CHECKPOINT_NAME
 
-        backbone = self.study.backbone_spec.build(weights=False)
-        model = self.variant.model(backbone, self.study.data(self.dataset).num_classes)
+        model = self.study.untrained_model(self.variant.name, self.dataset)
         state = torch.load(self.run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         return model.eval()
@@ -313,6 +312,11 @@ class Study:
     def _require_runs(self) -> None:
         if not self.runs:
             raise RuntimeError("no runs yet: call study.run() first")
+
+    def untrained_model(self, variant: str, dataset: Optional[str] = None) -> torch.nn.Module:
+        """``variant``'s network on a freshly built backbone, without pretrained weights: for a
+        checkpoint to be loaded into, or for counting parameters and multiply-adds."""
+        return self.variants[variant].model(self.backbone_spec.build(weights=False), self.data(dataset).num_classes)
 
     def runs_of(self, variant: str, dataset: Optional[str] = None) -> List[Run]:
         self._require_runs()
