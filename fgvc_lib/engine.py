@@ -9,6 +9,12 @@ resumes from it (a finished run is loaded, not retrained).
 Determinism: the global RNG is re-seeded from ``(seed, epoch)`` at the start of every epoch, so the
 shuffle order and random augmentations of epoch ``e`` do not depend on whether the run was resumed.
 Same seed, same machine, same metrics.
+
+Divergence: a training loss that stops being finite raises :class:`FloatingPointError` at the end
+of its epoch (``on_divergence="raise"``, the default: a bug to look at), or, with
+``on_divergence="stop"``, stops the run at the first such batch and keeps the model as it was when
+that epoch began; the history records the epoch (``diverged``). A model whose instability is itself
+the result (CRA-CNN's free STN reference) trains this way, so that a diverged run is reported.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from .models.output import ModelOutput
 LossFn = Callable[[ModelOutput, torch.Tensor], Dict[str, torch.Tensor]]
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("none", "step", "multistep", "plateau", "cosine")
+ON_DIVERGENCE = ("raise", "stop")
 CHECKPOINT_NAME = "last.pt"
 
 
@@ -58,6 +65,7 @@ class TrainConfig:
     channels_last: bool = True        # memory format, used on CUDA only (CPU stays contiguous NCHW)
     max_batches: Optional[int] = None  # cap batches per epoch (smoke profile)
     loss_weights: Dict[str, float] = field(default_factory=dict)
+    on_divergence: str = "raise"      # one of ON_DIVERGENCE (module docstring)
     progress: bool = True
 
     def validate(self) -> None:
@@ -78,10 +86,14 @@ class TrainConfig:
             raise ValueError(f"multistep needs increasing milestones (epochs >= 1); got {self.milestones!r}")
         if self.max_batches is not None and self.max_batches < 1:
             raise ValueError(f"max_batches must be None or >= 1; got {self.max_batches}")
+        if self.on_divergence not in ON_DIVERGENCE:
+            raise ValueError(f"unknown on_divergence {self.on_divergence!r}; valid: {', '.join(ON_DIVERGENCE)}")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the result (not device, progress or AMP availability)."""
         keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("progress", "device")}
+        if keep["on_divergence"] == "raise":
+            del keep["on_divergence"]   # checkpoints written before the option existed keep their fingerprint
         return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -111,6 +123,7 @@ class FitResult:
     model: nn.Module
     history: History
     resumed_from_epoch: int = 0   # 0 = trained from scratch
+    diverged_epoch: Optional[int] = None   # on_divergence="stop": the epoch whose loss stopped being finite
 
     @property
     def final(self) -> Dict[str, float]:
@@ -246,7 +259,12 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
     use_amp = config.amp and cuda
     autocast = torch.autocast(device.type) if use_amp else contextlib.nullcontext()
     resumed_from = start_epoch
+    diverged = next((e["epoch"] for e in history.epochs if e.get("diverged")), None)
+    stop_on_divergence = config.on_divergence == "stop"
     for epoch in range(start_epoch, config.epochs):
+        if diverged is not None:
+            break
+        epoch_start_state = _cpu_copy(model.state_dict()) if stop_on_divergence else None
         _seed_epoch(train_loader, _epoch_seed(config.seed, epoch))
         if hasattr(model, "start_epoch"):   # a schedule inside the model (e.g. CRA-CNN's L_res blocks)
             model.start_epoch(epoch, config.epochs)
@@ -275,6 +293,9 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             else:
                 loss.backward()
                 optimizer.step()
+            if stop_on_divergence and not math.isfinite(loss.item()):
+                diverged = epoch + 1
+                break
             n = targets.shape[0]
             seen += n
             sums["loss"] = sums.get("loss", 0.0) + loss.item() * n
@@ -284,6 +305,19 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             if config.progress and batch_index % 10 == 0:
                 bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()
+        if diverged is not None:
+            model.load_state_dict(epoch_start_state)
+            record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "diverged": True,
+                      "seconds": time.perf_counter() - started}
+            history.append(record)
+            tqdm.write(f"{desc} epoch {epoch + 1}/{config.epochs}: the training loss stopped being finite; "
+                       f"training stops with the model of the epoch's start".strip())
+            if ckpt_path is not None:
+                _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                                    "scaler": scaler.state_dict(), "history": history.epochs,
+                                    "epoch": config.epochs, "fingerprint": config.fingerprint()}, ckpt_path)
+            break
         if seen == 0:
             raise ValueError("the training loader yielded no batch; is the training split empty?")
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
@@ -307,7 +341,11 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
                                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                                 "scaler": scaler.state_dict(), "history": history.epochs,
                                 "epoch": epoch + 1, "fingerprint": config.fingerprint()}, ckpt_path)
-    return FitResult(model, history, resumed_from)
+    return FitResult(model, history, resumed_from, diverged)
+
+
+def _cpu_copy(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 @torch.no_grad()

@@ -9,7 +9,9 @@ Variants (parameter ``variants``, comma-separated):
 
 * ``plain``: the baseline (backbone, GAP, linear) with the recipe's learning rate;
 * ``slow``: the same network at a tenth of that learning rate (another recipe, another run key);
-* ``broken``: a model factory that raises, to check how a failing run is reported.
+* ``broken``: a model factory that raises, to check how a failing run is reported;
+* ``cropped``: the baseline trained on random crops (``resize_mode="resize_crop"``), also scored on
+  the uncropped test images (``test_views``).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
 from fgvc_lib.study import Accuracy, Cell, Paper, Parameter, Variant
 from fgvc_lib.study.parameters import comma_list, non_negative_number
 
-VARIANT_NAMES = ("plain", "slow", "broken")
+VARIANT_NAMES = ("plain", "slow", "broken", "cropped")
 
 # In-process hook of counted_loss: how many times it ran, and after how many calls it should raise
 # (None: never). Only runs in this process (inline executor, execute_run called directly) see it.
@@ -55,6 +57,8 @@ def plan(settings):
         "slow": Variant("slow", BaselineNet, counted_loss, dataclasses.replace(recipe, lr=recipe.lr / 10), seeds,
                         (("lr", recipe.lr / 10),)),
         "broken": Variant("broken", broken_model, counted_loss, recipe, seeds),
+        "cropped": Variant("cropped", BaselineNet, counted_loss, recipe, seeds, data=(("resize_mode", "resize_crop"),),
+                           test_views=("uncropped",)),
     }
     return [variants[name] for name in settings.variants]
 

@@ -1,4 +1,6 @@
 """CRA-CNN's printed numbers (fgvc_lib.papers.cra_cnn), pinned cell by cell against the paper's tables."""
+import dataclasses
+
 import pytest
 
 from fgvc_lib.papers import cra_cnn as paper
@@ -62,6 +64,9 @@ def test_plan_pairs_baseline_and_cra_cnn_on_every_seed_with_one_recipe():
     assert variants["baseline"].seeds == variants["cra_cnn"].seeds == tuple(settings.seeds)
     assert len(settings.seeds) >= 5
     assert variants["baseline"].train == variants["cra_cnn"].train
+    assert variants["stn"].train == dataclasses.replace(variants["cra_cnn"].train, on_divergence="stop")
+    assert {v.data for v in variants.values()} == {(("resize_mode", "resize_crop"),)}    # sec. 4.1: random crops
+    assert variants["cra_cnn"].test_views == ("uncropped",)
     config = variants["cra_cnn"].model.keywords["config"]
     assert (config.margin, config.restriction, config.pairing, config.triplet) == (0.7, "schedule", "consecutive",
                                                                                     "paper")
@@ -82,11 +87,13 @@ def test_cells_and_claims_carry_the_papers_numbers():
     cells = {(c.table, c.row): (c.measure, c.paper) for c in paper.cells(settings)}
     assert cells == {("table1", "Baseline (ResNet-50)"): (Accuracy("baseline"), 84.2),
                      ("table1", "CRA-CNN (ResNet-50)"): (Accuracy("cra_cnn"), 86.2),
-                     ("table2", "Ours(ResNet-50)"): (Accuracy("cra_cnn"), 86.7)}
+                     ("table2", "Ours(ResNet-50)"): (Accuracy("cra_cnn", view="uncropped"), 86.7)}
     claims, not_measured = paper.claims(settings)
     main = [c for c in claims if c.main]
     assert len(main) == 1 and main[0].paper_effect == pytest.approx(2.0)
-    assert any("uncropped" in note for note in not_measured)
+    uncropped = [c for c in claims if c.pairs == ((Accuracy("cra_cnn"), Accuracy("cra_cnn", view="uncropped")),)]
+    assert len(uncropped) == 1 and uncropped[0].paper_effect == pytest.approx(86.7 - 86.2)
+    assert not any("uncropped" in note for note in not_measured)
     vgg = resolve(paper.STUDY, {"profile": "cpu"})
     assert [c.paper for c in paper.cells(vgg)] == [None, None, None]
     assert [c for c in paper.claims(vgg)[0] if c.main][0].paper_effect is None

@@ -24,6 +24,7 @@ from fgvc_lib.data import (  # noqa: E402
     StanfordDogs,
     build_dataset,
     build_loaders,
+    build_test_loader,
     load_rgb,
 )
 from fgvc_lib.data.transforms import (  # noqa: E402
@@ -436,6 +437,38 @@ def test_build_transforms_shapes_and_normalisation():
         build_transforms(8, train=True, resize_mode="stretch")
     with pytest.raises(ValueError, match="positive"):
         build_transforms(0, train=True)
+
+
+def test_resize_crop_keeps_the_aspect_ratio_and_the_uncropped_view_leaves_out_the_crop():
+    wide = Image.new("RGB", (40, 20), (255, 0, 0))      # width 40, height 20
+    # shorter side to 8/7 of the input (14 -> 16), aspect ratio kept (32 x 16), then the 14 x 14 crop
+    names = lambda tf: [type(t).__name__ for t in tf.transforms]  # noqa: E731
+    center = build_transforms(14, train=False, resize_mode="resize_crop")
+    assert center(wide).shape == (3, 14, 14) and "CenterCrop" in names(center)
+    assert build_transforms(14, train=True, resize_mode="resize_crop")(wide).shape == (3, 14, 14)
+    whole = build_transforms(14, train=False, resize_mode="resize_crop", view="uncropped")
+    assert whole(wide).shape == (3, 16, 32) and "CenterCrop" not in names(whole)
+    # the center crop is the middle of the uncropped image
+    ramp = Image.fromarray(np.tile(np.arange(0, 240, 6, dtype=np.uint8), (20, 1))[..., None].repeat(3, 2))
+    full, crop = whole(ramp), center(ramp)
+    assert torch.allclose(full[:, 1:15, 9:23], crop, atol=1e-5)
+    with pytest.raises(ValueError, match="needs resize_mode='resize_crop'"):
+        build_transforms(14, train=False, view="uncropped")
+    with pytest.raises(ValueError, match="for test images"):
+        build_transforms(14, train=True, resize_mode="resize_crop", view="uncropped")
+    with pytest.raises(ValueError, match="unknown test view 'tiles'"):
+        build_transforms(14, train=False, resize_mode="resize_crop", view="tiles")
+
+
+def test_an_uncropped_test_view_of_photographs_is_read_one_image_at_a_time(tmp_path):
+    make_cub(tmp_path)
+    loader = build_test_loader("cub", tmp_path, 14, batch_size=3, resize_mode="resize_crop", view="uncropped")
+    assert loader.batch_size == 1
+    shapes = [tuple(images.shape[2:]) for images, _ in loader]
+    # test images 2 (12 x 16, w x h), 5 (24 x 16) and 7 (16 x 16): the shorter side becomes 16
+    assert shapes == [(21, 16), (16, 24), (16, 16)]
+    _, cropped = build_loaders("cub", tmp_path, 14, batch_size=3, resize_mode="resize_crop")
+    assert [tuple(images.shape) for images, _ in cropped] == [(3, 3, 14, 14)]
 
 
 def test_train_transform_flips_sometimes():

@@ -1,4 +1,7 @@
 """The training engine: losses logged, determinism, resume after a kill, seeds, bad input."""
+import dataclasses
+import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -49,6 +52,51 @@ def test_a_model_schedule_is_told_each_epoch_and_the_run_length(tmp_path):
     seen.clear()
     fit(model, loader, cross_entropy_loss, config(epochs=3), checkpoint_dir=tmp_path / "other")
     assert seen == [(0, 3), (1, 3), (2, 3)]
+
+
+def _loss_that_breaks_in_epoch(epoch: int, batches_per_epoch: int = 4):
+    """Cross-entropy that turns NaN at the second batch of ``epoch`` (1-based) and stays NaN."""
+    calls = {"n": 0}
+
+    def loss(output, targets):
+        calls["n"] += 1
+        ce = cross_entropy_loss(output, targets)["ce"]
+        if calls["n"] >= (epoch - 1) * batches_per_epoch + 2:
+            ce = ce * float("nan")
+        return {"ce": ce}
+    return loss
+
+
+def test_a_diverging_run_raises_by_default_and_stops_with_its_last_finite_model_when_asked(tmp_path):
+    model, loader = make_task()
+    with pytest.raises(FloatingPointError, match="training loss became nan at epoch 2"):
+        fit(model, loader, _loss_that_breaks_in_epoch(2), config(epochs=3))
+
+    # the reference: the same run, stopped after its first (finite) epoch
+    reference, loader = make_task()
+    fit(reference, loader, _loss_that_breaks_in_epoch(2), config(epochs=1))
+    model, loader = make_task()
+    result = fit(model, loader, _loss_that_breaks_in_epoch(2), config(epochs=3, on_divergence="stop"),
+                 checkpoint_dir=tmp_path)
+    assert result.diverged_epoch == 2
+    assert [e["epoch"] for e in result.history.epochs] == [1, 2] and result.history.epochs[1]["diverged"]
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in model.state_dict().items())
+    assert all(torch.isfinite(v.float()).all() for v in model.state_dict().values())
+    # resuming a stopped run trains nothing and reports the same divergence
+    again, loader = make_task()
+    resumed = fit(again, loader, _loss_that_breaks_in_epoch(1), config(epochs=3, on_divergence="stop"),
+                  checkpoint_dir=tmp_path)
+    assert resumed.diverged_epoch == 2 and resumed.resumed_from_epoch == 3
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in again.state_dict().items())
+
+
+def test_on_divergence_leaves_the_default_fingerprint_alone():
+    assert config().fingerprint() == config(on_divergence="raise").fingerprint()
+    assert config().fingerprint() != config(on_divergence="stop").fingerprint()
+    # the hash of the fields the option did not exist among (checkpoints written before it still resume)
+    fields = {k: v for k, v in dataclasses.asdict(config()).items() if k not in ("progress", "device", "on_divergence")}
+    before = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert config().fingerprint() == before
 
 
 def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
@@ -122,6 +170,7 @@ def test_repeat_over_seeds_mean_and_std():
     (dict(scheduler="poly"), "valid: none, step, multistep, plateau, cosine"),
     (dict(scheduler="multistep"), "multistep needs increasing milestones"),
     (dict(scheduler="multistep", milestones=(3, 2)), "multistep needs increasing milestones"),
+    (dict(on_divergence="ignore"), "valid: raise, stop"),
 ])
 def test_bad_config_fails_before_any_work(change, message):
     model, loader = make_task()

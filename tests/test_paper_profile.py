@@ -47,7 +47,6 @@ PARAMETERS = {
     "seeds": "0",
     "ablation_seeds": 1,    # 03_clan: the Tables 1-3 ablation models on one seed
     "ablation_epochs": 1,   # 03_clan: and for one epoch
-    "stn": False,           # 01_cra_cnn: its free STN reference diverges (NaN) at full width on the fixture
 }
 # Any HTTP(S) request from the kernel goes to this closed port and fails at once.
 NO_NETWORK_PROXY = "http://127.0.0.1:9"

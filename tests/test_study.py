@@ -156,6 +156,12 @@ def test_plans_and_claims_are_checked_when_declared():
         Variant("a/b", BaselineNet, cross_entropy_loss, train, (0,))
     with pytest.raises(ValueError, match="has no seed"):
         Variant("a", BaselineNet, cross_entropy_loss, train, ())
+    with pytest.raises(ValueError, match="test view 'uncropped' needs resize_mode='resize_crop'"):
+        Variant("a", BaselineNet, cross_entropy_loss, train, (0,), test_views=("uncropped",))
+    unviewed = Paper(**{**PAPER.__dict__, "cells": lambda settings: [Cell("t", "r", Accuracy("plain", view="uncropped"))]})
+    with pytest.raises(ValueError, match="cell t/r reads test view 'uncropped' of variant 'plain', which does not "
+                                         "score it"):
+        Study(unviewed)
     pair = ((Accuracy("a"), Accuracy("b")),)
     for bad, message in ((dict(kind="bigger"), "claim kind must be one of greater, similar; got 'bigger'"),
                          (dict(direction=0), "direction must be"), (dict(pairs=()), "compares nothing")):
@@ -244,6 +250,36 @@ def test_inline_grid_trains_every_run_once(inline_grid):
     assert inline_grid.threads_after == 2                 # the caller's thread count is restored
     summary = inline_grid.runs_summary()
     assert list(summary.index) == [("plain", 0), ("slow", 0)] and "train_s" in summary
+
+
+def test_a_test_view_is_scored_when_the_run_ends_and_read_by_accuracy(runs_dir, loss_hook):
+    from fgvc_lib.data import build_test_loader
+    from fgvc_lib.engine import collect_outputs
+    from fgvc_lib.study.jobs import outputs_name
+
+    study = Study(PAPER, executor="inline", variants="cropped").run()
+    run = study.runs_of("cropped")[0]
+    path = run.run_dir / outputs_name("uncropped")
+    assert path.is_file()
+    # the reference: the run's model on the uncropped test images (64 -> 73 px, synthetic squares), and the
+    # usual test images are the 64-px center crops
+    spec = study.data_spec("synthetic")
+    loader = build_test_loader("synthetic", None, 64, spec.batch_size, resize_mode="resize_crop", view="uncropped",
+                               config=study.data("synthetic").test_set.config)
+    assert next(iter(loader))[0].shape[2:] == (73, 73)
+    reference = collect_outputs(run.model, loader, spec.max_batches)
+    assert torch.allclose(run.view_outputs("uncropped")["final"], reference["final"], atol=1e-5)
+    hits = (reference["final"].argmax(1) == reference["targets"]).double().numpy() * 100
+    assert study.per_image(Accuracy("cropped", view="uncropped"))[0] == pytest.approx(hits)
+    assert run.accuracy(view="uncropped") == pytest.approx(hits.mean())
+    assert "final (uncropped)" in study.runs_summary()
+    # a run finished before its variant asked for the view scores it when first read, and keeps it
+    path.unlink()
+    again = Study(PAPER, executor="inline", variants="cropped").run()
+    assert loss_hook["calls"] == 3          # the first study's training only
+    assert torch.allclose(again.runs_of("cropped")[0].view_outputs("uncropped")["final"], reference["final"],
+                          atol=1e-5)
+    assert path.is_file()
 
 
 def test_a_finished_grid_is_loaded_not_retrained(inline_grid, study_env, capsys, loss_hook):

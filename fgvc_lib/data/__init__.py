@@ -43,6 +43,7 @@ __all__ = [
     "DATASET_OPTIONS",
     "build_dataset",
     "build_loaders",
+    "build_test_loader",
     "CUB200",
     "StanfordCars",
     "StanfordDogs",
@@ -154,15 +155,12 @@ def build_loaders(dataset_name: str, root, image_size, batch_size: int, num_work
     the dataset order. Transform options ``flip`` and ``resize_mode`` and loader option
     ``test_batch_size`` are taken from ``options``; the rest go to :func:`build_dataset`.
     """
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     flip = options.pop("flip", True)
     resize_mode = options.pop("resize_mode", "resize")
     test_batch_size = options.pop("test_batch_size", None) or batch_size
     train_set = build_dataset(dataset_name, root, "train",
                               build_transforms(image_size, train=True, flip=flip, resize_mode=resize_mode), **options)
-    test_set = build_dataset(dataset_name, root, "test",
-                             build_transforms(image_size, train=False, resize_mode=resize_mode), **options)
     if len(train_set) == 0:
         raise ValueError(f"dataset {dataset_name!r} at {root!r} has no training images")
     generator = torch.Generator()
@@ -171,8 +169,31 @@ def build_loaders(dataset_name: str, root, image_size, batch_size: int, num_work
         train_set, batch_size=batch_size, shuffle=True, num_workers=num_workers, generator=generator,
         drop_last=len(train_set) % batch_size == 1 and len(train_set) > 1, collate_fn=_collate_contiguous,
     )
-    test_loader = DataLoader(
-        test_set, batch_size=test_batch_size, shuffle=False, num_workers=num_workers,
-        collate_fn=_collate_contiguous,
-    )
+    test_loader = build_test_loader(dataset_name, root, image_size, test_batch_size, num_workers,
+                                    resize_mode=resize_mode, **options)
     return train_loader, test_loader
+
+
+def build_test_loader(dataset_name: str, root, image_size, batch_size: int, num_workers: int = 0,
+                      view: str | None = None, **options) -> DataLoader:
+    """The test split of ``dataset_name`` in dataset order, as :func:`build_loaders` reads it, or
+    in another test ``view`` of its ``resize_mode`` (:data:`~fgvc_lib.data.transforms.TEST_VIEWS`).
+
+    An uncropped view of a real dataset keeps each photograph's aspect ratio, so its images differ
+    in size: they are read one at a time. The synthetic images are all square and keep ``batch_size``.
+    """
+    _check_batch_size(batch_size)
+    options.pop("flip", None)
+    options.pop("test_batch_size", None)
+    resize_mode = options.pop("resize_mode", "resize")
+    test_set = build_dataset(dataset_name, root, "test",
+                             build_transforms(image_size, train=False, resize_mode=resize_mode, view=view), **options)
+    if view is not None and str(dataset_name).lower() != "synthetic":
+        batch_size = 1
+    return DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      collate_fn=_collate_contiguous)
+
+
+def _check_batch_size(batch_size) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

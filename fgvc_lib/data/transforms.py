@@ -7,9 +7,11 @@ equation is implemented here.
 
 ``resize_mode="resize"`` (default) squashes the whole image to ``s x s``, so :func:`scale_box` maps
 annotation boxes and points exactly, which the CAM localisation score relies on.
-``resize_mode="resize_crop"`` is the other common FGVC recipe (shorter side to ``s * 8/7``, then a
-random crop for training and a centre crop for testing); annotations cannot be mapped through it
-with :func:`scale_box`.
+``resize_mode="resize_crop"`` is the other common FGVC recipe (shorter side to ``s * 8/7`` with the
+aspect ratio kept, e.g. 512 for a 448 crop, then a random crop for training and a centre crop for
+testing); annotations cannot be mapped through it with :func:`scale_box`. Its test images can also be
+seen whole (``view="uncropped"``: the resized image without the crop, as CRA-CNN's section 4.3
+evaluates); they then differ in size from image to image unless the originals share one aspect ratio.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "RESIZE_MODES",
+    "TEST_VIEWS",
     "build_transforms",
+    "check_view",
     "denormalize",
     "scale_box",
     "check_image_size",
@@ -31,6 +35,7 @@ __all__ = [
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ("resize", "resize_crop")
+TEST_VIEWS = ("uncropped",)   # other ways to show a test image than the training transform's own
 _CROP_MARGIN = 8 / 7  # e.g. 512 -> 448, the usual FGVC resize-then-crop ratio
 
 
@@ -52,26 +57,46 @@ def _square(image_size) -> tuple[int, int]:
     return size
 
 
-def build_transforms(image_size, train: bool, flip: bool = True, resize_mode: str = "resize") -> T.Compose:
+def build_transforms(image_size, train: bool, flip: bool = True, resize_mode: str = "resize",
+                     view: str | None = None) -> T.Compose:
     """Transform from an RGB ``PIL.Image`` to a normalised float tensor ``(3, H, W)``.
 
     ``image_size``: int ``s`` (square ``s x s``) or ``(height, width)``. ``train`` adds a random
     horizontal flip when ``flip`` is true. ``resize_mode``: ``"resize"`` or ``"resize_crop"``
-    (see the module docstring).
+    (see the module docstring). ``view="uncropped"`` (test images of ``"resize_crop"`` only) leaves
+    out the centre crop.
     """
     size = _square(image_size)
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"unknown resize_mode {resize_mode!r}; valid modes: {list(RESIZE_MODES)}")
+    check_view(view, resize_mode, train)
     steps: list = []
     if resize_mode == "resize":
         steps.append(T.Resize(size, antialias=True))
     else:
-        steps.append(T.Resize(tuple(int(round(s * _CROP_MARGIN)) for s in size), antialias=True))
-        steps.append(T.RandomCrop(size) if train else T.CenterCrop(size))
+        if size[0] == size[1]:   # shorter side to s * 8/7, aspect ratio kept
+            steps.append(T.Resize(int(round(size[0] * _CROP_MARGIN)), antialias=True))
+        else:                    # a (height, width) target: both sides scaled alike
+            steps.append(T.Resize(tuple(int(round(s * _CROP_MARGIN)) for s in size), antialias=True))
+        if view is None:
+            steps.append(T.RandomCrop(size) if train else T.CenterCrop(size))
     if train and flip:
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     return T.Compose(steps)
+
+
+def check_view(view: str | None, resize_mode: str, train: bool = False) -> None:
+    """Raise ValueError unless ``view`` is None or a test view that ``resize_mode`` has."""
+    if view is None:
+        return
+    if view not in TEST_VIEWS:
+        raise ValueError(f"unknown test view {view!r}; valid views: {list(TEST_VIEWS)}")
+    if train:
+        raise ValueError(f"test view {view!r} is for test images; the training transform has none")
+    if resize_mode != "resize_crop":
+        raise ValueError(f"test view {view!r} needs resize_mode='resize_crop' (with resize_mode={resize_mode!r} "
+                         f"the test image is already uncropped)")
 
 
 def denormalize(tensor: torch.Tensor) -> torch.Tensor:

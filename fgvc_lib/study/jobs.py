@@ -9,7 +9,7 @@ loss and recipe, the backbone (name, width, batch norm, weight source and the pr
 key), the data identity (dataset, folder, image size, batch size, the synthetic generator's version
 and settings) and the seed. A run lives in ``<runs dir>/<variant>-<hash>/seed<seed>/``: ``last.pt``
 (the engine's checkpoint, so a killed run resumes), ``outputs.pt`` (test logits of every branch),
-``record.json`` (written last: the run is finished) and ``train.log``. A lock file beside them keeps
+``outputs-<view>.pt`` for each other test view the variant asks for (e.g. the uncropped image), ``record.json`` (written last: the run is finished) and ``train.log``. A lock file beside them keeps
 two processes from training the same run at once: the second waits, then loads the first's result.
 """
 from __future__ import annotations
@@ -32,6 +32,11 @@ from .paper import Variant
 
 RECORD_NAME = "record.json"
 OUTPUTS_NAME = "outputs.pt"
+
+
+def outputs_name(view: Optional[str] = None) -> str:
+    """The file of a run's test logits: the training transform's test images, or another ``view``."""
+    return OUTPUTS_NAME if view is None else f"outputs-{view}.pt"
 LOG_NAME = "train.log"
 LOCK_NAME = "lock"
 
@@ -59,6 +64,16 @@ class DataSpec:
         if self.dataset == "synthetic" and self.root is None:
             options["config"] = SyntheticConfig(**dict(self.synthetic))
         return build_loaders(self.dataset, self.root, self.image_size, self.batch_size, **options)
+
+    def test_loader(self, view: Optional[str] = None):
+        """The test split alone, as :meth:`loaders` reads it or in another test ``view``."""
+        from ..data import build_test_loader
+        from ..data.synthetic import SyntheticConfig
+
+        options = dict(self.options)
+        if self.dataset == "synthetic" and self.root is None:
+            options["config"] = SyntheticConfig(**dict(self.synthetic))
+        return build_test_loader(self.dataset, self.root, self.image_size, self.batch_size, view=view, **options)
 
     def identity(self) -> Dict[str, object]:
         identity = dataclasses.asdict(self)
@@ -162,6 +177,7 @@ class RunRecord:
     seconds: float           # training time (all epochs, including those of an interrupted attempt)
     epochs: int
     loaded: bool             # True: found finished, nothing trained
+    diverged_epoch: Optional[int] = None   # the epoch whose loss stopped being finite (TrainConfig.on_divergence)
 
 
 def read_record(run_dir: os.PathLike) -> Optional[RunRecord]:
@@ -171,7 +187,7 @@ def read_record(run_dir: os.PathLike) -> Optional[RunRecord]:
     data = json.loads(path.read_text())
     # run_dir: the folder it is read from now, not the one it was written in (the runs may have moved)
     return RunRecord(**{k: data[k] for k in ("variant", "seed", "accuracy", "seconds", "epochs")},
-                     run_dir=str(Path(run_dir)), loaded=True)
+                     run_dir=str(Path(run_dir)), loaded=True, diverged_epoch=data.get("diverged_epoch"))
 
 
 @contextlib.contextmanager
@@ -232,13 +248,34 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
             result = fit(model, train_loader, job.variant.loss, config, checkpoint_dir=run_dir,
                          desc=f"{job.variant.name} s{job.seed}")
             outputs = collect_outputs(result.model, test_loader, job.data.max_batches)
-        tmp = run_dir / f"{OUTPUTS_NAME}.tmp{os.getpid()}"
-        torch.save(outputs, tmp)
-        os.replace(tmp, run_dir / OUTPUTS_NAME)
+            for view in job.variant.test_views:
+                save_view_outputs(result.model, job.data, view, run_dir)
+        _atomic_save(outputs, run_dir / OUTPUTS_NAME)
         record = RunRecord(job.variant.name, job.seed, str(run_dir),
                            100.0 * accuracy(outputs["final"], outputs["targets"]),
                            float(sum(e.get("seconds", 0.0) for e in result.history.epochs)),
-                           len(result.history.epochs), loaded=result.resumed_from_epoch >= config.epochs)
+                           len(result.history.epochs), loaded=result.resumed_from_epoch >= config.epochs,
+                           diverged_epoch=result.diverged_epoch)
         atomic_write_text(run_dir / RECORD_NAME, json.dumps(
             {**dataclasses.asdict(record), "history": result.history.epochs, "finished": time.time()}, indent=1))
     return record
+
+
+def save_view_outputs(model: torch.nn.Module, data: DataSpec, view: str, run_dir: os.PathLike) -> Dict[str, torch.Tensor]:
+    """Score ``model`` on the test images of ``data`` seen in ``view`` and keep the logits beside the
+    run's own (``outputs-<view>.pt``); returns them."""
+    from ..engine import collect_outputs
+
+    loader = data.test_loader(view)
+    cap = None   # the same images as the run's own evaluation, when that one is capped
+    if data.max_batches is not None:
+        cap = -(-data.max_batches * data.batch_size // loader.batch_size)
+    outputs = collect_outputs(model, loader, cap)
+    _atomic_save(outputs, Path(run_dir) / outputs_name(view))
+    return outputs
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

@@ -31,7 +31,9 @@ class Variant:
 
     ``details`` are shown in the plan table (what the variant is, in the paper's terms); ``data`` are
     options of its training and test data (:func:`fgvc_lib.data.build_dataset`, e.g.
-    ``(("crop", "object"),)``: the images cropped to the annotated bird)."""
+    ``(("crop", "object"),)``: the images cropped to the annotated bird). ``test_views`` are other
+    ways to show its test images, each scored at the end of the run beside the usual test images
+    (:data:`fgvc_lib.data.transforms.TEST_VIEWS`, e.g. ``("uncropped",)``), for :class:`Accuracy` to read."""
 
     name: str
     model: Callable
@@ -40,20 +42,27 @@ class Variant:
     seeds: Tuple[int, ...]
     details: Tuple[Tuple[str, object], ...] = ()
     data: Tuple[Tuple[str, object], ...] = ()
+    test_views: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from ..data.transforms import check_view
+
         if not self.name or "/" in self.name:
             raise ValueError(f"a variant name must be non-empty and free of '/'; got {self.name!r}")
         if not self.seeds:
             raise ValueError(f"variant {self.name!r} has no seed")
+        for view in self.test_views:
+            check_view(view, dict(self.data).get("resize_mode", "resize"))
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Top-1 accuracy in percent of ``variant``: its final prediction, or ``branches`` combined."""
+    """Top-1 accuracy in percent of ``variant``: its final prediction, or ``branches`` combined; on
+    the usual test images, or on another of the variant's ``test_views`` (``view``)."""
 
     variant: str
     branches: Optional[Tuple[str, ...]] = None
+    view: Optional[str] = None
 
 
 @dataclass(frozen=True)

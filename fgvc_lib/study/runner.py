@@ -29,7 +29,7 @@ import torch
 from .. import paths
 from .executors import RunFailed, make_executor, worker_traceback
 from .jobs import (LOG_NAME, OUTPUTS_NAME, RECORD_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run,
-                   read_record, run_key)
+                   outputs_name, read_record, run_key, save_view_outputs)
 from .paper import TOP1, Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table  # noqa: F401
 from .parameters import Settings, resolve
 
@@ -60,6 +60,7 @@ class Run:
         self.study, self.dataset, self.variant, self.record = study, dataset, variant, record
         self.seed = record.seed
         self.run_dir = Path(record.run_dir)
+        self._views: Dict[str, Dict[str, torch.Tensor]] = {}
 
     def __repr__(self) -> str:
         return f"Run({self.variant.name!r}, seed={self.seed}, {self.record.accuracy:.2f} %)"
@@ -95,31 +96,47 @@ class Run:
         return {("acc" if k == "final" else f"acc/{k}"): accuracy(v, targets)
                 for k, v in self.outputs.items() if k != "targets"}
 
-    def logits(self, branches: Optional[Sequence[str]] = None) -> torch.Tensor:
+    def view_outputs(self, view: Optional[str] = None) -> Dict[str, torch.Tensor]:
+        """:attr:`outputs` on the test images seen in ``view`` (None: the usual ones). A view the run
+        did not score when it finished (declared later) is scored now and kept in the run folder."""
+        if view is None:
+            return self.outputs
+        if view not in self._views:
+            path = self.run_dir / outputs_name(view)
+            if path.is_file():
+                self._views[view] = torch.load(path, map_location="cpu", weights_only=True)
+            else:
+                spec = dataclasses.replace(self.study.data_spec(self.dataset), options=self.variant.data)
+                self._views[view] = save_view_outputs(self.model, spec, view, self.run_dir)
+        return self._views[view]
+
+    def logits(self, branches: Optional[Sequence[str]] = None, view: Optional[str] = None) -> torch.Tensor:
         """Test logits of the final prediction, or of ``branches`` combined (the paper's rule, else the
-        mean of their softmax)."""
+        mean of their softmax); on the test images seen in ``view`` when given."""
+        outputs = self.view_outputs(view)
         if not branches:
-            return self.outputs["final"]
-        missing = [b for b in branches if b not in self.outputs]
+            return outputs["final"]
+        missing = [b for b in branches if b not in outputs]
         if missing:
             raise KeyError(f"run {self.variant.name} has no branch {missing}; it has "
-                           f"{[k for k in self.outputs if k not in ('final', 'targets')]}")
+                           f"{[k for k in outputs if k not in ('final', 'targets')]}")
         if len(branches) == 1:
-            return self.outputs[branches[0]]
+            return outputs[branches[0]]
         if self.study.paper.combine is not None:
-            return self.study.paper.combine({b: self.outputs[b] for b in branches}, tuple(branches))
-        return torch.stack([self.outputs[b].softmax(1) for b in branches]).mean(0)
+            return self.study.paper.combine({b: outputs[b] for b in branches}, tuple(branches))
+        return torch.stack([outputs[b].softmax(1) for b in branches]).mean(0)
 
-    def correct(self, branches: Optional[Sequence[str]] = None) -> np.ndarray:
-        """Per test image: 100 if the prediction (``branches`` as in :meth:`logits`) is right, else 0."""
-        hits = self.logits(branches).argmax(1) == self.outputs["targets"]
+    def correct(self, branches: Optional[Sequence[str]] = None, view: Optional[str] = None) -> np.ndarray:
+        """Per test image: 100 if the prediction (``branches`` and ``view`` as in :meth:`logits`) is
+        right, else 0."""
+        hits = self.logits(branches, view).argmax(1) == self.view_outputs(view)["targets"]
         return 100.0 * hits.numpy().astype(np.float64)
 
-    def accuracy(self, branches: Optional[Sequence[str]] = None) -> float:
+    def accuracy(self, branches: Optional[Sequence[str]] = None, view: Optional[str] = None) -> float:
         """Top-1 accuracy in percent: the final prediction, or ``branches`` combined (paper's rule)."""
         from ..engine import accuracy
 
-        return 100.0 * accuracy(self.logits(branches), self.outputs["targets"])
+        return 100.0 * accuracy(self.logits(branches, view), self.view_outputs(view)["targets"])
 
 
 class Study:
@@ -138,6 +155,11 @@ class Study:
             if cell.measure.variant not in self.variants:
                 raise ValueError(f"cell {cell.table}/{cell.row} reads variant {cell.measure.variant!r}, "
                                  f"which the plan does not train")
+            view = getattr(cell.measure, "view", None)
+            if view is not None and view not in self.variants[cell.measure.variant].test_views:
+                raise ValueError(f"cell {cell.table}/{cell.row} reads test view {view!r} of variant "
+                                 f"{cell.measure.variant!r}, which does not score it (its test_views: "
+                                 f"{self.variants[cell.measure.variant].test_views})")
         # torch threads of a run trained in this process (the profile's: the slim CPU networks train
         # best on one); the analysis here (CAMs, counts) keeps torch's default and uses every core.
         self.threads = self.settings.profile.threads
@@ -299,6 +321,9 @@ class Study:
                     records[index] = record
                     how = "loaded (finished by another process)" if record.loaded else \
                         f"{time.perf_counter() - started:.0f} s"
+                    if record.diverged_epoch is not None:
+                        how += (f"; DIVERGED in epoch {record.diverged_epoch} (kept the model of that epoch's "
+                                f"start)")
                     bar.write(f"[run {index + 1}/{total}] finish {self._label(dataset, job)}: "
                               f"{record.accuracy:.2f} % top-1, {how}")
                     bar.update(1)
@@ -326,13 +351,19 @@ class Study:
         return self.runs[dataset][variant]
 
     def runs_summary(self, dataset: Optional[str] = None) -> pd.DataFrame:
-        """One line per run: top-1 of the final prediction and of every branch (percent), time."""
+        """One line per run: top-1 of the final prediction, of every branch and on every other test view
+        (percent), time."""
         rows = []
-        for variant, runs in self.runs[dataset or self.datasets[0]].items():
+        trained = self.runs[dataset or self.datasets[0]]
+        any_diverged = any(run.record.diverged_epoch is not None for runs in trained.values() for run in runs)
+        for variant, runs in trained.items():
             for run in runs:
                 line = {"variant": variant, "seed": run.seed, "final": run.record.accuracy}
                 line.update({k.split("/", 1)[1]: 100.0 * v for k, v in run.metrics.items() if k.startswith("acc/")})
+                line.update({f"final ({view})": run.accuracy(view=view) for view in run.variant.test_views})
                 line["train_s"] = run.record.seconds
+                if any_diverged:
+                    line["diverged in epoch"] = run.record.diverged_epoch
                 rows.append(line)
         return pd.DataFrame(rows).set_index(["variant", "seed"]).round(2)
 
@@ -364,7 +395,8 @@ class Study:
                 raise KeyError(f"no score {measure.name!r} recorded for {dataset} "
                                f"({sum(d == dataset for d, _ in self.scores)} other scores are)")
         elif isinstance(measure, Accuracy):
-            found = {run.seed: run.correct(measure.branches) for run in self.runs_of(measure.variant, dataset)}
+            found = {run.seed: run.correct(measure.branches, measure.view)
+                     for run in self.runs_of(measure.variant, dataset)}
         else:
             raise TypeError(f"{measure!r} has no per-image values")
         return {s: v for s, v in found.items() if seeds is None or s in seeds}
