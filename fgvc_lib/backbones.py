@@ -123,6 +123,20 @@ class FeatureBackbone(nn.Module):
                     break
         return {s: found[s] for s in stages}
 
+    def forward_between(self, x: torch.Tensor, start: Optional[str], stop: str) -> torch.Tensor:
+        """Run the steps after stage ``start`` (``None``: from the image) up to and including stage
+        ``stop``, on ``x`` (``start``'s map, possibly changed). Chained calls equal one ``forward``;
+        models that alter a stage's map before the next stage sees it (CRA-SMRA's CRAM) use this."""
+        self.check_stages([stop] if start is None else [start, stop])
+        taps = [tap for tap, _ in self._steps]
+        begin = 0 if start is None else taps.index(start) + 1
+        end = taps.index(stop) + 1
+        if end <= begin:
+            raise ValueError(f"stage {stop!r} does not come after {start!r} in {self.name}")
+        for _, module in self._steps[begin:end]:
+            x = module(x)
+        return x
+
 
 def _vgg(name: str, width: float, batch_norm: bool = False) -> FeatureBackbone:
     cfg = [v if v == "M" else _scaled(v, width) for v in VGG_CONFIGS[name]]

@@ -158,13 +158,34 @@ def _seed_epoch(loader, seed: int) -> None:
             generator.manual_seed(seed)
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+def parameter_groups(model: nn.Module, lr: float) -> List[Dict[str, object]]:
+    """The optimizer's parameter groups: one at ``lr``, or, for a model with ``lr_groups()`` (a list of
+    ``(name, parameters, lr multiplier)`` covering every trainable parameter once, e.g. CRA-SMRA's CRAM
+    at 30 times the backbone's rate), one group per entry at ``lr`` times its multiplier."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
         raise ValueError("the model has no trainable parameters (is everything frozen?)")
+    if not hasattr(model, "lr_groups"):
+        return [{"params": trainable, "lr": lr}]
+    groups, seen = [], set()
+    for name, params, multiplier in model.lr_groups():
+        params = [p for p in params if p.requires_grad]
+        if any(id(p) in seen for p in params):
+            raise ValueError(f"lr group {name!r} repeats parameters of an earlier group")
+        seen.update(id(p) for p in params)
+        if params:
+            groups.append({"params": params, "lr": lr * float(multiplier), "name": name})
+    missing = [p for p in trainable if id(p) not in seen]
+    if missing:
+        raise ValueError(f"{type(model).__name__}.lr_groups() leaves {len(missing)} trainable parameter(s) out")
+    return groups
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg.lr)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _make_scheduler(optimizer, cfg: TrainConfig):

@@ -99,6 +99,26 @@ def test_on_divergence_leaves_the_default_fingerprint_alone():
     assert config().fingerprint() == before
 
 
+def test_a_model_with_lr_groups_trains_each_group_at_its_rate():
+    model, loader = make_task()
+    head = list(model.classifier.parameters())
+    body = [p for p in model.parameters() if all(p is not h for h in head)]
+    model.lr_groups = lambda: [("body", body, 1.0), ("head", head, 30.0)]
+    result = fit(model, loader, cross_entropy_loss, config(epochs=1, lr=0.002, scheduler="none"))
+    assert result.history.last["lr"] == 0.002             # the first group's rate is logged
+    from fgvc_lib.engine import parameter_groups
+
+    groups = parameter_groups(model, 0.002)
+    assert [(g["name"], g["lr"], len(g["params"])) for g in groups] == [("body", 0.002, len(body)),
+                                                                        ("head", 0.06, len(head))]
+    model.lr_groups = lambda: [("body", body, 1.0)]
+    with pytest.raises(ValueError, match="leaves 2 trainable parameter"):
+        parameter_groups(model, 0.002)
+    model.lr_groups = lambda: [("body", body, 1.0), ("again", body[:1] + head, 1.0)]
+    with pytest.raises(ValueError, match="repeats parameters"):
+        parameter_groups(model, 0.002)
+
+
 def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     model, loader = make_task()
     reference = fit(model, loader, cross_entropy_loss, config())
