@@ -1,0 +1,107 @@
+"""Notebook 02's views of CRA-SMRA's stage maps (Figures 4-6) and the scores of Figure 4's claim.
+
+Figure 4 of the paper draws, for each of the three stages CRAM follows, "the activation map obtained by
+averaging the activation values of the channel dimension" of the stage's output ``X_e``
+(:func:`fgvc_lib.models.cra_smra.stage_activation_maps`), and says that with SMRAM the three stages
+"focus on multiple distinct discriminative parts". With the synthetic ground truth this is scored per
+image (:func:`stage_map_scores`):
+
+* ``distinct parts``: the three maps' peaks (at image resolution) fall in how many different
+  discriminative parts, as a share of the most they could (the number of the class's discriminative
+  parts, at most 3), in percent;
+* ``stage maps overlap``: each map made a distribution over the image (shifted to a minimum of 0,
+  summed to 1), then the overlap measure of L_div (:func:`fgvc_lib.models.cra_smra.diversity_loss`,
+  unit form): 0 for maps on disjoint regions, 100 for identical maps;
+* ``stage<k> part pointing``: whether stage k's peak lies on a discriminative part, in percent.
+"""
+from __future__ import annotations
+
+from typing import Dict, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..cam import box_mask
+
+
+@torch.no_grad()
+def upsampled_stage_maps(model, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """(B, stages, H, W): each stage's channel-mean map of ``X_e``, bilinearly resized to the image."""
+    from ..models.cra_smra import stage_activation_maps
+
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        maps = stage_activation_maps(model, chunk)
+        out.append(torch.stack([F.interpolate(m[:, None], size=chunk.shape[-2:], mode="bilinear",
+                                              align_corners=False)[:, 0] for m in maps.values()], dim=1))
+    return torch.cat(out)
+
+
+def stage_map_scores(model, sample) -> Dict[str, np.ndarray]:
+    """Per image of ``sample`` (:class:`fgvc_lib.localization.CamSample`, with discriminative parts):
+    the scores of the module docstring, in percent."""
+    from ..models.cra_smra import diversity_loss
+
+    if not sample.has_parts:
+        raise ValueError("stage_map_scores needs discriminative part boxes (the synthetic dataset has them)")
+    maps = upsampled_stage_maps(model, sample.images)
+    batch, stages, height, width = maps.shape
+    shifted = maps - maps.flatten(2).amin(dim=2)[..., None, None]
+    distributions = shifted.flatten(2) / shifted.flatten(2).sum(dim=2, keepdim=True).clamp_min(1e-12)
+    overlap = torch.stack([diversity_loss(distributions[i:i + 1]) for i in range(batch)]).numpy()
+    scores = {"stage maps overlap": 100.0 * overlap.astype(np.float64)}
+    distinct, pointing = [], [[] for _ in range(stages)]
+    for image, parts in enumerate(sample.part_boxes):
+        masks = [box_mask((height, width), box) for box in parts]
+        hit_parts = set()
+        for stage in range(stages):
+            peak = np.unravel_index(int(maps[image, stage].argmax()), (height, width))
+            inside = [k for k, mask in enumerate(masks) if mask[peak]]
+            hit_parts.update(inside[:1])
+            pointing[stage].append(100.0 * bool(inside))
+        distinct.append(100.0 * len(hit_parts) / max(1, min(stages, len(parts))))
+    scores["distinct parts"] = np.asarray(distinct, dtype=np.float64)
+    for stage, values in enumerate(pointing):
+        scores[f"stage{stage + 3} part pointing"] = np.asarray(values, dtype=np.float64)
+    return scores
+
+
+def stage_map_figure(models: Mapping[str, object], images: torch.Tensor, denormalize, titles: Sequence[str] = ()):
+    """Figures 4-6: per image, the input and each model's three stage maps (rows: models)."""
+    import matplotlib.pyplot as plt
+
+    maps = {label: upsampled_stage_maps(model, images) for label, model in models.items()}
+    stages = next(iter(maps.values())).shape[1]
+    columns = len(images) * (1 + stages)
+    figure, axes = plt.subplots(len(models), columns, figsize=(1.3 * columns, 1.4 * len(models) + 0.4),
+                                squeeze=False)
+    for row, (label, stack) in enumerate(maps.items()):
+        for index, image in enumerate(images):
+            base = index * (1 + stages)
+            picture = denormalize(image).permute(1, 2, 0).numpy()
+            axes[row, base].imshow(picture)
+            if row == 0 and len(titles) > index:
+                axes[row, base].set_title(titles[index], fontsize=6)
+            for stage in range(stages):
+                axes[row, base + 1 + stage].imshow(picture)
+                axes[row, base + 1 + stage].imshow(stack[index, stage].numpy(), cmap="jet", alpha=0.5)
+                if row == 0:
+                    axes[row, base + 1 + stage].set_title(f"stage {stage + 3}", fontsize=7)
+        axes[row, 0].set_ylabel(label, fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.tight_layout()
+    return figure
+
+
+def gaps_table(gaps: Mapping[str, Mapping[str, float]]):
+    """Table 2 as the text keeps it: per dataset, CRA-SMRA's stated margin over each method (points,
+    ResNet-50; negative: the method is above ours), paper only."""
+    import pandas as pd
+
+    rows = [{"dataset": dataset, "method": method, "CRA-SMRA minus method (paper, points)": gap}
+            for dataset, methods in gaps.items() for method, gap in methods.items()]
+    return pd.DataFrame(rows).set_index(["dataset", "method"])
