@@ -750,13 +750,6 @@ from fgvc_lib.study.runner import DataBundle  # noqa: E402
 N_TEST = 20
 
 
-@pytest.fixture
-def private_dirs(tmp_path, monkeypatch):
-    """Results, runs and caches of these tests go to a temporary folder, never the repository's."""
-    for name in ("FGVC_RESULTS_DIR", "FGVC_RUNS_DIR", "FGVC_CACHE_DIR"):
-        monkeypatch.setenv(name, str(tmp_path / name.lower()))
-
-
 def _study(profile="cpu", **params):
     return Study(paper.STUDY, profile=profile, **params)
 

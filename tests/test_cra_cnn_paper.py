@@ -48,12 +48,6 @@ from fgvc_lib.study import Accuracy, Study  # noqa: E402
 from fgvc_lib.study.parameters import resolve  # noqa: E402
 
 
-@pytest.fixture
-def private_dirs(tmp_path, monkeypatch):
-    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("FGVC_RUNS_DIR", str(tmp_path / "runs"))
-
-
 @pytest.mark.usefixtures("private_dirs")
 def test_plan_pairs_baseline_and_cra_cnn_on_every_seed_with_one_recipe():
     study = Study(paper.STUDY, profile="cpu")

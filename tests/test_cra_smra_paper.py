@@ -28,12 +28,6 @@ def test_table2_gaps_as_the_text_states_them():
     assert (paper.BEST_DELTA, paper.BEST_GAMMA, paper.OMEGA, paper.LOSS_WEIGHTS) == (0.9, 1.0, 0.5, (2.0, 1.0, 1.0))
 
 
-@pytest.fixture
-def private_dirs(tmp_path, monkeypatch):
-    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("FGVC_RUNS_DIR", str(tmp_path / "runs"))
-
-
 @pytest.mark.usefixtures("private_dirs")
 def test_plan_trains_table3_on_every_seed_and_the_sweeps_on_the_first():
     study = Study(paper.STUDY, profile="cpu")

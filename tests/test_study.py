@@ -474,6 +474,18 @@ def test_tables_from_cells(fake_study, capsys):
     assert study.report("t9") is None and "t9 not rebuilt: it needs a GPU" in capsys.readouterr().out
 
 
+def test_a_cell_can_read_a_recorded_score(fake_study):
+    study = fake_study
+    study.cells.append(Cell("t3", "sum of steps", Score("a: summed"), 50.0))
+    assert study.plan_table().loc["a", "tables"] == "t1"     # a Score cell names no variant
+    with pytest.raises(KeyError, match="no score 'a: summed' recorded"):
+        study.table("t3")
+    study.record("a: summed", {0: [100.0, 0.0], 1: [100.0, 100.0]})
+    row = study.table("t3").iloc[0]
+    assert (row["reproduced"], row["n_seeds"], row["paper"]) == (75.0, 2, 50.0)
+    Study(Paper(**{**FAKE.__dict__, "cells": lambda settings: [Cell("t", "r", Score("anything"))]}))   # accepted
+
+
 def test_claims_from_claim_data(fake_study):
     study = fake_study
     study.record("a: energy", {0: [10.0, 12.0], 1: [20.0, 22.0], 2: [30.0, 32.0]})  # per scored image

@@ -83,11 +83,12 @@ class Fixed:
 
 @dataclass(frozen=True)
 class Cell:
-    """One printed cell: ``row`` of ``table`` on ``dataset``, reproduced by ``measure``."""
+    """One printed cell: ``row`` of ``table`` on ``dataset``, reproduced by ``measure`` (a variant's
+    accuracy, or a :class:`Score` the notebook records before it reports the table)."""
 
     table: str
     row: str
-    measure: Accuracy
+    measure: object
     paper: Optional[float] = None
     dataset: Optional[str] = None            # None: every dataset of the study
     metric: str = TOP1

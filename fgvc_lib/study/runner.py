@@ -152,6 +152,8 @@ class Study:
             self.variants[variant.name] = variant
         self.cells: List[Cell] = list(paper.cells(self.settings))
         for cell in self.cells:
+            if isinstance(cell.measure, Score):
+                continue   # a measurement the notebook records (study.record) before it reports the table
             if cell.measure.variant not in self.variants:
                 raise ValueError(f"cell {cell.table}/{cell.row} reads variant {cell.measure.variant!r}, "
                                  f"which the plan does not train")
@@ -231,6 +233,8 @@ class Study:
         """One line per variant: what it is, its seeds and epochs, the tables that read it."""
         tables: Dict[str, List[str]] = {}
         for cell in self.cells:
+            if isinstance(cell.measure, Score):
+                continue
             names = tables.setdefault(cell.measure.variant, [])
             if cell.table not in names:
                 names.append(cell.table)

@@ -1,0 +1,9 @@
+"""Fixtures shared by the test files."""
+import pytest
+
+
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch):
+    """Results, runs and caches of a test go to a temporary folder, never the repository's."""
+    for name in ("FGVC_RESULTS_DIR", "FGVC_RUNS_DIR", "FGVC_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
