@@ -253,7 +253,7 @@ def attention_sites(settings):
     from ..backbones import build_backbone
     from ..models.cra_smra import cra_smra_stages
 
-    backbone = build_backbone(settings.backbone, width=settings.profile.width,
+    backbone = build_backbone(settings.backbone, width=settings.profile.width, output_stride=settings.output_stride,
                               batch_norm=settings.profile.uses_batch_norm(settings.backbone))
     return {f"CRAM after {stage}": backbone.stage_strides[stage] for stage in cra_smra_stages(backbone)}
 
