@@ -110,3 +110,16 @@ def test_stage_map_scores_by_hand(monkeypatch):
         expected.append(100.0 * (1 - h) / (1 - 1 / 3))
     assert scores["stage maps overlap"] == pytest.approx(expected)
     assert expected == pytest.approx([0.0, 100.0])
+
+
+def test_stage_map_scores_without_parts_give_the_overlap_alone(monkeypatch):
+    maps = torch.zeros(1, 3, 4, 4)
+    maps[0, :, 0, 0] = 1.0
+    monkeypatch.setattr(cra_smra_views, "upsampled_stage_maps", lambda model, images: maps)
+
+    class Sample:
+        images = torch.zeros(1, 3, 4, 4)
+        has_parts = False
+        part_boxes = [[]]
+
+    assert list(cra_smra_views.stage_map_scores(None, Sample)) == ["stage maps overlap"]

@@ -40,18 +40,18 @@ def upsampled_stage_maps(model, images: torch.Tensor, batch_size: int = 64) -> t
 
 
 def stage_map_scores(model, sample) -> Dict[str, np.ndarray]:
-    """Per image of ``sample`` (:class:`fgvc_lib.localization.CamSample`, with discriminative parts):
-    the scores of the module docstring, in percent."""
+    """Per image of ``sample`` (:class:`fgvc_lib.localization.CamSample`): the scores of the module
+    docstring, in percent (the overlap alone when the sample has no discriminative part boxes)."""
     from ..models.cra_smra import diversity_loss
 
-    if not sample.has_parts:
-        raise ValueError("stage_map_scores needs discriminative part boxes (the synthetic dataset has them)")
     maps = upsampled_stage_maps(model, sample.images)
     batch, stages, height, width = maps.shape
     shifted = maps - maps.flatten(2).amin(dim=2)[..., None, None]
     distributions = shifted.flatten(2) / shifted.flatten(2).sum(dim=2, keepdim=True).clamp_min(1e-12)
     overlap = torch.stack([diversity_loss(distributions[i:i + 1]) for i in range(batch)]).numpy()
     scores = {"stage maps overlap": 100.0 * overlap.astype(np.float64)}
+    if not sample.has_parts:   # a real dataset: no part boxes to point at
+        return scores
     distinct, pointing = [], [[] for _ in range(stages)]
     for image, parts in enumerate(sample.part_boxes):
         masks = [box_mask((height, width), box) for box in parts]
