@@ -127,8 +127,8 @@ def model_config(settings, variant: str, **changes):
 
 def _rates(settings):
     """(backbone and SMRAM, CRAM and heads) learning rates. Paper profile: sec. 4.1's 2e-4 and 6e-3. cpu and
-    smoke: notebook 00's calibrated rate for every layer (30 x that rate made the new layers diverge-prone and
-    a few epochs cannot hold 2e-4)."""
+    smoke: notebook 00's calibrated rate for every layer: a few epochs cannot hold 2e-4, and the paper's ratio
+    on top of the calibrated rate (30 x 0.05 = 1.5) is far outside any rate we calibrated (not tried)."""
     from . import synthetic_dataset
 
     lr = settings.options["lr"]
