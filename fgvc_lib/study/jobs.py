@@ -56,24 +56,25 @@ class DataSpec:
     max_batches: Optional[int] = None
     options: Tuple[Tuple[str, object], ...] = ()     # build_dataset options of a variant, e.g. crop
 
-    def loaders(self):
-        from ..data import build_loaders
+    def _dataset_options(self) -> Dict[str, object]:
         from ..data.synthetic import SyntheticConfig
 
         options = dict(self.options)
         if self.dataset == "synthetic" and self.root is None:
             options["config"] = SyntheticConfig(**dict(self.synthetic))
-        return build_loaders(self.dataset, self.root, self.image_size, self.batch_size, **options)
+        return options
+
+    def loaders(self):
+        from ..data import build_loaders
+
+        return build_loaders(self.dataset, self.root, self.image_size, self.batch_size, **self._dataset_options())
 
     def test_loader(self, view: Optional[str] = None):
         """The test split alone, as :meth:`loaders` reads it or in another test ``view``."""
         from ..data import build_test_loader
-        from ..data.synthetic import SyntheticConfig
 
-        options = dict(self.options)
-        if self.dataset == "synthetic" and self.root is None:
-            options["config"] = SyntheticConfig(**dict(self.synthetic))
-        return build_test_loader(self.dataset, self.root, self.image_size, self.batch_size, view=view, **options)
+        return build_test_loader(self.dataset, self.root, self.image_size, self.batch_size, view=view,
+                                 **self._dataset_options())
 
     def identity(self) -> Dict[str, object]:
         identity = dataclasses.asdict(self)
