@@ -54,3 +54,324 @@ def component_gain(before: str, after: str) -> float:
 def attention_over_sum(k: int) -> float:
     """Table 6.2: attention minus the sum of steps 1..k, points."""
     return round(TABLE6_2_ATTENTION - TABLE6_2_SUMS[k - 1], 6)
+
+
+def sum_decline() -> float:
+    """Table 6.2: the sum of step 1 alone minus the sum of all ten steps, points."""
+    return round(TABLE6_2_SUMS[0] - TABLE6_2_SUMS[-1], 6)
+
+
+def best_sum_k() -> int:
+    """Table 6.2: the k whose sum 1..k is printed highest."""
+    return max(range(1, len(TABLE6_2_SUMS) + 1), key=lambda k: TABLE6_2_SUMS[k - 1])
+
+
+# ================================================================ the study of notebook 04
+# What notebook 04 trains and rebuilds, declared for the study runner (fgvc_lib.study): the baseline and the
+# notebook's model on every seed (Tables 5.1-5.2, the main comparison), Table 6.1's other local streams and the
+# self-attention extension on the first ABLATION_SEEDS seeds. Table 6.2 and Figure 6.1 are read out of the
+# full model's runs (its step<t> and sum<k> branches, fgvc_lib.models.recurrent_attention). Every arm shares
+# one recipe.
+import functools  # noqa: E402
+
+from ..study import Accuracy, Cell, Claim, Paper, Parameter, Score, Variant  # noqa: E402
+from ..study.parameters import choice, non_negative_number, whole_number  # noqa: E402
+
+BACKBONES = ("vgg19", "vgg16", "resnet34", "resnet50")   # vgg19: sec. 4.2; resnet34: the patch CNN of ch. 7
+BACKBONE_LABELS = {"vgg19": "VGG19", "vgg16": "VGG16", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
+SELF_ATTENTION_PATCH_BACKBONE = "resnet34"               # ch. 7: "used resnet34 here"
+CPU_BACKBONE = "vgg16"      # cpu and smoke: the slim VGG-16 (BN) with the embedded pretraining (notebook 00's)
+# The global stream's class activation map places the patches: at the cpu profile's 96 px the published stride
+# (32) leaves a 3 x 3 map, so the VGG backbones run at output stride 8 (12 x 12; fgvc_lib.backbones.set_output_stride).
+OUTPUT_STRIDES = {"smoke": 8, "cpu": 8}
+PAPER_COLUMN = {"cub": "cub", "dogs": "dogs", "synthetic": "cub"}
+ABLATION_SEEDS = {"smoke": 1, "cpu": 3, "paper": 1}      # seeds of Table 6.1's other rows and of ch. 7 (the first n)
+LOCAL_ROWS = ("cnn", "lstm", "attention")                # Table 6.1's local streams (fgvc_lib.models.recurrent_attention)
+PAPER_IMAGE_SIZE, PAPER_PATCH_SIZE = 448, 224            # sec. 4.2
+PAPER_LR, PAPER_LOCAL_LR = 1e-3, 1e-2                    # sec. 4.2: global and local streams
+PAPER_STEP, PAPER_DECAY = 40, 0.1                        # sec. 4.2: x 0.1 every 40 epochs
+PAPER_EPOCHS = 120          # not stated: three 40-epoch steps
+PAPER_BATCH = 16            # not stated
+PAPER_MOMENTUM, PAPER_WEIGHT_DECAY = 0.9, 5e-4           # not stated: SGD's usual values for VGG
+LOCALIZATION_PER_CLASS = 10  # scored test images per class (the step maps of Figures 5.1-5.2 and 7.3)
+MAP_AREA, MAP_ON_PARTS = "map area", "map on parts"      # per-image scores of a step's Grad-CAM map (views module)
+PATCH_ON_PART, CENTRE_BOX_ON_PART = "patch covers a part", "centre box covers a part"
+
+
+def _on_off(value):
+    if value not in ("on", "off"):
+        raise ValueError(f"got {value!r}; valid: 'on', 'off'")
+    return value == "on"
+
+
+def _patch_backbone(value):
+    if value not in ("",) + BACKBONES:
+        raise ValueError(f"got {value!r}; valid: '' (the profile's), {', '.join(BACKBONES)}")
+    return value
+
+
+PARAMETERS = (
+    Parameter("patch_backbone", "", "the local stream's CNN; '': the backbone's (paper: vgg19, resnet34 with "
+                                    "self_attention)", _patch_backbone),
+    Parameter("num_patches", 10, "N boxes per image (sec. 3.1.2)", whole_number(1)),
+    Parameter("time_steps", 10, "T, the LSTM's steps (sec. 4.2)", whole_number(1)),
+    Parameter("variant", "attention", "the local stream of Tables 5.1-5.2's model: 'cnn' | 'lstm' | 'attention'",
+              choice(*LOCAL_ROWS)),
+    Parameter("ranking_loss", "on", "eq. 3.11's ranking loss: 'on' | 'off' (the official code has none)", _on_off),
+    Parameter("self_attention", "off", "chapter 7's self-attention in the notebook's model: 'on' | 'off'", _on_off),
+    Parameter("patch_size", 0, "side of the resized patch; 0: the profile's (paper 224, else image_size / 2)",
+              whole_number()),
+    Parameter("test_patch", "top", "the box a test image uses: 'top' (highest peak) | 'random' (official code)",
+              choice("top", "random")),
+    Parameter("lr", 0.0, "0: the profile's learning rate (paper: 1e-3 global, 1e-2 local)", non_negative_number),
+)
+
+
+def finalize(settings) -> None:
+    """Cross-parameter checks and the derived patch size and patch backbone (kept in ``settings.options``)."""
+    from ..backbones import min_image_size
+
+    if settings.self_attention and settings.variant == "cnn":
+        raise ValueError("parameter self_attention: 'on' runs between LSTM steps; variant 'cnn' has none "
+                         "(choose variant 'lstm' or 'attention')")
+    paper = settings.profile.name == "paper"
+    if not settings.patch_backbone:
+        settings.options["patch_backbone"] = (
+            (SELF_ATTENTION_PATCH_BACKBONE if settings.self_attention else "vgg19") if paper else settings.backbone)
+    if not settings.patch_size:
+        settings.options["patch_size"] = PAPER_PATCH_SIZE if paper else settings.image_size // 2
+    minimum = max(16, min_image_size(settings.patch_backbone))
+    if settings.patch_size < minimum:
+        raise ValueError(f"parameter patch_size: {settings.patch_size} is below the minimum {minimum} that "
+                         f"{settings.patch_backbone} needs")
+
+
+def _rates(settings):
+    """(global, local) learning rates. Paper profile: sec. 4.2's 1e-3 and 1e-2. cpu and smoke: notebook 00's
+    calibrated rate for both streams (ten times it, 0.5, is far outside any rate we calibrated; not tried)."""
+    from . import synthetic_dataset
+
+    lr = settings.options["lr"]
+    if settings.profile.name == "paper":
+        base = lr or PAPER_LR
+        return base, base * PAPER_LOCAL_LR / PAPER_LR
+    return (lr or synthetic_dataset.LR), (lr or synthetic_dataset.LR)
+
+
+def recipe(settings):
+    """One recipe for every arm: SGD, the global rate of :func:`_rates` (the local stream's through the
+    model's lr groups), x 0.1 every 40 of the paper's epochs, rescaled to the run's epochs."""
+    from ..engine import TrainConfig
+    from ..profiles import scale_epochs
+
+    return TrainConfig(epochs=settings.epochs, lr=_rates(settings)[0], momentum=PAPER_MOMENTUM,
+                       weight_decay=PAPER_WEIGHT_DECAY, scheduler="step", gamma=PAPER_DECAY,
+                       step_size=scale_epochs(PAPER_EPOCHS, PAPER_STEP, settings.epochs))
+
+
+def model_config(settings, local: str, self_attention: bool):
+    """The RecurrentAttentionConfig of one arm under ``settings``."""
+    from ..models.recurrent_attention import RecurrentAttentionConfig
+
+    global_lr, local_lr = _rates(settings)
+    return RecurrentAttentionConfig(local=local, self_attention=self_attention, time_steps=settings.time_steps,
+                                    num_patches=settings.num_patches, patch_size=settings.patch_size,
+                                    test_patch=settings.test_patch, ranking_loss=settings.ranking_loss,
+                                    local_lr_multiplier=local_lr / global_lr)
+
+
+def variant_name(local: str, self_attention: bool) -> str:
+    return local + ("_sa" if self_attention else "")
+
+
+def main_variant(settings) -> str:
+    """The notebook's model (Tables 5.1-5.2's second row)."""
+    return variant_name(settings.variant, settings.self_attention)
+
+
+def ablation_seeds(settings):
+    return tuple(settings.seeds)[:ABLATION_SEEDS.get(settings.profile.name, 1)]
+
+
+def _arms(settings):
+    """(name, local, self_attention, all seeds?) of every recurrent-attention arm, main model first."""
+    arms = [(main_variant(settings), settings.variant, settings.self_attention, True)]
+    for local in LOCAL_ROWS:
+        arms.append((local, local, False, False))
+    arms.append(("attention_sa", "attention", True, False))
+    seen, out = set(), []
+    for arm in arms:
+        if arm[0] not in seen:
+            seen.add(arm[0])
+            out.append(arm)
+    return out
+
+
+def plan(settings):
+    from ..models.baseline import BaselineNet, cross_entropy_loss
+    from ..models.recurrent_attention import RecurrentAttentionLoss, build_recurrent_attention
+    from ..study.runner import backbone_spec_for
+
+    train = recipe(settings)
+    seeds = tuple(settings.seeds)
+    variants = [Variant("baseline", BaselineNet, cross_entropy_loss, train, seeds,
+                        details=(("local stream", "-"), ("self-attention", "-")))]
+    patch_spec = backbone_spec_for(settings, settings.patch_backbone)
+    for name, local, self_attention, everywhere in _arms(settings):
+        config = model_config(settings, local, self_attention)
+        variants.append(Variant(name, functools.partial(build_recurrent_attention, config=config,
+                                                        patch_backbone=patch_spec),
+                                RecurrentAttentionLoss(config), train, seeds if everywhere else ablation_seeds(settings),
+                                details=(("local stream", local), ("self-attention", self_attention))))
+    return variants
+
+
+def _column(settings):
+    return PAPER_COLUMN.get(settings.dataset)
+
+
+def _printed(settings) -> bool:
+    """Whether the printed numbers apply: VGG-19 (sec. 4.2) on a dataset the paper reports."""
+    return settings.backbone == "vgg19" and _column(settings) is not None
+
+
+def cells(settings):
+    column, printed = _column(settings), _printed(settings)
+    cub = printed and column == "cub"
+    label = BACKBONE_LABELS.get(settings.backbone, settings.backbone)
+    main = main_variant(settings)
+    baseline_paper, local_paper = TABLE5[column] if printed and column in TABLE5 else (None, None)
+    out = [Cell("table5", label, Accuracy("baseline"), paper=baseline_paper),
+           Cell("table5", f"{label} + local-stream ({main})", Accuracy(main), paper=local_paper)]
+    rows = {"baseline": "baseline", "cnn": "cnn", "lstm": "lstm", "attention": "attention"}
+    for key, variant in rows.items():
+        seeds = None if variant in ("baseline", main) else ablation_seeds(settings)
+        out.append(Cell("table6_1", TABLE6_1_ROWS[key].replace("VGG19", label), Accuracy(variant),
+                        paper=TABLE6_1[key] if cub else None, seeds=seeds))
+    steps = settings.time_steps
+    attention_seeds = None if main == "attention" else ablation_seeds(settings)
+    same_steps = cub and steps == TIME_STEPS
+    for k in range(1, steps + 1):
+        out.append(Cell("table6_2", "1" if k == 1 else f"1 ~ {k}", Accuracy("attention", (f"sum{k}",)),
+                        paper=TABLE6_2_SUMS[k - 1] if same_steps else None, seeds=attention_seeds))
+    out.append(Cell("table6_2", "Attention", Accuracy("attention"), paper=TABLE6_2_ATTENTION if same_steps else None,
+                    seeds=attention_seeds))
+    for t in range(1, steps + 1):
+        out.append(Cell("figure6_1", f"step {t}", Accuracy("attention", (f"step{t}",)), seeds=attention_seeds))
+    sa_seeds = ablation_seeds(settings)
+    out += [Cell("table7", "without self-attention", Accuracy("attention"), seeds=sa_seeds),
+            Cell("table7", "with self-attention", Accuracy("attention_sa"), seeds=sa_seeds)]
+    return out
+
+
+def step_score(model_label: str, step: int, metric: str) -> Score:
+    """The recorded per-image score of step ``step``'s Grad-CAM map of a model (views module)."""
+    return Score(f"{model_label} step {step}: {metric}")
+
+
+def claims(settings):
+    """The paper's claims as study claims, and those not measured here with the reason."""
+    column, printed = _column(settings), _printed(settings)
+    cub = printed and column == "cub"
+    steps = settings.time_steps
+    main = main_variant(settings)
+    few = ablation_seeds(settings)
+    attention_seeds = None if main == "attention" else few
+
+    def step(t):
+        return Accuracy("attention", (f"step{t}",))
+
+    def summed(k):
+        return Accuracy("attention", (f"sum{k}",))
+
+    measured = [
+        Claim("Tables 5.1-5.2: the local stream adds accuracy to the baseline",
+              ((Accuracy("baseline"), Accuracy(main)),),
+              paper_effect=local_stream_gain(column) if printed and column in TABLE5 else None, main=True),
+        Claim("Table 6.1: a local stream of the CNN alone adds no accuracy",
+              ((Accuracy("baseline"), Accuracy("cnn")),), paper_effect=component_gain("baseline", "cnn") if cub
+              else None, kind="similar", seeds=few),
+        Claim("Table 6.1: the LSTM adds accuracy to the CNN-only local stream", ((Accuracy("cnn"), Accuracy("lstm")),),
+              paper_effect=component_gain("cnn", "lstm") if cub else None, seeds=few),
+        Claim("Table 6.1: step attention adds accuracy to the LSTM", ((Accuracy("lstm"), Accuracy("attention")),),
+              paper_effect=component_gain("lstm", "attention") if cub else None, seeds=few),
+        Claim(f"Table 6.2: attention beats the sum of all {steps} step features",
+              ((summed(steps), Accuracy("attention")),),
+              paper_effect=attention_over_sum(TIME_STEPS) if cub and steps == TIME_STEPS else None,
+              seeds=attention_seeds),
+        Claim(f"Table 6.2: summing more steps hurts: step 1 alone beats the sum of steps 1..{steps}",
+              ((summed(steps), summed(1)),), paper_effect=sum_decline() if cub and steps == TIME_STEPS else None,
+              seeds=attention_seeds),
+    ]
+    best = best_sum_k()
+    if steps >= best:
+        measured.append(Claim(f"Table 6.2: attention beats the best sum (1..{best})",
+                              ((summed(best), Accuracy("attention")),),
+                              paper_effect=attention_over_sum(best) if cub and steps == TIME_STEPS else None,
+                              seeds=attention_seeds))
+    if steps >= 2:
+        measured += [
+            Claim(f"Figures 5.1-5.2: attention grows finer: step {steps}'s Grad-CAM map covers less of the patch "
+                  f"than step 1's", ((step_score("attention", 1, MAP_AREA), step_score("attention", steps, MAP_AREA)),),
+                  direction=-1, seeds=attention_seeds),
+            Claim(f"Sec. 3.1.3.2: the steps home in on the discriminative part: step {steps}'s map puts more of its "
+                  f"mass on the parts than step 1's",
+                  ((step_score("attention", 1, MAP_ON_PARTS), step_score("attention", steps, MAP_ON_PARTS)),),
+                  seeds=attention_seeds),
+            Claim(f"Figure 6.1: no trend over the steps: step 1's and step {steps}'s features are as accurate",
+                  ((step(1), step(steps)),), kind="similar", seeds=attention_seeds),
+        ]
+    if steps >= 6:
+        measured.append(Claim("Figure 6.1: steps 4 and 6 differ negligibly", ((step(4), step(6)),), kind="similar",
+                              seeds=attention_seeds))
+    measured += [
+        Claim("Chapter 7: the self-attention extension adds accuracy (no number printed)",
+              ((Accuracy("attention"), Accuracy("attention_sa")),), seeds=few),
+        Claim(f"Figure 7.3: with self-attention step {steps}'s map covers less of the patch",
+              ((step_score("attention", steps, MAP_AREA), step_score("self-attention", steps, MAP_AREA)),),
+              direction=-1, seeds=few),
+        Claim("Sec. 3.1.2: the weakly supervised patches cover a discriminative part more often than a centred box "
+              "of the same size", ((Score(f"patches: {CENTRE_BOX_ON_PART}"), Score(f"patches: {PATCH_ON_PART}")),),
+              seeds=attention_seeds),
+    ]
+    not_measured = [
+        "Figure 6.1: 'there is no dominant feature that is better than the rest' - tested as the two comparisons "
+        "the text names (steps 4 vs 6, first vs last), not as a statement over all steps",
+        "Sec. 5: 'the attention spans change from generic regions like the whole face to subtle variations' - "
+        "drawn (Figures 5.1-5.2), scored only as map area and mass on the parts",
+        "Figure 6.2: which steps classify a given image correctly - drawn per image, not a claim over the test set",
+        "Sec. 3.1.4.2: the ranking loss makes the local stream more confident - no ablation in the paper; "
+        "ranking_loss 'off' runs the official code's loss",
+        "Sec. 3.1.3.2: the step attention 'removes the noisy parts' - no measurable definition",
+    ]
+    if not printed:
+        not_measured.append(f"Tables 5.1-6.2's printed numbers are for VGG19 on CUB-200-2011 and Stanford Dogs; "
+                            f"this run ({settings.backbone}, {settings.dataset}) compares our arms only")
+    return measured, not_measured
+
+
+def attention_sites(settings):
+    """Where the model attends, with each map's stride in image pixels: the global stream's last map (its
+    CAM places the patches) and the patch CNN's last map (where the step maps are read; the patch is a box
+    of ``box_fraction`` of the image's side resized to ``patch_size``, so its stride is rescaled)."""
+    from ..backbones import build_backbone, set_output_stride
+    from ..models.recurrent_attention import RecurrentAttentionConfig
+
+    def top_stride(name):
+        backbone = build_backbone(name, width=settings.profile.width,
+                                  batch_norm=settings.profile.uses_batch_norm(name))
+        if settings.output_stride and name.startswith("vgg"):
+            backbone = set_output_stride(backbone, settings.output_stride)
+        return backbone.stage_strides[backbone.top_stage]
+
+    box_side = RecurrentAttentionConfig.box_fraction * settings.image_size
+    patch_stride = max(1, round(top_stride(settings.patch_backbone) * box_side / settings.patch_size))
+    return {"global stream CAM (places the patches)": top_stride(settings.backbone),
+            f"patch CNN map (step Grad-CAM; {settings.patch_size}-px patch of a {box_side:g}-px box)": patch_stride}
+
+
+STUDY = Paper(key="recurrent_attention", notebook="04_recurrent_attention", title=PAPER["title"],
+              backbones=BACKBONES, default_backbones={"smoke": CPU_BACKBONE, "cpu": CPU_BACKBONE}, plan=plan,
+              cells=cells, claims=claims, parameters=PARAMETERS, recipe_epochs=PAPER_EPOCHS,
+              recipe_batch_size=PAPER_BATCH, finalize=finalize, paper_column=PAPER_COLUMN,
+              attention_sites=attention_sites, image_sizes={"paper": PAPER_IMAGE_SIZE}, output_strides=OUTPUT_STRIDES)

@@ -38,6 +38,21 @@ from .parameters import Settings, resolve
 TASK_SIZE_KEYS = ("num_classes", "train_per_class", "test_per_class", "image_size", "seed")
 
 
+def backbone_spec_for(settings: Settings, name: Optional[str] = None) -> BackboneSpec:
+    """How the study builds backbone ``name`` (default: the notebook's ``backbone``) under ``settings``:
+    the profile's width, batch norm and weights (the embedded pretraining's options included), and the
+    settings' output stride where it applies (VGG). A paper whose model has a second network (e.g. a
+    patch stream) builds it from the same spec."""
+    profile, name = settings.profile, name or settings.backbone
+    options: Tuple = ()
+    if profile.pretrained == "synthetic":
+        rendering = tuple(sorted((k, v) for k, v in profile.synthetic.items() if k not in TASK_SIZE_KEYS))
+        options = tuple(sorted({"image_size": settings.image_size, "rendering": rendering,
+                                **profile.pretraining}.items()))
+    stride = settings.output_stride if name.startswith("vgg") else None
+    return BackboneSpec(name, profile.width, profile.uses_batch_norm(name), profile.pretrained, options, stride)
+
+
 @dataclass
 class DataBundle:
     """A dataset's splits and loaders as this process reads them (figures, counts, CAM samples)."""
@@ -206,14 +221,7 @@ class Study:
 
     @cached_property
     def backbone_spec(self) -> BackboneSpec:
-        profile, name = self.profile, self.settings.backbone
-        options: Tuple = ()
-        if profile.pretrained == "synthetic":
-            rendering = tuple(sorted((k, v) for k, v in profile.synthetic.items() if k not in TASK_SIZE_KEYS))
-            options = tuple(sorted({"image_size": self.settings.image_size, "rendering": rendering,
-                                    **profile.pretraining}.items()))
-        return BackboneSpec(name, profile.width, profile.uses_batch_norm(name), profile.pretrained,
-                            options, self.settings.output_stride)
+        return backbone_spec_for(self.settings)
 
     def data(self, dataset: Optional[str] = None) -> DataBundle:
         """The loaders of ``dataset`` (default: the first) in this process, built once."""
