@@ -47,6 +47,7 @@ PARAMETERS = {
     "seeds": "0",
     "ablation_seeds": 1,    # 03_clan: the Tables 1-3 ablation models on one seed
     "ablation_epochs": 1,   # 03_clan: and for one epoch
+    "patch_size": 32,       # 04_recurrent_attention: half the image, as the CPU profiles (paper: 224 of 448)
 }
 # Any HTTP(S) request from the kernel goes to this closed port and fails at once.
 NO_NETWORK_PROXY = "http://127.0.0.1:9"
@@ -70,6 +71,8 @@ def paper_backbones() -> list:
     names = {declared_default(nb, "backbone") for nb in NOTEBOOKS} | {"vgg16"}
     if "01_cra_cnn" in NOTEBOOKS:
         names.add("resnet50")   # 01's default "" is the paper's ResNet-50 in the paper profile
+    if "04_recurrent_attention" in NOTEBOOKS:
+        names.add("vgg19")      # 04's default "": the paper's VGG-19, for both streams
     return sorted(n for n in names if n)
 
 

@@ -22,3 +22,40 @@ def test_table_6_2_every_printed_cell():
     assert paper.TABLE6_2_ATTENTION == 79.60 and paper.TIME_STEPS == len(paper.TABLE6_2_SUMS)
     assert paper.attention_over_sum(10) == pytest.approx(11.96)
     assert paper.attention_over_sum(1) == pytest.approx(0.70)
+    assert paper.sum_decline() == pytest.approx(11.26)              # 78.90 (step 1) - 67.64 (steps 1..10)
+    assert paper.best_sum_k() == 3 and paper.attention_over_sum(3) == pytest.approx(0.42)
+
+
+def _cells_and_claims(**parameters):
+    from fgvc_lib.study.parameters import resolve
+
+    settings = resolve(paper.STUDY, {"profile": "smoke", **parameters})
+    return settings, paper.cells(settings), paper.claims(settings)[0]
+
+
+def test_printed_numbers_sit_beside_vgg19_on_cub_only():
+    _, cells, claims = _cells_and_claims(backbone="vgg19")
+    printed = {(c.table, c.row): c.paper for c in cells if c.paper is not None}
+    assert printed[("table5", "VGG19")] == 77.8 and printed[("table5", "VGG19 + local-stream (attention)")] == 79.8
+    assert printed[("table6_1", "VGG19 + local-stream (CNN + LSTM)")] == 78.20
+    assert [printed[("table6_2", r)] for r in ("1", "1 ~ 5", "1 ~ 10", "Attention")] == [78.90, 77.04, 67.64, 79.60]
+    effects = {c.text.split(":")[0] + str(i): c.paper_effect for i, c in enumerate(claims)}
+    assert effects["Tables 5.1-5.20"] == pytest.approx(2.0)
+    _, cells, claims = _cells_and_claims()       # the smoke profile's slim VGG-16: our arms only
+    assert all(c.paper is None for c in cells) and all(c.paper_effect is None for c in claims)
+    _, cells, _ = _cells_and_claims(backbone="vgg19", time_steps=6)   # other T: Table 6.2 is not the paper's
+    assert all(c.paper is None for c in cells if c.table == "table6_2")
+    for other in ({"variant": "cnn"}, {"self_attention": "on"}):      # Table 5's row 2 is the full local stream
+        _, cells, claims = _cells_and_claims(backbone="vgg19", **other)
+        assert [c.paper for c in cells if c.table == "table5"] == [77.8, None]
+        assert claims[0].main and claims[0].paper_effect is None
+    _, cells, claims = _cells_and_claims(backbone="vgg19", patch_backbone="resnet34")   # not the paper's streams
+    assert all(c.paper is None for c in cells) and all(c.paper_effect is None for c in claims)
+
+
+def test_every_arm_and_the_seeds_it_trains():
+    settings, _, claims = _cells_and_claims(seeds="0,1,2,3", profile="cpu")
+    variants = {v.name: v.seeds for v in paper.plan(settings)}
+    assert variants == {"baseline": (0, 1, 2, 3), "attention": (0, 1, 2, 3), "cnn": (0, 1, 2), "lstm": (0, 1, 2),
+                        "attention_sa": (0, 1, 2)}
+    assert [c.main for c in claims].count(True) == 1

@@ -25,9 +25,13 @@ prediction (3.1.5), the ablation rows of Table 6.1 and the self-attention extens
   attention, cross-entropy on every step's prediction in training, the last step's at test;
   ``"attention"``: the full local stream.
 * Loss (eq. 3.8-3.11): ``CE(G) + lambda' CE(L) + lambda max(0, p_t^g - p_t^l + margin)`` with the true
-  class's softmax probabilities ``p_t``; lambda' = 1, lambda = 0.5, margin 0.5 (sec. 4.2). The ranking
-  term is the literal eq. 3.11 (its gradient reaches both streams); ``ranking_loss=False`` drops it (the
-  official code has none). For ``"lstm"`` the local CE is the mean over the T steps.
+  class's softmax probabilities ``p_t``; lambda' = 1, lambda = 0.5, margin 0.5 (sec. 4.2). The text says
+  the global stream is the local stream's "reference" and borrows the loss from RA-CNN (its [10]), whose
+  ranking loss trains only the finer scale; so by default ``p_t^g`` is a constant in the ranking term
+  (``rank_gradient="local"``). ``rank_gradient="both"`` differentiates eq. 3.11 as written, which also
+  pushes the global stream's true-class probability down. ``ranking_loss=False`` drops the term (the
+  official code has none). For ``"lstm"`` the local CE is the mean over the T steps, and the ranking term
+  reads the last step's prediction.
 * Joint prediction (sec. 3.1.5): ``G + lambda' L`` (logits, weighted as the losses are).
 * Self-attention (chapter 7, ``self_attention=True``): the patch's last feature map is kept spatial,
   split along channels into keys (c_k) and values (c_v); a learned spatial bias map (c_s channels) is
@@ -58,6 +62,7 @@ from .output import ModelOutput
 
 LOCAL_VARIANTS = ("cnn", "lstm", "attention")    # Table 6.1's local-stream rows
 STEP_ATTENTIONS = ("per_step", "shared")         # eq. 3.6's W^t per step | the code's one Linear(D, 1)
+RANK_GRADIENTS = ("local", "both")               # eq. 3.11's gradient: local stream only | both streams
 PATCH_CHOICES = ("top", "random")                # which of the N boxes an evaluated image uses
 GLOBAL_BRANCH, LOCAL_BRANCH = "global", "local"
 
@@ -89,6 +94,7 @@ class RecurrentAttentionConfig:
     patch_size: int = 224             # patches resized to 224 x 224 (sec. 4.2)
     test_patch: str = "top"           # evaluation box: the highest peak ("random": the official code)
     ranking_loss: bool = True         # L_r of eq. 3.11 (the official code has none)
+    rank_gradient: str = "local"      # not stated: p_t^g is the reference ("both": eq. 3.11 as written)
     margin: float = 0.5               # margin of eq. 3.11 (sec. 4.2)
     rank_weight: float = 0.5          # lambda of eq. 3.8 (sec. 4.2)
     local_weight: float = 1.0         # lambda' of eq. 3.9 and of the joint prediction (sec. 3.1.5, 4.2)
@@ -102,7 +108,8 @@ class RecurrentAttentionConfig:
     def validate(self) -> None:
         for name, value, valid in (("local", self.local, LOCAL_VARIANTS),
                                    ("step_attention", self.step_attention, STEP_ATTENTIONS),
-                                   ("test_patch", self.test_patch, PATCH_CHOICES)):
+                                   ("test_patch", self.test_patch, PATCH_CHOICES),
+                                   ("rank_gradient", self.rank_gradient, RANK_GRADIENTS)):
             if value not in valid:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
         for name in ("self_attention", "ranking_loss"):
@@ -139,7 +146,7 @@ def peak_boxes(cams: torch.Tensor, image_size: Tuple[int, int], count: int, box_
 
     A box is a square of side ``box_fraction * min(H, W)`` centred on its peak's cell and shifted (not
     shrunk) to lie inside the image. After a peak is taken, the cells within half a box side of it
-    (a square of side one box) are excluded, so that boxes cover different places; when no cell is left,
+    (a square of side one box, open) are excluded, so that boxes cover different places; when no cell is left,
     the remaining boxes repeat the earlier ones in order. Boxes come first by peak height."""
     batch, rows, cols = cams.shape
     height, width = image_size
@@ -188,16 +195,13 @@ class StepAttention(nn.Module):
         if mode not in STEP_ATTENTIONS:
             raise ValueError(f"unknown step attention {mode!r}; valid: {', '.join(STEP_ATTENTIONS)}")
         self.mode = mode
-        rows = steps if mode == "per_step" else 1
-        self.weight = nn.Parameter(torch.randn(rows, hidden) / math.sqrt(hidden))
-        self.bias = nn.Parameter(torch.zeros(rows)) if mode == "shared" else None
+        rows = steps if mode == "per_step" else 1   # (the code's Linear bias is the same for every step:
+        self.weight = nn.Parameter(torch.randn(rows, hidden) / math.sqrt(hidden))   # it cancels in the softmax)
 
     def forward(self, phi: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.mode == "per_step" and phi.shape[1] != self.weight.shape[0]:
             raise ValueError(f"built for {self.weight.shape[0]} steps; got {phi.shape[1]}")
         scores = (phi * self.weight[None]).sum(dim=2)            # (B, T)
-        if self.bias is not None:
-            scores = scores + self.bias
         alpha = scores.softmax(dim=1)
         return (alpha[..., None] * phi).sum(dim=1), alpha
 
@@ -387,10 +391,15 @@ class RecurrentAttentionNet(nn.Module):
 
 # ----------------------------------------------------------------------------- loss (eq. 3.8-3.11)
 def ranking_loss(global_logits: torch.Tensor, local_logits: torch.Tensor, targets: torch.Tensor,
-                 margin: float) -> torch.Tensor:
+                 margin: float, gradient: str = "local") -> torch.Tensor:
     """Eq. 3.11, averaged over the batch: ``max(0, p_t^g - p_t^l + margin)`` with the softmax
-    probabilities of the true class ``t`` in the global (g) and local (l) streams."""
+    probabilities of the true class ``t`` in the global (g) and local (l) streams; ``gradient="local"``
+    holds ``p_t^g`` constant (the reference), ``"both"`` differentiates both."""
+    if gradient not in RANK_GRADIENTS:
+        raise ValueError(f"unknown rank gradient {gradient!r}; valid: {', '.join(RANK_GRADIENTS)}")
     index = targets[:, None]
+    if gradient == "local":
+        global_logits = global_logits.detach()
     p_global = global_logits.softmax(dim=1).gather(1, index)[:, 0]
     p_local = local_logits.softmax(dim=1).gather(1, index)[:, 0]
     return (p_global - p_local + margin).clamp_min(0.0).mean()
@@ -415,7 +424,8 @@ class RecurrentAttentionLoss:
             local_ce = F.cross_entropy(local_logits, targets)
         terms = {"ce_global": F.cross_entropy(global_logits, targets), "ce_local": config.local_weight * local_ce}
         if config.ranking_loss:
-            terms["rank"] = config.rank_weight * ranking_loss(global_logits, local_logits, targets, config.margin)
+            terms["rank"] = config.rank_weight * ranking_loss(global_logits, local_logits, targets, config.margin,
+                                                              config.rank_gradient)
         return terms
 
 
