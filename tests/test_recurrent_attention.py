@@ -114,10 +114,10 @@ def test_step_attention_is_a_softmax_over_steps_of_w_dot_phi(mode):
             scores.append(score)
         weights = [math.exp(s) / sum(math.exp(u) for u in scores) for s in scores]
         for t in range(4):
-            assert float(alpha[b, t]) == pytest.approx(weights[t], abs=1e-6)
+            assert alpha[b, t].item() == pytest.approx(weights[t], abs=1e-6)
         for d in range(3):
             expected = sum(weights[t] * float(phi[b, t, d]) for t in range(4))
-            assert float(aggregated[b, d]) == pytest.approx(expected, abs=1e-6)
+            assert aggregated[b, d].item() == pytest.approx(expected, abs=1e-6)
 
 
 def literal_lstm(lstm: nn.LSTM, inputs):
@@ -352,7 +352,12 @@ def test_step_maps_are_scored_per_step_and_image():
                                     [f"step {t}: map on parts" for t in range(1, 5)])
     assert all(v.shape == (2,) and ((v >= 0) & (v <= 100)).all() for v in scores.values())
     patch = views.patch_scores(model, sample)
-    assert set(patch) == {"patch covers a part", "centre box covers a part"}
+    assert set(patch) == {"patch covers a part", "centre box covers a part", "parts' share of the patch"}
+    _, boxes = views.test_patches(model, sample.images)
+    for image, (x, y, w, h) in enumerate([(10, 10, 8, 8), (40, 30, 6, 6)]):   # overlap of part and box / box area
+        x1, y1, x2, y2 = boxes[image].tolist()
+        overlap = max(0.0, min(x + w, x2) - max(x, x1)) * max(0.0, min(y + h, y2) - max(y, y1))
+        assert patch["parts' share of the patch"][image] == pytest.approx(100.0 * overlap / (x2 - x1) / (y2 - y1))
     assert model.training                                   # the views leave the model's mode as it was
 
 

@@ -47,7 +47,7 @@ def test_printed_numbers_sit_beside_vgg19_on_cub_only():
     assert all(c.paper is None for c in cells if c.table == "table6_2")
     for other in ({"variant": "cnn"}, {"self_attention": "on"}):      # Table 5's row 2 is the full local stream
         _, cells, claims = _cells_and_claims(backbone="vgg19", **other)
-        assert [c.paper for c in cells if c.table == "table5"] == [77.8, None]
+        assert [c.paper for c in cells if c.table == "table5"] == [77.8, None, None]
         assert claims[0].main and claims[0].paper_effect is None
     _, cells, claims = _cells_and_claims(backbone="vgg19", patch_backbone="resnet34")   # not the paper's streams
     assert all(c.paper is None for c in cells) and all(c.paper_effect is None for c in claims)

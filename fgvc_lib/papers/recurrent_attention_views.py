@@ -12,7 +12,9 @@ steps classify an image correctly; Figure 7.3 compares the maps with and without
 * ``map on parts``: the share of the map's mass (percent) inside the discriminative parts' boxes, moved
   into the patch's pixels (a flat map scores the parts' share of the patch);
 * ``patch covers a part``: whether the chosen box contains the centre of a discriminative part
-  (percent), beside ``centre box covers a part``, a box of the same size in the image's centre.
+  (percent), beside ``centre box covers a part``, a box of the same size in the image's centre, and
+  ``parts' share of the patch``: the share of the patch the parts cover (percent), what a flat map
+  scores as ``map on parts``.
 """
 from __future__ import annotations
 
@@ -113,12 +115,17 @@ def step_map_scores(model, sample, steps: Optional[Sequence[int]] = None) -> Dic
 
 
 def patch_scores(model, sample) -> Dict[str, np.ndarray]:
-    """Per image: does the model's test box, and a centred box of the same size, cover a part (percent)."""
-    _, boxes = test_patches(model, sample.images)
+    """Per image: does the model's test box, and a centred box of the same size, cover a part, and how much
+    of the patch the parts cover (percent)."""
+    patches, boxes = test_patches(model, sample.images)
     side = float(boxes[0, 2] - boxes[0, 0])
     centre = centre_box(sample.images.shape[-2:], side)
+    size = patches.shape[-1]
+    flat = np.ones((size, size))
     return {paper.PATCH_ON_PART: np.array([covers_a_part(b.tolist(), p) for b, p in zip(boxes, sample.part_boxes)]),
-            paper.CENTRE_BOX_ON_PART: np.array([covers_a_part(centre, p) for p in sample.part_boxes])}
+            paper.CENTRE_BOX_ON_PART: np.array([covers_a_part(centre, p) for p in sample.part_boxes]),
+            paper.PART_SHARE: np.array([mass_on_parts(flat, parts_in_patch(p, b.tolist(), size))
+                                        for b, p in zip(boxes, sample.part_boxes)])}
 
 
 # ----------------------------------------------------------------------------- figures
