@@ -353,7 +353,7 @@ def test_step_maps_are_scored_per_step_and_image():
     assert all(v.shape == (2,) and ((v >= 0) & (v <= 100)).all() for v in scores.values())
     patch = views.patch_scores(model, sample)
     assert set(patch) == {"patch covers a part", "centre box covers a part", "parts' share of the patch"}
-    _, boxes = views.test_patches(model, sample.images)
+    _, boxes = views.evaluation_patches(model, sample.images)
     for image, (x, y, w, h) in enumerate([(10, 10, 8, 8), (40, 30, 6, 6)]):   # overlap of part and box / box area
         x1, y1, x2, y2 = boxes[image].tolist()
         overlap = max(0.0, min(x + w, x2) - max(x, x1)) * max(0.0, min(y + h, y2) - max(y, y1))

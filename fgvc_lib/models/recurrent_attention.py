@@ -298,10 +298,10 @@ class RecurrentAttentionNet(nn.Module):
 
     def lr_groups(self):
         """The global stream at the base rate, the local stream at ``local_lr_multiplier`` x (sec. 4.2)."""
-        global_ids = {id(p) for p in list(self.backbone.parameters()) + list(self.global_classifier.parameters())}
-        local = [p for p in self.parameters() if id(p) not in global_ids]
-        return [("global", list(self.backbone.parameters()) + list(self.global_classifier.parameters()), 1.0),
-                ("local", local, self.config.local_lr_multiplier)]
+        global_stream = list(self.backbone.parameters()) + list(self.global_classifier.parameters())
+        ids = {id(p) for p in global_stream}
+        return [("global", global_stream, 1.0),
+                ("local", [p for p in self.parameters() if id(p) not in ids], self.config.local_lr_multiplier)]
 
     def cam_target_layers(self) -> List[nn.Module]:
         return [self.backbone.stage_module(self.backbone.top_stage)]
@@ -329,12 +329,18 @@ class RecurrentAttentionNet(nn.Module):
             return torch.randint(count, (batch,), device=boxes.device)
         return torch.zeros(batch, dtype=torch.long, device=boxes.device)
 
-    def patches(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(patches (B, 3, p, p), their boxes (B, 4)) as the model picks them in its current mode."""
+    def _global_and_patch(self, images: torch.Tensor):
+        """The global stream's map and logits, every image's N boxes, the chosen box's index and its patch."""
         features, logits = self.global_stream(images)
         boxes = self.boxes(features, logits, tuple(images.shape[-2:]))
-        chosen = boxes[torch.arange(len(boxes)), self.choose_patch(boxes)]
-        return crop_patches(images, chosen, self.config.patch_size), chosen
+        index = self.choose_patch(boxes)
+        patches = crop_patches(images, boxes[torch.arange(len(boxes)), index], self.config.patch_size)
+        return features, logits, boxes, index, patches
+
+    def patches(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(patches (B, 3, p, p), their boxes (B, 4)) as the model picks them in its current mode."""
+        _, _, boxes, index, patches = self._global_and_patch(images)
+        return patches, boxes[torch.arange(len(boxes)), index]
 
     def step_features(self, patch_map: torch.Tensor) -> torch.Tensor:
         """(B, T, H): ``phi_t``, the LSTM's top hidden state at each step (eq. 3.4)."""
@@ -367,10 +373,7 @@ class RecurrentAttentionNet(nn.Module):
         return out
 
     def forward(self, images: torch.Tensor) -> ModelOutput:
-        features, global_logits = self.global_stream(images)
-        boxes = self.boxes(features, global_logits, tuple(images.shape[-2:]))
-        index = self.choose_patch(boxes)
-        patches = crop_patches(images, boxes[torch.arange(len(boxes)), index], self.config.patch_size)
+        features, global_logits, boxes, index, patches = self._global_and_patch(images)
         local = self.local_stream(patches)
         weight = self.config.local_weight
         logits = global_logits + weight * local["logits"]

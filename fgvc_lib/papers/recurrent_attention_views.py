@@ -42,14 +42,19 @@ class StepClassifier(nn.Module):
 
 
 @torch.no_grad()
-def test_patches(model, images: torch.Tensor):
-    """(patches, boxes (B, 4) x1 y1 x2 y2) as the model picks them in evaluation."""
+def _evaluated(model, call):
+    """``call()`` with ``model`` in evaluation mode, its mode restored afterwards."""
     training = model.training
     model.eval()
     try:
-        return model.patches(images)
+        return call()
     finally:
         model.train(training)
+
+
+def evaluation_patches(model, images: torch.Tensor):
+    """(patches, boxes (B, 4) x1 y1 x2 y2) as the model picks them in evaluation."""
+    return _evaluated(model, lambda: model.patches(images))
 
 
 def step_cams(model, patches: torch.Tensor, labels: torch.Tensor, steps: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -102,7 +107,7 @@ def step_map_scores(model, sample, steps: Optional[Sequence[int]] = None) -> Dic
     """Per image of ``sample`` (:class:`fgvc_lib.localization.CamSample`): ``"step <t>: map area"`` for
     every step, and, when the sample has part boxes, ``"step <t>: map on parts"`` (module docstring)."""
     steps = list(steps or range(1, model.steps + 1))
-    patches, boxes = test_patches(model, sample.images)
+    patches, boxes = evaluation_patches(model, sample.images)
     cams = step_cams(model, patches, sample.labels, steps)
     size = patches.shape[-1]
     scores = {f"step {t}: {paper.MAP_AREA}": np.array([half_mass_area(c) for c in cams[k]])
@@ -117,7 +122,7 @@ def step_map_scores(model, sample, steps: Optional[Sequence[int]] = None) -> Dic
 def patch_scores(model, sample) -> Dict[str, np.ndarray]:
     """Per image: does the model's test box, and a centred box of the same size, cover a part, and how much
     of the patch the parts cover (percent)."""
-    patches, boxes = test_patches(model, sample.images)
+    patches, boxes = evaluation_patches(model, sample.images)
     side = float(boxes[0, 2] - boxes[0, 0])
     centre = centre_box(sample.images.shape[-2:], side)
     size = patches.shape[-1]
@@ -145,10 +150,8 @@ def step_map_figure(models: Mapping[str, object], sample, denormalize, count: in
     figure, axes = plt.subplots(len(rows), columns, figsize=(1.15 * columns, 1.25 * len(rows) + 0.3), squeeze=False)
     cache = {}
     for label, model in models.items():
-        patches, boxes = test_patches(model, images)
-        with torch.no_grad():
-            model.eval()
-            branches = model(images).extras["branch_logits"]
+        patches, boxes = evaluation_patches(model, images)
+        branches = _evaluated(model, lambda: model(images).extras["branch_logits"])
         correct = np.stack([(branches[f"step{t}"].argmax(1) == labels).numpy() for t in steps])
         cache[label] = (patches, boxes, step_cams(model, patches, labels, steps), correct)
     for row, (label, model, index) in enumerate(rows):
