@@ -226,15 +226,15 @@ def test_loss_terms_are_eq_3_8_to_3_11(local):
     targets = torch.tensor([1, 4])
     terms = RecurrentAttentionLoss(config)(out, targets)
     g, l = out.extras["branch_logits"]["global"], out.extras["branch_logits"]["local"]
-    assert float(terms["ce_global"]) == pytest.approx(sum(cross_entropy(g[b], targets[b]) for b in range(2)) / 2, abs=1e-5)
+    assert terms["ce_global"].item() == pytest.approx(sum(cross_entropy(g[b], targets[b]) for b in range(2)) / 2, abs=1e-5)
     if local == "lstm":   # Table 6.1's CNN + LSTM: cross-entropy on every step
         steps = out.extras["step_logits"]
         local_ce = sum(cross_entropy(steps[b, t], targets[b]) for b in range(2) for t in range(steps.shape[1]))
         local_ce /= 2 * steps.shape[1]
     else:
         local_ce = sum(cross_entropy(l[b], targets[b]) for b in range(2)) / 2
-    assert float(terms["ce_local"]) == pytest.approx(0.7 * local_ce, abs=1e-5)
-    assert float(terms["rank"]) == pytest.approx(0.3 * float(ranking_loss(g, l, targets, 0.5)), abs=1e-6)
+    assert terms["ce_local"].item() == pytest.approx(0.7 * local_ce, abs=1e-5)
+    assert terms["rank"].item() == pytest.approx(0.3 * ranking_loss(g, l, targets, 0.5).item(), abs=1e-6)
     assert "rank" not in RecurrentAttentionLoss(config.replace(ranking_loss=False))(out, targets)
 
 
