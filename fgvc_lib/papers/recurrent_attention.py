@@ -99,37 +99,23 @@ PATCH_ON_PART, CENTRE_BOX_ON_PART = "patch covers a part", "centre box covers a 
 PART_SHARE = "parts' share of the patch"                # what a flat step map scores as MAP_ON_PARTS
 
 
-def _on_off(value):
-    if value not in ("on", "off"):
-        raise ValueError(f"got {value!r}; valid: 'on', 'off'")
-    return value == "on"
-
-
 RANKING_CHOICES = ("on", "literal", "off")   # p_t^g as the reference | eq. 3.11 differentiated in both streams | none
 
 
-def _ranking(value):
-    if value not in RANKING_CHOICES:
-        raise ValueError(f"got {value!r}; valid: {', '.join(map(repr, RANKING_CHOICES))}")
-    return value
-
-
-def _patch_backbone(value):
-    if value not in ("",) + BACKBONES:
-        raise ValueError(f"got {value!r}; valid: '' (the profile's), {', '.join(BACKBONES)}")
-    return value
+def _on_off(value) -> bool:
+    return choice("on", "off")(value) == "on"
 
 
 PARAMETERS = (
     Parameter("patch_backbone", "", "the local stream's CNN; '': the backbone's (paper: vgg19, resnet34 with "
-                                    "self_attention)", _patch_backbone),
+                                    "self_attention)", choice("", *BACKBONES)),
     Parameter("num_patches", 10, "N boxes per image (sec. 3.1.2)", whole_number(1)),
     Parameter("time_steps", 10, "T, the LSTM's steps (sec. 4.2)", whole_number(1)),
     Parameter("variant", "attention", "the local stream of Tables 5.1-5.2's model: 'cnn' | 'lstm' | 'attention'",
               choice(*LOCAL_ROWS)),
     Parameter("ranking_loss", "on", "eq. 3.11's ranking loss: 'on' (the global probability is the reference) | "
                                     "'literal' (its gradient reaches both streams) | 'off' (the official code)",
-              _ranking),
+              choice(*RANKING_CHOICES)),
     Parameter("self_attention", "off", "chapter 7's self-attention in the notebook's model: 'on' | 'off'", _on_off),
     Parameter("patch_size", 0, "side of the resized patch; 0: the profile's (paper 224, else image_size / 2)",
               whole_number()),
