@@ -136,9 +136,10 @@ def patch_scores(model, sample) -> Dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- figures
 def step_map_figure(models: Mapping[str, object], sample, denormalize, count: int = 3,
                     steps: Optional[Sequence[int]] = None):
-    """Figures 5.1-5.2, 6.2 and 7.3: per image and model, the image with the patch's box, the patch, and
-    each step's Grad-CAM map on the patch, titled with whether step t's joint prediction is right
-    (Figure 6.2's marks)."""
+    """Figures 5.1-5.2, 6.2 and 7.3: per image and model, the image with the patch's box (yellow) and the
+    discriminative parts' boxes (white, where the dataset has them), the patch with the parts, and each
+    step's Grad-CAM map on the patch, titled with whether step t's joint prediction is right (Figure 6.2's
+    marks)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -163,6 +164,10 @@ def step_map_figure(models: Mapping[str, object], sample, denormalize, count: in
         axes[row, 0].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow", linewidth=1))
         axes[row, 0].set_ylabel(f"{label}\n{sample.titles[index].splitlines()[0][:14]}", fontsize=6)
         axes[row, 1].imshow(patch)
+        parts = sample.part_boxes[index]
+        for ax, shown in ((axes[row, 0], parts), (axes[row, 1], parts_in_patch(parts, [x1, y1, x2, y2], patch.shape[0]))):
+            for x, y, w, h in shown:
+                ax.add_patch(Rectangle((x, y), w, h, fill=False, color="white", linewidth=0.8))
         if row == 0:
             axes[row, 0].set_title("image, box", fontsize=7)
             axes[row, 1].set_title("patch", fontsize=7)
