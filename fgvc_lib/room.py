@@ -4,7 +4,8 @@ Not from a paper: a check of this study's design (DESIGN.md, "Results"). An atte
 weights the cells of a feature map can only single out a part that covers at least about one cell;
 on a map where a part is a fraction of a cell the mechanism has nothing to select, and a null result
 there says nothing about the paper. For every attention site a paper declares (``{site: stride}``, the
-map's stride in input pixels), :func:`room_table` gives the map's size at the run's input size and the
+map's stride in input pixels, or ``{site: (stride, side)}`` for a map that does not cover the whole input,
+such as a patch's), :func:`room_table` gives the map's size at the run's input size and the
 median (and 10th percentile) over the test set of the number of map cells a discriminative part's box
 covers (its area over a cell's area), for every (image, discriminative part) pair.
 """
@@ -42,10 +43,11 @@ def room_table(sites: Mapping[str, int], dataset, image_size: int) -> pd.DataFra
     at least :data:`MIN_CELLS` cells, "no" otherwise, "unknown" without part boxes."""
     areas = part_areas(dataset, image_size)
     rows = []
-    for site, stride in sites.items():
+    for site, declared in sites.items():
+        stride, side = declared if isinstance(declared, tuple) else (declared, None)
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"attention site {site!r}: the stride must be a positive integer; got {stride!r}")
-        side = math.ceil(image_size / stride)
+        side = side or math.ceil(image_size / stride)
         cells = areas / float(stride * stride)
         known = cells.size > 0
         median = float(np.median(cells)) if known else float("nan")

@@ -73,6 +73,9 @@ def test_room_table_counts_cells_by_hand(tiny_root):
     assert table.loc["mid", "room"] == ("yes" if np.median(areas) >= 64 else "no")
     with pytest.raises(ValueError, match="stride must be a positive integer"):
         room_table({"bad": 0}, test_set, 128)
+    patch = room_table({"patch": (8, 6)}, test_set, 128).set_index("site")   # a 6 x 6 map of part of the image
+    assert patch.loc["patch", "map"] == "6 x 6"
+    assert patch.loc["patch", "part_cells_median"] == pytest.approx(np.median(areas) / 64)
 
 
 def test_notebook_00_declares_the_positive_control(monkeypatch, tmp_path):

@@ -16,6 +16,7 @@ Every paper effect is computed from these numbers. The model is :mod:`fgvc_lib.m
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, Tuple
 
 PAPER = {
@@ -383,9 +384,10 @@ def attention_sites(settings):
         return backbone.stage_strides[backbone.top_stage]
 
     box_side = RecurrentAttentionConfig.box_fraction * settings.image_size
-    patch_stride = max(1, round(top_stride(settings.patch_backbone) * box_side / settings.patch_size))
+    in_patch = top_stride(settings.patch_backbone)
+    patch_site = (max(1, round(in_patch * box_side / settings.patch_size)), math.ceil(settings.patch_size / in_patch))
     return {"global stream CAM (places the patches)": top_stride(settings.backbone),
-            f"patch CNN map (step Grad-CAM; {settings.patch_size}-px patch of a {box_side:g}-px box)": patch_stride}
+            f"patch CNN map (step Grad-CAM; {settings.patch_size}-px patch of a {box_side:g}-px box)": patch_site}
 
 
 STUDY = Paper(key="recurrent_attention", notebook="04_recurrent_attention", title=PAPER["title"],

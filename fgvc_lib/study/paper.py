@@ -144,7 +144,8 @@ class Paper:
     max_datasets: int = 1
     datasets: Tuple[str, ...] = ()                   # the only datasets it takes (first = default); (): any
     combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
-    attention_sites: Callable = lambda settings: {}  # settings -> {site: stride of its map in pixels}
+    attention_sites: Callable = lambda settings: {}  # settings -> {site: stride of its map in input pixels, or
+    # (stride, map side) for a map of part of the input} (fgvc_lib.room)
     image_sizes: Mapping[str, int] = field(default_factory=dict)  # profile -> input size, where it differs
     default_backbones: Mapping[str, str] = field(default_factory=dict)  # profile -> backbone when the notebook's
     # backbone is '' (else the first of ``backbones``)
