@@ -41,6 +41,7 @@ from ..profiles import scale_epochs
 from .baseline import BaselineNet
 from .cra_transform import (GAMMA_SIZE, REDUNDANCY_RESOLUTIONS, TRANSFORMS,
                             AttentionRedundancyTransformer)
+from .config_checks import check_choice, check_int
 from .output import ModelOutput
 
 RESTRICTIONS = ("on", "off", "schedule", "code")   # L_res always | never | sec. 4.1 blocks | official code
@@ -54,14 +55,6 @@ CODE_EPOCHS = 200
 CODE_RESTRICTION_EPOCHS = 46
 
 
-def _check_choice(name: str, value, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid values: {', '.join(map(str, valid))}")
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
 @dataclass
@@ -104,14 +97,14 @@ class CRACNNConfig:
     contrast_features: str = "logits"      # f_ar: "the output of the final fully connected layer in N_ar"
 
     def validate(self) -> None:
-        _check_choice("transform", self.transform, TRANSFORMS)
-        _check_choice("redundancy_resolution", self.redundancy_resolution, REDUNDANCY_RESOLUTIONS)
-        _check_choice("restriction", self.restriction, RESTRICTIONS)
-        _check_choice("distance", self.distance, DISTANCES)
-        _check_choice("pairing", self.pairing, PAIRINGS)
-        _check_choice("triplet", self.triplet, TRIPLETS)
-        _check_choice("contrast_features", self.contrast_features, CONTRAST_FEATURES)
-        _check_int("attention_size", self.attention_size, 2)
+        check_choice("transform", self.transform, TRANSFORMS)
+        check_choice("redundancy_resolution", self.redundancy_resolution, REDUNDANCY_RESOLUTIONS)
+        check_choice("restriction", self.restriction, RESTRICTIONS)
+        check_choice("distance", self.distance, DISTANCES)
+        check_choice("pairing", self.pairing, PAIRINGS)
+        check_choice("triplet", self.triplet, TRIPLETS)
+        check_choice("contrast_features", self.contrast_features, CONTRAST_FEATURES)
+        check_int("attention_size", self.attention_size, 2)
         for name in ("alpha_l", "alpha_s"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
@@ -134,9 +127,9 @@ class CRACNNConfig:
             raise ValueError(f"restriction_eps (eps of eq. 7) must be > 0; got {self.restriction_eps!r}")
         if not self.margin >= 0:
             raise ValueError(f"margin (eq. 8) must be >= 0; got {self.margin!r}")
-        _check_int("schedule_first", self.schedule_first, 0)
-        _check_int("schedule_block", self.schedule_block, 1)
-        _check_int("schedule_epochs", self.schedule_epochs, 1)
+        check_int("schedule_first", self.schedule_first, 0)
+        check_int("schedule_block", self.schedule_block, 1)
+        check_int("schedule_epochs", self.schedule_epochs, 1)
         if self.schedule_first > self.schedule_epochs:
             raise ValueError(f"schedule_first must be <= schedule_epochs ({self.schedule_epochs}); "
                              f"got {self.schedule_first}")
@@ -167,8 +160,8 @@ def restriction_active(config: CRACNNConfig, epoch: int, epochs: int) -> bool:
     ``schedule_epochs`` to ``epochs`` (:func:`fgvc_lib.profiles.scale_epochs`, at least 1 epoch).
     ``"code"``: on for the first 46/200 of the run, off afterwards (the official code).
     """
-    _check_choice("restriction", config.restriction, RESTRICTIONS)
-    _check_int("epochs", epochs, 1)
+    check_choice("restriction", config.restriction, RESTRICTIONS)
+    check_int("epochs", epochs, 1)
     if not isinstance(epoch, int) or not 0 <= epoch < epochs:
         raise ValueError(f"epoch must be an integer in [0, {epochs}); got {epoch!r}")
     if config.restriction in ("on", "off"):
@@ -216,7 +209,7 @@ def pair_indices(batch_size: int, pairing: str = "consecutive", device=None,
     unpaired, as the official code does). ``"consecutive"``: (0, 1), (2, 3), ...; ``"random"``:
     the same on a random permutation of the batch (torch's global RNG unless ``generator``).
     """
-    _check_choice("pairing", pairing, PAIRINGS)
+    check_choice("pairing", pairing, PAIRINGS)
     if pairing == "random":
         order = torch.randperm(batch_size, generator=generator).to(device)
     else:
@@ -242,8 +235,8 @@ def contrastive_loss(attention: torch.Tensor, redundancy: torch.Tensor, pairs: t
     margin, 0)``. The mean over the 2P hinges equals the official code's normalisation (sum over
     hinges / batch size) for an even batch. No pair: 0.
     """
-    _check_choice("distance", distance, DISTANCES)
-    _check_choice("triplet", triplet, TRIPLETS)
+    check_choice("distance", distance, DISTANCES)
+    check_choice("triplet", triplet, TRIPLETS)
     if pairs.numel() == 0:
         return attention.sum() * 0.0
     first = torch.cat([pairs[:, 0], pairs[:, 1]])

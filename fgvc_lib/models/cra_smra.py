@@ -84,6 +84,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone
+from .config_checks import check_choice, check_int
 from .output import ModelOutput
 
 # The three sites (sec. 3.3: "after the third, fourth, and fifth stages") per backbone family.
@@ -101,14 +102,6 @@ CONCAT_BRANCH = "concat"
 LAST_STAGE_NUMBER = 5                        # the sites are named stage3..stage5 (ResNet's L = 5)
 
 
-def _check_choice(name: str, value, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid values: {', '.join(map(str, valid))}")
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
 def _family(name: str) -> str:
@@ -182,11 +175,11 @@ class CRASMRAConfig:
         self.validate()
 
     def validate(self) -> None:
-        _check_choice("attention", self.attention, ATTENTIONS)
-        _check_choice("suppress_source", self.suppress_source, SUPPRESS_SOURCES)
-        _check_choice("div_form", self.div_form, DIV_FORMS)
-        _check_choice("combine", self.combine, COMBINE_MODES)
-        _check_choice("head_lr", self.head_lr, HEAD_LRS)
+        check_choice("attention", self.attention, ATTENTIONS)
+        check_choice("suppress_source", self.suppress_source, SUPPRESS_SOURCES)
+        check_choice("div_form", self.div_form, DIV_FORMS)
+        check_choice("combine", self.combine, COMBINE_MODES)
+        check_choice("head_lr", self.head_lr, HEAD_LRS)
         for name in ("smram", "suppress_at_test", "smram_shared_phi", "hflip"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
@@ -198,12 +191,12 @@ class CRASMRAConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{name} (loss weight, Eq. 10) must be >= 0; got {value!r}")
-        _check_int("reduction", self.reduction, 1)
+        check_int("reduction", self.reduction, 1)
         if self.unified_channels is not None:
-            _check_int("unified_channels", self.unified_channels, 1)
+            check_int("unified_channels", self.unified_channels, 1)
         for name in ("unify_kernel", "cbam_kernel"):
             value = getattr(self, name)
-            _check_int(name, value, 1)
+            check_int(name, value, 1)
             if value % 2 == 0:
                 raise ValueError(f"{name} must be odd (same-size padding); got {value!r}")
         if self.stages is not None:
@@ -219,7 +212,7 @@ class CRASMRAConfig:
             raise ValueError(f"weight_decay must be >= 0 and momentum in [0, 1); "
                              f"got {self.weight_decay!r}, {self.momentum!r}")
         for name in ("epochs", "batch_size", "resize", "image_size"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         if self.image_size > self.resize:
             raise ValueError(f"image_size (crop, {self.image_size}) must be <= resize ({self.resize})")
 
@@ -255,7 +248,7 @@ class SharedChannelMLP(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
-        _check_int("reduction", reduction, 1)
+        check_int("reduction", reduction, 1)
         hidden = max(1, channels // reduction)
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
@@ -289,7 +282,7 @@ class ChannelReAttention(nn.Module):
     def __init__(self, channels: int, out_channels: int, reduction: int = 16, omega: float = 0.5,
                  delta: float = 0.9, unify_kernel: int = 1, suppress_source: str = "input"):
         super().__init__()
-        _check_choice("suppress_source", suppress_source, SUPPRESS_SOURCES)
+        check_choice("suppress_source", suppress_source, SUPPRESS_SOURCES)
         self.omega, self.delta, self.suppress_source = float(omega), float(delta), suppress_source
         self.mlp = SharedChannelMLP(channels, reduction)
         self.unify = ConvBNReLU(channels, out_channels, unify_kernel)   # Conv_layer of Fig. 3
@@ -369,7 +362,7 @@ class SpatialMultiRegionAttention(nn.Module):
 
     def __init__(self, channels: int, num_maps: int = 3, shared_phi: bool = True):
         super().__init__()
-        _check_int("num_maps", num_maps, 2)
+        check_int("num_maps", num_maps, 2)
         self.num_maps = num_maps
         self.blocks = nn.ModuleList([ConvBNReLU(channels, channels, 1) for _ in range(num_maps)])
         count = 1 if shared_phi else num_maps
@@ -394,7 +387,7 @@ def diversity_loss(maps: torch.Tensor, form: str = "unit") -> torch.Tensor:
     ``(1 - h) / (1 - 1/n)`` in [0, 1], 0 for maps with disjoint support and 1 for identical maps;
     ``form="mcloss"``: ``1 - h`` (MC-Loss's diversity term). Batch mean.
     """
-    _check_choice("div_form", form, DIV_FORMS)
+    check_choice("div_form", form, DIV_FORMS)
     if maps.dim() != 3 or maps.shape[1] < 2:
         raise ValueError(f"maps must be (batch, n >= 2, positions); got shape {tuple(maps.shape)}")
     n = maps.shape[1]
@@ -406,7 +399,7 @@ def diversity_loss(maps: torch.Tensor, form: str = "unit") -> torch.Tensor:
 def combine_predictions(branch_logits: Sequence[torch.Tensor], mode: str = "prob") -> torch.Tensor:
     """The test-time prediction of sec. 3.3: ``log(mean_k softmax(z_k))`` (``"prob"``, a logits tensor
     whose softmax is the averaged probabilities) or ``mean_k z_k`` (``"logits"``)."""
-    _check_choice("combine", mode, COMBINE_MODES)
+    check_choice("combine", mode, COMBINE_MODES)
     stacked = torch.stack(list(branch_logits))
     if mode == "logits":
         return stacked.mean(dim=0)

@@ -56,6 +56,7 @@ import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone, build_backbone
 from .frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
+from .config_checks import check_choice
 from .output import ModelOutput
 from .ssa_module import AGGREGATIONS, SpatialSelfAttention
 
@@ -73,10 +74,6 @@ KL_DIRECTIONS = ("ssa_to_fe", "fe_to_ssa")  # KL(p_SSA || p_FE) | KL(p_FE || p_S
 GAMMA_CE_HEADS = ("ssa", "fe")          # Eq. 4's gamma * CE on y_SSA (as printed) | on y_FE (other reading)
 HEAD_ACTIVATIONS = ("relu", "none")
 
-
-def _check_choice(name: str, value, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid values: {', '.join(map(str, valid))}")
 
 
 @dataclass
@@ -124,14 +121,14 @@ class SSANetConfig:
     plateau_patience: int = 3              # not stated: epochs without a lower training loss
 
     def __post_init__(self) -> None:
-        _check_choice("variant", self.variant, tuple(VARIANTS))
+        check_choice("variant", self.variant, tuple(VARIANTS))
         if self.aggregation is not None:
-            _check_choice("aggregation", self.aggregation, AGGREGATIONS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("predict_head", self.predict_head, PREDICT_HEADS)
-        _check_choice("kl_direction", self.kl_direction, KL_DIRECTIONS)
-        _check_choice("gamma_ce_head", self.gamma_ce_head, GAMMA_CE_HEADS)
-        _check_choice("head_activation", self.head_activation, HEAD_ACTIVATIONS)
+            check_choice("aggregation", self.aggregation, AGGREGATIONS)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("predict_head", self.predict_head, PREDICT_HEADS)
+        check_choice("kl_direction", self.kl_direction, KL_DIRECTIONS)
+        check_choice("gamma_ce_head", self.gamma_ce_head, GAMMA_CE_HEADS)
+        check_choice("head_activation", self.head_activation, HEAD_ACTIVATIONS)
         if not isinstance(self.head_hidden, int) or self.head_hidden < 1:
             raise ValueError(f"head_hidden must be a positive integer (paper: 1024); got {self.head_hidden!r}")
         if not 0.0 <= self.head_dropout < 1.0:
@@ -186,7 +183,7 @@ class ClassifierHead(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, hidden: int = 1024, activation: str = "relu",
                  dropout: float = 0.0):
         super().__init__()
-        _check_choice("head_activation", activation, HEAD_ACTIVATIONS)
+        check_choice("head_activation", activation, HEAD_ACTIVATIONS)
         self.fc = nn.Linear(in_channels, hidden)
         self.bn = nn.BatchNorm1d(hidden)
         self.act = nn.ReLU(inplace=True) if activation == "relu" else nn.Identity()
@@ -341,7 +338,7 @@ class SSANet(nn.Module):
         if self.ssa is None:
             return [self.fe_tap]
         branch = self.config.predict_head if branch in (None, "final") else branch
-        _check_choice("branch", branch, PREDICT_HEADS)
+        check_choice("branch", branch, PREDICT_HEADS)
         return {"ssa": [self.ssa_tap], "fe": [self.fe_tap], "mean": [self.fe_tap, self.ssa_tap]}[branch]
 
 
