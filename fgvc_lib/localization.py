@@ -72,7 +72,8 @@ def cam_sample(dataset, n: int, per_class: int = 1) -> CamSample:
                      np.array(objects, dtype=np.float64), parts, titles)
 
 
-def _union_mask(shape, boxes) -> np.ndarray:
+def union_mask(shape, boxes) -> np.ndarray:
+    """Boolean (H, W) mask of the pixels inside any of ``boxes`` (x, y, w, h)."""
     mask = np.zeros(shape, dtype=bool)
     for box in boxes:
         mask |= box_mask(shape, box)
@@ -90,7 +91,7 @@ def score_cams(cams: np.ndarray, sample: CamSample, per_image: bool = False) -> 
         if sample.has_parts:
             regions["part"] = part_boxes
         for name, boxes in regions.items():
-            mask = _union_mask(cam.shape, boxes)
+            mask = union_mask(cam.shape, boxes)
             scores.setdefault(f"{name}_pointing", []).append(float(cam.max() > 0 and mask[peak]))
             scores.setdefault(f"{name}_energy", []).append(float(cam[mask].sum()) / total)
             scores.setdefault(f"{name}_chance", []).append(float(mask.mean()))

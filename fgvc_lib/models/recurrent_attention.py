@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from ..backbones import FeatureBackbone
+from .config_checks import check_choice, check_int, check_number
 from .output import ModelOutput
 
 LOCAL_VARIANTS = ("cnn", "lstm", "attention")    # Table 6.1's local-stream rows
@@ -67,16 +68,6 @@ PATCH_CHOICES = ("top", "random")                # which of the N boxes an evalu
 GLOBAL_BRANCH, LOCAL_BRANCH = "global", "local"
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-
-
-def _check_number(name: str, value, low: float, high: float = math.inf, low_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
-        and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        raise ValueError(f"{name} must be a number in {'(' if low_open else '['}{low:g}, {high:g}]; got {value!r}")
 
 
 @dataclass
@@ -106,29 +97,26 @@ class RecurrentAttentionConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name, value, valid in (("local", self.local, LOCAL_VARIANTS),
-                                   ("step_attention", self.step_attention, STEP_ATTENTIONS),
-                                   ("test_patch", self.test_patch, PATCH_CHOICES),
-                                   ("rank_gradient", self.rank_gradient, RANK_GRADIENTS)):
-            if value not in valid:
-                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+        for name, valid in (("local", LOCAL_VARIANTS), ("step_attention", STEP_ATTENTIONS),
+                            ("test_patch", PATCH_CHOICES), ("rank_gradient", RANK_GRADIENTS)):
+            check_choice(name, getattr(self, name), valid)
         for name in ("self_attention", "ranking_loss"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if self.self_attention and self.local == "cnn":
             raise ValueError("self_attention runs between LSTM steps; it needs local 'lstm' or 'attention'")
-        _check_int("time_steps", self.time_steps, 1)
-        _check_int("lstm_layers", self.lstm_layers, 1)
-        _check_int("num_patches", self.num_patches, 1)
-        _check_int("patch_size", self.patch_size, 16)
+        check_int("time_steps", self.time_steps, 1)
+        check_int("lstm_layers", self.lstm_layers, 1)
+        check_int("num_patches", self.num_patches, 1)
+        check_int("patch_size", self.patch_size, 16)
         for name in ("hidden_size", "spatial_channels"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
-        _check_number("box_fraction", self.box_fraction, 0.0, 1.0, low_open=True)
-        _check_number("key_fraction", self.key_fraction, 0.0, 1.0, low_open=True)
+                check_int(name, getattr(self, name), 1)
+        check_number("box_fraction", self.box_fraction, 0.0, 1.0, low_open=True)
+        check_number("key_fraction", self.key_fraction, 0.0, 1.0, low_open=True)
         for name in ("margin", "rank_weight", "local_weight"):
-            _check_number(name, getattr(self, name), 0.0)
-        _check_number("local_lr_multiplier", self.local_lr_multiplier, 0.0, low_open=True)
+            check_number(name, getattr(self, name), 0.0)
+        check_number("local_lr_multiplier", self.local_lr_multiplier, 0.0, low_open=True)
 
     def replace(self, **changes) -> "RecurrentAttentionConfig":
         return dataclasses.replace(self, **changes)
@@ -160,11 +148,10 @@ def peak_boxes(cams: torch.Tensor, image_size: Tuple[int, int], count: int, box_
     scores = cams.detach().float().reshape(batch, -1).cpu().clone()
     available = torch.ones_like(scores, dtype=torch.bool)
     boxes = torch.zeros(batch, count, 4)
-    found = torch.zeros(batch, dtype=torch.long)
     for image in range(batch):
         for k in range(count):
-            if not available[image].any():
-                boxes[image, k:] = boxes[image, :found[image]].repeat((count - k) // int(found[image]) + 1, 1)[:count - k]
+            if not available[image].any():   # k boxes found: repeat them in order
+                boxes[image, k:] = boxes[image, :k].repeat((count - k) // k + 1, 1)[:count - k]
                 break
             masked = scores[image].masked_fill(~available[image], -math.inf)
             peak = int(masked.argmax())
@@ -173,7 +160,6 @@ def peak_boxes(cams: torch.Tensor, image_size: Tuple[int, int], count: int, box_
             cy = min(max(cy, half), height - half)
             cx = min(max(cx, half), width - half)
             boxes[image, k] = torch.tensor([cx - half, cy - half, cx + half, cy + half])
-            found[image] += 1
             near = ((centre_y - centre_y[peak]).abs() < half) & ((centre_x - centre_x[peak]).abs() < half)
             available[image] &= ~near
     return boxes.to(cams.device)

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..cam import box_mask, compute_cams
+from ..cam import compute_cams
+from ..localization import union_mask
 from . import recurrent_attention as paper
 
 
@@ -86,10 +87,7 @@ def mass_on_parts(cam: np.ndarray, part_boxes: Sequence[Sequence[float]]) -> flo
     cam = np.clip(cam.astype(np.float64), 0.0, None)
     if cam.sum() <= 0:
         cam = np.ones_like(cam)
-    mask = np.zeros(cam.shape, dtype=bool)
-    for part in part_boxes:
-        mask |= box_mask(cam.shape, part)
-    return 100.0 * float(cam[mask].sum() / cam.sum())
+    return 100.0 * float(cam[union_mask(cam.shape, part_boxes)].sum() / cam.sum())
 
 
 def covers_a_part(box: Sequence[float], part_boxes: Sequence[Sequence[float]]) -> float:
