@@ -26,16 +26,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .statistics import HALF_WIDTH, MAIN_HALF_WIDTH, VERDICTS, seeds_needed
+from .statistics import (AGAINST_PAPER, HALF_WIDTH, MAIN_HALF_WIDTH, MEASURE_UNITS, MEASURES, VERDICTS,
+                         against_paper, below_smallest_effect, chance_decided, holm_decided, seeds_needed)
 
 PathLike = Union[str, os.PathLike]
 
 RESULT_COLUMNS = ["table", "row", "dataset", "backbone", "metric", "paper", "reproduced", "std", "n_seeds",
                   "profile"]
-CLAIM_COLUMNS = ["claim", "paper_effect", "our_effect", "ci_low", "ci_high", "p_improvement", "our_std", "n_seeds",
-                 "n_images", "verdict", "half_width_target", "seeds_needed", "note"]
-CLAIM_NUMBERS = ("paper_effect", "our_effect", "ci_low", "ci_high", "p_improvement", "our_std",
-                 "half_width_target", "seeds_needed")
+CLAIM_COLUMNS = ["claim", "main", "measure", "direction", "smallest_effect", "paper_effect", "paper_setting",
+                 "our_effect", "ci_low", "ci_high", "p_value", "p_improvement", "our_std", "n_seeds", "n_images",
+                 "verdict", "below_smallest_effect", "against_paper", "half_width_target", "seeds_needed", "note"]
+CLAIM_NUMBERS = ("smallest_effect", "paper_effect", "our_effect", "ci_low", "ci_high", "p_value", "p_improvement",
+                 "our_std", "half_width_target", "seeds_needed")
+CLAIM_FLAGS = ("main", "below_smallest_effect")
+# The columns SUMMARY.md shows (claims.csv keeps them all).
+SUMMARY_CLAIM_COLUMNS = ["claim", "measure", "direction", "paper_effect", "paper_setting", "our_effect", "ci_low",
+                         "ci_high", "p_improvement", "n_seeds", "verdict", "against_paper", "seeds_needed", "note"]
 # Profiles whose data is the embedded synthetic set (DESIGN.md, Profiles): their absolute numbers are
 # never comparable with a paper's.
 SYNTHETIC_PROFILES = ("smoke", "cpu")
@@ -43,13 +49,20 @@ SUMMARY_NAME = "SUMMARY.md"
 # The verdict rule as SUMMARY.md states it (implemented in fgvc_lib.statistics; README says the same).
 VERDICT_RULE = (
     "Verdict rule (`fgvc_lib/statistics.py`): both arms of a claim are trained with the same seeds and scored on "
-    "the same test images; our effect is the mean over seeds of the paired difference, in percentage points, "
+    "the same test images; our effect is the mean over seeds of the paired difference, in points of its measure, "
     "with a 95 % confidence interval (`ci_low`, `ci_high`, Student's t) that counts seed-to-seed variation and "
-    "test-set sampling; `p_improvement` is the share of seeds on the claimed side. A claim is *held* when the "
-    "interval lies on the paper's side of 0, *reversed* when it lies on the other side, *no effect* when it lies "
-    "within +-1 point (the smallest effect of interest), *inconclusive* otherwise; a claim of no difference is held "
-    "when the interval lies within +-1 point. `seeds_needed` gives the seeds that would bring a too-wide interval "
-    "to its target half-width (3 points; 2 for a notebook's main comparisons) at the measured spread.")
+    "test-set sampling; `p_improvement` is the share of seeds on the claimed side. `direction` says which sign "
+    "supports the paper (+1: B above A, -1: below, 0: a claim of no difference). Each kind of measure has its "
+    "smallest effect of interest m: " + "; ".join(f"{k} {v:g} ({MEASURE_UNITS[k]})" for k, v in MEASURES.items())
+    + ". A claim is *no effect* when its interval lies within +-m (checked first), else *held* when the interval "
+    "lies on the paper's side of 0, *reversed* when it lies on the other side, *inconclusive* otherwise; a held or "
+    "reversed interval that reaches into +-m is marked *(below m)*: its sign is shown, not that it matters. A claim "
+    "of no difference is held when the interval lies within +-m. A second axis, `against_paper`, compares the size: "
+    "*as large as the paper's* (the interval contains the paper's printed effect), *smaller than the paper's* (the "
+    "interval lies below it on the paper's side), *larger than the paper's*; `paper_setting` names the paper's "
+    "dataset and backbone where they are not ours. On the synthetic set the paper's effect is a reference, not a "
+    "prediction. `seeds_needed` gives the seeds that would bring a too-wide interval to its target half-width "
+    "(3 points; 2 for a notebook's main comparisons) at the measured spread.")
 CLAIMS_NAME = "claims.csv"
 FIGURE_DPI = 100
 
@@ -271,7 +284,8 @@ def claim_row(claim, effect) -> Dict[str, object]:
     """One claims-table row (:data:`CLAIM_COLUMNS`) from a :class:`~fgvc_lib.study.paper.Claim` and its
     :class:`~fgvc_lib.statistics.Effect`. ``seeds_needed`` is filled when the interval is wider than
     the claim's target half-width: the seeds that would reach it at the measured spread (empty when
-    more seeds cannot, see :func:`fgvc_lib.statistics.seeds_needed`)."""
+    more seeds cannot, see :func:`fgvc_lib.statistics.seeds_needed`). ``against_paper`` compares the
+    interval with the paper's printed effect (:func:`fgvc_lib.statistics.against_paper`)."""
     target = MAIN_HALF_WIDTH if claim.main else HALF_WIDTH
     wide = not (effect.half_width <= target)   # NaN (one seed) counts as too wide
     needed = seeds_needed(effect, target) if wide and effect.n_images else None
@@ -279,10 +293,21 @@ def claim_row(claim, effect) -> Dict[str, object]:
     if wide and effect.n_images and needed is None:
         note = "; ".join(filter(None, [note, "more seeds cannot reach the target width: more test images needed"
                                        if effect.n_seeds > 1 else "one seed: spread unknown"]))
-    return {"claim": claim.text, "paper_effect": _paper_number(claim.paper_effect), "our_effect": effect.effect,
-            "ci_low": effect.ci_low, "ci_high": effect.ci_high, "p_improvement": effect.p_improvement,
+    paper = _paper_number(claim.paper_effect)
+    similar = claim.kind == "similar"
+    return {"claim": claim.text, "main": bool(claim.main), "measure": claim.measured_as,
+            "direction": 0 if similar else claim.direction, "smallest_effect": claim.smallest_effect,
+            "paper_effect": paper, "paper_setting": claim.paper_setting if not math.isnan(paper) else "",
+            "our_effect": effect.effect, "ci_low": effect.ci_low, "ci_high": effect.ci_high,
+            "p_value": effect.p_value, "p_improvement": effect.p_improvement,
             "our_std": effect.std, "n_seeds": effect.n_seeds, "n_images": effect.n_images,
-            "verdict": effect.verdict, "half_width_target": target,
+            "verdict": effect.verdict,
+            "below_smallest_effect": below_smallest_effect(effect.ci_low, effect.ci_high, claim.kind,
+                                                           claim.smallest_effect)
+            if effect.verdict in ("held", "reversed") else False,
+            "against_paper": against_paper(effect.ci_low, effect.ci_high, None if math.isnan(paper) else paper,
+                                           1 if similar else claim.direction),
+            "half_width_target": target,
             "seeds_needed": float("nan") if needed is None else needed, "note": note}
 
 
@@ -294,6 +319,9 @@ def claims_table(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
             raise ValueError(f"claim {row.get('claim')!r} lacks {missing}; build rows with claim_row")
         if row["verdict"] not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {row['verdict']!r}")
+        if row["against_paper"] not in AGAINST_PAPER + ("",):
+            raise ValueError(f"against_paper must be one of {', '.join(AGAINST_PAPER)} or empty; "
+                             f"got {row['against_paper']!r}")
     return pd.DataFrame([dict(row) for row in rows], columns=CLAIM_COLUMNS)
 
 
@@ -308,11 +336,14 @@ def write_claims(df: pd.DataFrame, path: PathLike) -> Path:
 
 def read_claims(path: PathLike) -> pd.DataFrame:
     """Read a claims CSV back (empty numbers as NaN)."""
-    df = pd.read_csv(path, dtype={"claim": str, "verdict": str, "note": str}, keep_default_na=False,
-                     na_values={c: [""] for c in CLAIM_NUMBERS})
+    text = {c: str for c in ("claim", "measure", "paper_setting", "verdict", "against_paper", "note")}
+    df = pd.read_csv(path, dtype=text, keep_default_na=False, na_values={c: [""] for c in CLAIM_NUMBERS})
     check_columns(df, CLAIM_COLUMNS, what="claims table")
     for column in CLAIM_NUMBERS:
         df[column] = df[column].astype("float64")
+    for column in CLAIM_FLAGS:
+        df[column] = df[column].map(lambda v: str(v).strip().lower() == "true")
+    df["direction"] = df["direction"].astype(int)
     return df
 
 
@@ -410,7 +441,7 @@ def build_summary(results_dir: PathLike) -> str:
                   "between variants, with its confidence interval.", ""]
     lines += [VERDICT_RULE, ""]
 
-    overall: Dict[str, Dict[str, int]] = {}
+    overall: Dict[str, List[Tuple[str, pd.DataFrame]]] = {}
     sections = []
     for name, profile, folder in folders:
         default = profile == DEFAULT_PROFILE
@@ -435,12 +466,9 @@ def build_summary(results_dir: PathLike) -> str:
             except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
                 section += [f"*`{CLAIMS_NAME}` could not be read: {err}*", ""]
             else:
-                counts = claims["verdict"].value_counts()
-                totals = overall.setdefault(profile, {v: 0 for v in VERDICTS})
-                for v in VERDICTS:
-                    totals[v] += int(counts.get(v, 0))
-                section += ["### Claims", "", _counted(counts) + ".", "",
-                            markdown_table(claims.drop(columns=["half_width_target"])), ""]
+                overall.setdefault(profile, []).append((name, claims))
+                tally = claim_tally(claims)
+                section += ["### Claims", "", _counted(tally) + ".", "", markdown_table(_shown_claims(claims)), ""]
         else:
             section += ["*No claims table written.*", ""]
         tables = [t for t in sorted(folder.glob("*.csv")) if t.name != CLAIMS_NAME]
@@ -453,22 +481,63 @@ def build_summary(results_dir: PathLike) -> str:
 
     section_profiles = sorted({profile for _, profile, _ in folders},
                               key=lambda p: (p != DEFAULT_PROFILE, p))
-    if len(section_profiles) == 1:
-        totals = overall.get(section_profiles[0], {v: 0 for v in VERDICTS})
-        lines += [f"Verdicts over all notebooks: {_counted(totals)}.", ""]
-    else:  # claims of different profiles are never added up
-        lines += ["Claims over all notebooks, per profile:", ""]
-        for profile in section_profiles:
-            totals = overall.get(profile, {v: 0 for v in VERDICTS})
-            lines += [f"- profile {profile}: {_counted(totals)}"]
-        lines += [""]
+    for profile in section_profiles:   # claims of different profiles are never added up
+        found = overall.get(profile, [])
+        heading = "Claims over all notebooks" + (f" (profile {profile})" if len(section_profiles) > 1 else "")
+        lines += [f"### {heading}", ""]
+        if not found:
+            lines += ["No claims table.", ""]
+            continue
+        rows = [{"notebook": name, **claim_tally(claims)} for name, claims in found]
+        every = pd.concat([claims for _, claims in found], ignore_index=True)
+        rows.append({"notebook": "all", **claim_tally(every)})
+        lines += [markdown_table(pd.DataFrame(rows)), "", _multiplicity(every), ""]
     for section in sections:
         lines += section
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _counted(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
+TALLY_COLUMNS = list(VERDICTS) + ["below m"] + list(AGAINST_PAPER) + ["no printed effect"]
+
+
+def claim_tally(claims: pd.DataFrame) -> Dict[str, int]:
+    """Counts of a claims table on both axes: verdicts, how many decided ones are below the smallest
+    effect of interest, and our size against the paper's printed effect (:data:`TALLY_COLUMNS`)."""
+    counts = claims["verdict"].value_counts()
+    against = claims["against_paper"].value_counts()
+    tally = {v: int(counts.get(v, 0)) for v in VERDICTS}
+    tally["below m"] = int(claims["below_smallest_effect"].sum())
+    tally.update({a: int(against.get(a, 0)) for a in AGAINST_PAPER})
+    tally["no printed effect"] = int(claims["paper_effect"].isna().sum())
+    return tally
+
+
+def _counted(tally: Mapping[str, int]) -> str:
+    verdicts = ", ".join(f"{int(tally.get(v, 0))} {v}" for v in VERDICTS)
+    sizes = ", ".join(f"{int(tally.get(a, 0))} {a}" for a in AGAINST_PAPER)
+    return (f"{verdicts} ({int(tally.get('below m', 0))} of the decided ones below the smallest effect of "
+            f"interest); against the paper's printed effect: {sizes}, {int(tally.get('no printed effect', 0))} "
+            "with no printed effect")
+
+
+def _multiplicity(claims: pd.DataFrame) -> str:
+    """The sentence on chance: how many decided verdicts no real effect would give, and how many
+    survive Holm's correction."""
+    tested = claims[(claims["direction"] != 0) & claims["p_value"].notna()]
+    decided = int(tested["verdict"].isin(["held", "reversed"]).sum())
+    return (f"Of the {len(tested)} claims of a difference measured with an interval, {decided} are decided "
+            f"(held or reversed); if no effect were real, chance alone would decide about "
+            f"{chance_decided(len(tested)):.1f} of them (5 % each). Under Holm's correction for testing all "
+            f"{len(tested)} at once, {holm_decided(tested['p_value'])} intervals still exclude 0.")
+
+
+def _shown_claims(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims table as SUMMARY.md shows it: fewer columns, a decided verdict below m marked."""
+    shown = claims.copy()
+    shown["verdict"] = [f"{v} (below m)" if below else v
+                        for v, below in zip(shown["verdict"], shown["below_smallest_effect"])]
+    shown["claim"] = [f"**{text}** (main)" if main else text for text, main in zip(shown["claim"], shown["main"])]
+    return shown[SUMMARY_CLAIM_COLUMNS]
 
 
 def write_summary(results_dir: PathLike) -> Path:

@@ -25,18 +25,30 @@ The interval is Student's t with Welch-Satterthwaite degrees of freedom, which k
 the few seeds a CPU affords (a percentile bootstrap over 3-5 seeds is too narrow). One seed gives no
 interval: the seed-to-seed spread is unknown.
 
-Verdicts (``m`` = :data:`SMALLEST_EFFECT`, the smallest effect of interest, in points):
+Verdicts (``m``: the smallest effect of interest of the claim's kind of measure, :data:`MEASURES`):
 
-* a claim that B beats A (in the paper's ``direction``): **held** when the interval lies on the
-  paper's side of 0, **reversed** when it lies on the other side, **no effect** when it lies inside
-  ``(-m, m)``, else **inconclusive**;
+* a claim that B beats A (in the paper's ``direction``): **no effect** when the interval lies inside
+  ``(-m, m)`` (checked first: an interval inside the band says the effect is negligible whichever
+  side of 0 it sits on); else **held** when the interval lies on the paper's side of 0, **reversed**
+  when it lies on the other side, else **inconclusive**. A held or reversed interval that still
+  reaches into ``(-m, m)`` is flagged :func:`below_smallest_effect`: the sign is shown, not that the
+  effect matters;
 * a claim of no difference: **held** when the interval lies inside ``(-m, m)``, **reversed** when it
   lies entirely outside ``[-m, m]`` (a difference of at least ``m`` is shown), else **inconclusive**;
 * a deterministic number (a count): its sign decides, there is no interval.
 
+A second axis compares the size of our effect with the paper's printed effect, in raw points
+(:func:`against_paper`): **as large as the paper's** when the interval contains it, **smaller than
+the paper's** when the interval lies below it (on the paper's side: closer to 0 or beyond it),
+**larger than the paper's** when it lies above. On the synthetic set the paper's effect is a
+reference, not a prediction; in the paper profile it is the question.
+
 ``p_improvement`` is the share of seeds whose paired effect has the claimed sign (ties count half):
 Bouthillier et al.'s probability of improvement, P(B > A), estimated over paired seeds. For a claim of
-no difference it is the share of seeds within ``(-m, m)``.
+no difference it is the share of seeds within ``(-m, m)``. ``p_value`` is the two-sided p-value of
+"no difference" under the same t model as the interval (the interval excludes 0 exactly when
+``p_value < 0.05``); :func:`holm_decided` counts the claims that stay decided under Holm's correction
+for testing many claims at once.
 """
 from __future__ import annotations
 
@@ -48,7 +60,15 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-SMALLEST_EFFECT = 1.0            # m: the smallest effect of interest, percentage points
+SMALLEST_EFFECT = 1.0            # m of top-1 accuracy: the smallest effect of interest, percentage points
+# The smallest effect of interest per kind of measure, fixed before the results it judges were looked at:
+# accuracy in points of top-1; scores (localization, map and error-share measures) in points of their
+# 0-100 scale, twice accuracy's because they average fewer images (96-480 against 1,200) and a map that
+# moves 1 % of its mass is not a visibly different map; counts (parameters, multiply-adds) in % of the
+# reference network's count.
+MEASURES = {"accuracy": SMALLEST_EFFECT, "score": 2.0, "count": 1.0}
+MEASURE_UNITS = {"accuracy": "top-1 points", "score": "score points (0-100)", "count": "% of the reference's count"}
+AGAINST_PAPER = ("as large as the paper's", "smaller than the paper's", "larger than the paper's")
 HALF_WIDTH = 3.0                 # the interval half-width every claim should reach (points)
 MAIN_HALF_WIDTH = 2.0            # ... and a notebook's main comparisons (method vs its baseline)
 MAX_SEEDS_ESTIMATE = 200         # seeds_needed searches up to here
@@ -71,6 +91,7 @@ class Effect:
     se_test: float
     n_images: int                 # test images per seed (summed over datasets)
     interaction: float = 0.0      # the seed-by-image noise's share of se_test^2 at one seed (see seeds_needed)
+    p_value: float = float("nan")  # two-sided, of "no difference" (NaN: one seed, or a count)
 
     @property
     def n_seeds(self) -> int:
@@ -155,14 +176,55 @@ def verdict(ci_low: float, ci_high: float, direction: int = 1, kind: str = "grea
         if ci_low > m or ci_high < -m:
             return "reversed"
         return "inconclusive"
+    if -m < ci_low and ci_high < m:
+        return "no effect"
     low, high = sorted((direction * ci_low, direction * ci_high))
     if low > 0:
         return "held"
     if high < 0:
         return "reversed"
-    if -m < ci_low and ci_high < m:
-        return "no effect"
     return "inconclusive"
+
+
+def below_smallest_effect(ci_low: float, ci_high: float, kind: str = "greater",
+                          smallest_effect: float = SMALLEST_EFFECT) -> bool:
+    """True when a "greater" claim's interval excludes 0 but reaches into ``(-m, m)``: its sign is
+    decided, not that it is as large as the smallest effect of interest."""
+    if kind != "greater" or math.isnan(ci_low) or math.isnan(ci_high):
+        return False
+    excludes_zero = ci_low > 0 or ci_high < 0
+    outside_band = ci_low >= smallest_effect or ci_high <= -smallest_effect
+    return excludes_zero and not outside_band
+
+
+def against_paper(ci_low: float, ci_high: float, paper_effect: Optional[float], direction: int = 1) -> str:
+    """Our interval against the paper's printed effect (module docstring): one of :data:`AGAINST_PAPER`,
+    or "" when the paper prints no effect or we have no interval. "Smaller" and "larger" are read on
+    the paper's side (``direction``): an interval at -3 against a paper's +5 is smaller."""
+    if paper_effect is None or any(math.isnan(float(v)) for v in (ci_low, ci_high, paper_effect)):
+        return ""
+    low, high = sorted((direction * ci_low, direction * ci_high))
+    printed = direction * float(paper_effect)
+    if low <= printed <= high:
+        return AGAINST_PAPER[0]
+    return AGAINST_PAPER[1] if high < printed else AGAINST_PAPER[2]
+
+
+def holm_decided(p_values: Sequence[float], alpha: float = 1 - CONFIDENCE) -> int:
+    """How many of ``p_values`` (NaN ones left out) are rejected by Holm's step-down procedure at
+    family-wise level ``alpha``: the decided claims that survive testing all of them at once."""
+    ordered = sorted(float(p) for p in p_values if not math.isnan(float(p)))
+    n = len(ordered)
+    for i, p in enumerate(ordered):
+        if p > alpha / (n - i):
+            return i
+    return n
+
+
+def chance_decided(n_claims: int, confidence: float = CONFIDENCE) -> float:
+    """Decided verdicts that chance alone would give among ``n_claims`` interval claims if no effect
+    were real: each interval excludes 0 with probability ``1 - confidence``."""
+    return n_claims * (1.0 - confidence)
 
 
 def paired_effect(differences: Sequence[np.ndarray], direction: int = 1, kind: str = "greater",
@@ -180,6 +242,12 @@ def paired_effect(differences: Sequence[np.ndarray], direction: int = 1, kind: s
             low, high = (float(v) for v in stats.t.interval(confidence, df, loc=mean, scale=se))
     else:
         low = high = float("nan")
+    if not math.isfinite(se_seed):
+        p_value = float("nan")
+    elif se_seed == 0.0 and se_test == 0.0:
+        p_value = 1.0 if mean == 0.0 else 0.0
+    else:
+        p_value = float(2 * stats.t.sf(abs(mean) / math.hypot(se_seed, se_test), df))
     if kind == "similar":
         hits = np.abs(per_seed) < smallest_effect
         p_improvement = float(hits.mean())
@@ -189,7 +257,7 @@ def paired_effect(differences: Sequence[np.ndarray], direction: int = 1, kind: s
     return Effect(effect=mean, per_seed=tuple(float(v) for v in per_seed), ci_low=low, ci_high=high,
                   p_improvement=p_improvement, verdict=verdict(low, high, direction, kind, smallest_effect),
                   se_seed=se_seed, se_test=se_test, n_images=int(sum(g.shape[1] for g in groups)),
-                  interaction=interaction)
+                  interaction=interaction, p_value=p_value)
 
 
 def fixed_effect(value: float, direction: int = 1, kind: str = "greater",

@@ -166,6 +166,11 @@ def test_claim_rows_and_round_trip(tmp_path):
     assert math.isnan(claims.loc[2, "paper_effect"]) and math.isnan(claims.loc[3, "our_std"])
     assert math.isnan(claims.loc[3, "ci_low"]) and claims.loc[3, "note"] == "one seed: spread unknown"
     assert claims.loc[2, "note"] == "a sign only" and claims.loc[4, "half_width_target"] == 2.0
+    assert claims["main"].tolist() == [False, False, False, False, True]
+    assert claims["direction"].tolist() == [1, 1, 1, 1, 1] and set(claims["measure"]) == {"accuracy"}
+    # 4.6 printed, ours 4.17 [2.7, 5.6]: as large; 1.2 printed, ours -5 (reversed): smaller
+    assert claims["against_paper"].tolist() == ["as large as the paper's", "smaller than the paper's", "", "",
+                                                "as large as the paper's"]
     # the main comparison (mean 3.2, sd 1.92 over 5 seeds): half-width 2.39 > 2, needs more seeds
     assert claims.loc[4, "ci_high"] - claims.loc[4, "ci_low"] > 4.0 and claims.loc[4, "seeds_needed"] > 5
     path = write_claims(claims, tmp_path / "claims.csv")
@@ -211,12 +216,19 @@ def test_summary_from_fake_results_dir(tmp_path):
     assert "Profile(s): cpu." in text and "not comparable" in text
     assert text.index("## 03_clan") < text.index("## 05_ssanet")
     assert "## empty" not in text
-    assert ("| claim | paper_effect | our_effect | ci_low | ci_high | p_improvement | our_std | n_seeds | n_images "
-            "| verdict | seeds_needed | note |") in text
-    assert "| CLAN beats VGG-16 | 3.1 | 4 | 4 | 4 | 1 | 0 | 3 | 1 | held |  |  |" in text
-    assert "A \\| B" in text and "Verdict rule" in text and "+-1 point" in text
-    assert "1 held, 0 reversed, 0 no effect, 1 inconclusive." in text
-    assert "Verdicts over all notebooks: 1 held, 0 reversed, 0 no effect, 1 inconclusive." in text
+    assert ("| claim | measure | direction | paper_effect | paper_setting | our_effect | ci_low | ci_high "
+            "| p_improvement | n_seeds | verdict | against_paper | seeds_needed | note |") in text
+    assert ("| CLAN beats VGG-16 | accuracy | 1 | 3.1 |  | 4 | 4 | 4 | 1 | 3 | held | larger than the paper's "
+            "|  |  |") in text
+    assert "A \\| B" in text and "Verdict rule" in text and "within +-m" in text and "accuracy 1 (top-1" in text
+    assert ("1 held, 0 reversed, 0 no effect, 1 inconclusive (0 of the decided ones below the smallest effect of "
+            "interest); against the paper's printed effect: 0 as large as the paper's, 1 smaller than the "
+            "paper's, 1 larger than the paper's, 0 with no printed effect.") in text
+    overall = text[text.index("### Claims over all notebooks"):text.index("## 03_clan")]
+    assert "| 03_clan | 1 | 0 | 0 | 1 | 0 | 0 | 1 | 1 | 0 |" in overall
+    assert "| all | 1 | 0 | 0 | 1 | 0 | 0 | 1 | 1 | 0 |" in overall
+    assert "Of the 2 claims of a difference measured with an interval, 1 are decided" in overall
+    assert "chance alone would decide about 0.1 of them" in overall
     assert "![fig 3 cams](03_clan/fig%203%20cams.png)" in text
     assert "[table2.csv](03_clan/table2.csv)" in text and "[03_clan.ipynb](03_clan.ipynb)" in text
     assert "![fig4](05_ssanet/fig4.png)" in text and "No claims table written" in text
@@ -270,10 +282,13 @@ def test_summary_has_a_section_per_profile_folder(tmp_path):
     assert "[table1.csv](03_clan/smoke/table1.csv)" in sections["## 03_clan (profile smoke)"]
     assert "Warning" not in text
     # claims of different profiles are counted apart, the default profile first
-    assert ("Claims over all notebooks, per profile:\n\n"
-            "- profile cpu: 1 held, 0 reversed, 0 no effect, 0 inconclusive\n"
-            "- profile paper: 0 held, 0 reversed, 0 no effect, 0 inconclusive\n"
-            "- profile smoke: 0 held, 0 reversed, 0 no effect, 2 inconclusive\n") in text
+    headings = [line for line in text.splitlines() if line.startswith("### Claims over")]
+    assert headings == ["### Claims over all notebooks (profile cpu)", "### Claims over all notebooks (profile paper)",
+                        "### Claims over all notebooks (profile smoke)"]
+    cpu = text[text.index(headings[0]):text.index(headings[1])]
+    smoke = text[text.index(headings[2]):text.index("## 03_clan")]
+    assert "| all | 1 | 0 | 0 | 0 |" in cpu and "| all | 0 | 0 | 0 | 2 |" in smoke
+    assert "No claims table." in text[text.index(headings[1]):text.index(headings[2])]
 
 
 def test_summary_warns_when_a_folder_holds_another_profile_s_tables(tmp_path):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fgvc_lib.statistics import (SMALLEST_EFFECT, VERDICTS, fixed_effect, paired_effect, seeds_needed,
+from fgvc_lib.statistics import (MEASURES, SMALLEST_EFFECT, VERDICTS, against_paper, below_smallest_effect,
+                                 chance_decided, holm_decided, fixed_effect, paired_effect, seeds_needed,
                                  standard_errors, verdict)
 
 
@@ -114,7 +115,9 @@ def test_close_to_a_literal_two_level_bootstrap_with_many_seeds():
     (0.5, 3.0, -1, "greater", "reversed"),
     (-0.6, 0.8, 1, "greater", "no effect"),
     (-2.0, 2.5, 1, "greater", "inconclusive"),
-    (0.2, 0.9, 1, "greater", "held"),            # the sign is shown: held beats "no effect"
+    (0.2, 0.9, 1, "greater", "no effect"),       # inside +-m: negligible, whichever side of 0
+    (-0.68, -0.25, 1, "greater", "no effect"),   # (04's step-map claim read "reversed" before)
+    (0.2, 1.4, 1, "greater", "held"),            # sign shown, reaches into +-m: held, below m
     (-0.6, 0.8, 1, "similar", "held"),
     (1.2, 4.0, 1, "similar", "reversed"),
     (-4.0, -1.5, 1, "similar", "reversed"),
@@ -177,4 +180,53 @@ def test_seeds_needed_reaches_the_width_and_not_one_seed_earlier():
 
 
 def test_smallest_effect_is_one_point():
-    assert SMALLEST_EFFECT == 1.0
+    assert SMALLEST_EFFECT == 1.0 == MEASURES["accuracy"]
+
+
+@pytest.mark.parametrize("low, high, kind, expected", [
+    (0.2, 1.4, "greater", True),      # excludes 0, reaches into (-1, 1)
+    (1.0, 3.0, "greater", False),     # at least m
+    (-3.0, -0.1, "greater", True),
+    (-3.0, 2.0, "greater", False),    # does not exclude 0
+    (0.2, 1.4, "similar", False),     # only claims of a difference
+    (float("nan"), float("nan"), "greater", False),
+])
+def test_below_smallest_effect(low, high, kind, expected):
+    assert below_smallest_effect(low, high, kind, 1.0) is expected
+
+
+@pytest.mark.parametrize("low, high, paper, direction, expected", [
+    (-1.35, 2.05, 13.4, 1, "smaller than the paper's"),   # SSANet's full model: the paper's +13.4 excluded
+    (5.5, 10.8, 11.96, 1, "smaller than the paper's"),
+    (5.5, 10.8, 8.0, 1, "as large as the paper's"),
+    (5.5, 10.8, 2.0, 1, "larger than the paper's"),
+    (-12.9, -4.5, 4.0, 1, "smaller than the paper's"),     # reversed: below the paper's effect on its side
+    (-6.0, -2.0, -1.0, -1, "larger than the paper's"),     # a claimed decrease: -6..-2 goes further than -1
+    (-6.0, -2.0, -8.0, -1, "smaller than the paper's"),
+    (float("nan"), float("nan"), 3.0, 1, ""),
+    (1.0, 2.0, None, 1, ""),
+])
+def test_against_paper(low, high, paper, direction, expected):
+    assert against_paper(low, high, paper, direction) == expected
+
+
+def test_p_value_matches_the_interval_and_a_literal_t_test():
+    rng = np.random.default_rng(11)
+    matrix = _simulate(rng, 5, 200, 1.5, 2.0, 4.0, 10.0)
+    effect = paired_effect([matrix])
+    se = math.hypot(effect.se_seed, effect.se_test)
+    # the interval's edge is where the p-value crosses 0.05: shift the mean onto the lower bound
+    shifted = paired_effect([matrix - effect.ci_low])
+    assert shifted.p_value == pytest.approx(0.05, abs=1e-6)
+    assert (effect.p_value < 0.05) == (effect.ci_low > 0 or effect.ci_high < 0)
+    assert effect.p_value > 0 and se > 0
+    assert math.isnan(paired_effect([np.full((1, 5), 3.0)]).p_value)
+
+
+def test_holm_by_hand():
+    # sorted 0.001, 0.01, 0.02, 0.2 against 0.05/4, 0.05/3, 0.05/2, 0.05/1: 0.001 < 0.0125, 0.01 < 0.0167,
+    # 0.02 < 0.025, 0.2 > 0.05 -> three rejected; NaN left out
+    assert holm_decided([0.2, 0.01, float("nan"), 0.001, 0.02]) == 3
+    assert holm_decided([0.03, 0.04]) == 0          # 0.03 > 0.05 / 2: stops at the first
+    assert holm_decided([]) == 0
+    assert chance_decided(40) == pytest.approx(2.0)

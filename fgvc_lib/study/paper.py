@@ -104,7 +104,13 @@ class Claim:
     difference (percentage points, computed from its tables; ``None`` when it shows no number, then
     ``direction`` gives the claimed sign). ``kind="similar"`` claims no difference. ``main`` marks a
     notebook's main comparison (the method against its baseline), whose interval should be narrower
-    (:data:`~fgvc_lib.statistics.MAIN_HALF_WIDTH`). ``note`` is shown beside the verdict."""
+    (:data:`~fgvc_lib.statistics.MAIN_HALF_WIDTH`). ``note`` is shown beside the verdict.
+
+    ``measure`` is the kind of number compared (:data:`~fgvc_lib.statistics.MEASURES`: ``accuracy``,
+    ``score``, ``count``), which sets the smallest effect of interest; ``None`` reads it from the pairs
+    (all :class:`Accuracy`: accuracy; all :class:`Fixed`: count; else score). ``paper_setting`` names
+    the paper's setting its effect was printed for when it is not ours (e.g. "CUB, ResNet-50" beside
+    the cpu profile's VGG-16), so the effect is shown as a labelled reference, not an empty cell."""
 
     text: str
     pairs: Tuple[Tuple[object, object], ...]
@@ -115,13 +121,36 @@ class Claim:
     seeds: Optional[Tuple[int, ...]] = None
     main: bool = False
     note: str = ""
+    measure: Optional[str] = None
+    paper_setting: str = ""
 
     def __post_init__(self) -> None:
-        from ..statistics import check_direction_kind
+        from ..statistics import MEASURES, check_direction_kind
 
         check_direction_kind(self.direction, self.kind)
         if not self.pairs:
             raise ValueError(f"claim {self.text!r} compares nothing")
+        if self.measure is not None and self.measure not in MEASURES:
+            raise ValueError(f"claim {self.text!r}: measure must be one of {', '.join(MEASURES)}; "
+                             f"got {self.measure!r}")
+
+    @property
+    def measured_as(self) -> str:
+        """The claim's kind of measure: ``measure``, or read from its pairs (class docstring)."""
+        if self.measure is not None:
+            return self.measure
+        sides = [m for pair in self.pairs for m in pair]
+        if all(isinstance(m, Fixed) for m in sides):
+            return "count"
+        if all(isinstance(m, Accuracy) for m in sides):
+            return "accuracy"
+        return "score"
+
+    @property
+    def smallest_effect(self) -> float:
+        from ..statistics import MEASURES
+
+        return MEASURES[self.measured_as]
 
 
 @dataclass(frozen=True)

@@ -478,7 +478,7 @@ class Study:
         datasets = [claim.dataset] if claim.dataset else self.datasets
         if all(isinstance(m, Fixed) for pair in claim.pairs for m in pair):
             diffs = [b.value - a.value for a, b in claim.pairs]
-            return fixed_effect(float(np.mean(diffs)), claim.direction, claim.kind)
+            return fixed_effect(float(np.mean(diffs)), claim.direction, claim.kind, claim.smallest_effect)
         groups = []
         for dataset in datasets:
             # per pair and side: {seed: per-image values}, or the Fixed number (the same for every seed)
@@ -501,7 +501,7 @@ class Study:
                                      f"({sorted({d.size for d in diffs})})")
                 rows.append(np.mean(diffs, axis=0))
             groups.append(np.stack(rows))
-        return paired_effect(groups, claim.direction, claim.kind)
+        return paired_effect(groups, claim.direction, claim.kind, claim.smallest_effect)
 
     def claim_entry(self, claim: Claim) -> Union[dict, str]:
         """A claims-table row for ``claim`` (:func:`fgvc_lib.reporting.claim_row`), or the reason it
