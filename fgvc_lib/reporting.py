@@ -520,6 +520,16 @@ def _counted(tally: Mapping[str, int]) -> str:
             "with no printed effect")
 
 
+def claims_tally_text(claims: pd.DataFrame, synthetic: bool) -> str:
+    """The lines a notebook prints under its claims table: the tally on both axes and, on synthetic
+    data, that the paper's effect is a reference there, not a prediction."""
+    lines = [f"Claims: {_counted(claim_tally(claims))}."]
+    if synthetic:
+        lines.append("On the synthetic set the paper's printed effect is a reference, not a prediction: "
+                     "'against_paper' says how much of it shows up here, not whether the paper is wrong.")
+    return "\n".join(lines)
+
+
 def _multiplicity(claims: pd.DataFrame) -> str:
     """The sentence on chance: how many decided verdicts no real effect would give, and how many
     survive Holm's correction."""

@@ -13,9 +13,9 @@ import torch.nn as nn
 
 from fgvc_lib.backbones import build_backbone
 from fgvc_lib.cam import compute_cams
-from fgvc_lib.models.cra_smra import (CBAM, STAGES, ChannelReAttention, CRASMRA, CRASMRAConfig,
-                                      SpatialMultiRegionAttention, build_cra_smra, cra_smra_loss,
-                                      diversity_loss, stage_activation_maps)
+from fgvc_lib.models.cra_smra import (CBAM, STAGES, ChannelReAttention, CRASMRA, CRASMRAConfig, CRASMRALoss,
+                                      SpatialMultiRegionAttention, StagePairedCRASMRALoss, build_cra_smra,
+                                      cra_smra_loss, diversity_loss, stage_activation_maps, suppression_window)
 from fgvc_lib.models.output import ModelOutput
 
 torch.set_num_threads(1)
@@ -183,6 +183,26 @@ def test_mask_off_when_not_suppressing():
     assert torch.equal(out["mask"], torch.ones(1, 5)) and torch.equal(out["suppressed"], x)
 
 
+@pytest.mark.parametrize("delta", [0.1, 0.3, math.exp(-1.0)])
+def test_every_delta_up_to_one_over_e_suppresses_every_channel(delta):
+    # I = sigmoid(.) lies in (0, 1), so softmax(I)_c / max softmax(I) = exp(I_c - I_max) > 1/e >= delta
+    half_logits = [8.0, -8.0, 0.0, 3.0, -5.0, 1.0]          # I from about 1e-7 to 1 - 1e-7
+    cram = ChannelReAttention(6, 4, reduction=2, omega=0.5, delta=delta)
+    _set_importance(cram, half_logits)
+    out = cram(torch.rand(1, 6, 2, 2))
+    assert out["mask"].tolist() == [[0.5] * 6]
+
+
+def test_suppression_window_is_minus_log_delta_on_the_importance():
+    # channel c is suppressed exactly when I_c >= I_max + ln(delta): check by hand at delta = 0.5
+    assert suppression_window(0.5) == pytest.approx(math.log(2.0))
+    assert suppression_window(1.0) == 0.0 and suppression_window(math.exp(-1.0)) == pytest.approx(1.0)
+    importance = [0.95, 0.95 - 0.69, 0.95 - 0.70, 0.2]        # within 0.69 of the top: channels 0 and 1
+    assert _literal_mask(importance, 0.5, 0.5) == [0.5, 0.5, 1.0, 1.0]
+    with pytest.raises(ValueError, match="delta"):
+        suppression_window(0.0)
+
+
 # --------------------------------------------------------------------------- SMRAM and L_div (sec. 3.2)
 
 def _literal_div(maps: torch.Tensor, form: str) -> float:
@@ -309,6 +329,73 @@ def test_model_train_forward_loss_and_gradients(name, kwargs):
         assert block[0].weight.grad.abs().sum() > 0
     assert model.smram.phi[0].weight.grad.abs().sum() > 0
     assert next(model.backbone.parameters()).grad is not None
+
+
+def _literal_ce(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean over the batch of -log softmax(z)_y, with loops."""
+    total = 0.0
+    for b in range(logits.shape[0]):
+        z = logits[b].tolist()
+        total += -(z[int(targets[b])] - math.log(sum(math.exp(v) for v in z)))
+    return total / logits.shape[0]
+
+
+def _literal_div_unit(maps: torch.Tensor) -> float:
+    batch, n, positions = maps.shape
+    total = 0.0
+    for b in range(batch):
+        h = sum(max(maps[b, l, j].item() for l in range(n)) for j in range(positions)) / n
+        total += (1.0 - h) / (1.0 - 1.0 / n)
+    return total / batch
+
+
+@pytest.mark.parametrize("pairing", ["concat", "stages"])
+def test_loss_at_non_default_weights_matches_a_hand_computation(pairing):
+    alpha, beta, gamma = 0.7, 3.0, 0.25
+    model = _model(alpha=alpha, beta=beta, gamma=gamma).train()
+    out = model(_images())
+    targets = torch.tensor([2, 0])
+    loss = cra_smra_loss(model.config, pairing)
+    assert type(loss) is (CRASMRALoss if pairing == "concat" else StagePairedCRASMRALoss)
+    terms = loss(out, targets)
+    branches = out.extras["branch_logits"]
+    ce = {name: _literal_ce(branches[name].detach(), targets) for name in BRANCHES}
+    div = _literal_div_unit(out.extras["smram_maps"].detach())
+    if pairing == "concat":   # alpha * CE(concat) + beta * sum CE(stage) + gamma * L_div
+        expected = {"ce_concat": alpha * ce["concat"], "div": gamma * div,
+                    **{f"ce_{s}": beta * ce[s] for s in BRANCHES[:3]}}
+    else:                     # alpha * sum CE(stage) + beta * CE(concat) + gamma * L_div
+        expected = {"ce_concat": beta * ce["concat"], "div": gamma * div,
+                    **{f"ce_{s}": alpha * ce[s] for s in BRANCHES[:3]}}
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        assert terms[name].item() == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    assert sum(terms.values()).item() == pytest.approx(sum(expected.values()), rel=1e-5)
+    with pytest.raises(ValueError, match="loss pairing"):
+        cra_smra_loss(model.config, "overall")
+
+
+def test_gamma_zero_loss_equals_the_cram_arms_loss_and_gradients():
+    # gamma = 0: SMRAM's maps are computed but weigh nothing, so the full model trains as '+ CRAM'
+    # (the study reads gamma = 0 from the '+ CRAM' runs); same seed, same weights for the shared modules
+    full, cram = _model(gamma=0.0).train(), _model(smram=False).train()
+    assert full.smram is not None and cram.smram is None
+    shared = {k: v for k, v in full.state_dict().items() if not k.startswith("smram.")}
+    assert set(shared) == set(cram.state_dict())
+    assert all(torch.equal(v, cram.state_dict()[k]) for k, v in shared.items())
+    images, targets = _images(), torch.tensor([1, 2])
+    totals = {}
+    for name, model in (("full", full), ("cram", cram)):
+        terms = cra_smra_loss(model.config)(model(images), targets)
+        totals[name] = sum(terms.values())
+        totals[name].backward()
+    assert totals["full"].item() == pytest.approx(totals["cram"].item(), rel=1e-6)
+    grads = dict(cram.named_parameters())
+    for name, parameter in full.named_parameters():
+        if name.startswith("smram."):
+            assert parameter.grad is None or parameter.grad.abs().sum() == 0, name
+        else:
+            assert torch.allclose(parameter.grad, grads[name].grad, atol=1e-6), name
 
 
 def test_model_eval_skips_smram_and_averages_branch_probabilities():

@@ -56,7 +56,7 @@ def test_plan_trains_table3_on_every_seed_and_the_sweeps_on_the_first():
     assert list(paper.attention_sites(resolve(paper.STUDY, {"profile": "smoke"})).values()) == [8, 16, 32]
 
 
-def test_claims_carry_the_texts_gains_for_resnet50_only():
+def test_claims_carry_the_texts_gains_labelled_with_the_papers_setting():
     settings = resolve(paper.STUDY, {"profile": "cpu", "backbone": "resnet50"})
     claims, _ = paper.claims(settings)
     by_pair = {c.pairs[0]: c for c in claims}
@@ -65,10 +65,152 @@ def test_claims_carry_the_texts_gains_for_resnet50_only():
     assert by_pair[(Accuracy("backbone"), Accuracy("cram"))].paper_effect == 1.3
     assert by_pair[(Accuracy("cram"), Accuracy("cram_smram"))].paper_effect == 0.4
     assert by_pair[(Accuracy("cbam"), Accuracy("cram"))].paper_effect is None
-    overlap = by_pair[(Score(f"+ CRAM: {paper.MAP_OVERLAP}"), Score(f"+ CRAM + SMRAM: {paper.MAP_OVERLAP}"))]
-    assert overlap.direction == -1
+    # the cpu profile's VGG-16 on the synthetic set: the same CUB gains, labelled with the paper's setting
     vgg = resolve(paper.STUDY, {"profile": "cpu"})
-    assert all(c.paper_effect is None for c in paper.claims(vgg)[0])
+    vgg_claims, not_measured = paper.claims(vgg)
+    printed = {c.text: (c.paper_effect, c.paper_setting) for c in vgg_claims if c.paper_effect is not None}
+    assert printed == {"Table 3: CRA-SMRA (+ CRAM + SMRAM) beats the backbone": (pytest.approx(1.7),
+                                                                                 "CUB-200-2011, ResNet-50"),
+                       "Table 3: CRAM beats the backbone": (1.3, "CUB-200-2011, ResNet-50"),
+                       "Table 3: SMRAM adds a further gain to CRAM": (0.4, "CUB-200-2011, ResNet-50")}
+    assert not any("compares our arms only" in note for note in not_measured)
+
+    class Run:   # the paper's own setting: no label
+        dataset, backbone = "aircraft", "resnet50"
+    assert paper.paper_setting(Run, "aircraft") == ""
+    Run.backbone = "densenet161"
+    assert paper.paper_setting(Run, "aircraft") == "FGVC-Aircraft, ResNet-50"
+    assert paper.paper_setting(Run, None) == ""
+
+
+def test_overlap_claim_reads_more_overlap_as_against_the_paper():
+    from fgvc_lib.statistics import against_paper, verdict
+
+    claims, _ = paper.claims(resolve(paper.STUDY, {"profile": "cpu"}))
+    overlap = next(c for c in claims if "overlap less" in c.text)
+    # effect = B - A = (+ CRAM + SMRAM's overlap) - (+ CRAM's): positive is more overlap, against the paper
+    assert overlap.pairs == ((Score(f"+ CRAM: {paper.MAP_OVERLAP}"), Score(f"+ CRAM + SMRAM: {paper.MAP_OVERLAP}")),)
+    assert overlap.direction == -1 and "negative supports the paper" in overlap.note
+    m = overlap.smallest_effect
+    assert verdict(3.0, 6.0, overlap.direction, overlap.kind, m) == "reversed"     # more overlap
+    assert verdict(-6.0, -3.0, overlap.direction, overlap.kind, m) == "held"       # less overlap
+    assert against_paper(3.0, 6.0, -4.0, overlap.direction) == "smaller than the paper's"
+
+
+def test_delta_notes_declare_the_degenerate_range_and_the_new_claims():
+    settings = resolve(paper.STUDY, {"profile": "cpu"})
+    claims, not_measured = paper.claims(settings)
+    notes = {c.text: c.note for c in claims if c.text.startswith("Table 4")}
+    assert set(notes) == {f"Table 4: delta = 0.9 beats delta = {v:g}" for v in (0.5, 0.7, 1.0)}
+    assert "within 0.69 of the top" in notes["Table 4: delta = 0.9 beats delta = 0.5"]   # -ln 0.5
+    assert "within 0.36 of the top" in notes["Table 4: delta = 0.9 beats delta = 0.7"]   # -ln 0.7
+    assert "top channel only" in notes["Table 4: delta = 0.9 beats delta = 1"]
+    assert all("1/e (0.37) suppresses all channels" in note for note in notes.values())
+    assert "every channel (a uniform scale: degenerate)" in paper.delta_note(0.3)
+    assert paper.DEGENERATE_DELTA == pytest.approx(0.36788, abs=1e-5)
+    salient = next(c for c in claims if "most salient parts" in c.text)
+    assert salient.pairs == ((Score(f"backbone: {paper.DISTINCT_PARTS}"),
+                              Score(f"+ CRAM + SMRAM: {paper.DISTINCT_PARTS}")),) and salient.direction == 1
+    assert any("information-poor channels" in note for note in not_measured)
+    assert any("reduces computing resources" in note for note in not_measured)
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_loss_pairing_option_leaves_the_default_loss_alone():
+    from fgvc_lib.models.cra_smra import CRASMRALoss, StagePairedCRASMRALoss
+    from fgvc_lib.study.jobs import describe
+
+    default = Study(paper.STUDY, profile="cpu").variants
+    other = Study(paper.STUDY, profile="cpu", loss_pairing="stages").variants
+    assert all(type(v.loss) is CRASMRALoss for v in default.values())
+    assert all(type(v.loss) is StagePairedCRASMRALoss for v in other.values())
+    # the default loss is described (and keyed) as before the option: its type and its config only
+    assert describe(default["cram_smram"].loss) == {"type": "fgvc_lib.models.cra_smra.CRASMRALoss",
+                                                   "state": {"config": describe(default["cram_smram"].loss.config)}}
+    assert describe(other["cram_smram"].loss) != describe(default["cram_smram"].loss)
+    with pytest.raises(ValueError, match="parameter loss_pairing"):
+        resolve(paper.STUDY, {"profile": "cpu", "loss_pairing": "overall"})
+
+
+def test_gamma_zero_reads_the_cram_arm_whose_config_differs_only_by_smram():
+    settings = resolve(paper.STUDY, {"profile": "cpu"})
+    full = paper.model_config(settings, "cram_smram", gamma=0.0)
+    cram = paper.model_config(settings, "cram")
+    assert paper.sweep_variant(settings, "gamma", 0.0) == "cram"
+    assert full.replace(smram=False, gamma=cram.gamma) == cram
+
+
+def test_cost_claim_by_hand_and_counts_of_tiny_networks():
+    from fgvc_lib.backbones import build_backbone
+    from fgvc_lib.complexity import count_parameters
+    from fgvc_lib.models.cra_smra import CRASMRAConfig, build_cra_smra
+
+    claim = paper.cost_claim({"params": 1000, "macs": 50000}, {"params": 1004, "macs": 50100})
+    (reference, ours), = claim.pairs
+    assert ours.value - reference.value == pytest.approx(100.0 * 4 / 1000)   # params +0.4 %, the larger of it and MACs +0.2 %
+    assert claim.kind == "similar" and claim.measured_as == "count"
+    torch.manual_seed(0)
+    models = {name: build_cra_smra(build_backbone("vgg16", width=0.125, batch_norm=True), 3,
+                                   CRASMRAConfig(attention=attention, smram=smram))
+              for name, attention, smram in (("backbone", "none", False), ("cram", "cram", False),
+                                             ("full", "cram", True))}
+    counts = paper.cost_counts(models, 32)
+    assert counts["full"]["macs"] == counts["cram"]["macs"] > counts["backbone"]["macs"]   # SMRAM: training only
+    assert counts["full"]["params"] - counts["cram"]["params"] == count_parameters(models["full"].smram)
+    # CRAM adds the shared MLPs: 2 * (C * C//16 + C//16) + C per site
+    mlp = sum(2 * (c * (c // 16)) + (c // 16) + c for c in (32, 64, 64))
+    assert counts["cram"]["params"] - counts["backbone"]["params"] == mlp
+
+
+def _tiny_cram_model(delta):
+    from fgvc_lib.backbones import build_backbone
+    from fgvc_lib.models.cra_smra import CRASMRAConfig, build_cra_smra
+
+    torch.manual_seed(1)
+    return build_cra_smra(build_backbone("vgg16", width=0.125, batch_norm=True), 3,
+                          CRASMRAConfig(smram=False, delta=delta, omega=0.5))
+
+
+def test_suppressed_channel_shares_by_hand():
+    import math
+
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    model = _tiny_cram_model(0.97).train()
+    shares = cra_smra_views.suppressed_channel_shares(model, images, batch_size=2)
+    assert model.training   # mode restored
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert list(shares) == list(model.stages)
+    for stage in model.stages:
+        importance = out.extras["channel_importance"][stage].tolist()
+        mask = out.extras["suppression_mask"][stage]
+        for b, values in enumerate(importance):
+            top = max(values)
+            # suppressed: I_c >= I_max + ln(delta), written out
+            expected = 100.0 * sum(v >= top + math.log(0.97) - 1e-12 for v in values) / len(values)
+            assert shares[stage]["suppressed"][b] == pytest.approx(expected)
+            assert shares[stage]["suppressed"][b] == pytest.approx(100.0 * (mask[b] == 0.5).double().mean().item())
+            assert shares[stage]["spread"][b] == pytest.approx(top - min(values), rel=1e-5)
+    degenerate = cra_smra_views.suppressed_channel_shares(_tiny_cram_model(0.3), images)
+    assert all((v["suppressed"] == 100.0).all() for v in degenerate.values())
+    table = cra_smra_views.suppression_table({"delta = 0.3": [_tiny_cram_model(0.3)],
+                                              "delta = 0.97": [model, _tiny_cram_model(0.97)]}, images)
+    assert list(table.index.get_level_values("model").unique()) == ["delta = 0.3", "delta = 0.97"]
+    assert (table.loc["delta = 0.3", "suppressed channels (%)"] == 100.0).all()
+    assert table.loc["delta = 0.97", "window -ln(delta)"].iloc[0] == pytest.approx(-math.log(0.97))
+    assert (table.loc["delta = 0.97", "n_seeds"] == 2).all()
+    assert cra_smra_views.suppressed_channel_shares(
+        build_model_without_cram(), images) == {}
+    cra_smra_views.suppression_figure(table)
+
+
+def build_model_without_cram():
+    from fgvc_lib.backbones import build_backbone
+    from fgvc_lib.models.cra_smra import CRASMRAConfig, build_cra_smra
+
+    return build_cra_smra(build_backbone("vgg16", width=0.125, batch_norm=True), 3,
+                          CRASMRAConfig(attention="none", smram=False))
 
 
 @pytest.mark.parametrize("params,message", [

@@ -172,8 +172,49 @@ def test_branches_join_the_streams_and_read_steps_and_sums_through_the_local_cla
         assert torch.allclose(branches[f"sum{k}"], branches["global"] + 0.25 * (total @ weight.T + bias), atol=1e-5)
         assert torch.allclose(branches[f"step{k}"], branches["global"] + 0.25 * (phi[:, k - 1] @ weight.T + bias),
                               atol=1e-5)
+        mean = total / k                        # Table 6.2 on the classifier's scale
+        assert torch.allclose(branches[f"mean{k}"], branches["global"] + 0.25 * (mean @ weight.T + bias), atol=1e-5)
     attended = (local["alpha"][..., None] * phi).sum(1)
     assert torch.allclose(branches["local"], attended @ weight.T + bias, atol=1e-5)
+
+
+def _literal_grad_cam(model, patches, labels, step):
+    """Grad-CAM of the true class's step-``step`` logit, by hand: the patch CNN's top map A, the gradient of
+    the logit with respect to A, channel weights = the gradient's spatial mean, ReLU of the weighted sum of
+    A's channels, scaled to [0, 1] (minimum to 0, maximum to 1) and resized to the patch bilinearly."""
+    top = model.patch_backbone.top_stage
+    maps = []
+    for b in range(len(patches)):
+        activation = model.patch_backbone(patches[b:b + 1], (top,))[top].detach().requires_grad_(True)
+        phi = model.step_features(activation)                         # (1, T, H)
+        logit = model.local_classifier(phi[0, step - 1])[int(labels[b])]
+        (gradient,) = torch.autograd.grad(logit, activation)
+        a, g = activation[0].detach().numpy(), gradient[0].numpy()
+        cam = np.zeros(a.shape[1:])
+        for c in range(a.shape[0]):
+            cam += g[c].mean() * a[c]
+        cam = np.maximum(cam, 0.0)
+        cam = cam - cam.min()
+        cam = cam / (1e-7 + cam.max())
+        resized = torch.nn.functional.interpolate(torch.tensor(cam)[None, None], size=patches.shape[-2:],
+                                                  mode="bilinear", align_corners=False)[0, 0].numpy()
+        maps.append(resized)
+    return np.stack(maps)
+
+
+def test_step_grad_cam_is_read_from_that_step_s_hidden_state():
+    model = tiny_model().eval()
+    torch.manual_seed(3)
+    patches = torch.randn(2, 3, 32, 32)
+    labels = torch.tensor([1, 3])
+    ours = views.step_cams(model, patches, labels, steps=[1, 4])
+    literal = [_literal_grad_cam(model, patches, labels, t) for t in (1, 4)]
+    for got, expected in zip(ours, literal):
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() < 0.01
+    # the steps' maps differ, and each matches its own step better than the other's (a swap fails)
+    assert np.abs(literal[0] - literal[1]).max() > 0.05
+    assert np.abs(ours[0] - literal[0]).mean() < np.abs(ours[0] - literal[1]).mean()
 
 
 def test_table_6_1_rows():

@@ -494,9 +494,12 @@ def test_claims_from_claim_data(fake_study):
     table, skipped = study.claims_table()
     assert list(table.columns) == CLAIM_COLUMNS
     assert skipped[0] == "a claim this configuration cannot measure: the reason"
-    assert skipped[1] == "c's energy beats a's: the two sides score different numbers of images (2 and 1)"
-    assert skipped[2].startswith("never recorded: no score 'a: nothing' recorded for synthetic")
-    assert skipped[3].startswith("d beats a: variant 'd' was not trained") and len(skipped) == 4
+    # b and c predict the same class on every image: "as accurate" holds by construction, not testable
+    assert skipped[1].startswith("b and c are similar: not testable here: the two arms predict different classes "
+                                 "on 0.00 % of the test images")
+    assert skipped[2] == "c's energy beats a's: the two sides score different numbers of images (2 and 1)"
+    assert skipped[3].startswith("never recorded: no score 'a: nothing' recorded for synthetic")
+    assert skipped[4].startswith("d beats a: variant 'd' was not trained") and len(skipped) == 5
     rows = table.set_index("claim")
     # paired by seed and image: seed s has b right and a wrong on images 12+s .. 17+s (100 points each)
     beats = rows.loc["b beats a"]
@@ -513,7 +516,6 @@ def test_claims_from_claim_data(fake_study):
     sign = rows.loc[SIGN_ONLY]
     assert math.isnan(sign["paper_effect"]) and sign["our_effect"] == pytest.approx(-25.0)
     assert sign["verdict"] == "held" and sign["p_improvement"] == 1.0
-    assert rows.loc["b and c are similar", "paper_effect"] == 0.1
     assert rows.loc["a and b are similar", "verdict"] == "reversed"        # 25 points: a difference, shown
     assert rows.loc["b beats a on seeds 0 and 1", "n_seeds"] == 2
     assert rows.loc["b and c beat a (mean of 2 gaps)", "our_effect"] == pytest.approx(25.0)
@@ -524,6 +526,10 @@ def test_claims_from_claim_data(fake_study):
     assert energy["our_effect"] == pytest.approx(5.0) and energy["our_std"] == pytest.approx(1.0)
     half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)                   # both images agree: the seeds' t alone
     assert energy["ci_low"] == pytest.approx(5.0 - half) and energy["n_images"] == 2 and energy["verdict"] == "held"
+    assert (energy["measure"], energy["smallest_effect"], fixed["measure"], beats["measure"]) == \
+        ("score", 2.0, "count", "accuracy")
+    assert beats["against_paper"] == "larger than the paper's" and sign["against_paper"] == ""
+    assert sign["direction"] == -1 and rows.loc["a and b are similar", "direction"] == 0
     path = study.write_claims(table)
     assert path == study.results_dir / "claims.csv"
     assert read_claims(path)["claim"].tolist() == table["claim"].tolist()
@@ -551,3 +557,18 @@ def test_output_stride_builds_a_dilated_backbone_and_keys_its_runs_apart():
     assert published.build().stage_strides["pool5"] == 32
     assert dilated.build().stage_strides["pool5"] == 8
     assert dilated.build(weights=False).stage_strides["pool5"] == 8   # also when a checkpoint is loaded into it
+
+
+def test_a_claim_of_no_difference_between_arms_that_predict_alike_is_not_testable(fake_study):
+    study = fake_study
+    itself = Claim("a is as accurate as itself", ((Accuracy("a"), Accuracy("a")),), kind="similar")
+    entry = study.claim_entry(itself)
+    assert isinstance(entry, str) and "not testable here" in entry and "on 0.00 % of the test images" in entry
+    # seed s: a is right on its first CORRECT['a'] + s images, b on its first CORRECT['b'] + s, and both give
+    # the same wrong class elsewhere: they predict differently on CORRECT['b'] - CORRECT['a'] images per seed
+    expected = 100.0 * (CORRECT["b"] - CORRECT["a"]) / N_TEST
+    assert study.prediction_disagreement(Accuracy("a"), Accuracy("b")) == pytest.approx(expected)
+    assert isinstance(study.claim_entry(Claim("a and b are similar", ((Accuracy("a"), Accuracy("b")),),
+                                              kind="similar")), dict)
+    # a claim of a difference is measured whatever the predictions
+    assert isinstance(study.claim_entry(Claim("a beats itself", ((Accuracy("a"), Accuracy("a")),))), dict)

@@ -18,8 +18,13 @@ eq. 8 (:func:`contrastive_loss`). In eval mode only N_cls runs (section 3.2: "we
 ART module"), so the deployed network costs what the baseline costs (:meth:`CRACNN.deployed`).
 
 Section 4.1's schedule switches L_res on for the first 50 epochs, then off and on in blocks of 45
-epochs; :func:`restriction_active` rescales it to a run's epochs and :meth:`CRACNN.start_epoch`
-(called by the engine before each epoch) sets the flag the loss reads.
+epochs (over the 230 epochs we assume, it ends switched on); :func:`restriction_active` maps a run's
+epochs onto it, first epoch to first and last to last, so a shorter run ends switched on too, and
+:meth:`CRACNN.start_epoch` (called by the engine before each epoch) sets the flag the loss reads.
+
+:class:`StandaloneSTN` is an optional reference for Figure 4 that is not CRA-CNN: a plain spatial
+transformer network (a localization network predicting six free affine entries, the sampler, and a
+classifier on the sampled image) trained with cross-entropy alone.
 
 Where the paper is silent or garbled, the choice is documented at :class:`CRACNNConfig`; the
 official MatConvNet code's differing choices are options (:meth:`CRACNNConfig.official_code`).
@@ -86,7 +91,7 @@ class CRACNNConfig:
     restriction: str = "schedule"          # L_res on/off per epoch: sec. 4.1's blocks ("schedule")
     schedule_first: int = 50               # sec. 4.1: L_res on for the first 50 epochs,
     schedule_block: int = 45               # then off 45 epochs, on 45 epochs, ...
-    schedule_epochs: int = 230             # length the blocks are scaled from (50 + 4 x 45: the official
+    schedule_epochs: int = 230             # length of the schedule a run is mapped onto (50 + 4 x 45: the official
                                            # code's schedule arrays; the paper gives no total)
     # --- contrastive loss (eq. 8) ---
     margin: float = 0.7                    # margin of eq. 8 (sec. 4.1); the code: 0.1
@@ -155,9 +160,12 @@ class CRACNNConfig:
 def restriction_active(config: CRACNNConfig, epoch: int, epochs: int) -> bool:
     """Whether L_res is on in ``epoch`` (0-based) of a run of ``epochs`` epochs.
 
-    ``"schedule"`` (sec. 4.1): on for the first ``schedule_first`` epochs, then off and on in
-    alternating blocks of ``schedule_block`` epochs (off first); both lengths are rescaled from
-    ``schedule_epochs`` to ``epochs`` (:func:`fgvc_lib.profiles.scale_epochs`, at least 1 epoch).
+    ``"schedule"`` (sec. 4.1): over ``schedule_epochs`` epochs, on for the first ``schedule_first``,
+    then off and on in alternating blocks of ``schedule_block`` epochs (off first). A run of another
+    length reads the schedule at the epoch its own epoch maps to, ``round(epoch * (schedule_epochs - 1)
+    / (epochs - 1))``: its first epoch is the schedule's first (on) and its last epoch the schedule's
+    last (on over 230 epochs, as in the paper), so a short run ends in the paper's last phase. (Scaling
+    the block lengths instead, as we once did, made the cpu profile's 8 epochs end switched off.)
     ``"code"``: on for the first 46/200 of the run, off afterwards (the official code).
     """
     check_choice("restriction", config.restriction, RESTRICTIONS)
@@ -168,11 +176,22 @@ def restriction_active(config: CRACNNConfig, epoch: int, epochs: int) -> bool:
         return config.restriction == "on"
     if config.restriction == "code":
         return epoch < scale_epochs(CODE_EPOCHS, CODE_RESTRICTION_EPOCHS, epochs)
-    first = scale_epochs(config.schedule_epochs, config.schedule_first, epochs) if config.schedule_first else 0
-    if epoch < first:
+    return schedule_phase_on(config, _schedule_epoch(epoch, epochs, config.schedule_epochs))
+
+
+def _schedule_epoch(epoch: int, epochs: int, schedule_epochs: int) -> int:
+    """The epoch of a ``schedule_epochs`` schedule that ``epoch`` of ``epochs`` maps to (ends to ends)."""
+    if epochs == 1:
+        return 0
+    return int(math.floor(epoch * (schedule_epochs - 1) / (epochs - 1) + 0.5))
+
+
+def schedule_phase_on(config: CRACNNConfig, epoch: int) -> bool:
+    """Sec. 4.1's schedule at its own ``epoch`` (0-based, of ``config.schedule_epochs``): on for the first
+    ``schedule_first`` epochs, then off and on in blocks of ``schedule_block`` epochs, off first."""
+    if epoch < config.schedule_first:
         return True
-    block = scale_epochs(config.schedule_epochs, config.schedule_block, epochs)
-    return (epoch - first) // block % 2 == 1
+    return (epoch - config.schedule_first) // config.schedule_block % 2 == 1
 
 
 # ----------------------------------------------------------------------------- losses
@@ -387,6 +406,71 @@ class CRACNN(nn.Module):
         c = self.config
         return (f"transform={c.transform}, attention_size={c.attention_size}, restriction={c.restriction}, "
                 f"margin={c.margin}, distance={c.distance}, pairing={c.pairing}, triplet={c.triplet}")
+
+
+class StandaloneSTN(nn.Module):
+    """A plain spatial transformer network, the other reading of Figure 4's "STN" (optional reference).
+
+    A localization network (the backbone, pooling and a fully connected layer) predicts the six free
+    affine entries (identity at the start, as STNs start); the sampler reads the attention image of
+    ``config.attention_size`` px (eq. 2-3, the ART module's "free" transform); a classification network
+    (a copy of the backbone with its own weights, pooling, a linear classifier) classifies that image.
+    Trained with cross-entropy on its prediction alone (:func:`~fgvc_lib.models.baseline.cross_entropy_loss`):
+    no N_cls prediction, no L_res, no triplet, no redundancy image in any loss. The transform is used at
+    test time too (it is the STN's prediction). :meth:`attend` gives the ART module's output (the
+    redundancy image is computed for the figures only). Build it with :func:`build_standalone_stn`.
+    """
+
+    branch_names = ()
+
+    def __init__(self, backbone: FeatureBackbone, num_classes: int, config: Optional[CRACNNConfig] = None):
+        super().__init__()
+        config = CRACNNConfig(transform="free") if config is None else config.replace(transform="free")
+        config.validate()
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+        smallest = min_image_size(backbone)
+        if config.attention_size < smallest:
+            raise ValueError(f"attention_size must be >= {smallest} for {backbone.name} (its top stage has stride "
+                             f"{smallest}); got {config.attention_size}")
+        self.config, self.num_classes = config, num_classes
+        self.stage = backbone.top_stage
+        channels = backbone.out_channels
+        self.classifier_backbone = copy.deepcopy(backbone)
+        self.classifier = nn.Linear(channels, num_classes)
+        self.localization = backbone
+        self.gamma_fc = nn.Linear(channels, GAMMA_SIZE["free"])
+        self.art = AttentionRedundancyTransformer(config.attention_size, "free", config.alpha_l, config.alpha_s,
+                                                  config.align_corners, config.redundancy_resolution,
+                                                  config.theta_grad_clip)
+        if config.zero_init_gamma:
+            nn.init.zeros_(self.gamma_fc.weight)
+            with torch.no_grad():
+                self.gamma_fc.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+        self._cam_layer = self.classifier_backbone.stage_module(self.stage)
+
+    def attend(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The sampler's output for ``images`` (keys as :meth:`CRACNN.attend`)."""
+        if images.dim() != 4:
+            raise ValueError(f"images must be a (B, 3, H, W) batch; got shape {tuple(images.shape)}")
+        pooled = _gap(self.localization(images, (self.stage,))[self.stage])
+        return self.art(images, self.gamma_fc(pooled))
+
+    def forward(self, images: torch.Tensor) -> ModelOutput:
+        art = self.attend(images)
+        features = self.classifier_backbone(art["attention"], (self.stage,))[self.stage]
+        logits = self.classifier(_gap(features))
+        return ModelOutput(logits, {"features": {self.stage: features}, "branch_logits": {},
+                                    "attention_image": art["attention"], "theta": art["theta"]})
+
+    def cam_target_layers(self) -> List[nn.Module]:
+        return [self._cam_layer]
+
+
+def build_standalone_stn(backbone: FeatureBackbone, num_classes: int,
+                         config: Optional[CRACNNConfig] = None) -> StandaloneSTN:
+    """A plain STN on ``backbone`` (:class:`StandaloneSTN`); ``config`` gives the attention size and grid."""
+    return StandaloneSTN(backbone, num_classes, config)
 
 
 def build_cra_cnn(backbone: FeatureBackbone, num_classes: int, config: Optional[CRACNNConfig] = None) -> CRACNN:

@@ -17,8 +17,11 @@ Each stage's ``X_e`` is classified (branches ``stage3``, ``stage4``, ``stage5``)
 concatenation of the three pooled features (branch ``concat``). In training only, SMRAM brings the
 three ``X_e`` to the last stage's size, maps each to one channel (``phi``), takes a spatial softmax and
 scores how much the three maps overlap (``L_div``, :func:`diversity_loss`). The loss (Eqs. 9-10,
-:class:`CRASMRALoss`) is ``alpha * CE(concat) + beta * sum_i CE(stage_i) + gamma * L_div`` with
-(alpha, beta, gamma) = (2, 1, 1). At test time SMRAM is removed and the prediction is the average of
+:class:`CRASMRALoss`) is, in our default reading, ``alpha * CE(concat) + beta * sum_i CE(stage_i) +
+gamma * L_div`` with (alpha, beta, gamma) = (2, 1, 1); Eq. 10 is lost, and the text's list ("classification
+loss of each stage, the overall classification loss, and L_div", sec. 3.3) would pair alpha with the
+stages instead: :class:`StagePairedCRASMRALoss` (``cra_smra_loss(config, pairing="stages")``) is that
+reading, ``alpha * sum_i CE(stage_i) + beta * CE(concat) + gamma * L_div``. At test time SMRAM is removed and the prediction is the average of
 the four branches' softmax probabilities (sec. 3.3, last sentence).
 
 Our copy of the paper lost every equation. Where the text does not fix a formula, the choice is ours
@@ -34,7 +37,15 @@ and is documented here and at :class:`CRASMRAConfig` (options where cheap):
   ``I*_c >= delta * max(I*)``, and then ``S_c = omega``, else ``S_c = 1``. So the channels whose
   importance is within a factor delta of the maximum are scaled down by omega (omega = 0.5,
   delta = 0.9, sec. 4.1); delta = 1 suppresses only the most important channel(s), omega = 1 nothing.
-  The mask is a hard threshold: no gradient flows through S.
+  The mask is a hard threshold: no gradient flows through S. Because I is a sigmoid, in (0, 1), the
+  ratio ``I*_c / I*_max = exp(I_c - I_max)`` lies in (1/e, 1]: channel c is suppressed exactly when
+  ``I_c >= I_max + ln(delta)`` (:func:`suppression_window`), so every delta <= 1/e (about 0.37)
+  suppresses every channel (a uniform scale by omega that the next batch norm largely undoes), and
+  delta = 0.5 every channel whose I is within ln 2 of the top. The text ("where I*_max is the maximum
+  value in I*, omega and delta ... the degree to which the channel needs to be suppressed") fixes the
+  softmax and the comparison with delta * I*_max, not the direction of the inequality; suppressing the
+  channels at or above the threshold is the reading that suppresses "the channel with higher weight"
+  (sec. 1).
 * ``X_s = S * X`` (the stage's map, as Fig. 3 draws it; ``suppress_source="enhanced"``: ``S * I * X``).
 * The mask is applied at test time too (``suppress_at_test``): the paper removes only SMRAM at test
   (sec. 1, Fig. 2's dotted lines), and the later stages are trained on suppressed inputs.
@@ -257,6 +268,15 @@ class SharedChannelMLP(nn.Module):
         avg = x.mean(dim=(2, 3))
         mx = x.amax(dim=(2, 3))
         return torch.sigmoid(self.fc2(F.relu(self.fc1(avg))) + self.fc2(F.relu(self.fc1(mx))))
+
+
+def suppression_window(delta: float) -> float:
+    """How far below the top importance ``I_max`` a channel's ``I_c`` may lie and still be suppressed:
+    ``-ln(delta)`` (``I*_c >= delta * I*_max`` with ``I* = softmax(I)`` is ``I_c - I_max >= ln(delta)``).
+    With ``I`` in (0, 1) a window of 1 or more (``delta <= 1/e``) covers every channel."""
+    if not 0.0 < delta <= 1.0:
+        raise ValueError(f"delta must be in (0, 1]; got {delta!r}")
+    return -math.log(delta)
 
 
 def suppression_mask(importance: torch.Tensor, omega: float, delta: float) -> torch.Tensor:
@@ -550,13 +570,20 @@ def stage_activation_maps(model: CRASMRA, images: torch.Tensor) -> "OrderedDict[
 
 
 # ----------------------------------------------------------------------------- loss (sec. 3.3)
+LOSS_PAIRINGS = ("concat", "stages")   # alpha weighs CE(concat) (default) | alpha weighs each CE(stage_i)
+
+
 class CRASMRALoss:
     """Eqs. 9-10 as named terms, each already weighted (use engine weights of 1; their sum is L).
 
     ``ce_concat`` = alpha * CE(y, concat), ``ce_stage3`` .. ``ce_stage5`` = beta * CE(y, stage_i) (their
     sum is beta * sum_i CE), and ``div`` = gamma * L_div when the output carries SMRAM's maps (training
-    with SMRAM; there is no L_div at test time).
+    with SMRAM; there is no L_div at test time). :class:`StagePairedCRASMRALoss` swaps alpha and beta.
     """
+
+    # which CE alpha weighs (LOSS_PAIRINGS); a class attribute, so that a default loss's description
+    # (fgvc_lib.study.jobs.describe: its type and instance state) is the one its runs were keyed with
+    pairing = "concat"
 
     def __init__(self, config: Optional[CRASMRAConfig] = None):
         self.config = CRASMRAConfig() if config is None else config
@@ -568,16 +595,29 @@ class CRASMRALoss:
         if not branches or CONCAT_BRANCH not in branches:
             raise ValueError("the CRA-SMRA loss needs output.extras['branch_logits'] with a 'concat' branch "
                              "(a CRASMRA model's output)")
-        terms: Dict[str, torch.Tensor] = {"ce_concat": c.alpha * F.cross_entropy(branches[CONCAT_BRANCH], targets)}
+        concat_weight, stage_weight = (c.alpha, c.beta) if self.pairing == "concat" else (c.beta, c.alpha)
+        terms: Dict[str, torch.Tensor] = {"ce_concat": concat_weight * F.cross_entropy(branches[CONCAT_BRANCH],
+                                                                                       targets)}
         for name, logits in branches.items():
             if name != CONCAT_BRANCH:
-                terms[f"ce_{name}"] = c.beta * F.cross_entropy(logits, targets)
+                terms[f"ce_{name}"] = stage_weight * F.cross_entropy(logits, targets)
         maps = output.extras.get("smram_maps")
         if maps is not None:
             terms["div"] = c.gamma * diversity_loss(maps, c.div_form)
         return terms
 
 
-def cra_smra_loss(config: Optional[CRASMRAConfig] = None) -> CRASMRALoss:
-    """The loss of Eq. 10 for ``config`` (build the model and the loss from the same config)."""
-    return CRASMRALoss(config)
+class StagePairedCRASMRALoss(CRASMRALoss):
+    """Eq. 10's other reading (sec. 3.3 lists "each stage, overall, L_div" before "alpha, beta, gamma"):
+    ``ce_stage3`` .. ``ce_stage5`` = alpha * CE(y, stage_i), ``ce_concat`` = beta * CE(y, concat),
+    ``div`` = gamma * L_div."""
+
+    pairing = "stages"
+
+
+def cra_smra_loss(config: Optional[CRASMRAConfig] = None, pairing: str = "concat") -> CRASMRALoss:
+    """The loss of Eq. 10 for ``config`` (build the model and the loss from the same config); ``pairing``
+    (:data:`LOSS_PAIRINGS`): which cross-entropy alpha weighs, the concatenated feature's ("concat",
+    :class:`CRASMRALoss`) or each stage's ("stages", :class:`StagePairedCRASMRALoss`)."""
+    check_choice("loss pairing", pairing, LOSS_PAIRINGS)
+    return (CRASMRALoss if pairing == "concat" else StagePairedCRASMRALoss)(config)

@@ -41,8 +41,11 @@ prediction (3.1.5), the ablation rows of Table 6.1 and the self-attention extens
 
 In evaluation the model also reports, as branches, the joint prediction with the local stream's
 attention replaced by step t's feature alone (``step<t>``, Figure 6.1) and by the sum of the step
-features 1..k (``sum<k>``, Table 6.2), through the same classifier (a post-hoc read-out of the trained
-model: the thesis does not say whether those rows were retrained). Dimensions scale with the backbone:
+features 1..k (``sum<k>``, Table 6.2's words) and by their mean (``mean<k>``), through the same classifier
+(a post-hoc read-out of the trained model: the thesis does not say whether those rows were retrained).
+The classifier was trained on the attention's convex combination of the step features; a sum of k
+nearly equal features is about k times one of them, so its logits grow k-fold and the joint
+prediction slides toward the local stream: the mean is the read-out on the classifier's own scale. Dimensions scale with the backbone:
 D is the patch backbone's channel count (512 for VGG-19), H defaults to D (sec. 4.2: 512).
 """
 from __future__ import annotations
@@ -279,7 +282,7 @@ class RecurrentAttentionNet(nn.Module):
     def _branch_names(self) -> Tuple[str, ...]:
         names = [GLOBAL_BRANCH, LOCAL_BRANCH]
         if self.config.local != "cnn":
-            names += [f"step{t}" for t in range(1, self.steps + 1)] + [f"sum{k}" for k in range(1, self.steps + 1)]
+            names += [f"{kind}{k}" for kind in ("step", "sum", "mean") for k in range(1, self.steps + 1)]
         return tuple(names)
 
     def lr_groups(self):
@@ -370,6 +373,7 @@ class RecurrentAttentionNet(nn.Module):
             sums = local["phi"].cumsum(dim=1)
             for k in range(self.steps):
                 branches[f"sum{k + 1}"] = global_logits + weight * self.local_classifier(sums[:, k])
+                branches[f"mean{k + 1}"] = global_logits + weight * self.local_classifier(sums[:, k] / (k + 1))
         extras = {"branch_logits": branches, "boxes": boxes, "patch_index": index,
                   "features": {self.backbone.top_stage: features}}
         for key in ("step_logits", "alpha"):

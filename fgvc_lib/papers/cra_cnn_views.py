@@ -4,6 +4,11 @@
   samples (the parallelogram the attention grid spans, :func:`fgvc_lib.models.cra_transform.attention_region_mask`)
   with the bird's ground-truth box: how well the attention finds the object, the measurable side of
   Figure 4's "the STN cannot capture meaningful attention".
+* :func:`fixed_region_iou`: the same IoU for a region that does not depend on the image: the whole image
+  (the "no crop" reference a model's attention must beat to have found the bird) or eq. 7's
+  expectation E (the centred half crop CRA-CNN's Gamma starts at).
+* :func:`loss_drop` / :func:`generalization_gap`: per run, how far a training loss fell (the STN's
+  convergence) and the train-minus-test accuracy of each test image (overfitting).
 * :func:`attention_figure`: input, attention image and redundancy image of CRA-CNN and of the STN.
 * :func:`gamma_table` / :func:`gamma_figure`: the learned attention parameters (location, scale,
   angle) over the test set.
@@ -43,9 +48,55 @@ def attention_iou(model, sample) -> np.ndarray:
     height, width = sample.images.shape[-2:]
     theta = attend(model, sample.images)["theta"]
     region = attention_region_mask(theta, height, width, model.config.align_corners)[:, 0].numpy() > 0.5
+    return _iou(region, sample)
+
+
+def _iou(region: np.ndarray, sample) -> np.ndarray:
+    height, width = region.shape[-2:]
     bird = box_mask(sample.object_boxes, height, width)
     union = (region | bird).sum(axis=(1, 2))
     return np.where(union > 0, (region & bird).sum(axis=(1, 2)) / np.maximum(union, 1), 0.0)
+
+
+def fixed_region_iou(sample, theta, align_corners: bool = True) -> np.ndarray:
+    """Per image of ``sample``: IoU with the bird's box of the region one fixed affine matrix ``theta``
+    (2 x 3) spans, the same for every image. The identity is the whole image: its IoU is the box's share
+    of the image, what an attention that crops nothing scores."""
+    from ..models.cra_transform import attention_region_mask
+
+    height, width = sample.images.shape[-2:]
+    theta = torch.as_tensor(theta, dtype=torch.float32).reshape(1, 2, 3).expand(len(sample.images), 2, 3)
+    region = attention_region_mask(theta, height, width, align_corners)[:, 0].numpy() > 0.5
+    return _iou(region, sample)
+
+
+WHOLE_IMAGE_THETA = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+
+
+def expectation_theta(config) -> torch.Tensor:
+    """Eq. 4's matrix at eq. 7's expectation E (the centred half crop), for :func:`fixed_region_iou`."""
+    from ..models.cra_transform import attention_theta
+
+    return attention_theta(torch.tensor([list(config.expectation)], dtype=torch.float32))[0]
+
+
+def loss_drop(history, key: str) -> float:
+    """How far the training loss ``key`` (e.g. ``"train_ce_ar"``) fell over a run, in % of its first
+    epoch's value: ``100 (first - last) / first`` over the epochs where it is finite. A run that
+    diverged before finishing one epoch has no finite value and counts as 0 (it fell nowhere)."""
+    values = [v for v in history.series(key) if isinstance(v, (int, float)) and np.isfinite(v)]
+    if len(values) < 1 or values[0] == 0:
+        return 0.0
+    return 100.0 * (values[0] - values[-1]) / values[0]
+
+
+def generalization_gap(run) -> np.ndarray:
+    """Per test image of ``run`` (:class:`fgvc_lib.study.runner.Run`): its last finite epoch's training
+    accuracy (%, on the training crops as they were seen, running over the epoch) minus 100 if the image
+    is classified right, else minus 0; the mean is the train-minus-test accuracy gap (overfitting)."""
+    accuracies = [v for v in run.history.series("train_acc") if isinstance(v, (int, float)) and np.isfinite(v)]
+    train = 100.0 * accuracies[-1] if accuracies else 0.0
+    return train - run.correct()
 
 
 def attention_figure(models: Mapping[str, object], sample, denormalize, count: int = 6):

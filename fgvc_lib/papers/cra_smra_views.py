@@ -13,6 +13,11 @@ image (:func:`stage_map_scores`):
   summed to 1), then the overlap measure of L_div (:func:`fgvc_lib.models.cra_smra.diversity_loss`,
   unit form): 0 for maps on disjoint regions, 100 for identical maps;
 * ``stage<k> part pointing``: whether stage k's peak lies on a discriminative part, in percent.
+
+CRAM's suppression mask (eq. 5, our reading in :mod:`fgvc_lib.models.cra_smra`) is measured post hoc
+on trained models (:func:`suppressed_channel_shares`, :func:`suppression_table`): per site and test
+image, the share of channels the mask suppresses at the model's own delta, and the spread of the channel
+importance ``I`` (a channel is suppressed when its ``I`` lies within ``-ln(delta)`` of the top one).
 """
 from __future__ import annotations
 
@@ -93,6 +98,87 @@ def stage_map_figure(models: Mapping[str, object], images: torch.Tensor, denorma
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
+    figure.tight_layout()
+    return figure
+
+
+@torch.no_grad()
+def suppressed_channel_shares(model, images: torch.Tensor, batch_size: int = 64) -> Dict[str, Dict[str, np.ndarray]]:
+    """Per CRAM site of ``model`` (a :class:`~fgvc_lib.models.cra_smra.CRASMRA`), per image of ``images``,
+    in eval mode (the model's mode is restored): ``{site: {"suppressed": % of the site's channels the mask
+    suppresses at the site's own delta, "spread": max_c I_c - min_c I_c}}``.
+
+    The share is counted from the channel importance ``I`` the model returns (``softmax(I)_c >= delta *
+    max softmax(I)``, eq. 5 as the model reads it), so it does not depend on omega (omega = 1 leaves the
+    map unchanged but the channels are still the ones selected). ``{}`` for a model without CRAM."""
+    from ..models.cra_smra import ChannelReAttention
+
+    sites = {stage: site for stage, site in model.sites.items() if isinstance(site, ChannelReAttention)}
+    if not sites:
+        return {}
+    was_training = model.training
+    model.eval()
+    shares: Dict[str, list] = {stage: [] for stage in sites}
+    spreads: Dict[str, list] = {stage: [] for stage in sites}
+    try:
+        for start in range(0, len(images), batch_size):
+            importance = model(images[start:start + batch_size]).extras["channel_importance"]
+            for stage, site in sites.items():
+                values = importance[stage].double()
+                normalised = torch.softmax(values, dim=1)
+                chosen = normalised >= site.delta * normalised.amax(dim=1, keepdim=True)
+                shares[stage].append(100.0 * chosen.double().mean(dim=1))
+                spreads[stage].append(values.amax(dim=1) - values.amin(dim=1))
+    finally:
+        model.train(was_training)
+    return {stage: {"suppressed": torch.cat(shares[stage]).numpy(), "spread": torch.cat(spreads[stage]).numpy()}
+            for stage in sites}
+
+
+def suppression_table(models: Mapping[str, Sequence[object]], images: torch.Tensor):
+    """One row per (model, CRAM site): the model's delta, the window ``-ln(delta)`` (a channel whose
+    importance lies this close to the top one is suppressed), the share of suppressed channels in percent
+    (mean over the models' seeds and images, and its smallest and largest per-image value) and the mean
+    spread of ``I`` (largest minus smallest) per image. ``models``: ``{label: [trained models, one per
+    seed]}``."""
+    import pandas as pd
+
+    from ..models.cra_smra import ChannelReAttention, suppression_window
+
+    rows = []
+    for label, runs in models.items():
+        per_site: Dict[str, Dict[str, list]] = {}
+        deltas = {}
+        for model in runs:
+            for stage, values in suppressed_channel_shares(model, images).items():
+                entry = per_site.setdefault(stage, {"suppressed": [], "spread": []})
+                entry["suppressed"].append(values["suppressed"])
+                entry["spread"].append(values["spread"])
+                site = model.sites[stage]
+                if isinstance(site, ChannelReAttention):
+                    deltas[stage] = site.delta
+        for stage, entry in per_site.items():
+            shares, spreads = np.concatenate(entry["suppressed"]), np.concatenate(entry["spread"])
+            rows.append({"model": label, "site": stage, "delta": deltas[stage],
+                         "window -ln(delta)": suppression_window(deltas[stage]),
+                         "suppressed channels (%)": float(shares.mean()),
+                         "min per image (%)": float(shares.min()), "max per image (%)": float(shares.max()),
+                         "I spread (max - min)": float(spreads.mean()), "n_seeds": len(entry["suppressed"])})
+    return pd.DataFrame(rows).set_index(["model", "site"])
+
+
+def suppression_figure(table):
+    """The share of suppressed channels per model (x) and CRAM site (bars), from :func:`suppression_table`."""
+    import matplotlib.pyplot as plt
+
+    shares = table["suppressed channels (%)"].unstack("site")
+    shares = shares.loc[list(dict.fromkeys(table.index.get_level_values("model")))]
+    figure, ax = plt.subplots(figsize=(1.2 + 1.1 * len(shares), 2.6))
+    shares.plot.bar(ax=ax, rot=0)
+    ax.set_ylabel("suppressed channels (%)")
+    ax.set_xlabel("")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, title="site", title_fontsize=7)
     figure.tight_layout()
     return figure
 

@@ -59,7 +59,10 @@ def cells(settings):
 
 
 def claims(settings):
-    """The testbed's claims; ``chance`` in points is 100 / number of classes."""
+    """The testbed's claims; ``chance`` in points is 100 / number of classes. Every claim compares top-1
+    accuracies (the colour histogram's per-image correctness, chance and the saturation level are
+    accuracies too), so ``measure="accuracy"`` where a Fixed or Score side would make it read as a score;
+    the share of errors between near classes and the CAM pointing rates are scores."""
     chance = Fixed("chance", 100.0 / _num_classes(settings))
     baseline = Accuracy("baseline")
     return [
@@ -70,13 +73,13 @@ def claims(settings):
               ((baseline, Accuracy("oracle-parts")),), main=True),
         Claim(f"colour histogram stays within {NEAR_CHANCE:g} points of chance (effect: chance + {NEAR_CHANCE:g} "
               f"- its accuracy)", ((Score(COLOUR), Fixed("chance + margin", 100.0 / _num_classes(settings)
-                                                          + NEAR_CHANCE)),)),
-        Claim("baseline CNN beats chance", ((chance, baseline),), main=True),
-        Claim("baseline CNN beats the colour histogram", ((Score(COLOUR), baseline),)),
+                                                          + NEAR_CHANCE)),), measure="accuracy"),
+        Claim("baseline CNN beats chance", ((chance, baseline),), main=True, measure="accuracy"),
+        Claim("baseline CNN beats the colour histogram", ((Score(COLOUR), baseline),), measure="accuracy"),
         Claim(f"baseline below saturation (effect: {SATURATION:g} - accuracy)",
-              ((baseline, Fixed("saturation", SATURATION)),)),
+              ((baseline, Fixed("saturation", SATURATION)),), measure="accuracy"),
         Claim("errors between classes one attribute apart exceed their random share",
-              ((Fixed("random share", 0.0), Score(NEAR_ERRORS)),),
+              ((Fixed("random share", 0.0), Score(NEAR_ERRORS)),), measure="score",
               note="per seed only: a share of the errors, whose images differ between seeds"),
         Claim("CAM peak on the discriminative part more often than chance",
               ((Score("baseline: part_chance"), Score("baseline: part_pointing")),)),

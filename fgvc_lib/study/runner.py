@@ -503,12 +503,51 @@ class Study:
             groups.append(np.stack(rows))
         return paired_effect(groups, claim.direction, claim.kind, claim.smallest_effect)
 
+    def prediction_disagreement(self, a: Accuracy, b: Accuracy, dataset: Optional[str] = None,
+                                seeds: Optional[Sequence[int]] = None) -> float:
+        """Percent of the test images whose predicted class differs between ``a`` and ``b``, averaged
+        over their shared seeds (and datasets, when ``dataset`` is None)."""
+        shares = []
+        for name in [dataset] if dataset else self.datasets:
+            runs_a = {run.seed: run for run in self.runs_of(a.variant, name)}
+            runs_b = {run.seed: run for run in self.runs_of(b.variant, name)}
+            for seed in sorted(set(runs_a) & set(runs_b)):
+                if seeds is not None and seed not in seeds:
+                    continue
+                pred_a = runs_a[seed].logits(a.branches, a.view).argmax(1)
+                pred_b = runs_b[seed].logits(b.branches, b.view).argmax(1)
+                shares.append(100.0 * float((pred_a != pred_b).double().mean()))
+        if not shares:
+            raise ValueError("no seed shared by both sides")
+        return float(np.mean(shares))
+
+    def untestable_similarity(self, claim: Claim) -> Optional[str]:
+        """Why a claim of no accuracy difference cannot be tested, or None: when the two arms predict
+        the same class on all but fewer than m percent of the test images, their accuracies cannot
+        differ by m, so "as accurate" holds by construction (e.g. two read-outs of one model whose
+        features are the same), not as a finding."""
+        if claim.kind != "similar" or claim.measured_as != "accuracy":
+            return None
+        if not all(isinstance(m, Accuracy) for pair in claim.pairs for m in pair):
+            return None
+        shares = [self.prediction_disagreement(a, b, claim.dataset, claim.seeds) for a, b in claim.pairs]
+        share = float(np.mean(shares))
+        if share >= claim.smallest_effect:
+            return None
+        return (f"not testable here: the two arms predict different classes on {share:.2f} % of the test images "
+                f"(mean over seeds), fewer than the smallest effect of interest ({claim.smallest_effect:g} "
+                f"point), so their accuracies are alike by construction")
+
     def claim_entry(self, claim: Claim) -> Union[dict, str]:
         """A claims-table row for ``claim`` (:func:`fgvc_lib.reporting.claim_row`), or the reason it
-        is not measured."""
+        is not measured (a missing measurement, or a claim of no difference that the arms' near-identical
+        predictions make untestable, :meth:`untestable_similarity`)."""
         from ..reporting import claim_row
 
         try:
+            untestable = self.untestable_similarity(claim)
+            if untestable:
+                return f"{claim.text}: {untestable}"
             effect = self.claim_effect(claim)
         except (KeyError, ValueError) as err:
             return f"{claim.text}: {err.args[0]}"
@@ -527,9 +566,12 @@ class Study:
         return claims_table(entries), skipped
 
     def write_claims(self, df: pd.DataFrame) -> Path:
-        from ..reporting import CLAIMS_NAME, write_claims
+        """Write the claims table and print its tally on both verdict axes."""
+        from ..reporting import CLAIMS_NAME, claims_tally_text, is_synthetic, write_claims
 
-        return write_claims(df, self.results_dir / CLAIMS_NAME)
+        path = write_claims(df, self.results_dir / CLAIMS_NAME)
+        print(claims_tally_text(df, synthetic=any(is_synthetic(d, self.profile.name) for d in self.datasets)))
+        return path
 
     # ------------------------------------------------------------------ room for attention
     def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:
