@@ -3,7 +3,9 @@
 Implements the "Results" section of DESIGN.md (no paper equation: this is bookkeeping).
 
 * Every rebuilt table is ``results/<notebook>/<table>.csv`` in one long format, the columns of
-  :data:`RESULT_COLUMNS`: ``paper`` is the paper's printed number (empty if none), ``reproduced`` the
+  :data:`RESULT_COLUMNS`: ``paper`` is the paper's printed number (empty if none), ``paper_setting``
+  names the paper's dataset and network it was printed for when they are not the row's own (e.g.
+  "CUB, ResNet-50" beside the cpu profile's VGG-16: a labelled reference), ``reproduced`` the
   mean over seeds, ``std`` the sample standard deviation over seeds (``ddof=1``; empty for a single
   seed, because one run says nothing about the spread).
 * Absolute numbers on the synthetic dataset are not comparable with the papers'; what is compared
@@ -31,8 +33,8 @@ from .statistics import (AGAINST_PAPER, HALF_WIDTH, MAIN_HALF_WIDTH, MEASURE_UNI
 
 PathLike = Union[str, os.PathLike]
 
-RESULT_COLUMNS = ["table", "row", "dataset", "backbone", "metric", "paper", "reproduced", "std", "n_seeds",
-                  "profile"]
+RESULT_COLUMNS = ["table", "row", "dataset", "backbone", "metric", "paper", "paper_setting", "reproduced", "std",
+                  "n_seeds", "profile"]
 CLAIM_COLUMNS = ["claim", "main", "measure", "direction", "smallest_effect", "paper_effect", "paper_setting",
                  "our_effect", "ci_low", "ci_high", "p_value", "p_improvement", "our_std", "n_seeds", "n_images",
                  "verdict", "below_smallest_effect", "against_paper", "half_width_target", "seeds_needed", "note"]
@@ -161,12 +163,13 @@ def _paper_number(paper) -> float:
 
 
 def result_row(*, table: str, row: str, dataset: str, backbone: str, metric: str, values,
-               paper: Optional[float] = None, profile: str) -> Dict[str, object]:
+               paper: Optional[float] = None, paper_setting: str = "", profile: str) -> Dict[str, object]:
     """One row of the results format from per-seed ``values`` (a number or a sequence)."""
     mean, std, n = seed_statistics(values)
+    number = _paper_number(paper)
     return {"table": str(table), "row": str(row), "dataset": str(dataset), "backbone": str(backbone),
-            "metric": str(metric), "paper": _paper_number(paper), "reproduced": mean, "std": std,
-            "n_seeds": n, "profile": str(profile)}
+            "metric": str(metric), "paper": number, "paper_setting": "" if math.isnan(number) else str(paper_setting),
+            "reproduced": mean, "std": std, "n_seeds": n, "profile": str(profile)}
 
 
 def result_rows(entries: Iterable[Mapping[str, object]], **common) -> pd.DataFrame:
@@ -187,10 +190,11 @@ def result_rows(entries: Iterable[Mapping[str, object]], **common) -> pd.DataFra
         if missing:
             raise ValueError(f"result entry {dict(entry)!r} lacks {', '.join(missing)}; give them in the entry "
                              f"or as keyword arguments of result_rows")
-        unknown = set(fields) - {"table", "row", "dataset", "backbone", "metric", "values", "paper", "profile"}
+        unknown = set(fields) - {"table", "row", "dataset", "backbone", "metric", "values", "paper", "paper_setting",
+                                 "profile"}
         if unknown:
             raise ValueError(f"unknown result field(s) {', '.join(sorted(unknown))}; allowed: table, row, dataset, "
-                             f"backbone, metric, values, paper, profile")
+                             f"backbone, metric, values, paper, paper_setting, profile")
         rows.append(result_row(**fields))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
@@ -231,7 +235,8 @@ def write_csv(df: pd.DataFrame, path: PathLike, columns: Sequence[str], what: st
 
 def read_table(path: PathLike) -> pd.DataFrame:
     """Read a results CSV back (empty ``paper``/``std`` cells come back as NaN)."""
-    df = pd.read_csv(path, dtype={c: str for c in ("table", "row", "dataset", "backbone", "metric", "profile")},
+    df = pd.read_csv(path, dtype={c: str for c in ("table", "row", "dataset", "backbone", "metric", "paper_setting",
+                                                   "profile")},
                      keep_default_na=False, na_values={c: [""] for c in ("paper", "reproduced", "std")})
     check_columns(df, RESULT_COLUMNS)
     for column in ("paper", "reproduced", "std"):
@@ -269,11 +274,13 @@ def paper_vs_reproduced(df: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
         mean, std = record["reproduced"], record["std"]
         ours = _fmt(mean, decimals) + ("" if pd.isna(std) else f" ± {_fmt(std, decimals)}")
         paper = float(record["paper"]) if pd.notna(record["paper"]) else float("nan")
-        shown.append({**{k: record[k] for k in keys}, "paper": paper, "reproduced": ours,
+        shown.append({**{k: record[k] for k in keys}, "paper": paper, "paper_setting": record["paper_setting"],
+                      "reproduced": ours,
                       "delta": round(mean - paper, decimals) if not math.isnan(paper) else float("nan"),
                       "n_seeds": int(record["n_seeds"]),
                       "comparable": not is_synthetic(record["dataset"], record["profile"])})
-    out = pd.DataFrame(shown, columns=keys + ["paper", "reproduced", "delta", "n_seeds", "comparable"])
+    labelled = ["paper_setting"] if (df["paper_setting"].fillna("") != "").any() else []
+    out = pd.DataFrame(shown, columns=keys + ["paper"] + labelled + ["reproduced", "delta", "n_seeds", "comparable"])
     return out.set_index(keys)
 
 

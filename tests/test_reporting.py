@@ -301,5 +301,17 @@ def test_summary_warns_when_a_folder_holds_another_profile_s_tables(tmp_path):
 
 
 def test_module_constants_match_design():
-    assert reporting.RESULT_COLUMNS == ["table", "row", "dataset", "backbone", "metric", "paper", "reproduced",
-                                        "std", "n_seeds", "profile"]
+    assert reporting.RESULT_COLUMNS == ["table", "row", "dataset", "backbone", "metric", "paper", "paper_setting",
+                                        "reproduced", "std", "n_seeds", "profile"]
+
+
+def test_a_paper_number_from_another_setting_is_labelled(tmp_path):
+    df = result_rows([{"row": "VGG-16", "values": [70.0, 72.0], "paper": 84.5, "paper_setting": "CUB, ResNet-50"},
+                      {"row": "ours only", "values": [60.0], "paper_setting": "ignored without a number"}],
+                     table="t", dataset="synthetic", backbone="vgg16", metric="top1", profile="cpu")
+    assert df["paper_setting"].tolist() == ["CUB, ResNet-50", ""]
+    shown = paper_vs_reproduced(df)
+    assert shown.loc["VGG-16", "paper_setting"] == "CUB, ResNet-50" and shown.loc["VGG-16", "paper"] == 84.5
+    assert "paper_setting" not in paper_vs_reproduced(df.assign(paper_setting=""))
+    path = write_table(df, tmp_path / "t.csv")
+    assert read_table(path)["paper_setting"].tolist() == ["CUB, ResNet-50", ""]

@@ -84,7 +84,8 @@ class Fixed:
 @dataclass(frozen=True)
 class Cell:
     """One printed cell: ``row`` of ``table`` on ``dataset``, reproduced by ``measure`` (a variant's
-    accuracy, or a :class:`Score` the notebook records before it reports the table)."""
+    accuracy, or a :class:`Score` the notebook records before it reports the table). ``paper_setting``
+    labels a printed number that comes from another setting than ours (e.g. "CUB, ResNet-50")."""
 
     table: str
     row: str
@@ -93,6 +94,7 @@ class Cell:
     dataset: Optional[str] = None            # None: every dataset of the study
     metric: str = TOP1
     seeds: Optional[Tuple[int, ...]] = None  # None: the variant's seeds
+    paper_setting: str = ""
 
 
 @dataclass(frozen=True)

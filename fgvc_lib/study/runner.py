@@ -439,7 +439,8 @@ class Study:
                     continue
                 values = self.values(cell.measure, dataset, cell.seeds)
                 entries.append({"row": cell.row, "dataset": dataset, "metric": cell.metric,
-                                "values": [values[s] for s in sorted(values)], "paper": cell.paper})
+                                "values": [values[s] for s in sorted(values)], "paper": cell.paper,
+                                "paper_setting": cell.paper_setting})
         return result_rows(entries, table=name, backbone=self.settings.backbone, profile=self.profile.name)
 
     def report(self, name: str, decimals: int = 2, view: Optional[Callable] = None) -> Optional[pd.DataFrame]:
