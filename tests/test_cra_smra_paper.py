@@ -145,10 +145,15 @@ def test_cost_claim_by_hand_and_counts_of_tiny_networks():
     from fgvc_lib.complexity import count_parameters
     from fgvc_lib.models.cra_smra import CRASMRAConfig, build_cra_smra
 
-    claim = paper.cost_claim({"params": 1000, "macs": 50000}, {"params": 1004, "macs": 50100})
-    (reference, ours), = claim.pairs
+    test, train = paper.cost_claims({"params": 1000, "macs": 50000}, {"params": 1004, "macs": 50100}, 1030)
+    (reference, ours), = test.pairs
     assert ours.value - reference.value == pytest.approx(100.0 * 4 / 1000)   # params +0.4 %, the larger of it and MACs +0.2 %
-    assert claim.kind == "similar" and claim.measured_as == "count"
+    (reference, ours), = train.pairs
+    assert ours.value - reference.value == pytest.approx(100.0 * 30 / 1000)
+    assert all(c.kind == "similar" and c.measured_as == "count" for c in (test, train))
+    from fgvc_lib.statistics import fixed_effect
+    assert fixed_effect(0.4, 1, "similar", test.smallest_effect).verdict == "held"      # within 1 % of the count
+    assert fixed_effect(3.0, 1, "similar", train.smallest_effect).verdict == "reversed"
     torch.manual_seed(0)
     models = {name: build_cra_smra(build_backbone("vgg16", width=0.125, batch_norm=True), 3,
                                    CRASMRAConfig(attention=attention, smram=smram))
@@ -265,3 +270,13 @@ def test_stage_map_scores_without_parts_give_the_overlap_alone(monkeypatch):
         part_boxes = [[]]
 
     assert list(cra_smra_views.stage_map_scores(None, Sample)) == ["stage maps overlap"]
+
+
+def test_suppression_table_is_written(tmp_path):
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    table = cra_smra_views.suppression_table({"delta = 0.3": [_tiny_cram_model(0.3)]}, images)
+    path = cra_smra_views.write_suppression(table, tmp_path)
+    import pandas as pd
+    back = pd.read_csv(path)
+    assert list(back["site"]) == list(table.index.get_level_values("site"))
+    assert (back["suppressed channels (%)"] == 100.0).all()

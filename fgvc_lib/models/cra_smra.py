@@ -276,7 +276,7 @@ def suppression_window(delta: float) -> float:
     With ``I`` in (0, 1) a window of 1 or more (``delta <= 1/e``) covers every channel."""
     if not 0.0 < delta <= 1.0:
         raise ValueError(f"delta must be in (0, 1]; got {delta!r}")
-    return -math.log(delta)
+    return max(0.0, -math.log(delta))   # max: delta = 1 gives 0.0, not -0.0
 
 
 def suppression_mask(importance: torch.Tensor, omega: float, delta: float) -> torch.Tensor:

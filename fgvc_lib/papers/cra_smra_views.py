@@ -167,6 +167,16 @@ def suppression_table(models: Mapping[str, Sequence[object]], images: torch.Tens
     return pd.DataFrame(rows).set_index(["model", "site"])
 
 
+def write_suppression(table, results_dir) -> "Path":
+    """Write :func:`suppression_table` as ``<results_dir>/suppression.csv`` (one row per model and site)."""
+    from pathlib import Path
+
+    from ..reporting import write_csv
+
+    flat = table.reset_index()
+    return write_csv(flat, Path(results_dir) / "suppression.csv", list(flat.columns), what="suppression table")
+
+
 def suppression_figure(table):
     """The share of suppressed channels per model (x) and CRAM site (bars), from :func:`suppression_table`."""
     import matplotlib.pyplot as plt
