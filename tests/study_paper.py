@@ -11,7 +11,9 @@ Variants (parameter ``variants``, comma-separated):
 * ``slow``: the same network at a tenth of that learning rate (another recipe, another run key);
 * ``broken``: a model factory that raises, to check how a failing run is reported;
 * ``cropped``: the baseline trained on random crops (``resize_mode="resize_crop"``), also scored on
-  the uncropped test images (``test_views``).
+  the uncropped test images (``test_views``);
+* ``tuned``: the baseline whose learning rate the runner chooses on a validation split between a
+  hundredth of the recipe's and the recipe's own (``lr_trials``).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
 from fgvc_lib.study import Accuracy, Cell, Paper, Parameter, Variant
 from fgvc_lib.study.parameters import comma_list, non_negative_number
 
-VARIANT_NAMES = ("plain", "slow", "broken", "cropped")
+VARIANT_NAMES = ("plain", "slow", "broken", "cropped", "tuned")
 
 # In-process hook of counted_loss: how many times it ran, and after how many calls it should raise
 # (None: never). Only runs in this process (inline executor, execute_run called directly) see it.
@@ -59,6 +61,7 @@ def plan(settings):
         "broken": Variant("broken", broken_model, counted_loss, recipe, seeds),
         "cropped": Variant("cropped", BaselineNet, counted_loss, recipe, seeds, data=(("resize_mode", "resize_crop"),),
                            test_views=("uncropped",)),
+        "tuned": Variant("tuned", BaselineNet, counted_loss, recipe, seeds, lr_trials=(recipe.lr / 100, recipe.lr)),
     }
     return [variants[name] for name in settings.variants]
 

@@ -525,3 +525,33 @@ def test_build_loaders_batches_are_contiguous_and_seeded(tmp_path):
     assert len(orders) > 1  # the train loader shuffles
     with pytest.raises(ValueError, match="batch_size"):
         build_loaders("cub", tmp_path, image_size=8, batch_size=0)
+
+
+def test_validation_split_holds_out_a_share_of_every_class_the_same_way_every_time():
+    from fgvc_lib.data.validation import DatasetPart, validation_indices
+
+    targets = [0] * 10 + [1] * 5 + [2] * 1 + [0] * 5
+    kept, held = validation_indices(targets, 0.2)
+    assert sorted(kept + held) == list(range(len(targets))) and not set(kept) & set(held)
+    # per class: round(0.2 * 15) = 3, round(0.2 * 5) = 1, and a class of one image keeps it
+    assert [sum(targets[i] == c for i in held) for c in (0, 1, 2)] == [3, 1, 0]
+    assert validation_indices(targets, 0.2) == (kept, held)            # fixed: every run holds out the same images
+    assert validation_indices([0, 0], 0.01)[1] != []                   # two images: one is held out
+    for bad in (0, 1, -0.5, True, "0.2"):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            validation_indices(targets, bad)
+
+    class Reader:
+        classes = ["a", "b", "c"]
+        targets = [0, 1, 2, 1]
+        samples = [("p0", 0), ("p1", 1), ("p2", 2), ("p3", 1)]
+
+        def __getitem__(self, index):
+            return f"image {index}", self.targets[index]
+
+        def annotation(self, index):
+            return {"index": index}
+
+    part = DatasetPart(Reader(), [3, 1])
+    assert len(part) == 2 and part[0] == ("image 3", 1) and part.targets == [1, 1]
+    assert part.samples == [("p3", 1), ("p1", 1)] and part.annotation(1) == {"index": 1} and part.classes == Reader.classes

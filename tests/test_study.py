@@ -572,3 +572,37 @@ def test_a_claim_of_no_difference_between_arms_that_predict_alike_is_not_testabl
                                               kind="similar")), dict)
     # a claim of a difference is measured whatever the predictions
     assert isinstance(study.claim_entry(Claim("a beats itself", ((Accuracy("a"), Accuracy("a")),))), dict)
+
+
+def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir, monkeypatch):
+    import fgvc_lib.data as data_module
+
+    splits = []
+    real = data_module.build_dataset
+
+    def spy(name, root, split, transform=None, **options):
+        splits.append(split)
+        return real(name, root, split, transform, **options)
+
+    study = Study(PAPER, executor="inline", variants="plain,tuned", seeds="0,1")
+    assert study.plan_table().loc["tuned", "lr"] == "one of 0.0005, 0.05, chosen on validation"
+    assert study.plan_table().loc["plain", "lr"] == "0.05"
+    monkeypatch.setattr(data_module, "build_dataset", spy)
+    trials = study.select_recipes()
+    assert set(splits) == {"train"}                          # the trials never read the test split
+    assert trials["variant"].tolist() == ["tuned", "tuned"] and trials["lr"].tolist() == [0.0005, 0.05]
+    best = trials.loc[trials["validation_top1"].idxmax()]
+    first_best = trials[trials["validation_top1"] == best["validation_top1"]].iloc[0]
+    assert trials["chosen"].tolist() == [lr == first_best["lr"] for lr in trials["lr"]]
+    assert study.variants["tuned"].train.lr == first_best["lr"] and study.variants["plain"].train.lr == 0.05
+    assert study.plan_table().loc["tuned", "lr"].startswith(f"{first_best['lr']:g} (chosen on validation")
+    # each trial scored the held-out fifth of every class of the training split: 20 % of its images
+    train_split = study.data().train_set
+    trial = next(p for p in (runs_dir / "99_tiny" / "smoke" / "synthetic").iterdir() if p.name.startswith("tuned@"))
+    held_targets = torch.load(trial / "seed0" / "outputs.pt", weights_only=True)["targets"]
+    per_class = np.bincount(held_targets.numpy(), minlength=len(train_split.classes))
+    totals = np.bincount(np.asarray(train_split.targets), minlength=len(train_split.classes))
+    assert per_class.tolist() == [round(0.2 * n) for n in totals]
+    monkeypatch.setattr(data_module, "build_dataset", real)
+    study.run()                                              # the real runs: the chosen rate, every seed
+    assert [r.seed for r in study.runs_of("tuned")] == [0, 1] and len(study.recipe_trials) == 2

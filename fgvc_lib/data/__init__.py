@@ -36,6 +36,7 @@ from .images import (
     load_rgb,
 )
 from .transforms import build_transforms, check_image_size, denormalize, scale_box
+from .validation import DatasetPart, check_share, validation_indices
 
 __all__ = [
     "DATASET_NAMES",
@@ -154,15 +155,23 @@ def build_loaders(dataset_name: str, root, image_size, batch_size: int, num_work
     and drops a last batch of a single image (it would break batch norm); the test loader keeps
     the dataset order. Transform options ``flip`` and ``resize_mode`` and loader option
     ``test_batch_size`` are taken from ``options``; the rest go to :func:`build_dataset`.
+    ``validation`` (a share in (0, 1)) carves a validation split out of the training split
+    (:mod:`fgvc_lib.data.validation`): the train loader reads the rest and the "test" loader the
+    held-out images, so the test split is never read.
     """
     _check_batch_size(batch_size)
     flip = options.pop("flip", True)
     resize_mode = options.pop("resize_mode", "resize")
     test_batch_size = options.pop("test_batch_size", None) or batch_size
+    validation = options.get("validation")
+    dataset_options = {k: v for k, v in options.items() if k != "validation"}
     train_set = build_dataset(dataset_name, root, "train",
-                              build_transforms(image_size, train=True, flip=flip, resize_mode=resize_mode), **options)
+                              build_transforms(image_size, train=True, flip=flip, resize_mode=resize_mode),
+                              **dataset_options)
     if len(train_set) == 0:
         raise ValueError(f"dataset {dataset_name!r} at {root!r} has no training images")
+    if validation is not None:
+        train_set = DatasetPart(train_set, validation_indices(train_set.targets, validation)[0])
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     train_loader = DataLoader(
@@ -186,8 +195,13 @@ def build_test_loader(dataset_name: str, root, image_size, batch_size: int, num_
     options.pop("flip", None)
     options.pop("test_batch_size", None)
     resize_mode = options.pop("resize_mode", "resize")
-    test_set = build_dataset(dataset_name, root, "test",
-                             build_transforms(image_size, train=False, resize_mode=resize_mode, view=view), **options)
+    validation = options.pop("validation", None)
+    transform = build_transforms(image_size, train=False, resize_mode=resize_mode, view=view)
+    if validation is None:
+        test_set = build_dataset(dataset_name, root, "test", transform, **options)
+    else:   # the held-out part of the training split, seen as test images are
+        train_split = build_dataset(dataset_name, root, "train", transform, **options)
+        test_set = DatasetPart(train_split, validation_indices(train_split.targets, check_share(validation))[1])
     if view is not None and str(dataset_name).lower() != "synthetic":
         batch_size = 1
     return DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=num_workers,

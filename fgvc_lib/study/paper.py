@@ -33,7 +33,9 @@ class Variant:
     options of its training and test data (:func:`fgvc_lib.data.build_dataset`, e.g.
     ``(("crop", "object"),)``: the images cropped to the annotated bird). ``test_views`` are other
     ways to show its test images, each scored at the end of the run beside the usual test images
-    (:data:`fgvc_lib.data.transforms.TEST_VIEWS`, e.g. ``("uncropped",)``), for :class:`Accuracy` to read."""
+    (:data:`fgvc_lib.data.transforms.TEST_VIEWS`, e.g. ``("uncropped",)``), for :class:`Accuracy` to read.
+    ``lr_trials``: candidate learning rates, one of which the runner chooses on a validation split before
+    the real runs (:mod:`fgvc_lib.study.recipes`); empty: ``train.lr`` as given."""
 
     name: str
     model: Callable
@@ -43,14 +45,17 @@ class Variant:
     details: Tuple[Tuple[str, object], ...] = ()
     data: Tuple[Tuple[str, object], ...] = ()
     test_views: Tuple[str, ...] = ()
+    lr_trials: Tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         from ..data.transforms import check_view
+        from .recipes import check_trials
 
         if not self.name or "/" in self.name:
             raise ValueError(f"a variant name must be non-empty and free of '/'; got {self.name!r}")
         if not self.seeds:
             raise ValueError(f"variant {self.name!r} has no seed")
+        check_trials(self.name, self.lr_trials)
         for view in self.test_views:
             check_view(view, dict(self.data).get("resize_mode", "resize"))
 

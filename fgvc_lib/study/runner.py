@@ -32,6 +32,7 @@ from .jobs import (LOG_NAME, OUTPUTS_NAME, RECORD_NAME, BackboneSpec, DataSpec, 
                    outputs_name, read_record, run_key, save_view_outputs)
 from .paper import TOP1, Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table  # noqa: F401
 from .parameters import Settings, resolve
+from .recipes import describe_trials
 
 # Keys of Profile.synthetic that size the target task; the rest are the rendering knobs the embedded
 # pretraining copies so that its birds are drawn like the target task's.
@@ -183,6 +184,9 @@ class Study:
         self.runs: Dict[str, Dict[str, List[Run]]] = {}
         self.scores: Dict[Tuple[str, str], Dict[int, np.ndarray]] = {}   # per seed: per-image values
         self._data: Dict[str, DataBundle] = {}
+        self.chosen_rates: Dict[str, float] = {}        # variant -> learning rate chosen on validation
+        self._trial_scores: Dict[str, Tuple[List[Tuple[float, float]], float]] = {}
+        self.recipe_trials: Optional[pd.DataFrame] = None
 
     # ------------------------------------------------------------------ names and folders
     @property
@@ -247,7 +251,8 @@ class Study:
             if cell.table not in names:
                 names.append(cell.table)
         rows = [{"variant": v.name, **dict(v.details), "seeds": ",".join(map(str, v.seeds)), "epochs": v.train.epochs,
-                 "tables": ", ".join(tables.get(v.name, []))} for v in self.variants.values()]
+                 "lr": describe_trials(v, self.chosen_rates), "tables": ", ".join(tables.get(v.name, []))}
+                for v in self.variants.values()]
         return pd.DataFrame(rows).set_index("variant").fillna("-")
 
     def jobs(self) -> List[Tuple[str, RunJob]]:
@@ -263,12 +268,54 @@ class Study:
 
     # ------------------------------------------------------------------ training
     def run(self) -> "Study":
-        """Train, resume or load every run (in parallel where the executor allows) and keep them."""
-        from tqdm import tqdm
-
+        """Train, resume or load every run (in parallel where the executor allows) and keep them; the
+        variants with ``lr_trials`` first get their rate chosen on a validation split
+        (:meth:`select_recipes`)."""
         for dataset in self.datasets:
             self.data(dataset)  # generates a synthetic set once, here, before any worker needs it
+        self.select_recipes()
         jobs = self.jobs()
+        records = self._train(jobs, "runs")
+        self.runs = {}
+        for index, (dataset, job) in enumerate(jobs):
+            run = Run(self, dataset, job.variant, records[index])
+            self.runs.setdefault(dataset, {}).setdefault(job.variant.name, []).append(run)
+        return self
+
+    def select_recipes(self) -> pd.DataFrame:
+        """Choose the learning rate of every variant that lists ``lr_trials`` (:mod:`fgvc_lib.study.recipes`):
+        one run per candidate on the variant's first seed and the first dataset, trained without a held-out
+        share of the training split and scored on it; the best rate replaces the variant's. Returns (and
+        keeps as ``self.recipe_trials``) the table of trials; the test split is not read."""
+        from .recipes import choose, trial_variants, trials_table, with_rate
+
+        tuned = [v for v in self.variants.values() if v.lr_trials and v.name not in self.chosen_rates]
+        if tuned:
+            dataset = self.datasets[0]
+            trials = {v.name: trial_variants(v) for v in tuned}
+            jobs = []
+            for trial in (t for group in trials.values() for t in group):
+                data = dataclasses.replace(self.data_spec(dataset), options=trial.data)
+                folder = self.runs_dir / dataset / run_key(trial, data, self.backbone_spec)
+                jobs.append((dataset, RunJob(trial, trial.seeds[0], data, self.backbone_spec,
+                                             str(folder / f"seed{trial.seeds[0]}"))))
+            print(f"recipe selection: {len(jobs)} trial run(s) on a validation split of the training images",
+                  flush=True)
+            records = self._train(jobs, "trials")
+            scores = {job.variant.name: records[index].accuracy for index, (_, job) in enumerate(jobs)}
+            for variant in tuned:
+                scored = [(t.train.lr, scores[t.name]) for t in trials[variant.name]]
+                self.chosen_rates[variant.name] = choose(dict(scored))
+                self._trial_scores[variant.name] = (scored, self.chosen_rates[variant.name])
+                self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
+        self.recipe_trials = trials_table(self._trial_scores, {n: self.variants[n].seeds[0]
+                                                               for n in self._trial_scores})
+        return self.recipe_trials
+
+    def _train(self, jobs: List[Tuple[str, RunJob]], what: str) -> Dict[int, RunRecord]:
+        """Train, resume or load ``jobs``; their records by index."""
+        from tqdm import tqdm
+
         records: Dict[int, RunRecord] = {}
         todo = []
         for index, (dataset, job) in enumerate(jobs):
@@ -287,18 +334,14 @@ class Study:
             executor = make_executor(self.settings.execution, len(todo), self.runs_dir / "submitit", self.threads)
             print(f"executor: {executor.kind}, {min(executor.capacity, len(todo))} run(s) at a time; "
                   f"per-run logs: <run folder>/{LOG_NAME}", flush=True)
-            bar = tqdm(total=total, initial=total - len(todo), desc="runs", unit="run", file=sys.stdout)
+            bar = tqdm(total=total, initial=total - len(todo), desc=what, unit="run", file=sys.stdout)
             try:
                 self._execute(executor, jobs, todo, records, bar)
             except BaseException:
                 executor.shutdown(abort=True)
                 raise
             executor.shutdown()
-        self.runs = {}
-        for index, (dataset, job) in enumerate(jobs):
-            run = Run(self, dataset, job.variant, records[index])
-            self.runs.setdefault(dataset, {}).setdefault(job.variant.name, []).append(run)
-        return self
+        return records
 
     def _execute(self, executor, jobs, todo: List[int], records: Dict[int, RunRecord], bar) -> None:
         pending = list(todo)
