@@ -252,6 +252,10 @@ def test_restriction_schedule_of_section_4_1():
     assert not any(full[140:185]) and all(full[185:230])
     assert schedule(46) == [True] * 10 + [False] * 9 + [True] * 9 + [False] * 9 + [True] * 9
     assert schedule(10) == [True, True, False, False, True, True, False, False, True, True]
+    # the cpu profile's 8 epochs: epoch e reads the paper's epoch round(e x 229 / 7) = 0, 33, 65, 98, 131, 164,
+    # 196, 229: on (< 50), on, off (50-94), on (95-139), on, off (140-184), on (185-229), on
+    assert schedule(8) == [True, True, False, True, True, False, True, True]
+    assert schedule(2) == [True, True]
     assert schedule(1) == [True]
     assert schedule(12, "on") == [True] * 12
     assert schedule(12, "off") == [False] * 12
@@ -259,6 +263,15 @@ def test_restriction_schedule_of_section_4_1():
     assert schedule(20, "code") == [True] * 5 + [False] * 15
     with pytest.raises(ValueError, match="epoch"):
         restriction_active(CRACNNConfig(), 10, 10)
+
+
+@pytest.mark.parametrize("epochs", range(1, 61))
+def test_restriction_schedule_starts_and_ends_switched_on_as_the_papers(epochs):
+    # sec. 4.1 over 230 epochs: on for 0-49, off 50-94, on 95-139, off 140-184, on 185-229
+    paper = [e < 50 or 95 <= e < 140 or 185 <= e for e in range(230)]
+    assert paper[0] and paper[-1]
+    run = schedule(epochs)
+    assert run[0] is True and run[-1] is True
 
 
 def test_start_epoch_switches_the_restriction_term():
@@ -356,6 +369,136 @@ def test_gamma_layer_is_trained_through_the_sampling(term):
     grad = model.gamma_fc.weight.grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
     assert model.classifier.weight.grad is None          # N_cls's classifier is not on this path
+
+
+class _LiteralART(torch.nn.Module):
+    """Stands in for the ART module: image m's attention image is ``attention[m]`` everywhere and its
+    redundancy image ``redundancy[m]`` everywhere (3 channels, 4 x 4 px)."""
+
+    def __init__(self, attention, redundancy):
+        super().__init__()
+        self.attention, self.redundancy = attention, redundancy
+
+    def forward(self, images, gamma_raw):
+        full = lambda values: torch.tensor(values).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).clone()  # noqa: E731
+        return {"attention": full(self.attention), "redundancy": full(self.redundancy), "mask": None,
+                "gamma_raw": gamma_raw, "gamma": gamma_raw, "theta": None}
+
+
+class _Identity(torch.nn.Module):
+    """Stands in for N_ar's backbone: the image itself as the top feature map (pooling = channel means)."""
+
+    def __init__(self, stage):
+        super().__init__()
+        self.stage = stage
+
+    def forward(self, images, stages=None):
+        return {self.stage: images}
+
+
+def test_eq8_attention_and_redundancy_features_reach_the_triplet_in_their_roles():
+    model = make_model(margin=1.0, restriction="off").train()
+    # N_ar = identity backbone + identity classifier: f_ar of an image whose pixels are all v is (v, v, v)
+    model.ar_backbone = _Identity(model.stage)
+    model.ar_classifier = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        model.ar_classifier.weight.copy_(torch.eye(3))
+        model.ar_classifier.bias.zero_()
+    model.art = _LiteralART(attention=[0.0, 3.0], redundancy=[1.0, 1.5])
+    images, _ = batch(2)
+    targets = torch.tensor([0, 2])
+    out = model(images)
+    assert torch.equal(out.extras["contrast_attention"], torch.tensor([[0.0] * 3, [3.0] * 3]))
+    assert torch.equal(out.extras["contrast_redundancy"], torch.tensor([[1.0] * 3, [1.5] * 3]))
+    terms = cra_cnn_loss(out, targets)
+    # eq. 8, pair (0, 1), margin 1, d Euclidean over 3 equal entries (a factor sqrt 3):
+    #   max(d(r0, r1) - d(r0, a0) + 1, 0) = max(0.5 r3 - 1 r3 + 1, 0) = 1 - 0.5 r3 = 0.1340
+    #   max(d(r1, r0) - d(r1, a1) + 1, 0) = max(0.5 r3 - 1.5 r3 + 1, 0) = 0
+    # mean over the two hinges: (1 - 0.5 r3) / 2 = 0.0670. With a and r swapped it would be
+    # ((3 r3 - r3 + 1) + (3 r3 - 1.5 r3 + 1)) / 2 = (3.5 r3 + 2) / 2 = 4.03.
+    r3 = math.sqrt(3.0)
+    assert terms["cntr"].item() == pytest.approx((1.0 - 0.5 * r3) / 2.0, abs=1e-5)
+    # L_cls_ar: equal logits give log 3 here (which image it classifies is checked in the next test)
+    assert terms["ce_ar"].item() == pytest.approx(math.log(3.0), abs=1e-6)
+
+
+def test_eq9_cls_ar_classifies_the_attention_image_not_the_redundancy_image():
+    model = make_model(restriction="off").train()
+    model.ar_backbone = _Identity(model.stage)
+    model.ar_classifier = torch.nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        model.ar_classifier.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    # attention pixels 2 -> logits (2, 0, 0); redundancy pixels 0 -> logits (0, 0, 0)
+    model.art = _LiteralART(attention=[2.0, 2.0], redundancy=[0.0, 0.0])
+    images, _ = batch(2)
+    terms = cra_cnn_loss(model(images), torch.tensor([0, 1]))
+    # by hand: image 0 (class 0): -log(e^2 / (e^2 + 2)); image 1 (class 1): -log(1 / (e^2 + 2))
+    e2 = math.exp(2.0)
+    expected = (-math.log(e2 / (e2 + 2.0)) - math.log(1.0 / (e2 + 2.0))) / 2.0
+    assert terms["ce_ar"].item() == pytest.approx(expected, abs=1e-5)   # the redundancy image would give log 3
+
+
+@pytest.mark.parametrize("term", ["ce_ar", "cntr"])
+def test_n_ar_losses_reach_the_classification_streams_backbone(term):
+    # Gamma's layer starts at zero weights by default, which blocks the path at the start; random weights here
+    model = make_model(restriction="off", zero_init_gamma=False).train()
+    images, targets = batch(4)
+    terms = cra_cnn_loss(model(images), targets)
+    terms[term].backward()
+    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    assert grads and sum(g.abs().sum().item() for g in grads) > 0     # through Gamma and the sampling
+    assert model.classifier.weight.grad is None                       # N_cls's classifier is not on this path
+
+
+def test_n_ar_loss_gradient_at_the_backbone_matches_a_finite_difference():
+    # ce_ar as a function of one N_cls backbone weight, in double precision, without the gradient clip (which
+    # changes the gradient on purpose): the central difference is the reference
+    torch.manual_seed(0)
+    model = build_cra_cnn(slim("vgg16"), CLASSES, CRACNNConfig(attention_size=ATT, restriction="off",
+                                                               zero_init_gamma=False, theta_grad_clip=None))
+    model = model.double().train()
+    images, targets = batch(2)
+    images = images.double()
+    # batch norm in training mode changes its running statistics only, not the output of this batch
+    loss = lambda: cra_cnn_loss(model(images), targets)["ce_ar"]  # noqa: E731
+    loss().backward()
+    weight = next(p for p in model.backbone.parameters() if p.dim() == 4)
+    index = tuple(int(i) for i in torch.nonzero(weight.grad.abs() == weight.grad.abs().max())[0])
+    analytic = weight.grad[index].item()
+    assert analytic != 0.0
+    step = 1e-7   # small: bilinear sampling and ReLU are piecewise linear, a larger step crosses their kinks
+    with torch.no_grad():
+        weight[index] += step
+        plus = loss().item()
+        weight[index] -= 2 * step
+        minus = loss().item()
+        weight[index] += step
+    assert (plus - minus) / (2 * step) == pytest.approx(analytic, rel=1e-4)
+
+
+def test_standalone_stn_is_a_plain_stn():
+    from fgvc_lib.models.baseline import cross_entropy_loss
+    from fgvc_lib.models.cra_cnn import build_standalone_stn
+
+    torch.manual_seed(0)
+    model = build_standalone_stn(slim("vgg16"), CLASSES, CRACNNConfig(attention_size=ATT)).train()
+    assert model.gamma_fc.out_features == 6 and model.config.transform == "free"
+    images, targets = batch(2)
+    out = model(images)
+    # the identity at the start: the attention image is the whole image resized (align_corners grid)
+    resized = torch.nn.functional.interpolate(images, size=(ATT, ATT), mode="bilinear", align_corners=True)
+    assert torch.allclose(out.extras["attention_image"], resized, atol=1e-4)   # float rounding of the grid
+    # its prediction is the classifier on that image, in training and at test time alike
+    model.eval()
+    with torch.no_grad():
+        expected = model.classifier(model.classifier_backbone(resized, (model.stage,))[model.stage].mean(dim=(2, 3)))
+        assert torch.allclose(model(images).logits, expected, atol=1e-4)
+    model.train()
+    terms = cross_entropy_loss(model(images), targets)
+    assert set(terms) == {"ce"}
+    terms["ce"].backward()
+    assert (model.gamma_fc.bias.grad != 0).any()          # the localization net learns through the sampler
+    assert not hasattr(model, "ar_backbone")              # no N_ar, no triplet, no redundancy loss
 
 
 def test_free_stn_variant_has_six_unconstrained_parameters():

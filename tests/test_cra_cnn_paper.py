@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fgvc_lib.papers import cra_cnn_views  # noqa: E402
-from fgvc_lib.study import Accuracy, Study  # noqa: E402
+from fgvc_lib.study import Accuracy, Score, Study  # noqa: E402
 from fgvc_lib.study.parameters import resolve  # noqa: E402
 
 
@@ -88,9 +88,79 @@ def test_cells_and_claims_carry_the_papers_numbers():
     uncropped = [c for c in claims if c.pairs == ((Accuracy("cra_cnn"), Accuracy("cra_cnn", view="uncropped")),)]
     assert len(uncropped) == 1 and uncropped[0].paper_effect == pytest.approx(86.7 - 86.2)
     assert not any("uncropped" in note for note in not_measured)
+    # the synthetic set stands in for CUB-200-2011: the paper's effect is labelled with its setting
+    assert main[0].paper_setting == uncropped[0].paper_setting == "CUB-200-2011, ResNet-50"
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_cpu_backbone_shows_the_papers_resnet50_numbers_labelled():
     vgg = resolve(paper.STUDY, {"profile": "cpu"})
-    assert [c.paper for c in paper.cells(vgg)] == [None, None, None]
-    assert [c for c in paper.claims(vgg)[0] if c.main][0].paper_effect is None
+    cells = {(c.table, c.row): (c.paper, c.paper_setting) for c in paper.cells(vgg)}
+    assert cells == {("table1", "Baseline (VGG-16)"): (84.2, "CUB-200-2011, ResNet-50"),
+                     ("table1", "CRA-CNN (VGG-16)"): (86.2, "CUB-200-2011, ResNet-50"),
+                     ("table2", "Ours(VGG-16)"): (86.7, "CUB-200-2011, ResNet-50")}
+    claims, _ = paper.claims(vgg)
+    main = [c for c in claims if c.main]
+    assert len(main) == 1
+    assert main[0].paper_effect == pytest.approx(86.2 - 84.2)
+    assert main[0].paper_setting == "CUB-200-2011, ResNet-50"
+    # the caveat beside the verdict: the cpu recipe's rates are chosen on validation, among three for both arms
+    assert "chosen on a validation split" in main[0].note and "0.005, 0.015, 0.05" in main[0].note
+    assert "ends switched on" in main[0].note
+    variants = {v.name: v for v in paper.plan(vgg)}
+    assert variants["baseline"].lr_trials == variants["cra_cnn"].lr_trials == (0.005, 0.015, 0.05)
+    assert variants["stn"].lr_trials == ()
+    fixed = resolve(paper.STUDY, {"profile": "cpu", "lr_selection": "fixed"})
+    assert paper.plan(fixed)[0].lr_trials == ()
+    note = [c for c in paper.claims(fixed)[0] if c.main][0].note
+    assert "lr 0.05 (50 times the paper's 0.001)" in note and "not chosen" in note
+    uncropped = [c for c in claims if c.pairs == ((Accuracy("cra_cnn"), Accuracy("cra_cnn", view="uncropped")),)]
+    assert uncropped[0].paper_effect == pytest.approx(86.7 - 86.2)
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_every_paper_claim_is_measured_or_listed_with_a_reason():
+    settings = resolve(paper.STUDY, {"profile": "cpu"})
+    claims, not_measured = paper.claims(settings)
+    texts = [c.text for c in claims]
+    # Figure 3: one deciding measure, the other three reported as secondary; all four localization measures
+    figure3 = [c for c in claims if c.text.startswith("Figure 3")]
+    assert [c.pairs[0][1].name for c in figure3] == ["CRA-CNN: part_energy", "CRA-CNN: object_energy",
+                                                     "CRA-CNN: part_pointing", "CRA-CNN: object_pointing"]
+    assert paper.PRIMARY_LOCALIZATION == "part_energy"
+    assert "decides" in figure3[0].note and all(c.note.startswith("secondary") for c in figure3[1:])
+    # Figure 4: against the no-crop reference, E, and the free STN, which declares what it is
+    sides = {c.pairs[0][0].name for c in claims if c.text.startswith("Figure 4")}
+    assert sides == {f"whole image (no crop): {paper.ATTENTION_IOU}",
+                     f"centred half crop (E of eq. 7): {paper.ATTENTION_IOU}", f"STN: {paper.ATTENTION_IOU}"}
+    stn = [c for c in claims if c.pairs[0][0] == Score(f"STN: {paper.ATTENTION_IOU}")][0]
+    assert "six free affine entries" in stn.text and "N_ar" in stn.note
+    # convergence and overfitting: measured; overfitting is a smaller gap (direction -1), in accuracy points
+    assert any("refuses to converge" in t for t in texts)
+    overfit = [c for c in claims if "overfit" in c.text]
+    assert len(overfit) == 2 and {c.direction for c in overfit} == {-1}
+    assert {c.measured_as for c in overfit} == {"accuracy"}
+    # the rest: listed with their reason
+    for words in ("aligns", "state of the art", "cheap to train", "L_cntr alone", "plain STN"):
+        assert any(words in line for line in not_measured), words
+    # without the STN the STN claims move to the not-measured list
+    no_stn = paper.claims(resolve(paper.STUDY, {"profile": "cpu", "stn": False}))
+    assert not any("STN" in c.text for c in no_stn[0])
+    assert any("stn=False" in line for line in no_stn[1])
+
+
+@pytest.mark.usefixtures("private_dirs")
+def test_plain_stn_option_adds_a_variant_and_its_claims():
+    from fgvc_lib.models.baseline import cross_entropy_loss
+
+    settings = resolve(paper.STUDY, {"profile": "cpu", "plain_stn": True})
+    variants = {v.name: v for v in paper.plan(settings)}
+    assert variants["plain_stn"].loss is cross_entropy_loss
+    assert variants["plain_stn"].seeds == variants["stn"].seeds
+    claims, not_measured = paper.claims(settings)
+    assert sum("plain STN" in c.text for c in claims) == 2
+    assert not any("plain STN" in line for line in not_measured)
+    assert "plain_stn" not in {v.name for v in paper.plan(resolve(paper.STUDY, {"profile": "cpu"}))}
 
 
 def test_cost_claim_is_the_largest_relative_difference():
@@ -138,3 +208,39 @@ def test_attention_iou_by_hand():
     # image 0: region = rows/cols 2..5 (16 px), bird = rows/cols 0..3 (16 px, centres 0.5..3.5); overlap 2 x 2
     assert iou[0] == pytest.approx(4 / (16 + 16 - 4))
     assert iou[1] == pytest.approx(16 / 64)
+
+
+def test_fixed_region_iou_by_hand():
+    class Sample:
+        images = torch.zeros(2, 3, 8, 8)
+        object_boxes = np.array([[0, 0, 4, 4], [2, 2, 4, 4]], dtype=float)
+
+    whole = cra_cnn_views.fixed_region_iou(Sample, cra_cnn_views.WHOLE_IMAGE_THETA)
+    assert whole.tolist() == pytest.approx([16 / 64, 16 / 64])          # the box's share of the image
+    from fgvc_lib.models.cra_cnn import CRACNNConfig
+
+    centre = cra_cnn_views.fixed_region_iou(Sample, cra_cnn_views.expectation_theta(CRACNNConfig()))
+    # E: the centred half crop, pixels 2..5; box 0 covers pixels 0..3 (overlap 2 x 2), box 1 pixels 2..5
+    assert centre.tolist() == pytest.approx([4 / 28, 1.0])
+
+
+def test_loss_drop_and_generalization_gap_by_hand():
+    from fgvc_lib.engine import History
+
+    history = History([{"train_ce_ar": 2.0, "train_acc": 0.25}, {"train_ce_ar": 1.5, "train_acc": 0.5},
+                       {"train_ce_ar": 0.5, "train_acc": 0.75}])
+    assert cra_cnn_views.loss_drop(history, "train_ce_ar") == pytest.approx(75.0)    # (2 - 0.5) / 2
+    diverged = History([{"train_ce_ar": 2.0, "train_acc": 0.25}, {"train_ce_ar": 3.0, "train_acc": 0.5},
+                        {"diverged": True}])
+    assert cra_cnn_views.loss_drop(diverged, "train_ce_ar") == pytest.approx(-50.0)  # last finite epoch
+    assert cra_cnn_views.loss_drop(History([{"diverged": True}]), "train_ce_ar") == 0.0
+
+    class Run:
+        def __init__(self, history):
+            self.history = history
+
+        def correct(self):
+            return np.array([100.0, 0.0, 100.0, 100.0])
+
+    assert cra_cnn_views.generalization_gap(Run(history)).tolist() == [-25.0, 75.0, -25.0, -25.0]
+    assert cra_cnn_views.generalization_gap(Run(diverged)).mean() == pytest.approx(50.0 - 75.0)

@@ -312,6 +312,17 @@ class Study:
                                                                for n in self._trial_scores})
         return self.recipe_trials
 
+    def write_recipe_trials(self) -> Optional[pd.DataFrame]:
+        """Write the recipe-selection trials (:meth:`select_recipes`) as ``recipe_trials.csv`` and return them
+        by variant and rate; None when no variant chose its rate."""
+        from ..reporting import write_csv
+        from .recipes import TRIAL_COLUMNS
+
+        if self.recipe_trials is None or self.recipe_trials.empty:
+            return None
+        write_csv(self.recipe_trials, self.results_dir / "recipe_trials.csv", TRIAL_COLUMNS, "recipe trials table")
+        return self.recipe_trials.set_index(["variant", "lr"]).round(2)
+
     def _train(self, jobs: List[Tuple[str, RunJob]], what: str) -> Dict[int, RunRecord]:
         """Train, resume or load ``jobs``; their records by index."""
         from tqdm import tqdm
