@@ -180,7 +180,7 @@ def finalize(settings) -> None:
 
 
 # The learning rates the recipe-selection protocol tries for CRA-CNN and for its baseline alike (fgvc_lib.study.
-# recipes): the profile's rate and a third and a tenth of it, since the question the protocol answers is whether
+# recipes): the profile's rate and 0.3 and 0.1 times it, since the question the protocol answers is whether
 # the calibrated baseline rate (50 times the paper's in the cpu profile) is what holds CRA-CNN back.
 LR_TRIALS = (0.1, 0.3, 1.0)
 
