@@ -369,7 +369,8 @@ class Study:
                                  device=executor.devices[slot % len(executor.devices)], threads=executor.threads,
                                  progress=executor.kind == "inline" and self.profile.name == "paper")
                     bar.write(f"[run {index + 1}/{total}] start  {self._label(dataset, job)}")
-                    in_flight[index] = (executor.submit(execute_run, job), time.perf_counter(), slot)
+                    started = time.perf_counter()   # before submit: an in-process executor trains inside it
+                    in_flight[index] = (executor.submit(execute_run, job), started, slot)
                 finished = [i for i, (future, _, _) in in_flight.items() if _settled(future)]
                 if not finished:
                     time.sleep(0.2)
