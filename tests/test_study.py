@@ -584,8 +584,11 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
         splits.append(split)
         return real(name, root, split, transform, **options)
 
-    study = Study(PAPER, executor="inline", variants="plain,tuned", seeds="0,1")
+    with pytest.raises(ValueError, match="takes its rate from 'tuned', which the plan does not tune"):
+        Study(PAPER, variants="plain,follower")
+    study = Study(PAPER, executor="inline", variants="plain,tuned,follower", seeds="0,1")
     assert study.plan_table().loc["tuned", "lr"] == "one of 0.0005, 0.05, chosen on validation"
+    assert study.plan_table().loc["follower", "lr"] == "tuned's, chosen on validation"
     assert study.plan_table().loc["plain", "lr"] == "0.05"
     monkeypatch.setattr(data_module, "build_dataset", spy)
     trials = study.select_recipes()
@@ -595,6 +598,7 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
     first_best = trials[trials["validation_top1"] == best["validation_top1"]].iloc[0]
     assert trials["chosen"].tolist() == [lr == first_best["lr"] for lr in trials["lr"]]
     assert study.variants["tuned"].train.lr == first_best["lr"] and study.variants["plain"].train.lr == 0.05
+    assert study.variants["follower"].train.lr == first_best["lr"]      # no trials of its own
     assert study.plan_table().loc["tuned", "lr"].startswith(f"{first_best['lr']:g} (chosen on validation")
     # each trial scored the held-out fifth of every class of the training split: 20 % of its images
     train_split = study.data().train_set

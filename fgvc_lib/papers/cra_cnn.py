@@ -237,12 +237,13 @@ def plan(settings):
                 seeds, data=DATA, test_views=(UNCROPPED,), lr_trials=lr_trials(settings),
                 details=(("model", "N_cls + ART + N_ar"), ("attention", "eq. 4 + 6, restricted"))),
     ]
+    tuned = "cra_cnn" if lr_trials(settings) else ""   # the STN references train at CRA-CNN's rate
     if settings.stn:
         # The free STN may diverge (it did at full width): its run then stops and keeps its last finite model,
         # reported as diverged, instead of stopping the notebook.
         stn_train = dataclasses.replace(train, on_divergence="stop")
         variants.append(Variant("stn", functools.partial(build_cra_cnn, config=model_config(settings, "free")),
-                                cra_cnn_loss, stn_train, stn_seeds, data=DATA,
+                                cra_cnn_loss, stn_train, stn_seeds, data=DATA, lr_from=tuned,
                                 details=(("model", "N_cls + ART + N_ar"), ("attention", "six free affine parameters"))))
     if settings.plain_stn:
         from ..models.cra_cnn import build_standalone_stn
@@ -250,7 +251,7 @@ def plan(settings):
         stn_train = dataclasses.replace(train, on_divergence="stop")
         variants.append(Variant("plain_stn", functools.partial(build_standalone_stn,
                                                                config=model_config(settings, "free")),
-                                cross_entropy_loss, stn_train, stn_seeds, data=DATA,
+                                cross_entropy_loss, stn_train, stn_seeds, data=DATA, lr_from=tuned,
                                 details=(("model", "localization net + sampler + classifier (plain STN)"),
                                          ("attention", "six free affine parameters, cross-entropy only"))))
     return variants

@@ -31,7 +31,7 @@ def trial_variants(variant: Variant, share: float = VALIDATION_SHARE) -> List[Va
     data = tuple(option for option in variant.data if option[0] != "validation") + (("validation", share),)
     return [dataclasses.replace(variant, name=f"{variant.name}@lr{lr:g}",
                                 train=dataclasses.replace(variant.train, lr=float(lr)), seeds=(seed,), data=data,
-                                test_views=(), lr_trials=())
+                                test_views=(), lr_trials=(), lr_from="")
             for lr in variant.lr_trials]
 
 
@@ -66,8 +66,12 @@ def check_trials(name: str, rates: Sequence[float]) -> None:
 
 def describe_trials(variant: Variant, chosen: Dict[str, float]) -> str:
     """The plan table's learning-rate cell: the chosen rate, the candidates still to try, or the fixed rate."""
+    if variant.name in chosen and variant.lr_from:
+        return f"{chosen[variant.name]:g} ({variant.lr_from}'s, chosen on validation)"
     if variant.name in chosen:
         return f"{chosen[variant.name]:g} (chosen on validation from {', '.join(f'{r:g}' for r in variant.lr_trials)})"
+    if variant.lr_from:
+        return f"{variant.lr_from}'s, chosen on validation"
     if variant.lr_trials:
         return f"one of {', '.join(f'{r:g}' for r in variant.lr_trials)}, chosen on validation"
     return f"{variant.train.lr:g}"

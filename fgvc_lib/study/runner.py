@@ -166,6 +166,10 @@ class Study:
             if variant.name in self.variants:
                 raise ValueError(f"paper {paper.key} plans variant {variant.name!r} twice")
             self.variants[variant.name] = variant
+        for variant in self.variants.values():
+            if variant.lr_from and not getattr(self.variants.get(variant.lr_from), "lr_trials", ()):
+                raise ValueError(f"variant {variant.name!r} takes its rate from {variant.lr_from!r}, which the plan "
+                                 f"does not tune (no such variant, or it has no lr_trials)")
         self.cells: List[Cell] = list(paper.cells(self.settings))
         for cell in self.cells:
             if isinstance(cell.measure, Score):
@@ -307,6 +311,10 @@ class Study:
                 scored = [(t.train.lr, scores[t.name]) for t in trials[variant.name]]
                 self.chosen_rates[variant.name] = choose(dict(scored))
                 self._trial_scores[variant.name] = (scored, self.chosen_rates[variant.name])
+                self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
+        for variant in list(self.variants.values()):   # reference arms train at their method's chosen rate
+            if variant.lr_from and variant.lr_from in self.chosen_rates and variant.name not in self.chosen_rates:
+                self.chosen_rates[variant.name] = self.chosen_rates[variant.lr_from]
                 self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
         self.recipe_trials = trials_table(self._trial_scores, {n: self.variants[n].seeds[0]
                                                                for n in self._trial_scores})
