@@ -298,6 +298,18 @@ def _gap(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
+def _check_build(backbone: FeatureBackbone, num_classes: int, config: CRACNNConfig) -> None:
+    """The checks every network of this module makes before it builds: a valid config, at least two
+    classes, and attention images large enough for the backbone's top stage."""
+    config.validate()
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+    smallest = min_image_size(backbone)
+    if config.attention_size < smallest:
+        raise ValueError(f"attention_size must be >= {smallest} for {backbone.name} (its top stage has stride "
+                         f"{smallest}); got {config.attention_size}")
+
+
 class CRACNN(nn.Module):
     """CRA-CNN (Figure 2); build it with :func:`build_cra_cnn`.
 
@@ -314,13 +326,7 @@ class CRACNN(nn.Module):
     def __init__(self, backbone: FeatureBackbone, num_classes: int, config: Optional[CRACNNConfig] = None):
         super().__init__()
         config = CRACNNConfig() if config is None else config
-        config.validate()
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
-        smallest = min_image_size(backbone)
-        if config.attention_size < smallest:
-            raise ValueError(f"attention_size must be >= {smallest} for {backbone.name} (its top stage has stride "
-                             f"{smallest}); got {config.attention_size}")
+        _check_build(backbone, num_classes, config)
         self.config, self.num_classes = config, num_classes
         self.stage = backbone.top_stage
         channels = backbone.out_channels
@@ -426,13 +432,7 @@ class StandaloneSTN(nn.Module):
     def __init__(self, backbone: FeatureBackbone, num_classes: int, config: Optional[CRACNNConfig] = None):
         super().__init__()
         config = CRACNNConfig(transform="free") if config is None else config.replace(transform="free")
-        config.validate()
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
-        smallest = min_image_size(backbone)
-        if config.attention_size < smallest:
-            raise ValueError(f"attention_size must be >= {smallest} for {backbone.name} (its top stage has stride "
-                             f"{smallest}); got {config.attention_size}")
+        _check_build(backbone, num_classes, config)
         self.config, self.num_classes = config, num_classes
         self.stage = backbone.top_stage
         channels = backbone.out_channels
