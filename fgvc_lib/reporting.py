@@ -29,7 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .statistics import (AGAINST_PAPER, HALF_WIDTH, MAIN_HALF_WIDTH, MEASURE_UNITS, MEASURES, VERDICTS,
-                         against_paper, below_smallest_effect, chance_decided, holm_decided, seeds_needed)
+                         against_paper, below_smallest_effect, chance_decided, holm_rejected, seeds_needed)
 
 PathLike = Union[str, os.PathLike]
 
@@ -312,8 +312,10 @@ def claim_row(claim, effect) -> Dict[str, object]:
             "below_smallest_effect": below_smallest_effect(effect.ci_low, effect.ci_high, claim.kind,
                                                            claim.smallest_effect)
             if effect.verdict in ("held", "reversed") else False,
-            "against_paper": against_paper(effect.ci_low, effect.ci_high, None if math.isnan(paper) else paper,
-                                           1 if similar else claim.direction),
+            # a claim of no difference has no size to compare; a count has no interval: m is its tolerance
+            "against_paper": "" if similar else against_paper(
+                effect.ci_low, effect.ci_high, None if math.isnan(paper) else paper, claim.direction,
+                claim.smallest_effect if claim.measured_as == "count" else 0.0),
             "half_width_target": target,
             "seeds_needed": float("nan") if needed is None else needed, "note": note}
 
@@ -504,7 +506,7 @@ def build_summary(results_dir: PathLike) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-TALLY_COLUMNS = list(VERDICTS) + ["below m"] + list(AGAINST_PAPER) + ["no printed effect"]
+TALLY_COLUMNS = list(VERDICTS) + ["below m"] + list(AGAINST_PAPER) + ["not compared", "no printed effect"]
 
 
 def claim_tally(claims: pd.DataFrame) -> Dict[str, int]:
@@ -515,7 +517,10 @@ def claim_tally(claims: pd.DataFrame) -> Dict[str, int]:
     tally = {v: int(counts.get(v, 0)) for v in VERDICTS}
     tally["below m"] = int(claims["below_smallest_effect"].sum())
     tally.update({a: int(against.get(a, 0)) for a in AGAINST_PAPER})
-    tally["no printed effect"] = int(claims["paper_effect"].isna().sum())
+    printed = claims["paper_effect"].notna()
+    # printed, but no size to compare: a claim of no difference, or one seed (no interval)
+    tally["not compared"] = int((printed & (claims["against_paper"] == "")).sum())
+    tally["no printed effect"] = int((~printed).sum())
     return tally
 
 
@@ -523,8 +528,9 @@ def _counted(tally: Mapping[str, int]) -> str:
     verdicts = ", ".join(f"{int(tally.get(v, 0))} {v}" for v in VERDICTS)
     sizes = ", ".join(f"{int(tally.get(a, 0))} {a}" for a in AGAINST_PAPER)
     return (f"{verdicts} ({int(tally.get('below m', 0))} of the decided ones below the smallest effect of "
-            f"interest); against the paper's printed effect: {sizes}, {int(tally.get('no printed effect', 0))} "
-            "with no printed effect")
+            f"interest); against the paper's printed effect: {sizes}, {int(tally.get('not compared', 0))} not "
+            f"compared (a claim of no difference, or no interval), {int(tally.get('no printed effect', 0))} with "
+            "no printed effect")
 
 
 def claims_tally_text(claims: pd.DataFrame, synthetic: bool) -> str:
@@ -538,14 +544,15 @@ def claims_tally_text(claims: pd.DataFrame, synthetic: bool) -> str:
 
 
 def _multiplicity(claims: pd.DataFrame) -> str:
-    """The sentence on chance: how many decided verdicts no real effect would give, and how many
-    survive Holm's correction."""
+    """The sentence on chance: how many decided verdicts no real effect would give, and how many of the
+    decided ones survive Holm's correction."""
     tested = claims[(claims["direction"] != 0) & claims["p_value"].notna()]
-    decided = int(tested["verdict"].isin(["held", "reversed"]).sum())
-    return (f"Of the {len(tested)} claims of a difference measured with an interval, {decided} are decided "
-            f"(held or reversed); if no effect were real, chance alone would decide about "
+    decided = tested["verdict"].isin(["held", "reversed"]).to_numpy()
+    surviving = int((decided & np.array(holm_rejected(tested["p_value"]), dtype=bool)).sum())
+    return (f"Of the {len(tested)} claims of a difference measured with an interval, {int(decided.sum())} are "
+            f"decided (held or reversed); if no effect were real, chance alone would decide at most about "
             f"{chance_decided(len(tested)):.1f} of them (5 % each). Under Holm's correction for testing all "
-            f"{len(tested)} at once, {holm_decided(tested['p_value'])} intervals still exclude 0.")
+            f"{len(tested)} at once, {surviving} of the decided verdicts still exclude 0.")
 
 
 def _shown_claims(claims: pd.DataFrame) -> pd.DataFrame:

@@ -35,7 +35,8 @@ Verdicts (``m``: the smallest effect of interest of the claim's kind of measure,
   effect matters;
 * a claim of no difference: **held** when the interval lies inside ``(-m, m)``, **reversed** when it
   lies entirely outside ``[-m, m]`` (a difference of at least ``m`` is shown), else **inconclusive**;
-* a deterministic number (a count): its sign decides, there is no interval.
+* a deterministic number (a count): its sign decides a claim of a difference, +-m a claim of no
+  difference; there is no interval.
 
 A second axis compares the size of our effect with the paper's printed effect, in raw points
 (:func:`against_paper`): **as large as the paper's** when the interval contains it, **smaller than
@@ -47,14 +48,14 @@ reference, not a prediction; in the paper profile it is the question.
 Bouthillier et al.'s probability of improvement, P(B > A), estimated over paired seeds. For a claim of
 no difference it is the share of seeds within ``(-m, m)``. ``p_value`` is the two-sided p-value of
 "no difference" under the same t model as the interval (the interval excludes 0 exactly when
-``p_value < 0.05``); :func:`holm_decided` counts the claims that stay decided under Holm's correction
+``p_value < 0.05``); :func:`holm_rejected` says which claims still exclude 0 under Holm's correction
 for testing many claims at once.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from scipy import stats
@@ -197,33 +198,40 @@ def below_smallest_effect(ci_low: float, ci_high: float, kind: str = "greater",
     return excludes_zero and not outside_band
 
 
-def against_paper(ci_low: float, ci_high: float, paper_effect: Optional[float], direction: int = 1) -> str:
+def against_paper(ci_low: float, ci_high: float, paper_effect: Optional[float], direction: int = 1,
+                  tolerance: float = 0.0) -> str:
     """Our interval against the paper's printed effect (module docstring): one of :data:`AGAINST_PAPER`,
     or "" when the paper prints no effect or we have no interval. "Smaller" and "larger" are read on
-    the paper's side (``direction``): an interval at -3 against a paper's +5 is smaller."""
+    the paper's side (``direction``): an interval at -3 against a paper's +5 is smaller. ``tolerance``
+    widens our interval on both sides (a count has no interval: its smallest effect of interest)."""
     if paper_effect is None or any(math.isnan(float(v)) for v in (ci_low, ci_high, paper_effect)):
         return ""
     low, high = sorted((direction * ci_low, direction * ci_high))
+    low, high = low - tolerance, high + tolerance
     printed = direction * float(paper_effect)
     if low <= printed <= high:
         return AGAINST_PAPER[0]
     return AGAINST_PAPER[1] if high < printed else AGAINST_PAPER[2]
 
 
-def holm_decided(p_values: Sequence[float], alpha: float = 1 - CONFIDENCE) -> int:
-    """How many of ``p_values`` (NaN ones left out) are rejected by Holm's step-down procedure at
-    family-wise level ``alpha``: the decided claims that survive testing all of them at once."""
-    ordered = sorted(float(p) for p in p_values if not math.isnan(float(p)))
-    n = len(ordered)
-    for i, p in enumerate(ordered):
-        if p > alpha / (n - i):
-            return i
-    return n
+def holm_rejected(p_values: Sequence[float], alpha: float = 1 - CONFIDENCE) -> List[bool]:
+    """Which of ``p_values`` Holm's step-down procedure rejects at family-wise level ``alpha`` (the
+    hypotheses "no difference" that survive testing all of them at once); NaN p-values are neither
+    tested nor rejected."""
+    values = [float(p) for p in p_values]
+    tested = sorted((p, i) for i, p in enumerate(values) if not math.isnan(p))
+    rejected = [False] * len(values)
+    for rank, (p, index) in enumerate(tested):
+        if p > alpha / (len(tested) - rank):
+            break
+        rejected[index] = True
+    return rejected
 
 
 def chance_decided(n_claims: int, confidence: float = CONFIDENCE) -> float:
-    """Decided verdicts that chance alone would give among ``n_claims`` interval claims if no effect
-    were real: each interval excludes 0 with probability ``1 - confidence``."""
+    """At most how many decided verdicts chance alone would give among ``n_claims`` interval claims if
+    no effect were real: each interval excludes 0 with probability ``1 - confidence`` (a decided verdict
+    also needs the interval to leave +-m, so fewer are expected)."""
     return n_claims * (1.0 - confidence)
 
 
@@ -265,9 +273,10 @@ def fixed_effect(value: float, direction: int = 1, kind: str = "greater",
     """A deterministic difference (an operation count): no variation, its sign decides."""
     value = float(value)
     on_side = direction * value > 0 if kind == "greater" else abs(value) < smallest_effect
+    # a count of a difference is decided by its sign (a claim of no difference: inside +-m)
+    decided = verdict(value, value, direction, kind, 0.0 if kind == "greater" else smallest_effect)
     return Effect(effect=value, per_seed=(value,), ci_low=value, ci_high=value, p_improvement=float(on_side),
-                  verdict=verdict(value, value, direction, kind, smallest_effect), se_seed=0.0, se_test=0.0,
-                  n_images=0)
+                  verdict=decided, se_seed=0.0, se_test=0.0, n_images=0)
 
 
 def seeds_needed(effect: Effect, half_width: float, confidence: float = CONFIDENCE) -> Optional[int]:

@@ -13,8 +13,7 @@ Variants (parameter ``variants``, comma-separated):
 * ``cropped``: the baseline trained on random crops (``resize_mode="resize_crop"``), also scored on
   the uncropped test images (``test_views``);
 * ``tuned``: the baseline whose learning rate the runner chooses on a validation split between a
-  hundredth of the recipe's and the recipe's own (``lr_trials``);
-* ``follower``: a reference arm that trains at the rate chosen for ``tuned`` (``lr_from``).
+  hundredth of the recipe's and the recipe's own (``lr_trials``).
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
 from fgvc_lib.study import Accuracy, Cell, Paper, Parameter, Variant
 from fgvc_lib.study.parameters import comma_list, non_negative_number
 
-VARIANT_NAMES = ("plain", "slow", "broken", "cropped", "tuned", "follower")
+VARIANT_NAMES = ("plain", "slow", "broken", "cropped", "tuned")
 
 # In-process hook of counted_loss: how many times it ran, and after how many calls it should raise
 # (None: never). Only runs in this process (inline executor, execute_run called directly) see it.
@@ -63,7 +62,6 @@ def plan(settings):
         "cropped": Variant("cropped", BaselineNet, counted_loss, recipe, seeds, data=(("resize_mode", "resize_crop"),),
                            test_views=("uncropped",)),
         "tuned": Variant("tuned", BaselineNet, counted_loss, recipe, seeds, lr_trials=(recipe.lr / 100, recipe.lr)),
-        "follower": Variant("follower", BaselineNet, cross_entropy_loss, recipe, seeds[:1], lr_from="tuned"),
     }
     return [variants[name] for name in settings.variants]
 

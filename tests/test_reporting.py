@@ -223,12 +223,14 @@ def test_summary_from_fake_results_dir(tmp_path):
     assert "A \\| B" in text and "Verdict rule" in text and "within +-m" in text and "accuracy 1 (top-1" in text
     assert ("1 held, 0 reversed, 0 no effect, 1 inconclusive (0 of the decided ones below the smallest effect of "
             "interest); against the paper's printed effect: 0 as large as the paper's, 1 smaller than the "
-            "paper's, 1 larger than the paper's, 0 with no printed effect.") in text
+            "paper's, 1 larger than the paper's, 0 not compared (a claim of no difference, or no interval), 0 with "
+            "no printed effect.") in text
     overall = text[text.index("### Claims over all notebooks"):text.index("## 03_clan")]
-    assert "| 03_clan | 1 | 0 | 0 | 1 | 0 | 0 | 1 | 1 | 0 |" in overall
-    assert "| all | 1 | 0 | 0 | 1 | 0 | 0 | 1 | 1 | 0 |" in overall
+    assert "| 03_clan | 1 | 0 | 0 | 1 | 0 | 0 | 1 | 1 | 0 | 0 |" in overall
+    assert "| all | 1 | 0 | 0 | 1 | 0 | 0 | 1 | 1 | 0 | 0 |" in overall
     assert "Of the 2 claims of a difference measured with an interval, 1 are decided" in overall
-    assert "chance alone would decide about 0.1 of them" in overall
+    assert "chance alone would decide at most about 0.1 of them" in overall
+    assert "1 of the decided verdicts still exclude 0" in overall
     assert "![fig 3 cams](03_clan/fig%203%20cams.png)" in text
     assert "[table2.csv](03_clan/table2.csv)" in text and "[03_clan.ipynb](03_clan.ipynb)" in text
     assert "![fig4](05_ssanet/fig4.png)" in text and "No claims table written" in text

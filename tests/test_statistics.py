@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from fgvc_lib.statistics import (MEASURES, SMALLEST_EFFECT, VERDICTS, against_paper, below_smallest_effect,
-                                 chance_decided, holm_decided, fixed_effect, paired_effect, seeds_needed,
+                                 chance_decided, holm_rejected, fixed_effect, paired_effect, seeds_needed,
                                  standard_errors, verdict)
 
 
@@ -158,6 +158,7 @@ def test_probability_of_improvement_counts_seeds_with_the_claimed_sign():
 def test_fixed_effect_has_no_interval_and_its_sign_decides():
     assert fixed_effect(2.5).verdict == "held" and fixed_effect(-2.5).verdict == "reversed"
     assert fixed_effect(0.3, kind="similar").verdict == "held"
+    assert fixed_effect(0.5).verdict == "held" and fixed_effect(0.5).p_improvement == 1.0   # a count: the sign
     assert fixed_effect(2.5).ci_low == fixed_effect(2.5).ci_high == 2.5
 
 
@@ -204,10 +205,16 @@ def test_below_smallest_effect(low, high, kind, expected):
     (-6.0, -2.0, -1.0, -1, "larger than the paper's"),     # a claimed decrease: -6..-2 goes further than -1
     (-6.0, -2.0, -8.0, -1, "smaller than the paper's"),
     (float("nan"), float("nan"), 3.0, 1, ""),
+    (1.26, 1.26, 1.09, 1, "larger than the paper's"),          # a count with no tolerance
     (1.0, 2.0, None, 1, ""),
 ])
 def test_against_paper(low, high, paper, direction, expected):
     assert against_paper(low, high, paper, direction) == expected
+
+
+def test_against_paper_tolerance_widens_a_count():
+    assert against_paper(1.26, 1.26, 1.09, 1, tolerance=1.0) == "as large as the paper's"
+    assert against_paper(4.77, 4.77, 4.11, 1, tolerance=0.5) == "larger than the paper's"
 
 
 def test_p_value_matches_the_interval_and_a_literal_t_test():
@@ -226,7 +233,8 @@ def test_p_value_matches_the_interval_and_a_literal_t_test():
 def test_holm_by_hand():
     # sorted 0.001, 0.01, 0.02, 0.2 against 0.05/4, 0.05/3, 0.05/2, 0.05/1: 0.001 < 0.0125, 0.01 < 0.0167,
     # 0.02 < 0.025, 0.2 > 0.05 -> three rejected; NaN left out
-    assert holm_decided([0.2, 0.01, float("nan"), 0.001, 0.02]) == 3
-    assert holm_decided([0.03, 0.04]) == 0          # 0.03 > 0.05 / 2: stops at the first
-    assert holm_decided([]) == 0
+    assert holm_rejected([0.2, 0.01, float("nan"), 0.001, 0.02]) == [False, True, False, True, True]
+    assert holm_rejected([0.03, 0.04]) == [False, False]          # 0.03 > 0.05 / 2: stops at the first
+    assert holm_rejected([0.01, 0.02, 0.03, 0.2]) == [True, False, False, False]   # 0.02 > 0.05 / 3
+    assert holm_rejected([]) == []
     assert chance_decided(40) == pytest.approx(2.0)

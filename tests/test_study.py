@@ -494,12 +494,9 @@ def test_claims_from_claim_data(fake_study):
     table, skipped = study.claims_table()
     assert list(table.columns) == CLAIM_COLUMNS
     assert skipped[0] == "a claim this configuration cannot measure: the reason"
-    # b and c predict the same class on every image: "as accurate" holds by construction, not testable
-    assert skipped[1].startswith("b and c are similar: not testable here: the two arms predict different classes "
-                                 "on 0.00 % of the test images")
-    assert skipped[2] == "c's energy beats a's: the two sides score different numbers of images (2 and 1)"
-    assert skipped[3].startswith("never recorded: no score 'a: nothing' recorded for synthetic")
-    assert skipped[4].startswith("d beats a: variant 'd' was not trained") and len(skipped) == 5
+    assert skipped[1] == "c's energy beats a's: the two sides score different numbers of images (2 and 1)"
+    assert skipped[2].startswith("never recorded: no score 'a: nothing' recorded for synthetic")
+    assert skipped[3].startswith("d beats a: variant 'd' was not trained") and len(skipped) == 4
     rows = table.set_index("claim")
     # paired by seed and image: seed s has b right and a wrong on images 12+s .. 17+s (100 points each)
     beats = rows.loc["b beats a"]
@@ -516,6 +513,9 @@ def test_claims_from_claim_data(fake_study):
     sign = rows.loc[SIGN_ONLY]
     assert math.isnan(sign["paper_effect"]) and sign["our_effect"] == pytest.approx(-25.0)
     assert sign["verdict"] == "held" and sign["p_improvement"] == 1.0
+    # two separately trained arms that predict alike: a finding, measured (not "untestable")
+    alike = rows.loc["b and c are similar"]
+    assert (alike["paper_effect"], alike["verdict"], alike["against_paper"]) == (0.1, "held", "")
     assert rows.loc["a and b are similar", "verdict"] == "reversed"        # 25 points: a difference, shown
     assert rows.loc["b beats a on seeds 0 and 1", "n_seeds"] == 2
     assert rows.loc["b and c beat a (mean of 2 gaps)", "our_effect"] == pytest.approx(25.0)
@@ -563,11 +563,15 @@ def test_a_claim_of_no_difference_between_arms_that_predict_alike_is_not_testabl
     study = fake_study
     itself = Claim("a is as accurate as itself", ((Accuracy("a"), Accuracy("a")),), kind="similar")
     entry = study.claim_entry(itself)
-    assert isinstance(entry, str) and "not testable here" in entry and "on 0.00 % of the test images" in entry
+    assert isinstance(entry, str) and "not testable here" in entry and "on at most 0.00 % of the test images" in entry
     # seed s: a is right on its first CORRECT['a'] + s images, b on its first CORRECT['b'] + s, and both give
     # the same wrong class elsewhere: they predict differently on CORRECT['b'] - CORRECT['a'] images per seed
     expected = 100.0 * (CORRECT["b"] - CORRECT["a"]) / N_TEST
-    assert study.prediction_disagreement(Accuracy("a"), Accuracy("b")) == pytest.approx(expected)
+    assert study.prediction_disagreement(Accuracy("a"), Accuracy("b")) == pytest.approx([expected] * 3)
+    # b's two branches x and y: each right on one half, so they disagree on at least half the images
+    assert isinstance(study.claim_entry(Claim("x and y are as accurate", ((Accuracy("b", ("x",)),
+                                                                           Accuracy("b", ("y",))),),
+                                              kind="similar")), dict)
     assert isinstance(study.claim_entry(Claim("a and b are similar", ((Accuracy("a"), Accuracy("b")),),
                                               kind="similar")), dict)
     # a claim of a difference is measured whatever the predictions
@@ -584,12 +588,10 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
         splits.append(split)
         return real(name, root, split, transform, **options)
 
-    with pytest.raises(ValueError, match="takes its rate from 'tuned', which the plan does not tune"):
-        Study(PAPER, variants="plain,follower")
-    study = Study(PAPER, executor="inline", variants="plain,tuned,follower", seeds="0,1")
+    study = Study(PAPER, executor="inline", variants="plain,tuned", seeds="0,1")
     assert study.plan_table().loc["tuned", "lr"] == "one of 0.0005, 0.05, chosen on validation"
-    assert study.plan_table().loc["follower", "lr"] == "tuned's, chosen on validation"
     assert study.plan_table().loc["plain", "lr"] == "0.05"
+    study.data()    # the study's own loaders, built first as run() does; the spy then sees the trials alone
     monkeypatch.setattr(data_module, "build_dataset", spy)
     trials = study.select_recipes()
     assert set(splits) == {"train"}                          # the trials never read the test split
@@ -598,7 +600,6 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
     first_best = trials[trials["validation_top1"] == best["validation_top1"]].iloc[0]
     assert trials["chosen"].tolist() == [lr == first_best["lr"] for lr in trials["lr"]]
     assert study.variants["tuned"].train.lr == first_best["lr"] and study.variants["plain"].train.lr == 0.05
-    assert study.variants["follower"].train.lr == first_best["lr"]      # no trials of its own
     assert study.plan_table().loc["tuned", "lr"].startswith(f"{first_best['lr']:g} (chosen on validation")
     # each trial scored the held-out fifth of every class of the training split: 20 % of its images
     train_split = study.data().train_set
@@ -607,6 +608,9 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
     per_class = np.bincount(held_targets.numpy(), minlength=len(train_split.classes))
     totals = np.bincount(np.asarray(train_split.targets), minlength=len(train_split.classes))
     assert per_class.tolist() == [round(0.2 * n) for n in totals]
+    assert (trials["held_out_images"] == per_class.sum()).all()
+    p = trials["validation_top1"] / 100.0                                # binomial standard error, by hand
+    assert np.allclose(trials["validation_se"], 100.0 * np.sqrt(p * (1 - p) / per_class.sum()))
     monkeypatch.setattr(data_module, "build_dataset", real)
     study.run()                                              # the real runs: the chosen rate, every seed
     assert [r.seed for r in study.runs_of("tuned")] == [0, 1] and len(study.recipe_trials) == 2

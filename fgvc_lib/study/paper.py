@@ -35,8 +35,7 @@ class Variant:
     ways to show its test images, each scored at the end of the run beside the usual test images
     (:data:`fgvc_lib.data.transforms.TEST_VIEWS`, e.g. ``("uncropped",)``), for :class:`Accuracy` to read.
     ``lr_trials``: candidate learning rates, one of which the runner chooses on a validation split before
-    the real runs (:mod:`fgvc_lib.study.recipes`); empty: ``train.lr`` as given. ``lr_from``: the name of
-    a variant with ``lr_trials`` whose chosen rate this one trains at (a reference arm of a method)."""
+    the real runs (:mod:`fgvc_lib.study.recipes`); empty: ``train.lr`` as given."""
 
     name: str
     model: Callable
@@ -47,7 +46,6 @@ class Variant:
     data: Tuple[Tuple[str, object], ...] = ()
     test_views: Tuple[str, ...] = ()
     lr_trials: Tuple[float, ...] = ()
-    lr_from: str = ""
 
     def __post_init__(self) -> None:
         from ..data.transforms import check_view
@@ -58,8 +56,6 @@ class Variant:
         if not self.seeds:
             raise ValueError(f"variant {self.name!r} has no seed")
         check_trials(self.name, self.lr_trials)
-        if self.lr_from and self.lr_trials:
-            raise ValueError(f"variant {self.name!r}: give lr_trials or lr_from, not both")
         for view in self.test_views:
             check_view(view, dict(self.data).get("resize_mode", "resize"))
 

@@ -166,10 +166,7 @@ class Study:
             if variant.name in self.variants:
                 raise ValueError(f"paper {paper.key} plans variant {variant.name!r} twice")
             self.variants[variant.name] = variant
-        for variant in self.variants.values():
-            if variant.lr_from and not getattr(self.variants.get(variant.lr_from), "lr_trials", ()):
-                raise ValueError(f"variant {variant.name!r} takes its rate from {variant.lr_from!r}, which the plan "
-                                 f"does not tune (no such variant, or it has no lr_trials)")
+
         self.cells: List[Cell] = list(paper.cells(self.settings))
         for cell in self.cells:
             if isinstance(cell.measure, Score):
@@ -291,7 +288,8 @@ class Study:
         one run per candidate on the variant's first seed and the first dataset, trained without a held-out
         share of the training split and scored on it; the best rate replaces the variant's. Returns (and
         keeps as ``self.recipe_trials``) the table of trials; the test split is not read."""
-        from .recipes import choose, trial_variants, trials_table, with_rate
+        from ..data.validation import validation_indices
+        from .recipes import VALIDATION_SHARE, choose, trial_variants, trials_table, with_rate
 
         tuned = [v for v in self.variants.values() if v.lr_trials and v.name not in self.chosen_rates]
         if tuned:
@@ -306,18 +304,17 @@ class Study:
             print(f"recipe selection: {len(jobs)} trial run(s) on a validation split of the training images",
                   flush=True)
             records = self._train(jobs, "trials")
-            scores = {job.variant.name: records[index].accuracy for index, (_, job) in enumerate(jobs)}
+            # a trial that diverged is not a candidate (it stopped at its first non-finite loss)
+            scores = {job.variant.name: (records[index].accuracy if records[index].diverged_epoch is None
+                                         else float("-inf")) for index, (_, job) in enumerate(jobs)}
             for variant in tuned:
                 scored = [(t.train.lr, scores[t.name]) for t in trials[variant.name]]
                 self.chosen_rates[variant.name] = choose(dict(scored))
                 self._trial_scores[variant.name] = (scored, self.chosen_rates[variant.name])
                 self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
-        for variant in list(self.variants.values()):   # reference arms train at their method's chosen rate
-            if variant.lr_from and variant.lr_from in self.chosen_rates and variant.name not in self.chosen_rates:
-                self.chosen_rates[variant.name] = self.chosen_rates[variant.lr_from]
-                self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
+        held_out = len(validation_indices(self.data(self.datasets[0]).train_set.targets, VALIDATION_SHARE)[1])
         self.recipe_trials = trials_table(self._trial_scores, {n: self.variants[n].seeds[0]
-                                                               for n in self._trial_scores})
+                                                               for n in self._trial_scores}, held_out)
         return self.recipe_trials
 
     def write_recipe_trials(self) -> Optional[pd.DataFrame]:
@@ -568,9 +565,9 @@ class Study:
         return paired_effect(groups, claim.direction, claim.kind, claim.smallest_effect)
 
     def prediction_disagreement(self, a: Accuracy, b: Accuracy, dataset: Optional[str] = None,
-                                seeds: Optional[Sequence[int]] = None) -> float:
-        """Percent of the test images whose predicted class differs between ``a`` and ``b``, averaged
-        over their shared seeds (and datasets, when ``dataset`` is None)."""
+                                seeds: Optional[Sequence[int]] = None) -> List[float]:
+        """Per shared seed (and dataset, when ``dataset`` is None): percent of the test images whose
+        predicted class differs between ``a`` and ``b``."""
         shares = []
         for name in [dataset] if dataset else self.datasets:
             runs_a = {run.seed: run for run in self.runs_of(a.variant, name)}
@@ -583,24 +580,26 @@ class Study:
                 shares.append(100.0 * float((pred_a != pred_b).double().mean()))
         if not shares:
             raise ValueError("no seed shared by both sides")
-        return float(np.mean(shares))
+        return shares
 
     def untestable_similarity(self, claim: Claim) -> Optional[str]:
-        """Why a claim of no accuracy difference cannot be tested, or None: when the two arms predict
-        the same class on all but fewer than m percent of the test images, their accuracies cannot
-        differ by m, so "as accurate" holds by construction (e.g. two read-outs of one model whose
-        features are the same), not as a finding."""
+        """Why a claim of no accuracy difference between two read-outs of the same trained model (e.g. one
+        step's feature against another's) cannot be tested, or None: when on every seed the two predict
+        the same class on all but fewer than m percent of the test images, their accuracies cannot differ
+        by m, so "as accurate" holds by construction (the read-outs carry the same feature), not as a
+        finding. Two separately trained networks that agree that closely are a finding: not checked."""
         if claim.kind != "similar" or claim.measured_as != "accuracy":
             return None
-        if not all(isinstance(m, Accuracy) for pair in claim.pairs for m in pair):
+        sides = [m for pair in claim.pairs for m in pair]
+        if not all(isinstance(m, Accuracy) for m in sides) or any(a.variant != b.variant for a, b in claim.pairs):
             return None
-        shares = [self.prediction_disagreement(a, b, claim.dataset, claim.seeds) for a, b in claim.pairs]
-        share = float(np.mean(shares))
-        if share >= claim.smallest_effect:
+        shares = [share for a, b in claim.pairs for share in self.prediction_disagreement(a, b, claim.dataset,
+                                                                                          claim.seeds)]
+        if max(shares) >= claim.smallest_effect:
             return None
-        return (f"not testable here: the two arms predict different classes on {share:.2f} % of the test images "
-                f"(mean over seeds), fewer than the smallest effect of interest ({claim.smallest_effect:g} "
-                f"point), so their accuracies are alike by construction")
+        return (f"not testable here: the two read-outs of one model predict different classes on at most "
+                f"{max(shares):.2f} % of the test images (largest over seeds), fewer than the smallest effect of "
+                f"interest ({claim.smallest_effect:g} point), so their accuracies are alike by construction")
 
     def claim_entry(self, claim: Claim) -> Union[dict, str]:
         """A claims-table row for ``claim`` (:func:`fgvc_lib.reporting.claim_row`), or the reason it
