@@ -385,8 +385,7 @@ def claims(settings):
         "ranking_loss 'off' runs the official code's loss",
         "Sec. 3.1.3.2: the step attention 'removes the noisy parts' - no measurable definition",
         "Sec. 6.3: 'there is quite a variation in the accuracy of different time steps' - shown (Figure 6.1's "
-        "table and bars), not tested: the paper gives no size for it; where the steps predict alike, Figure 6.1's "
-        "claims below are reported as not testable and this sentence does not hold in our run",
+        "table and bars) with how often two steps predict differently, not tested: the paper gives no size for it",
         "Sec. 1 and 3: the local stream is 'simple' and 'computationally inexpensive' - no number or comparator "
         "is given; the plan table's per-run training time is shown, not tested",
         "Chapter 7: the self-attention's cost - the thesis names it as a drawback without a number; not counted",
