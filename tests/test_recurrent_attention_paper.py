@@ -43,6 +43,11 @@ def test_printed_numbers_sit_beside_vgg_streams_only():
     assert claims[0].main and claims[0].text.startswith("Tables 5.1-5.2, within each run")
     assert claims[0].paper_effect == pytest.approx(2.0) and claims[1].paper_effect == pytest.approx(2.0)
     assert not claims[1].main and claims[2].kind == "similar" and claims[2].paper_effect is None
+    # the synthetic set stands in for CUB-200-2011: the printed numbers are labelled, even beside VGG-19
+    assert claims[0].paper_setting == "CUB-200-2011, VGG19"
+    _, cells_cpu, claims_cpu = _cells_and_claims()          # the slim VGG-16 on the synthetic set: labelled
+    assert {c.paper_setting for c in cells_cpu if c.paper is not None} == {"CUB-200-2011, VGG19"}
+    assert claims_cpu[0].paper_setting == "CUB-200-2011, VGG19" and claims_cpu[2].paper_setting == ""
     _, cells, claims = _cells_and_claims()       # the CPU profiles' slim VGG-16 stands in for VGG-19
     assert [c.paper for c in cells if c.table == "table5"] == [77.8, 79.8, None]
     _, cells, claims = _cells_and_claims(backbone="resnet50")   # not the paper's network: our arms only

@@ -237,7 +237,7 @@ def delta_note(value: float) -> str:
     if value <= DEGENERATE_DELTA:
         what = f"delta = {value:g} <= 1/e suppresses every channel (a uniform scale: degenerate)"
     elif value == 1.0:
-        what = "delta = 1 suppresses the top channel only"
+        what = "delta = 1 suppresses the top channel and any tied with it"
     else:
         what = (f"delta = {value:g} suppresses every channel whose importance I lies within "
                 f"{suppression_window(value):.2f} of the top one")

@@ -73,6 +73,7 @@ def best_sum_k() -> int:
 # self-attention extension on the first ABLATION_SEEDS seeds. Table 6.2 and Figure 6.1 are read out of the
 # full model's runs (its step<t> and sum<k> branches, fgvc_lib.models.recurrent_attention). Every arm shares
 # one recipe.
+import dataclasses  # noqa: E402
 import functools  # noqa: E402
 
 from ..study import Accuracy, Cell, Claim, Paper, Parameter, Score, Variant  # noqa: E402
@@ -250,7 +251,34 @@ def _table5_printed(settings) -> bool:
     return _printed(settings) and _column(settings) in TABLE5 and main_variant(settings) == "attention"
 
 
+COLUMN_LABELS = {"cub": "CUB-200-2011", "dogs": "Stanford Dogs"}
+
+
+def paper_setting(settings) -> str:
+    """The label of the setting the printed numbers come from when it is not this run's (the synthetic set
+    or the cpu profile's VGG-16 beside the thesis's VGG-19 on CUB-200-2011); "" when it is."""
+    column = _column(settings)
+    if column is None or (settings.dataset == column and settings.backbone == "vgg19"
+                          and settings.patch_backbone == "vgg19"):
+        return ""
+    return f"{COLUMN_LABELS[column]}, VGG19"
+
+
+def _labelled(items, settings):
+    """``items`` (cells or claims) with the printed numbers' setting named wherever a number is printed."""
+    setting = paper_setting(settings)
+
+    def printed(item) -> bool:
+        return (item.paper if isinstance(item, Cell) else item.paper_effect) is not None
+
+    return [dataclasses.replace(item, paper_setting=setting) if setting and printed(item) else item for item in items]
+
+
 def cells(settings):
+    return _labelled(_cells(settings), settings)
+
+
+def _cells(settings):
     column, printed = _column(settings), _printed(settings)
     cub = printed and column == "cub"
     label = BACKBONE_LABELS.get(settings.backbone, settings.backbone)
@@ -287,7 +315,13 @@ def step_score(model_label: str, step: int, metric: str) -> Score:
 
 
 def claims(settings):
-    """The paper's claims as study claims, and those not measured here with the reason."""
+    """The paper's claims as study claims (the printed numbers' setting named), and those not measured
+    here with the reason."""
+    measured, not_measured = _claims(settings)
+    return _labelled(measured, settings), not_measured
+
+
+def _claims(settings):
     column, printed = _column(settings), _printed(settings)
     cub = printed and column == "cub"
     steps = settings.time_steps
