@@ -312,7 +312,8 @@ class Study:
                 self.chosen_rates[variant.name] = choose(dict(scored))
                 self._trial_scores[variant.name] = (scored, self.chosen_rates[variant.name])
                 self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
-        held_out = len(validation_indices(self.data(self.datasets[0]).train_set.targets, VALIDATION_SHARE)[1])
+        held_out = len(validation_indices(self.data(self.datasets[0]).train_set.targets, VALIDATION_SHARE)[1]) \
+            if self._trial_scores else 0
         self.recipe_trials = trials_table(self._trial_scores, {n: self.variants[n].seeds[0]
                                                                for n in self._trial_scores}, held_out)
         return self.recipe_trials
