@@ -36,7 +36,7 @@ from .images import (
     load_rgb,
 )
 from .transforms import build_transforms, check_image_size, denormalize, scale_box
-from .validation import DatasetPart, check_share, validation_indices
+from .validation import DatasetPart, validation_indices
 
 __all__ = [
     "DATASET_NAMES",
@@ -201,7 +201,7 @@ def build_test_loader(dataset_name: str, root, image_size, batch_size: int, num_
         test_set = build_dataset(dataset_name, root, "test", transform, **options)
     else:   # the held-out part of the training split, seen as test images are
         train_split = build_dataset(dataset_name, root, "train", transform, **options)
-        test_set = DatasetPart(train_split, validation_indices(train_split.targets, check_share(validation))[1])
+        test_set = DatasetPart(train_split, validation_indices(train_split.targets, validation)[1])
     if view is not None and str(dataset_name).lower() != "synthetic":
         batch_size = 1
     return DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=num_workers,

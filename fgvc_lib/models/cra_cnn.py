@@ -310,6 +310,12 @@ def _check_build(backbone: FeatureBackbone, num_classes: int, config: CRACNNConf
                          f"{smallest}); got {config.attention_size}")
 
 
+def _build_art(config: CRACNNConfig) -> AttentionRedundancyTransformer:
+    """The ART module (eq. 2-6) of ``config``: its transform, sizes and gradient clip."""
+    return AttentionRedundancyTransformer(config.attention_size, config.transform, config.alpha_l, config.alpha_s,
+                                          config.align_corners, config.redundancy_resolution, config.theta_grad_clip)
+
+
 class CRACNN(nn.Module):
     """CRA-CNN (Figure 2); build it with :func:`build_cra_cnn`.
 
@@ -336,9 +342,7 @@ class CRACNN(nn.Module):
         self.backbone = backbone
         self.classifier = nn.Linear(channels, num_classes)
         self.gamma_fc = nn.Linear(channels, GAMMA_SIZE[config.transform])
-        self.art = AttentionRedundancyTransformer(config.attention_size, config.transform, config.alpha_l,
-                                                  config.alpha_s, config.align_corners,
-                                                  config.redundancy_resolution, config.theta_grad_clip)
+        self.art = _build_art(config)
         if config.zero_init_gamma:
             self._init_gamma()
         self.restriction_on = config.restriction != "off"
@@ -440,9 +444,7 @@ class StandaloneSTN(nn.Module):
         self.classifier = nn.Linear(channels, num_classes)
         self.localization = backbone
         self.gamma_fc = nn.Linear(channels, GAMMA_SIZE["free"])
-        self.art = AttentionRedundancyTransformer(config.attention_size, "free", config.alpha_l, config.alpha_s,
-                                                  config.align_corners, config.redundancy_resolution,
-                                                  config.theta_grad_clip)
+        self.art = _build_art(config)   # config.transform is "free" here
         if config.zero_init_gamma:
             nn.init.zeros_(self.gamma_fc.weight)
             with torch.no_grad():

@@ -8,9 +8,9 @@ held-out share of every class (:mod:`fgvc_lib.data.validation`), and scored on t
 the rate with the highest validation top-1 (the first listed among equals; a trial that diverged is
 never chosen) is the one its real runs use, on the whole training split. The rate is chosen on the
 study's first dataset and used on every dataset. One seed and one held-out fifth make a noisy
-choice: the trials table gives each score's binomial standard error over the held-out images. The trials are ordinary runs (their own keys and folders, so a
-killed selection resumes and a finished one is loaded); the choice enters the real runs' keys
-through their recipe.
+choice: the trials table gives each score's binomial standard error over the held-out images. The
+trials are ordinary runs (their own keys and folders, so a killed selection resumes and a finished
+one is loaded); the choice enters the real runs' keys through their recipe.
 """
 from __future__ import annotations
 
