@@ -325,6 +325,11 @@ def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width:
     return backbone
 
 
+def is_vgg(name: str) -> bool:
+    """Whether backbone ``name`` is of the VGG family (batch norm option, output stride)."""
+    return str(name).startswith("vgg")
+
+
 OUTPUT_STRIDES = (8, 16, 32)   # VGG's total stride at its deepest map: 32 is the network as published
 
 
@@ -341,7 +346,7 @@ def set_output_stride(backbone: FeatureBackbone, output_stride: int) -> FeatureB
     """
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}; got {output_stride!r}")
-    if not backbone.name.startswith("vgg"):
+    if not is_vgg(backbone.name):
         raise ValueError(f"output_stride is implemented for the VGG backbones only; {backbone.name} keeps stride "
                          f"{max(backbone.stage_strides.values())} (use output_stride 32 or a VGG)")
     stride, dilation, strides = 1, 1, {}

@@ -39,6 +39,8 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from .masks import box_mask  # noqa: F401  (also read from here by the views and tests)
+
 from .models.output import ModelOutput
 from .reporting import new_figure
 
@@ -252,27 +254,6 @@ def feature_activation_map(feature_map: torch.Tensor, size: Optional[Sequence[in
 
 
 # --------------------------------------------------------------------------- localisation scores
-
-
-def box_mask(shape: Sequence[int], box: Box, tolerance: float = 0.0) -> np.ndarray:
-    """Boolean ``(H, W)`` mask of the pixels that overlap ``box=(x, y, w, h)``, clipped to the image.
-
-    ``tolerance`` grows the box by that many pixels on every side (the pointing game's usual slack).
-    """
-    height, width = int(shape[0]), int(shape[1])
-    if len(box) != 4:
-        raise ValueError(f"a box is (x, y, w, h) in pixels, got {box!r}")
-    x, y, w, h = (float(v) for v in box)
-    if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
-        raise ValueError(f"box (x, y, w, h) must be finite with w, h >= 0, got {box!r}")
-    x0, y0 = x - tolerance, y - tolerance
-    x1, y1 = x + w + tolerance, y + h + tolerance
-    c0, c1 = max(0, math.floor(x0)), min(width, math.ceil(x1))
-    r0, r1 = max(0, math.floor(y0)), min(height, math.ceil(y1))
-    mask = np.zeros((height, width), dtype=bool)
-    if c1 > c0 and r1 > r0:
-        mask[r0:r1, c0:c1] = True
-    return mask
 
 
 def _check_cam(cam) -> np.ndarray:

@@ -93,3 +93,26 @@ def training_curves(histories: Dict[str, object], keys: Sequence[str] = ("train_
     fig.axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def forest_plot(effects, label: str = "claim", reference_lines: Dict[str, float] | None = None,
+                xlabel: str = "effect (points)") -> Figure:
+    """One row per effect of ``effects`` (a DataFrame with ``label``, ``our_effect``, ``ci_low``, ``ci_high``):
+    the point and its 95 % interval; dashed vertical lines at ``reference_lines`` {name: x} and a solid one at 0."""
+    rows = effects.reset_index(drop=True)
+    fig = new_figure(figsize=(6.4, 0.5 * len(rows) + 1.2))
+    ax = fig.add_subplot(1, 1, 1)
+    y = list(range(len(rows)))[::-1]
+    ax.errorbar(rows["our_effect"], y, xerr=[rows["our_effect"] - rows["ci_low"], rows["ci_high"] - rows["our_effect"]],
+                fmt="o", capsize=3, color="black")
+    ax.axvline(0.0, color="grey", linewidth=1)
+    for (name, x), style in zip((reference_lines or {}).items(), ("--", ":", "-.")):
+        ax.axvline(x, color="tab:red", linestyle=style, linewidth=1, label=name)
+    ax.set_yticks(y)
+    ax.set_yticklabels([v if len(v) <= 48 else v[:47] + "…" for v in map(str, rows[label])], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    if reference_lines:
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -15,8 +15,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .cam import box_mask, compute_cams
+from .cam import compute_cams
 from .data.transforms import scale_box
+from .masks import union_mask  # noqa: F401  (also read from here by the views)
 
 
 @dataclass
@@ -70,14 +71,6 @@ def cam_sample(dataset, n: int, per_class: int = 1) -> CamSample:
         labels.append(label)
     return CamSample(indices, torch.stack(images).contiguous(), torch.tensor(labels),
                      np.array(objects, dtype=np.float64), parts, titles)
-
-
-def union_mask(shape, boxes) -> np.ndarray:
-    """Boolean (H, W) mask of the pixels inside any of ``boxes`` (x, y, w, h)."""
-    mask = np.zeros(shape, dtype=bool)
-    for box in boxes:
-        mask |= box_mask(shape, box)
-    return mask
 
 
 def score_cams(cams: np.ndarray, sample: CamSample, per_image: bool = False) -> Dict[str, object]:

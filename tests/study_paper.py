@@ -13,7 +13,8 @@ Variants (parameter ``variants``, comma-separated):
 * ``cropped``: the baseline trained on random crops (``resize_mode="resize_crop"``), also scored on
   the uncropped test images (``test_views``);
 * ``tuned``: the baseline whose learning rate the runner chooses on a validation split between a
-  hundredth of the recipe's and the recipe's own (``lr_trials``).
+  hundredth of the recipe's and the recipe's own (``lr_trials``);
+* ``shared``: the baseline at the rate chosen for ``tuned`` (``lr_from``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
 from fgvc_lib.study import Accuracy, Cell, Paper, Parameter, Variant
 from fgvc_lib.study.parameters import comma_list, non_negative_number
 
-VARIANT_NAMES = ("plain", "slow", "broken", "cropped", "tuned")
+VARIANT_NAMES = ("plain", "slow", "broken", "cropped", "tuned", "shared")
 
 # In-process hook of counted_loss: how many times it ran, and after how many calls it should raise
 # (None: never). Only runs in this process (inline executor, execute_run called directly) see it.
@@ -62,6 +63,8 @@ def plan(settings):
         "cropped": Variant("cropped", BaselineNet, counted_loss, recipe, seeds, data=(("resize_mode", "resize_crop"),),
                            test_views=("uncropped",)),
         "tuned": Variant("tuned", BaselineNet, counted_loss, recipe, seeds, lr_trials=(recipe.lr / 100, recipe.lr)),
+        "shared": Variant("shared", BaselineNet, counted_loss, dataclasses.replace(recipe, lr=recipe.lr / 10), seeds,
+                          lr_from="tuned"),
     }
     return [variants[name] for name in settings.variants]
 

@@ -105,11 +105,11 @@ def test_cpu_backbone_shows_the_papers_resnet50_numbers_labelled():
     assert main[0].paper_effect == pytest.approx(86.2 - 84.2)
     assert main[0].paper_setting == "CUB-200-2011, ResNet-50"
     # the caveat beside the verdict: the cpu recipe's rates are chosen on validation, among three for both arms
-    assert "chosen on a validation split" in main[0].note and "0.005, 0.015, 0.05" in main[0].note
+    assert "chosen on a validation split" in main[0].note and "0.015, 0.05, 0.15" in main[0].note
     assert "ends switched on" in main[0].note
     variants = {v.name: v for v in paper.plan(vgg)}
-    assert variants["baseline"].lr_trials == variants["cra_cnn"].lr_trials == (0.005, 0.015, 0.05)
-    assert variants["stn"].lr_trials == (0.005, 0.015, 0.05)          # the same budget for the reference
+    assert variants["baseline"].lr_trials == variants["cra_cnn"].lr_trials == (0.015, 0.05, 0.15)
+    assert variants["stn"].lr_trials == (0.015, 0.05, 0.15)          # the same budget for the reference
     fixed = resolve(paper.STUDY, {"profile": "cpu", "lr_selection": "fixed"})
     assert paper.plan(fixed)[0].lr_trials == ()
     note = [c for c in paper.claims(fixed)[0] if c.main][0].note

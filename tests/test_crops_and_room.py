@@ -57,6 +57,63 @@ def test_zoom_factors_are_the_image_side_over_the_crop_side(tiny_root):
         whole.crop_bounds(0)
 
 
+def test_zoom_crop_is_cut_from_the_image_at_the_networks_input_size(tiny_root):
+    from PIL import Image
+
+    whole = build_dataset("synthetic", tiny_root, "test")
+    zoom = build_dataset("synthetic", tiny_root, "test", crop="parts", crop_input_size=32)
+    for index in range(len(whole)):
+        image = whole.load_image(index)                                     # 64 px
+        left, top, right, bottom = whole.crop_bounds(index, "parts")
+        # by hand: the bounds halved (64 -> 32 px), rounded outwards, on the image squashed to 32 px
+        small = (left // 2, top // 2, -(-right // 2), -(-bottom // 2))
+        expected = np.asarray(image.resize((32, 32), Image.Resampling.BILINEAR))[small[1]:small[3], small[0]:small[2]]
+        assert np.array_equal(np.asarray(zoom.load_image(index)), expected)
+    with pytest.raises(ValueError, match="crop_input_size needs a crop region"):
+        build_dataset("synthetic", tiny_root, "test", crop_input_size=32)
+    with pytest.raises(ValueError, match="positive number of pixels"):
+        build_dataset("synthetic", tiny_root, "test", crop="parts", crop_input_size=0)
+
+
+def test_mask_channel_marks_the_region_and_moves_with_the_image(tiny_root):
+    import torch
+    from PIL import Image
+
+    from fgvc_lib.data.crops import with_mask_channel
+    from fgvc_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
+    from fgvc_lib.masks import union_mask
+
+    rgba = with_mask_channel(Image.new("RGB", (6, 5), (10, 20, 30)), [(1, 1, 2, 1), (4.5, 3, 1, 1)])
+    alpha = np.asarray(rgba)[..., 3]
+    expected = np.zeros((5, 6), dtype=np.uint8)
+    expected[1, 1:3] = 255          # (1, 1, 2, 1): columns 1-2 of row 1
+    expected[3, 4:6] = 255          # (4.5, 3, 1, 1): overlaps columns 4 and 5 of row 3
+    assert np.array_equal(alpha, expected)
+    assert np.array_equal(np.asarray(rgba)[..., :3], np.full((5, 6, 3), (10, 20, 30)))
+    # the fourth channel passes the normalisation unchanged; the colours are normalised as usual
+    tensor = build_transforms((5, 6), train=False)(rgba)
+    assert tensor.shape == (4, 5, 6)
+    assert torch.equal(tensor[3], torch.from_numpy(expected / 255.0).float())
+    assert torch.allclose(tensor[0], torch.full((5, 6), (10 / 255 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]))
+    # a dataset with mask= yields the region's mask of each image, flipped with it
+    masked = build_dataset("synthetic", tiny_root, "test", mask="parts",
+                           transform=build_transforms(64, train=False))
+    whole = build_dataset("synthetic", tiny_root, "test")
+    for index in range(len(whole)):
+        note = whole.annotation(index)
+        boxes = [note["part_boxes"][p] for p in whole.discriminative_parts(whole.targets[index])
+                 if p in note["part_boxes"]] or [note["box"]]
+        image, _ = masked[index]
+        assert torch.equal(image[3] > 0.5, torch.from_numpy(union_mask((64, 64), boxes)))
+    steps = build_transforms(64, train=True, flip=True).transforms       # resize, flip, to tensor, normalise
+    flip = [t for t in steps if type(t).__name__ == "RandomHorizontalFlip"][0]
+    flip.p = 1.0
+    image = steps[-1](steps[-2](flip(with_mask_channel(whole.load_image(0), [(0, 0, 8, 64)]))))
+    assert image[3, :, -8:].min() == 1.0 and image[3, :, :-8].max() == 0.0   # the box now on the right edge
+    with pytest.raises(ValueError, match="cannot be combined with crop"):
+        build_dataset("synthetic", tiny_root, "test", mask="parts", crop="object")
+
+
 def test_room_table_counts_cells_by_hand(tiny_root):
     test_set = build_dataset("synthetic", tiny_root, "test")
     table = room_table({"mid": 8, "top": 32}, test_set, 128).set_index("site")
@@ -78,16 +135,25 @@ def test_room_table_counts_cells_by_hand(tiny_root):
     assert patch.loc["patch", "part_cells_median"] == pytest.approx(np.median(areas) / 64)
 
 
-def test_notebook_00_declares_the_positive_control(monkeypatch, tmp_path):
+def test_notebook_00_declares_the_positive_controls(monkeypatch, tmp_path):
+    from fgvc_lib.models.mask_pooling import MaskPooledNet
     from fgvc_lib.papers import synthetic_dataset
     from fgvc_lib.study import Accuracy, Study
 
     monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
     study = Study(synthetic_dataset.STUDY, profile="cpu")
-    assert {name: dict(v.data).get("crop") for name, v in study.variants.items()} == {
-        "baseline": None, "oracle-object": "object", "oracle-parts": "parts"}
+    assert {name: dict(v.data) for name, v in study.variants.items()} == {
+        "baseline": {}, "oracle-object": {"crop": "object"}, "oracle-parts": {"crop": "parts"},
+        "oracle-zoom": {"crop": "parts", "crop_input_size": 96}, "baseline-os8": {},
+        "oracle-pool-parts": {"mask": "parts"}, "oracle-pool-object": {"mask": "object"}}
     assert {v.seeds for v in study.variants.values()} == {tuple(study.settings.seeds)}   # paired seeds
     assert len(study.settings.seeds) >= 5
+    # the baseline chooses its rate on validation; every oracle shares it
+    assert study.variants["baseline"].lr_trials == (0.015, 0.05, 0.15)
+    assert {v.lr_from for n, v in study.variants.items() if n != "baseline"} == {"baseline"}
+    assert study.variants["oracle-pool-parts"].model.func is MaskPooledNet
+    assert study.variants["oracle-pool-parts"].model.keywords == {"output_stride": 8}
+    assert study.variants["baseline-os8"].model.keywords == {"output_stride": 8}
     claims, _ = synthetic_dataset.claims(study.settings)
     main = {c.text: c.pairs for c in claims if c.main}
     secondary = {c.text: c.pairs for c in claims if not c.main}
@@ -95,8 +161,30 @@ def test_notebook_00_declares_the_positive_control(monkeypatch, tmp_path):
         (Accuracy("baseline"), Accuracy("oracle-parts")),)
     assert secondary["positive control: oracle attention (bird crop) beats the whole image"] == (
         (Accuracy("baseline"), Accuracy("oracle-object")),)
+    zoom = [pairs for text, pairs in main.items() if text.startswith("zoom oracle")]
+    assert zoom == [((Accuracy("baseline"), Accuracy("oracle-zoom")),)]
+    spatial = [pairs for text, pairs in main.items() if text.startswith("spatial-attention oracle (part mask)")]
+    assert spatial == [((Accuracy("baseline-os8"), Accuracy("oracle-pool-parts")),)]   # same stride, pooling alone
     chance = [c for c in claims if c.text == "baseline CNN beats chance"][0].pairs[0][0]
     assert chance.value == pytest.approx(100 / 12)                       # the cpu profile's 12 classes
-    # the oracle variants train under their own run keys (their data differs), the baseline's is unchanged
+    # every variant trains under its own run key
     keys = {dataset_job[1].run_dir.split("/")[-2] for dataset_job in study.jobs()}
-    assert len(keys) == 3
+    assert len(keys) == 7
+
+
+def test_controls_table_reads_the_oracles_intervals_against_the_needed_gain():
+    import pandas as pd
+
+    from fgvc_lib.papers import synthetic_dataset
+
+    claims = pd.DataFrame([
+        {"claim": "zoom oracle (...) beats the whole image", "our_effect": 7.0, "ci_low": 5.5, "ci_high": 8.5},
+        {"claim": "spatial-attention oracle (part mask) beats ...", "our_effect": 4.0, "ci_low": 2.0, "ci_high": 6.0},
+    ])
+    table = synthetic_dataset.controls_table(claims).set_index("oracle")
+    assert table.loc["zoom oracle", "attention pays"] == "pays"                 # 5.5 >= 5
+    assert table.loc["spatial-attention oracle (part mask)", "attention pays"] == "undecided"
+    claims.loc[1, ["ci_low", "ci_high"]] = (1.0, 4.9)
+    assert synthetic_dataset.controls_table(claims).iloc[1]["attention pays"] == "does not pay"
+    with pytest.raises(ValueError, match="no claim starting with 'zoom oracle'"):
+        synthetic_dataset.controls_table(claims.iloc[1:])

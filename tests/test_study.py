@@ -588,9 +588,10 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
         splits.append(split)
         return real(name, root, split, transform, **options)
 
-    study = Study(PAPER, executor="inline", variants="plain,tuned", seeds="0,1")
+    study = Study(PAPER, executor="inline", variants="plain,tuned,shared", seeds="0,1")
     assert study.plan_table().loc["tuned", "lr"] == "one of 0.0005, 0.05, chosen on validation"
     assert study.plan_table().loc["plain", "lr"] == "0.05"
+    assert study.plan_table().loc["shared", "lr"] == "the rate chosen for tuned"
     study.data()    # the study's own loaders, built first as run() does; the spy then sees the trials alone
     monkeypatch.setattr(data_module, "build_dataset", spy)
     trials = study.select_recipes()
@@ -600,6 +601,8 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
     first_best = trials[trials["validation_top1"] == best["validation_top1"]].iloc[0]
     assert trials["chosen"].tolist() == [lr == first_best["lr"] for lr in trials["lr"]]
     assert study.variants["tuned"].train.lr == first_best["lr"] and study.variants["plain"].train.lr == 0.05
+    assert study.variants["shared"].train.lr == first_best["lr"]             # lr_from: tuned's choice, no trials
+    assert study.plan_table().loc["shared", "lr"] == f"{first_best['lr']:g} chosen for tuned"
     assert study.plan_table().loc["tuned", "lr"].startswith(f"{first_best['lr']:g} (chosen on validation")
     # each trial scored the held-out fifth of every class of the training split: 20 % of its images
     train_split = study.data().train_set
@@ -614,3 +617,10 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
     monkeypatch.setattr(data_module, "build_dataset", real)
     study.run()                                              # the real runs: the chosen rate, every seed
     assert [r.seed for r in study.runs_of("tuned")] == [0, 1] and len(study.recipe_trials) == 2
+
+
+def test_a_variant_takes_its_rate_only_from_a_variant_that_chooses_one():
+    with pytest.raises(ValueError, match="takes its learning rate from 'tuned', which the plan does not train"):
+        Study(PAPER, executor="inline", variants="plain,shared")
+    with pytest.raises(ValueError, match="cannot be combined with lr_trials"):
+        Variant("both", object, object, None, (0,), lr_trials=(0.1,), lr_from="other")

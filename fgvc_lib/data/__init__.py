@@ -73,11 +73,11 @@ DATASET_SPLITS = {
 
 #: keyword options each dataset accepts in build_dataset (options whose value is None are ignored)
 DATASET_OPTIONS = {
-    "cub": ("crop",),
+    "cub": ("crop", "crop_input_size", "mask"),
     "cars": (),
     "aircraft": ("annotation_level", "crop_banner", "paper_split"),
     "dogs": (),
-    "synthetic": ("config", "crop"),
+    "synthetic": ("config", "crop", "crop_input_size", "mask"),
 }
 
 
@@ -87,7 +87,9 @@ def build_dataset(name: str, root, split: str, transform=None, **options):
     Options: aircraft ``annotation_level`` ("variant", 100 classes, default), ``crop_banner``
     (False), ``paper_split`` (True: "train" means trainval); synthetic ``config`` (a
     ``SyntheticConfig``); cub and synthetic ``crop`` ("object" | "parts": images cropped to the
-    annotated region, :mod:`fgvc_lib.data.crops`). Unknown names, splits or options raise with the valid choices listed.
+    annotated region, :mod:`fgvc_lib.data.crops`), ``crop_input_size`` (the crop cut from the image
+    first squashed to that many pixels: a zoom of the network's input) and ``mask`` ("object" |
+    "parts": the region's mask as the image's fourth channel). Unknown names, splits or options raise with the valid choices listed.
     Nothing is ever downloaded.
 
     Synthetic data, by ``root`` and ``config``:
@@ -124,11 +126,13 @@ def build_dataset(name: str, root, split: str, transform=None, **options):
             load_config(data_root)
         else:
             data_root = ensure_synthetic(root, config or SyntheticConfig())
-        return SyntheticFGVC(data_root, split, transform, crop=options.get("crop"))
+        return SyntheticFGVC(data_root, split, transform, crop=options.get("crop"),
+                             crop_input_size=options.get("crop_input_size"), mask=options.get("mask"))
     if root is None:
         raise ValueError(f"dataset {key!r} needs a data root (the folder holding the dataset); got None")
     if key == "cub":
-        return CUB200(root, split, transform, crop=options.get("crop"))
+        return CUB200(root, split, transform, crop=options.get("crop"),
+                      crop_input_size=options.get("crop_input_size"), mask=options.get("mask"))
     if key == "cars":
         return StanfordCars(root, split, transform)
     if key == "dogs":

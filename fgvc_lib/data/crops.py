@@ -1,10 +1,20 @@
-"""Crops to an annotated region: the "oracle attention" input of notebook 00's positive control.
+"""Annotated regions as "oracle attention" inputs: the positive controls of notebook 00.
 
 Not from a paper. A network fed the ground-truth crop of the bird (``"object"``: the bounding box) or of
 the parts that tell its class apart (``"parts"``: the union of the discriminative parts' boxes, synthetic
 data only) shows how much a perfect attention mechanism could gain on a dataset. The region is widened
 to a square around its centre (so the resize to a square input keeps the aspect ratio), grown by
 :data:`CROP_MARGIN` on each side and clipped to the image.
+
+Three controls, one per kind of mechanism (how the reader applies them: :class:`fgvc_lib.data.cub.CUB200`):
+
+* the crop of the source image (``crop``): detail the network's own input does not carry;
+* the zoom (``crop`` with ``crop_input_size``): the crop cut from the image already resized to the
+  network's input and resized back, so it shows no pixel the input lacks. The ceiling of the methods
+  that resample their input (CRA-CNN's ART, the recurrent attention's patches);
+* the region mask (``mask``): the region's pixels as a fourth channel of the image, which
+  :class:`fgvc_lib.models.mask_pooling.MaskPooledNet` uses as the weights of its global pooling. The
+  ceiling of the methods that re-weight feature maps (CLAN, CRA-SMRA, SSANet).
 """
 from __future__ import annotations
 
@@ -57,3 +67,42 @@ def square_crop(box: Sequence[float], image_size: Tuple[int, int], margin: float
     if right - left < 1 or bottom - top < 1:
         raise ValueError(f"box {tuple(box)} lies outside the image of size {image_size}")
     return (int(left), int(top), int(round(right)), int(round(bottom)))
+
+
+def check_crop_input_size(size, crop: Optional[str]) -> Optional[int]:
+    """``size`` (None, or a positive int with a crop region set), else a ValueError."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"crop_input_size must be a positive number of pixels; got {size!r}")
+    if crop is None:
+        raise ValueError("crop_input_size needs a crop region ('object' or 'parts') to cut from the resized image")
+    return size
+
+
+def scale_bounds(bounds: Sequence[int], image_size: Tuple[int, int], size: int) -> Tuple[int, int, int, int]:
+    """PIL crop ``bounds`` of an image of ``image_size`` (w, h), mapped into that image squashed to
+    ``size`` x ``size`` (the ``"resize"`` transform's geometry), rounded outwards and kept non-empty."""
+    import math
+
+    width, height = image_size
+    sx, sy = size / float(width), size / float(height)
+    left, top = math.floor(bounds[0] * sx), math.floor(bounds[1] * sy)
+    right, bottom = math.ceil(bounds[2] * sx), math.ceil(bounds[3] * sy)
+    return (min(left, size - 1), min(top, size - 1), max(right, left + 1), max(bottom, top + 1))
+
+
+def with_mask_channel(image, boxes: Sequence[Sequence[float]]):
+    """``image`` (an RGB ``PIL.Image``) as RGBA whose alpha channel is 255 on the pixels of ``boxes``
+    (x, y, w, h; :func:`fgvc_lib.masks.union_mask`) and 0 elsewhere, so the transforms move the mask
+    with the image (resize, flip) and the mask becomes the tensor's fourth channel."""
+    import numpy as np
+    from PIL import Image
+
+    from ..masks import union_mask
+
+    width, height = image.size
+    mask = Image.fromarray(union_mask((height, width), boxes).astype(np.uint8) * 255, mode="L")
+    rgba = image.convert("RGBA")
+    rgba.putalpha(mask)
+    return rgba

@@ -90,20 +90,27 @@ class CUB200(ImageListDataset):
     dataset_name = "CUB-200-2011"
     layout = CUB_LAYOUT
 
-    def __init__(self, root, split: str = "train", transform=None, crop: str | None = None) -> None:
-        from .crops import check_crop
+    def __init__(self, root, split: str = "train", transform=None, crop: str | None = None,
+                 crop_input_size: int | None = None, mask: str | None = None) -> None:
+        from .crops import check_crop, check_crop_input_size
 
         self.crop = check_crop(crop)
+        self.crop_input_size = check_crop_input_size(crop_input_size, self.crop)
+        self.mask = check_crop(mask)
+        if self.mask is not None and self.crop is not None:
+            raise ValueError(f"mask={self.mask!r} marks a region of the whole image; it cannot be combined with "
+                             f"crop={self.crop!r}")
         if split not in CUB_SPLITS:
             raise ValueError(f"unknown split {split!r} for {self.dataset_name}; valid splits: {list(CUB_SPLITS)}")
         base = self.resolve_root(root)
         super().__init__(base, split, transform)
         self._load_index()
         self._load_annotations()
-        if self.crop is not None and not self.has_boxes:
-            raise ValueError(f"crop={self.crop!r} needs bounding_boxes.txt, which {base} does not have")
-        if self.crop == "parts" and not hasattr(self, "discriminative_parts"):
-            raise ValueError("crop='parts' needs the discriminative parts of each class: synthetic data only")
+        for option, region in (("crop", self.crop), ("mask", self.mask)):
+            if region is not None and not self.has_boxes:
+                raise ValueError(f"{option}={region!r} needs bounding_boxes.txt, which {base} does not have")
+            if region == "parts" and not hasattr(self, "discriminative_parts"):
+                raise ValueError(f"{option}='parts' needs the discriminative parts of each class: synthetic data only")
 
     # -- layout --------------------------------------------------------------------------------
     @classmethod
@@ -219,31 +226,59 @@ class CUB200(ImageListDataset):
         return name_of_part[part_id]
 
     # -- annotations ---------------------------------------------------------------------------
+    def __getitem__(self, index: int):
+        if self.mask is None:
+            return super().__getitem__(index)
+        from .crops import with_mask_channel
+
+        index = self._check_index(index)
+        image = with_mask_channel(self.load_image(index), self.region_boxes(index, self.mask))
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.targets[index]
+
     def load_image(self, index: int):
-        """The image, or with ``crop`` its crop to the region (:mod:`fgvc_lib.data.crops`); the
-        annotations always refer to the whole image."""
+        """The image, or with ``crop`` its crop to the region (:mod:`fgvc_lib.data.crops`), cut from the image
+        squashed to ``crop_input_size`` when that is set; the annotations always refer to the whole image."""
         image = super().load_image(index)
         if self.crop is None:
             return image
-        return image.crop(self.crop_bounds(index))
+        bounds = self.crop_bounds(index)
+        if self.crop_input_size is not None:
+            from PIL import Image
+
+            from .crops import scale_bounds
+
+            size = self.crop_input_size
+            bounds = scale_bounds(bounds, image.size, size)
+            image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+        return image.crop(bounds)
+
+    def region_boxes(self, index: int, region: str) -> list:
+        """The boxes (x, y, w, h) of image ``index``'s ``region``: the bird's box (``"object"``), or the boxes of
+        its class's discriminative parts that are visible (``"parts"``; the bird's box when none is)."""
+        from .crops import check_crop
+
+        if check_crop(region) is None:
+            raise ValueError("region_boxes needs a region: 'object' or 'parts'")
+        note = self.annotation(index)
+        if region == "parts":
+            boxes = note.get("part_boxes", {})
+            names = [p for p in self.discriminative_parts(self.targets[index]) if p in boxes]
+            if names:
+                return [boxes[p] for p in names]
+        return [note["box"]]
 
     def crop_bounds(self, index: int, region: Optional[str] = None) -> Tuple[int, int, int, int]:
         """PIL bounds ``(left, top, right, bottom)`` of image ``index``'s crop to ``region`` (default:
-        the dataset's ``crop``): the bird's box, or the union of its class's discriminative parts (the
-        bird's box when none is visible), squared (:func:`fgvc_lib.data.crops.square_crop`)."""
-        from .crops import check_crop, square_crop, union_box
+        the dataset's ``crop``): the union of :meth:`region_boxes`, squared
+        (:func:`fgvc_lib.data.crops.square_crop`)."""
+        from .crops import square_crop, union_box
 
-        region = check_crop(region or self.crop)
+        region = region or self.crop
         if region is None:
             raise ValueError("crop_bounds needs a region: 'object' or 'parts'")
-        note = self.annotation(index)
-        if region == "object":
-            box = note["box"]
-        else:
-            boxes = note.get("part_boxes", {})
-            names = [p for p in self.discriminative_parts(self.targets[index]) if p in boxes]
-            box = union_box([boxes[p] for p in names]) if names else note["box"]
-        return square_crop(box, note["image_size"])
+        return square_crop(union_box(self.region_boxes(index, region)), self.annotation(index)["image_size"])
 
     def annotation(self, index: int) -> dict:
         """``image_size`` (w, h); ``box`` (x, y, w, h) when bounding_boxes.txt exists; ``parts``

@@ -485,7 +485,7 @@ CLAIMS_BY_ID = {c.id: c for c in CLAIMS}
 #   rebuilt; Table 4 then reads the 2-scale ResNet CLAN without paper numbers.
 import functools  # noqa: E402
 
-from ..study import Accuracy, Cell, Fixed, Paper, Parameter, Score, Variant  # noqa: E402
+from ..study import Accuracy, Cell, Fixed, Paper, Parameter, Score, Variant, recipes  # noqa: E402
 from ..study import Claim as StudyClaim  # noqa: E402
 from ..study.parameters import whole_number  # noqa: E402
 from ..models.clan_maps import DIVERSITY  # noqa: E402
@@ -528,6 +528,7 @@ PARAMETERS = (
                                     "of the epochs; smoke, paper: all of them)", whole_number()),
     Parameter("output_stride", 0, "VGG-16's stride at pool5: 8 | 16 | 32 (as published); 0: the profile's "
                                   "(OUTPUT_STRIDES)", whole_number()),
+    recipes.selection_parameter("CLAN's and its baseline's (the ablations share CLAN's)"),
 )
 # VGG-16's total stride per profile where it is not the published 32 (fgvc_lib.backbones.set_output_stride).
 # At the cpu profile's 96-px input the published network leaves pool5 a 3 x 3 map, on which a
@@ -623,7 +624,9 @@ def plan(settings) -> List[Variant]:
                        clsa=config.clsa_pooling if config.use_clsa else "off")
         variants.append(Variant(key, functools.partial(build_clan, config=config), clan_loss, train, seeds,
                                 tuple({**details, "tier": spec["tier"]}.items())))
-    return variants
+    # CLAN and its baseline choose their rates on validation; the ablations share CLAN's (fgvc_lib.study.recipes)
+    return recipes.protocol(settings, variants, tuned=(f"{settings.backbone}_baseline", main_key(settings)),
+                            lead=main_key(settings))
 
 
 def table4_rows(scales: int) -> Dict[str, Tuple[str, ...]]:

@@ -116,7 +116,7 @@ CLAIMS = {
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
 
-from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Score, Variant  # noqa: E402
+from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Score, Variant, recipes  # noqa: E402
 from ..study.parameters import choice, non_negative_number, whole_number  # noqa: E402
 
 # The paper column beside each dataset: the synthetic birds get CUB-200-2011's numbers (not comparable).
@@ -157,10 +157,7 @@ PARAMETERS = (
                          "recipe)", non_negative_number),
     Parameter("stn", True, "train the STN reference of Figure 4 as CRA-CNN with all six affine parameters free "
                            "(N_ar, triplet and redundancy image kept)", choice(True, False)),
-    Parameter("lr_selection", "", "how CRA-CNN's and the baseline's learning rates are set: 'validation' (the best "
-                                  "of LR_TRIALS x the profile's rate on a validation split carved from the training "
-                                  "images) | 'fixed' (the profile's rate); '': validation in cpu and smoke, fixed "
-                                  "in the paper profile", choice("", "validation", "fixed")),
+    recipes.selection_parameter("CRA-CNN's, the baseline's and the STN references'"),
     Parameter("plain_stn", False, "also train a plain STN as Figure 4's second reference: a localization network "
                                   "(six free affine entries), the sampler and a classifier on the sampled image, "
                                   "cross-entropy only", choice(True, False)),
@@ -179,20 +176,11 @@ def finalize(settings) -> None:
     settings.options["attention_size"] = size
 
 
-# The learning rates the recipe-selection protocol tries for CRA-CNN, its baseline and the STN references alike (fgvc_lib.study.
-# recipes): the profile's rate and 0.3 and 0.1 times it, since the question the protocol answers is whether
-# the calibrated baseline rate (50 times the paper's in the cpu profile) is what holds CRA-CNN back.
-LR_TRIALS = (0.1, 0.3, 1.0)
-
-
 def lr_trials(settings) -> tuple:
     """The candidate rates of every arm (CRA-CNN, its baseline, the STN references), or () when the rate is
-    fixed (parameter lr_selection)."""
-    selection = settings.options["lr_selection"] or ("fixed" if settings.profile.name == "paper" else "validation")
-    if selection == "fixed":
-        return ()
-    base = recipe(settings, settings.epochs).lr
-    return tuple(float(f"{base * factor:.6g}") for factor in LR_TRIALS)   # 0.05 * 0.3 -> 0.015, not 0.015000000000000001
+    fixed (parameter lr_selection): the question the protocol answers is whether the calibrated baseline rate
+    (50 times the paper's in the cpu profile) is what holds CRA-CNN back."""
+    return recipes.candidate_rates(settings, recipe(settings, settings.epochs).lr)
 
 
 def recipe(settings, epochs: int):

@@ -73,7 +73,7 @@ import functools  # noqa: E402
 
 import math  # noqa: E402
 
-from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Score, Variant  # noqa: E402
+from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Score, Variant, recipes  # noqa: E402
 from ..study.parameters import choice, non_negative_number  # noqa: E402
 
 # Table 3's rows as model variants: (attention, smram)
@@ -122,6 +122,7 @@ PARAMETERS = (
               non_negative_number),
     Parameter("loss_pairing", "concat", "eq. 10 (lost): 'concat': alpha * CE(concat) + beta * sum CE(stages) | "
                                         "'stages': alpha * sum CE(stages) + beta * CE(concat)", choice(*LOSS_PAIRINGS)),
+    recipes.selection_parameter("CRA-SMRA's and its backbone's (Table 3's other rows and the sweeps share CRA-SMRA's)"),
 )
 
 
@@ -202,7 +203,9 @@ def plan(settings):
                 variants.append(_variant(settings, name, sweep_seeds(settings),
                                          (("Table 3 row", f"+ CRAM + SMRAM, {parameter} = {value:g}"),
                                           ("attention", "cram"), ("SMRAM", True)), **{parameter: value}))
-    return variants
+    # the method and its backbone choose their rates on validation; Table 3's other rows and the sweeps share
+    # the method's (fgvc_lib.study.recipes)
+    return recipes.protocol(settings, variants, tuned=("backbone", "cram_smram"), lead="cram_smram")
 
 
 def _column(settings):

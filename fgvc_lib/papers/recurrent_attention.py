@@ -76,7 +76,7 @@ def best_sum_k() -> int:
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
 
-from ..study import Accuracy, Cell, Claim, Paper, Parameter, Score, Variant  # noqa: E402
+from ..study import Accuracy, Cell, Claim, Paper, Parameter, Score, Variant, recipes  # noqa: E402
 from ..study.parameters import choice, non_negative_number, whole_number  # noqa: E402
 
 BACKBONES = ("vgg19", "vgg16", "resnet34", "resnet50")   # vgg19: sec. 4.2; resnet34: the patch CNN of ch. 7
@@ -131,6 +131,7 @@ PARAMETERS = (
     Parameter("lr", 0.0, "0: the profile's learning rate (paper: 1e-3 global, 1e-2 local)", non_negative_number),
     Parameter("step_pool", "mean", "Table 6.2's read-out of steps 1..k: 'mean' (on the classifier's scale) | "
                                    "'sum' (the thesis's word)", choice(*STEP_POOLS)),
+    recipes.selection_parameter("the model's and its baseline's (the other local streams share the model's)"),
 )
 
 
@@ -231,7 +232,9 @@ def plan(settings):
                                                         patch_backbone=patch_spec),
                                 RecurrentAttentionLoss(config), train, seeds if everywhere else ablation_seeds(settings),
                                 details=(("local stream", local), ("self-attention", self_attention))))
-    return variants
+    # the model and its baseline choose their rates on validation; the other local streams share the model's
+    return recipes.protocol(settings, variants, tuned=("baseline", main_variant(settings)),
+                            lead=main_variant(settings))
 
 
 def _column(settings):

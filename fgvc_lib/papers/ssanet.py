@@ -204,7 +204,7 @@ import functools  # noqa: E402
 from typing import Optional  # noqa: E402
 
 from ..backbones import TOP_STRIDE  # noqa: E402
-from ..study import Accuracy, Cell, Paper, Parameter, Score, Variant  # noqa: E402
+from ..study import Accuracy, Cell, Paper, Parameter, Score, Variant, recipes  # noqa: E402
 from ..study import Claim as StudyClaim  # noqa: E402
 from ..study.parameters import non_negative_number, optional_flag  # noqa: E402
 
@@ -283,6 +283,7 @@ PARAMETERS = (
                                       "printed) | fe (the other reading)", _gamma_ce_head),
     Parameter("freeze_backbone", None, "None: the profile's (frozen, sec. 4.1); True | False", optional_flag),
     Parameter("lr", 0.0, "0: the profile's learning rate (the recipe's 1e-3, sec. 4.1)", non_negative_number),
+    recipes.selection_parameter("the full SSANet's and the no-attention row's (the other rows share SSANet's)"),
 )
 
 
@@ -376,10 +377,13 @@ def plan(settings) -> List[Variant]:
     from ..engine import TrainConfig
     from ..models.ssanet import build_ssanet, ssanet_loss
 
-    return [Variant(name, functools.partial(build_ssanet, config=config), ssanet_loss(config),
-                    TrainConfig(epochs=settings.epochs, **config.train_config_kwargs()), tuple(settings.seeds),
-                    _details(config))
-            for name, config in configs(settings).items()]
+    variants = [Variant(name, functools.partial(build_ssanet, config=config), ssanet_loss(config),
+                        TrainConfig(epochs=settings.epochs, **config.train_config_kwargs()), tuple(settings.seeds),
+                        _details(config))
+                for name, config in configs(settings).items()]
+    # the full SSANet and the no-attention row choose their rates on validation; the other rows share SSANet's
+    full = variant_name("plus", settings.loss)
+    return recipes.protocol(settings, variants, tuned=("no-attention", full), lead=full)
 
 
 # --------------------------------------------------------------------------- printed cells

@@ -35,7 +35,8 @@ class Variant:
     ways to show its test images, each scored at the end of the run beside the usual test images
     (:data:`fgvc_lib.data.transforms.TEST_VIEWS`, e.g. ``("uncropped",)``), for :class:`Accuracy` to read.
     ``lr_trials``: candidate learning rates, one of which the runner chooses on a validation split before
-    the real runs (:mod:`fgvc_lib.study.recipes`); empty: ``train.lr`` as given."""
+    the real runs (:mod:`fgvc_lib.study.recipes`); empty: ``train.lr`` as given. ``lr_from`` names another
+    variant whose chosen rate this one trains at (an ablation of a method shares the method's recipe)."""
 
     name: str
     model: Callable
@@ -46,6 +47,7 @@ class Variant:
     data: Tuple[Tuple[str, object], ...] = ()
     test_views: Tuple[str, ...] = ()
     lr_trials: Tuple[float, ...] = ()
+    lr_from: str = ""
 
     def __post_init__(self) -> None:
         from ..data.transforms import check_view
@@ -56,6 +58,9 @@ class Variant:
         if not self.seeds:
             raise ValueError(f"variant {self.name!r} has no seed")
         check_trials(self.name, self.lr_trials)
+        if self.lr_from and (self.lr_trials or self.lr_from == self.name):
+            raise ValueError(f"variant {self.name!r}: lr_from={self.lr_from!r} takes another variant's chosen rate; "
+                             f"it cannot be combined with lr_trials or name the variant itself")
         for view in self.test_views:
             check_view(view, dict(self.data).get("resize_mode", "resize"))
 

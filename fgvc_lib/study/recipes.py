@@ -21,8 +21,34 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import pandas as pd
 
 from .paper import Variant
+from .parameters import Parameter, choice
 
 VALIDATION_SHARE = 0.2     # share of every class's training images held out for the trials
+# The candidate rates, as multiples of an arm's default rate: the default and a factor of about 3 on either
+# side, so the default sits inside the grid. (Notebook 01's first trials, 0.1, 0.3 and 1 times the default,
+# chose the top of that grid for its baseline: a grid that stops at the default cannot say the default is
+# too low, as 05's rate of 1e-3 for a slim VGG-16 may be.)
+RATE_FACTORS = (0.3, 1.0, 3.0)
+SELECTIONS = ("", "validation", "fixed")
+
+
+def selection_parameter(arms: str) -> Parameter:
+    """The notebook parameter ``lr_selection`` of a paper whose ``arms`` (e.g. "CLAN's and the baseline's")
+    choose their learning rate by this protocol."""
+    return Parameter("lr_selection", "", f"how {arms} learning rates are set: 'validation' (the best of "
+                                         f"{', '.join(f'{f:g}' for f in RATE_FACTORS)} x the default rate on a "
+                                         f"validation split of the training images) | 'fixed' (the default rate); "
+                                         f"'': validation in the cpu and smoke profiles, fixed in the paper profile",
+                     choice(*SELECTIONS))
+
+
+def candidate_rates(settings, default_lr: float) -> Tuple[float, ...]:
+    """The rates an arm tries (:data:`RATE_FACTORS` x ``default_lr``), or () when the notebook's
+    ``lr_selection`` (or the profile: the paper profile keeps the paper's rates) says the rate is fixed."""
+    selection = settings.options.get("lr_selection") or ("fixed" if settings.profile.name == "paper" else "validation")
+    if selection == "fixed":
+        return ()
+    return tuple(float(f"{default_lr * factor:.6g}") for factor in RATE_FACTORS)   # 0.05 * 0.3 -> 0.015, not ...01
 TRIAL_COLUMNS = ["variant", "lr", "validation_top1", "validation_se", "chosen", "seed", "held_out_images"]
 
 
@@ -37,6 +63,28 @@ def trial_variants(variant: Variant, share: float = VALIDATION_SHARE) -> List[Va
                                 train=dataclasses.replace(variant.train, lr=float(lr), on_divergence="stop"),
                                 seeds=(seed,), data=data, test_views=(), lr_trials=())
             for lr in variant.lr_trials]
+
+
+def rate_note(settings, default_lr: float) -> str:
+    """How a notebook's rate is set, for its recipe line: the candidates, or the fixed rate."""
+    rates = candidate_rates(settings, default_lr)
+    if rates:
+        return f"lr chosen on a validation split among {', '.join(f'{r:g}' for r in rates)}"
+    return f"lr={default_lr:g}"
+
+
+def protocol(settings, variants: Sequence[Variant], tuned: Sequence[str], lead: str) -> List[Variant]:
+    """A plan under the protocol: each variant named in ``tuned`` (a method and its baseline, those of them
+    the plan has) tries :func:`candidate_rates` around its own rate; every other variant (ablations, sweeps,
+    controls) trains at the rate chosen for ``lead`` (or the first tuned one when the plan lacks ``lead``).
+    Unchanged when the rates are fixed (``lr_selection``, or the paper profile by default)."""
+    names = [v.name for v in variants]
+    present = [name for name in tuned if name in names]
+    if not present or not candidate_rates(settings, 1.0):
+        return list(variants)
+    lead = lead if lead in present else present[0]
+    return [dataclasses.replace(v, lr_trials=candidate_rates(settings, v.train.lr)) if v.name in present
+            else dataclasses.replace(v, lr_from=lead) for v in variants]
 
 
 def choose(scores: Mapping[float, float]) -> float:
@@ -81,4 +129,7 @@ def describe_trials(variant: Variant, chosen: Dict[str, float]) -> str:
         return f"{chosen[variant.name]:g} (chosen on validation from {', '.join(f'{r:g}' for r in variant.lr_trials)})"
     if variant.lr_trials:
         return f"one of {', '.join(f'{r:g}' for r in variant.lr_trials)}, chosen on validation"
+    if variant.lr_from:
+        rate = f"{chosen[variant.lr_from]:g}" if variant.lr_from in chosen else "the rate"
+        return f"{rate} chosen for {variant.lr_from}"
     return f"{variant.train.lr:g}"

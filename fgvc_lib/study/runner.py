@@ -167,6 +167,10 @@ class Study:
                 raise ValueError(f"paper {paper.key} plans variant {variant.name!r} twice")
             self.variants[variant.name] = variant
 
+        for variant in self.variants.values():
+            if variant.lr_from and not (variant.lr_from in self.variants and self.variants[variant.lr_from].lr_trials):
+                raise ValueError(f"variant {variant.name!r} takes its learning rate from {variant.lr_from!r}, which the "
+                                 f"plan does not train with lr_trials")
         self.cells: List[Cell] = list(paper.cells(self.settings))
         for cell in self.cells:
             if isinstance(cell.measure, Score):
@@ -286,7 +290,8 @@ class Study:
     def select_recipes(self) -> pd.DataFrame:
         """Choose the learning rate of every variant that lists ``lr_trials`` (:mod:`fgvc_lib.study.recipes`):
         one run per candidate on the variant's first seed and the first dataset, trained without a held-out
-        share of the training split and scored on it; the best rate replaces the variant's. Returns (and
+        share of the training split and scored on it; the best rate replaces the variant's, and that of every
+        variant that names it in ``lr_from``. Returns (and
         keeps as ``self.recipe_trials``) the table of trials; the test split is not read."""
         from ..data.validation import validation_indices
         from .recipes import VALIDATION_SHARE, choose, trial_variants, trials_table, with_rate
@@ -312,6 +317,9 @@ class Study:
                 self.chosen_rates[variant.name] = choose(dict(scored))
                 self._trial_scores[variant.name] = (scored, self.chosen_rates[variant.name])
                 self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
+        for variant in list(self.variants.values()):   # the variants that share another's recipe
+            if variant.lr_from and variant.lr_from in self.chosen_rates and variant.name not in self.chosen_rates:
+                self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.lr_from])
         held_out = len(validation_indices(self.data(self.datasets[0]).train_set.targets, VALIDATION_SHARE)[1]) \
             if self._trial_scores else 0
         self.recipe_trials = trials_table(self._trial_scores, {n: self.variants[n].seeds[0]
