@@ -36,14 +36,24 @@ PathLike = Union[str, os.PathLike]
 RESULT_COLUMNS = ["table", "row", "dataset", "backbone", "metric", "paper", "paper_setting", "reproduced", "std",
                   "n_seeds", "profile"]
 CLAIM_COLUMNS = ["claim", "main", "measure", "direction", "smallest_effect", "paper_effect", "paper_setting",
-                 "our_effect", "ci_low", "ci_high", "p_value", "p_improvement", "our_std", "n_seeds", "n_images",
+                 "our_effect", "ci_low", "ci_high", "p_value", "p_improvement", "our_std", "se_seed", "se_test",
+                 "n_seeds", "n_images",
                  "verdict", "below_smallest_effect", "against_paper", "half_width_target", "seeds_needed", "note"]
 CLAIM_NUMBERS = ("smallest_effect", "paper_effect", "our_effect", "ci_low", "ci_high", "p_value", "p_improvement",
-                 "our_std", "half_width_target", "seeds_needed")
+                 "our_std", "se_seed", "se_test", "half_width_target", "seeds_needed")
 CLAIM_FLAGS = ("main", "below_smallest_effect")
 # The columns SUMMARY.md shows (claims.csv keeps them all).
 SUMMARY_CLAIM_COLUMNS = ["claim", "measure", "direction", "paper_effect", "paper_setting", "our_effect", "ci_low",
                          "ci_high", "p_improvement", "n_seeds", "verdict", "against_paper", "seeds_needed", "note"]
+# The recipe protocol as SUMMARY.md states it (implemented in fgvc_lib.study.recipes; README says the same).
+RECIPE_PROTOCOL = (
+    "Recipe protocol (`fgvc_lib/study/recipes.py`): in the cpu and smoke profiles every notebook's method and its "
+    "baseline each choose their learning rate among {factors} times the arm's default, one run per candidate "
+    "on the first seed, trained on four fifths of every class's training images and scored on the held-out "
+    "fifth (`recipe_trials.csv`); the test set is never read to choose. The other arms of a notebook (ablations, "
+    "sweeps, notebook 00's oracles) train at the method's chosen rate. The paper profile keeps the papers' "
+    "rates. Notebook 00's `controls.csv` says which kinds of attention pay on the synthetic testbed: a method's "
+    "null result means something only where its kind does.")
 # Profiles whose data is the embedded synthetic set (DESIGN.md, Profiles): their absolute numbers are
 # never comparable with a paper's.
 SYNTHETIC_PROFILES = ("smoke", "cpu")
@@ -307,7 +317,8 @@ def claim_row(claim, effect) -> Dict[str, object]:
             "paper_effect": paper, "paper_setting": claim.paper_setting if not math.isnan(paper) else "",
             "our_effect": effect.effect, "ci_low": effect.ci_low, "ci_high": effect.ci_high,
             "p_value": effect.p_value, "p_improvement": effect.p_improvement,
-            "our_std": effect.std, "n_seeds": effect.n_seeds, "n_images": effect.n_images,
+            "our_std": effect.std, "se_seed": effect.se_seed, "se_test": effect.se_test,
+            "n_seeds": effect.n_seeds, "n_images": effect.n_images,
             "verdict": effect.verdict,
             "below_smallest_effect": below_smallest_effect(effect.ci_low, effect.ci_high, claim.kind,
                                                            claim.smallest_effect)
@@ -448,7 +459,9 @@ def build_summary(results_dir: PathLike) -> str:
         lines += ["Accuracies measured on the embedded synthetic dataset (profiles smoke/cpu) are **not comparable** "
                   "with the papers' numbers; what is compared is each claim - the sign and size of an effect "
                   "between variants, with its confidence interval.", ""]
-    lines += [VERDICT_RULE, ""]
+    from .study.recipes import RATE_FACTORS
+
+    lines += [VERDICT_RULE, "", RECIPE_PROTOCOL.format(factors=", ".join(f"{f:g}" for f in RATE_FACTORS)), ""]
 
     overall: Dict[str, List[Tuple[str, pd.DataFrame]]] = {}
     sections = []
@@ -501,9 +514,32 @@ def build_summary(results_dir: PathLike) -> str:
         every = pd.concat([claims for _, claims in found], ignore_index=True)
         rows.append({"notebook": "all", **claim_tally(every)})
         lines += [markdown_table(pd.DataFrame(rows)), "", _multiplicity(every), ""]
+        power = main_power_table(found)
+        if not power.empty:
+            lines += ["#### The main comparisons: spread and power", "", POWER_NOTE, "", markdown_table(power), ""]
     for section in sections:
         lines += section
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+POWER_COLUMNS = ["notebook", "claim", "our_effect", "half_width", "half_width_target", "our_std", "se_seed", "se_test",
+                 "n_seeds", "seeds_needed"]
+POWER_NOTE = ("Per main comparison: the interval's half-width against its target, the standard deviation over seeds "
+              "of the paired effect (`our_std`), and the two parts of the interval's standard error: seed to seed "
+              "(`se_seed`, shrinks with more seeds) and test-set sampling (`se_test`, shrinks with more test images); "
+              "`seeds_needed` is empty where the target is met.")
+
+
+def main_power_table(found: Sequence[Tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """One row per main comparison of the notebooks' claims tables ``found`` [(notebook, claims)]: its
+    half-width, target, spread and the seed and test-set parts of its standard error (:data:`POWER_COLUMNS`)."""
+    rows = []
+    for name, claims in found:
+        for _, claim in claims[claims["main"]].iterrows():
+            rows.append({"notebook": name, "claim": claim["claim"], "our_effect": claim["our_effect"],
+                         "half_width": (claim["ci_high"] - claim["ci_low"]) / 2.0,
+                         **{c: claim.get(c, float("nan")) for c in POWER_COLUMNS[4:]}})
+    return pd.DataFrame(rows, columns=POWER_COLUMNS)
 
 
 TALLY_COLUMNS = list(VERDICTS) + ["below m"] + list(AGAINST_PAPER) + ["not compared", "no printed effect"]

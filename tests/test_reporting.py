@@ -317,3 +317,19 @@ def test_a_paper_number_from_another_setting_is_labelled(tmp_path):
     assert "paper_setting" not in paper_vs_reproduced(df.assign(paper_setting=""))
     path = write_table(df, tmp_path / "t.csv")
     assert read_table(path)["paper_setting"].tolist() == ["CUB, ResNet-50", ""]
+
+
+def test_main_power_table_lists_each_main_comparison_with_its_half_width_and_error_parts():
+    from fgvc_lib.reporting import POWER_COLUMNS, main_power_table
+
+    claims = pd.DataFrame([
+        {"claim": "method beats baseline", "main": True, "our_effect": 1.5, "ci_low": -0.5, "ci_high": 3.5,
+         "half_width_target": 2.0, "our_std": 1.2, "se_seed": 0.5, "se_test": 0.4, "n_seeds": 5, "seeds_needed": 8.0},
+        {"claim": "an ablation", "main": False, "our_effect": 9.0, "ci_low": 0.0, "ci_high": 18.0,
+         "half_width_target": 3.0, "our_std": 5.0, "se_seed": 2.0, "se_test": 1.0, "n_seeds": 5, "seeds_needed": 40.0},
+    ])
+    table = main_power_table([("02_cra_smra", claims)])
+    assert list(table.columns) == POWER_COLUMNS
+    assert table["claim"].tolist() == ["method beats baseline"]                     # main comparisons only
+    assert table.iloc[0]["half_width"] == 2.0                                        # (3.5 - -0.5) / 2, by hand
+    assert table.iloc[0][["se_seed", "se_test", "seeds_needed"]].tolist() == [0.5, 0.4, 8.0]
