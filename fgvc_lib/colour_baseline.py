@@ -13,6 +13,8 @@ from typing import Dict
 import numpy as np
 import torch
 
+from .linear_probe import linear_probe
+
 
 def colour_histograms(dataset, bins: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features, labels)``: one normalised ``bins**3`` RGB histogram per image of ``dataset``."""
@@ -28,27 +30,8 @@ def colour_histograms(dataset, bins: int = 4) -> tuple[torch.Tensor, torch.Tenso
 
 def colour_histogram_accuracy(train_set, test_set, bins: int = 4, steps: int = 300,
                               weight_decay: float = 1e-3, seed: int = 0) -> Dict[str, float]:
-    """Train and test accuracy of logistic regression on colour histograms (full-batch L-BFGS), and
-    ``test_correct``: per test image, 100 if it is classified right, else 0."""
+    """Train and test accuracy of logistic regression on colour histograms (:func:`fgvc_lib.linear_probe.
+    linear_probe`), and ``test_correct``: per test image, 100 if it is classified right, else 0."""
     x_train, y_train = colour_histograms(train_set, bins)
     x_test, y_test = colour_histograms(test_set, bins)
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    torch.manual_seed(seed)
-    num_classes = len(train_set.classes)
-    linear = torch.nn.Linear(x_train.shape[1], num_classes)
-    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(linear(x_train), y_train)
-        loss = loss + weight_decay * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        test_hits = (linear(x_test).argmax(1) == y_test).float()
-        return {"train_acc": (linear(x_train).argmax(1) == y_train).float().mean().item(),
-                "test_acc": test_hits.mean().item(), "test_correct": (100.0 * test_hits).numpy(),
-                "chance": 1.0 / num_classes}
+    return linear_probe(x_train, y_train, x_test, y_test, len(train_set.classes), steps, weight_decay, seed)

@@ -42,8 +42,8 @@ def test_dataset_crops_to_the_annotated_region(tiny_root):
                                                                   square_crop(union_box(boxes), note["image_size"])[:2]))
         assert parts.load_image(index).size[0] < image.size[0]                 # parts are smaller than the bird
         assert bird.annotation(index) == note                                 # annotations: the whole image
-    with pytest.raises(ValueError, match="unknown crop region 'head'"):
-        build_dataset("synthetic", tiny_root, "test", crop="head")
+    with pytest.raises(ValueError, match="unknown crop region 'beak'"):
+        build_dataset("synthetic", tiny_root, "test", crop="beak")
 
 
 def test_zoom_factors_are_the_image_side_over_the_crop_side(tiny_root):
@@ -114,6 +114,48 @@ def test_mask_channel_marks_the_region_and_moves_with_the_image(tiny_root):
         build_dataset("synthetic", tiny_root, "test", mask="parts", crop="object")
 
 
+def test_label_free_regions_are_fixed_squares_around_keypoints(tiny_root):
+    from fgvc_lib.data.crops import HEAD_PARTS, KEYPOINT_SIDE
+
+    whole = build_dataset("synthetic", tiny_root, "test")
+    defining = sorted({p for label in range(len(whole.classes)) for p in whole.discriminative_parts(label)})
+    assert sorted(whole.defining_parts()) == defining
+    for index in range(len(whole)):
+        note = whole.annotation(index)
+        side = KEYPOINT_SIDE * 64                                            # 64-px images: 8 px squares
+        for region, names in (("keypoints", defining), ("head", HEAD_PARTS)):
+            expected = [(note["parts"][p][0] - side / 2, note["parts"][p][1] - side / 2, side, side)
+                        for p in names if p in note["parts"]] or [note["box"]]
+            assert whole.region_boxes(index, region) == expected
+    with pytest.raises(ValueError, match="region_boxes needs a region"):
+        whole.region_boxes(0, None)
+
+
+def test_region_probe_finds_a_region_that_carries_the_label_and_not_one_that_does_not(tiny_root):
+    import torch
+
+    from fgvc_lib.linear_probe import linear_probe
+    from fgvc_lib.region_probe import region_masks
+
+    whole = build_dataset("synthetic", tiny_root, "test")
+    features, labels = region_masks(whole, "object", grid=4)
+    assert features.shape == (len(whole), 16) and labels.tolist() == whole.targets
+    # by hand: the bird's box covers each of the 4 x 4 cells by the share of the cell's pixels inside it
+    from fgvc_lib.masks import box_mask
+    mask = box_mask((64, 64), whole.annotation(0)["box"]).astype(float)
+    assert features[0].tolist() == pytest.approx([mask[r:r + 16, c:c + 16].mean() for r in range(0, 64, 16)
+                                                  for c in range(0, 64, 16)])
+    # the probe itself: a feature that is the label is read perfectly; noise is not
+    generator = torch.Generator().manual_seed(0)
+    y_train, y_test = torch.arange(200) % 4, torch.arange(200) % 4
+    leak = linear_probe(torch.nn.functional.one_hot(y_train, 4).float(), y_train,
+                        torch.nn.functional.one_hot(y_test, 4).float(), y_test, 4)
+    noise = linear_probe(torch.rand(200, 16, generator=generator), y_train, torch.rand(200, 16, generator=generator),
+                         y_test, 4)
+    assert leak["test_acc"] == 1.0 and noise["test_acc"] < 0.45 and leak["chance"] == 0.25
+    assert leak["test_correct"].tolist() == [100.0] * 200
+
+
 def test_room_table_counts_cells_by_hand(tiny_root):
     test_set = build_dataset("synthetic", tiny_root, "test")
     table = room_table({"mid": 8, "top": 32}, test_set, 128).set_index("site")
@@ -144,32 +186,35 @@ def test_notebook_00_declares_the_positive_controls(monkeypatch, tmp_path):
     study = Study(synthetic_dataset.STUDY, profile="cpu")
     assert {name: dict(v.data) for name, v in study.variants.items()} == {
         "baseline": {}, "oracle-object": {"crop": "object"}, "oracle-parts": {"crop": "parts"},
-        "oracle-zoom": {"crop": "parts", "crop_input_size": 96}, "baseline-os8": {},
-        "oracle-pool-parts": {"mask": "parts"}, "oracle-pool-object": {"mask": "object"}}
+        "oracle-zoom": {"crop": "parts", "crop_input_size": 96}, "oracle-zoom-head": {"crop": "head", "crop_input_size": 96},
+        "baseline-os8": {}, "oracle-pool-parts": {"mask": "parts"}, "oracle-pool-keypoints": {"mask": "keypoints"}}
     assert {v.seeds for v in study.variants.values()} == {tuple(study.settings.seeds)}   # paired seeds
     assert len(study.settings.seeds) >= 5
     # the baseline chooses its rate on validation; every oracle shares it
     assert study.variants["baseline"].lr_trials == (0.015, 0.05, 0.15)
     assert {v.lr_from for n, v in study.variants.items() if n != "baseline"} == {"baseline"}
-    assert study.variants["oracle-pool-parts"].model.func is MaskPooledNet
-    assert study.variants["oracle-pool-parts"].model.keywords == {"output_stride": 8}
+    assert study.variants["oracle-pool-keypoints"].model.func is MaskPooledNet
+    assert study.variants["oracle-pool-keypoints"].model.keywords == {"output_stride": 8}
     assert study.variants["baseline-os8"].model.keywords == {"output_stride": 8}
     claims, _ = synthetic_dataset.claims(study.settings)
     main = {c.text: c.pairs for c in claims if c.main}
     secondary = {c.text: c.pairs for c in claims if not c.main}
-    assert main["positive control: oracle attention (discriminative-part crop) beats the whole image"] == (
-        (Accuracy("baseline"), Accuracy("oracle-parts")),)
+    assert secondary["positive control: oracle attention (discriminative-part crop) beats the whole image"] == (
+        (Accuracy("baseline"), Accuracy("oracle-parts")),)                 # carries the label: secondary
     assert secondary["positive control: oracle attention (bird crop) beats the whole image"] == (
         (Accuracy("baseline"), Accuracy("oracle-object")),)
+    # the main controls are the label-free ones
     zoom = [pairs for text, pairs in main.items() if text.startswith("zoom oracle")]
-    assert zoom == [((Accuracy("baseline"), Accuracy("oracle-zoom")),)]
-    spatial = [pairs for text, pairs in main.items() if text.startswith("spatial-attention oracle (part mask)")]
-    assert spatial == [((Accuracy("baseline-os8"), Accuracy("oracle-pool-parts")),)]   # same stride, pooling alone
+    assert zoom == [((Accuracy("baseline"), Accuracy("oracle-zoom-head")),)]
+    spatial = [pairs for text, pairs in main.items() if text.startswith("spatial-attention oracle")]
+    assert spatial == [((Accuracy("baseline-os8"), Accuracy("oracle-pool-keypoints")),)]   # same stride: pooling alone
+    assert all(synthetic_dataset.CONTROL_CLAIMS[k][0] in text for k, text in
+               zip(synthetic_dataset.CONTROL_CLAIMS, [t for t in main if "oracle" in t]))
     chance = [c for c in claims if c.text == "baseline CNN beats chance"][0].pairs[0][0]
     assert chance.value == pytest.approx(100 / 12)                       # the cpu profile's 12 classes
     # every variant trains under its own run key
     keys = {dataset_job[1].run_dir.split("/")[-2] for dataset_job in study.jobs()}
-    assert len(keys) == 7
+    assert len(keys) == 8
 
 
 def test_controls_table_reads_the_oracles_intervals_against_the_needed_gain():
@@ -178,13 +223,13 @@ def test_controls_table_reads_the_oracles_intervals_against_the_needed_gain():
     from fgvc_lib.papers import synthetic_dataset
 
     claims = pd.DataFrame([
-        {"claim": "zoom oracle (...) beats the whole image", "our_effect": 7.0, "ci_low": 5.5, "ci_high": 8.5},
-        {"claim": "spatial-attention oracle (part mask) beats ...", "our_effect": 4.0, "ci_low": 2.0, "ci_high": 6.0},
+        {"claim": "zoom oracle (head crop ...) beats the whole image", "our_effect": 7.0, "ci_low": 5.5, "ci_high": 8.5},
+        {"claim": "spatial-attention oracle (keypoint mask ...) beats ...", "our_effect": 4.0, "ci_low": 2.0,
+         "ci_high": 6.0},
     ])
-    table = synthetic_dataset.controls_table(claims).set_index("oracle")
-    assert table.loc["zoom oracle", "attention pays"] == "pays"                 # 5.5 >= 5
-    assert table.loc["spatial-attention oracle (part mask)", "attention pays"] == "undecided"
+    table = synthetic_dataset.controls_table(claims)
+    assert table["attention pays"].tolist() == ["pays", "undecided"]            # 5.5 >= 5; 2 < 5 <= 6
     claims.loc[1, ["ci_low", "ci_high"]] = (1.0, 4.9)
     assert synthetic_dataset.controls_table(claims).iloc[1]["attention pays"] == "does not pay"
-    with pytest.raises(ValueError, match="no claim starting with 'zoom oracle'"):
+    with pytest.raises(ValueError, match="no claim starting with 'zoom oracle \\(head'"):
         synthetic_dataset.controls_table(claims.iloc[1:])

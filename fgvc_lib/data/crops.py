@@ -2,7 +2,11 @@
 
 Not from a paper. A network fed the ground-truth crop of the bird (``"object"``: the bounding box) or of
 the parts that tell its class apart (``"parts"``: the union of the discriminative parts' boxes, synthetic
-data only) shows how much a perfect attention mechanism could gain on a dataset. The region is widened
+data only) shows how much a perfect attention mechanism could gain on a dataset. Both carry label
+information (the parts that tell a class apart differ between classes; a box's extent follows the part's
+shape), so two label-free regions stand beside them: ``"keypoints"`` (a fixed-size square around the
+keypoint of every part that defines some class) and ``"head"`` (the same around the head's parts,
+:data:`HEAD_PARTS`), whose geometry follows the pose alone. A crop's region is widened
 to a square around its centre (so the resize to a square input keeps the aspect ratio), grown by
 :data:`CROP_MARGIN` on each side and clipped to the image.
 
@@ -20,8 +24,14 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-CROP_REGIONS = ("object", "parts")
+CROP_REGIONS = ("object", "parts", "keypoints", "head")
 CROP_MARGIN = 0.1   # share of the region's side added on each side
+# The label-free regions ("keypoints", "head"): a square of this share of the image's longer side around each
+# part's keypoint (24 px of the 192-px synthetic drawing, between the eye's and the beak's median box side).
+# "parts" uses the boxes of the parts that tell the image's own class apart, and the boxes' extent follows the
+# parts' shapes: both carry the label (notebook 00 measures how much, with a classifier fed the region alone).
+KEYPOINT_SIDE = 0.125
+HEAD_PARTS = ("beak", "crown", "eye")     # the "head" region: the head's parts, the same for every class
 
 
 def check_crop(region: Optional[str]) -> Optional[str]:

@@ -109,6 +109,9 @@ class CUB200(ImageListDataset):
         for option, region in (("crop", self.crop), ("mask", self.mask)):
             if region is not None and not self.has_boxes:
                 raise ValueError(f"{option}={region!r} needs bounding_boxes.txt, which {base} does not have")
+            if region in ("keypoints", "head") and not self.has_parts:
+                raise ValueError(f"{option}={region!r} needs the part keypoints (parts/part_locs.txt), which {base} "
+                                 f"does not have")
             if region == "parts" and not hasattr(self, "discriminative_parts"):
                 raise ValueError(f"{option}='parts' needs the discriminative parts of each class: synthetic data only")
 
@@ -255,19 +258,37 @@ class CUB200(ImageListDataset):
         return image.crop(bounds)
 
     def region_boxes(self, index: int, region: str) -> list:
-        """The boxes (x, y, w, h) of image ``index``'s ``region``: the bird's box (``"object"``), or the boxes of
-        its class's discriminative parts that are visible (``"parts"``; the bird's box when none is)."""
-        from .crops import check_crop
+        """The boxes (x, y, w, h) of image ``index``'s ``region`` (:mod:`fgvc_lib.data.crops`): the bird's box
+        (``"object"``); the boxes of its class's discriminative parts that are visible (``"parts"``); a square of
+        :data:`~fgvc_lib.data.crops.KEYPOINT_SIDE` of the image's longer side around the keypoint of every
+        visible class-defining part (``"keypoints"``) or head part (``"head"``). The bird's box when the region
+        has no visible part."""
+        from .crops import HEAD_PARTS, KEYPOINT_SIDE, check_crop
 
         if check_crop(region) is None:
-            raise ValueError("region_boxes needs a region: 'object' or 'parts'")
+            raise ValueError("region_boxes needs a region: one of 'object', 'parts', 'keypoints', 'head'")
         note = self.annotation(index)
         if region == "parts":
             boxes = note.get("part_boxes", {})
             names = [p for p in self.discriminative_parts(self.targets[index]) if p in boxes]
             if names:
                 return [boxes[p] for p in names]
+        elif region in ("keypoints", "head"):
+            points = note.get("parts", {})
+            names = self.defining_parts() if region == "keypoints" else HEAD_PARTS
+            side = KEYPOINT_SIDE * max(note["image_size"])
+            squares = [(points[p][0] - side / 2, points[p][1] - side / 2, side, side) for p in names if p in points]
+            if squares:
+                return squares
         return [note["box"]]
+
+    def defining_parts(self) -> list:
+        """The parts whose appearance defines some class: every part named in a class's discriminative parts
+        (synthetic data), else every annotated part."""
+        if hasattr(self, "discriminative_parts"):
+            named = {p for label in range(len(self.classes)) for p in self.discriminative_parts(label)}
+            return [p for p in self.part_names if p in named]
+        return list(self.part_names)
 
     def crop_bounds(self, index: int, region: Optional[str] = None) -> Tuple[int, int, int, int]:
         """PIL bounds ``(left, top, right, bottom)`` of image ``index``'s crop to ``region`` (default:
@@ -277,7 +298,7 @@ class CUB200(ImageListDataset):
 
         region = region or self.crop
         if region is None:
-            raise ValueError("crop_bounds needs a region: 'object' or 'parts'")
+            raise ValueError("crop_bounds needs a region: one of 'object', 'parts', 'keypoints', 'head'")
         return square_crop(union_box(self.region_boxes(index, region)), self.annotation(index)["image_size"])
 
     def annotation(self, index: int) -> dict:

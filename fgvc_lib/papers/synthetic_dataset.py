@@ -50,20 +50,27 @@ LOCALIZATION_PER_CLASS = 40
 SATURATION = 95.0            # top-1 (%) above which the task would be too easy to show any effect
 NEAR_CHANCE = 10.0           # points above chance a global-colour classifier may reach
 ORACLES = {"oracle-object": "object", "oracle-parts": "parts"}   # variant -> crop region of the source drawing
-ZOOM_ORACLE = "oracle-zoom"                                       # the parts crop of the network's input
+# zoom oracles, variant -> region cut from the network's input: the class's own parts (carries the label) and
+# the head's parts (label-free: the same parts for every class; the main control of its kind)
+ZOOM_ORACLES = {"oracle-zoom": "parts", "oracle-zoom-head": "head"}
 STRIDED_BASELINE = "baseline-os8"                                 # the spatial oracles' reference
-MASK_ORACLES = {"oracle-pool-parts": "parts", "oracle-pool-object": "object"}   # variant -> pooling mask
+# spatial oracles, variant -> pooling mask: the class's own parts' boxes (carries the label) and the keypoints
+# of every class-defining part (label-free; the main control of its kind)
+MASK_ORACLES = {"oracle-pool-parts": "parts", "oracle-pool-keypoints": "keypoints"}
+LABEL_FREE = ("keypoints", "head")   # the regions whose probe must stay near chance (fgvc_lib.region_probe)
+PROBED = ("parts", "object", "keypoints", "head")   # the regions of the probe table
 # The spatial oracles' output stride: the attention notebooks' in the CPU profiles (a 12 x 12 map at 96 px);
 # the paper profile keeps the published network (VGG's top map at stride 16, 28 x 28 at 448 px).
 MASK_STRIDES = {"cpu": 8, "smoke": 8}
 CONTROL_GAIN = 5.0           # points: an oracle's gain at which its kind of attention pays on the testbed
 # kind of mechanism -> (its oracle's claim, the methods of that kind); the claims are named in claims()
 CONTROL_CLAIMS = {
-    "resampling the input (zoom)": ("zoom oracle", "CRA-CNN (01), recurrent attention (04)"),
-    "re-weighting feature maps (spatial)": ("spatial-attention oracle (part mask)",
+    "resampling the input (zoom)": ("zoom oracle (head", "CRA-CNN (01), recurrent attention (04)"),
+    "re-weighting feature maps (spatial)": ("spatial-attention oracle (keypoint mask",
                                             "CRA-SMRA (02), CLAN (03), SSANet (05)"),
 }
 COLOUR = "colour histogram: correct"      # the per-image score the notebook records for the colour baseline
+PROBE = "{region} region alone: correct"  # the per-image scores of the region probe (fgvc_lib.region_probe)
 NEAR_ERRORS = "errors one attribute apart: excess share"        # per seed, points
 
 
@@ -77,10 +84,11 @@ def plan(settings):
         variants.append(Variant(name, BaselineNet, cross_entropy_loss, recipe, seeds,
                                 details=(("model", "backbone + GAP + linear"), ("input", f"{region} crop of the source")),
                                 data=(("crop", region),)))
-    variants.append(Variant(ZOOM_ORACLE, BaselineNet, cross_entropy_loss, recipe, seeds,
-                            details=(("model", "backbone + GAP + linear"),
-                                     ("input", "parts crop of the network's input, resized back")),
-                            data=(("crop", "parts"), ("crop_input_size", settings.image_size))))
+    for name, region in ZOOM_ORACLES.items():
+        variants.append(Variant(name, BaselineNet, cross_entropy_loss, recipe, seeds,
+                                details=(("model", "backbone + GAP + linear"),
+                                         ("input", f"{region} crop of the network's input, resized back")),
+                                data=(("crop", region), ("crop_input_size", settings.image_size))))
     stride = mask_stride(settings)
     at = f"output stride {stride}" if stride else "published stride"
     variants.append(Variant(STRIDED_BASELINE, functools.partial(strided_baseline, output_stride=stride),
@@ -104,10 +112,11 @@ def cells(settings):
     return [Cell("accuracy", "baseline CNN", Accuracy("baseline")),
             Cell("accuracy", "oracle attention: bird crop", Accuracy("oracle-object")),
             Cell("accuracy", "oracle attention: discriminative-part crop", Accuracy("oracle-parts")),
-            Cell("accuracy", "zoom oracle: part crop of the network's input", Accuracy(ZOOM_ORACLE)),
+            Cell("accuracy", "zoom oracle: class's part crop of the network's input", Accuracy("oracle-zoom")),
+            Cell("accuracy", "zoom oracle: head crop of the network's input", Accuracy("oracle-zoom-head")),
             Cell("accuracy", "baseline CNN at the spatial oracles' stride", Accuracy(STRIDED_BASELINE)),
-            Cell("accuracy", "spatial-attention oracle: part mask", Accuracy("oracle-pool-parts")),
-            Cell("accuracy", "spatial-attention oracle: bird mask", Accuracy("oracle-pool-object"))]
+            Cell("accuracy", "spatial-attention oracle: class's part mask", Accuracy("oracle-pool-parts")),
+            Cell("accuracy", "spatial-attention oracle: keypoint mask", Accuracy("oracle-pool-keypoints"))]
 
 
 def claims(settings):
@@ -122,16 +131,25 @@ def claims(settings):
               ((baseline, Accuracy("oracle-object")),),
               note="secondary: the bird fills most of the frame, so its crop barely magnifies it (zoom table)"),
         Claim("positive control: oracle attention (discriminative-part crop) beats the whole image",
-              ((baseline, Accuracy("oracle-parts")),), main=True,
-              note="detail the 96-px input lacks: a ceiling no method reaches"),
-        Claim("zoom oracle (the part crop of the network's own input, resized back) beats the whole image",
-              ((baseline, Accuracy(ZOOM_ORACLE)),), main=True,
+              ((baseline, Accuracy("oracle-parts")),),
+              note="detail the 96-px input lacks, and the class's own parts: carries the label (region probe)"),
+        Claim("zoom oracle (head crop of the network's own input, resized back; label-free) beats the whole image",
+              ((baseline, Accuracy("oracle-zoom-head")),), main=True,
               note="the ceiling of the methods that resample their input"),
-        Claim("spatial-attention oracle (part mask) beats average pooling at the same stride",
-              ((Accuracy(STRIDED_BASELINE), Accuracy("oracle-pool-parts")),), main=True,
+        Claim("spatial-attention oracle (keypoint mask, label-free) beats average pooling at the same stride",
+              ((Accuracy(STRIDED_BASELINE), Accuracy("oracle-pool-keypoints")),), main=True,
               note="the ceiling of the methods that re-weight feature maps"),
-        Claim("spatial-attention oracle (bird mask) beats average pooling at the same stride",
-              ((Accuracy(STRIDED_BASELINE), Accuracy("oracle-pool-object")),)),
+        Claim("zoom oracle (the class's part crop of the network's input) beats the whole image",
+              ((baseline, Accuracy("oracle-zoom")),), note="the class's own parts: carries the label (region probe)"),
+        Claim("spatial-attention oracle (the class's part mask) beats average pooling at the same stride",
+              ((Accuracy(STRIDED_BASELINE), Accuracy("oracle-pool-parts")),),
+              note="the class's own parts: carries the label (region probe)"),
+        *[Claim(f"the {region} region alone stays within {NEAR_CHANCE:g} points of chance (effect: chance + "
+                f"{NEAR_CHANCE:g} - the probe's accuracy)",
+                ((Score(PROBE.format(region=region)), Fixed("chance + margin", 100.0 / _num_classes(settings)
+                                                             + NEAR_CHANCE)),), measure="accuracy",
+                note="label-free: the oracle shows where to look, not what to answer")
+          for region in LABEL_FREE],
         Claim(f"colour histogram stays within {NEAR_CHANCE:g} points of chance (effect: chance + {NEAR_CHANCE:g} "
               f"- its accuracy)", ((Score(COLOUR), Fixed("chance + margin", 100.0 / _num_classes(settings)
                                                           + NEAR_CHANCE)),), measure="accuracy"),
