@@ -1,4 +1,4 @@
-"""One training engine for every paper: fit, evaluate, checkpoint/resume, seeds (DESIGN.md, Contracts).
+"""One training engine for every paper: fit, evaluate, checkpoint/resume, seeds (docs/DESIGN.md, Contracts).
 
 A model returns a :class:`~fgvc_lib.models.output.ModelOutput`; a loss function maps
 ``(output, targets)`` to a dict of named scalar terms. :func:`fit` sums the terms (each times its

@@ -1,4 +1,4 @@
-"""Run profiles: smoke / cpu / paper (DESIGN.md, Profiles).
+"""Run profiles: smoke / cpu / paper (docs/DESIGN.md, Profiles).
 
 A profile sets the data size, image size, epochs, backbone width and number of seeds. It never
 changes the method: each paper's config keeps its own hyper-parameters, and the notebook rescales

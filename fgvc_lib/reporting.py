@@ -1,6 +1,6 @@
 """The study's results format, paper-vs-reproduced tables, claims tables and results/SUMMARY.md.
 
-Implements the "Results" section of DESIGN.md (no paper equation: this is bookkeeping).
+Implements the "Results" section of docs/DESIGN.md (no paper equation: this is bookkeeping).
 
 * Every rebuilt table is ``results/<notebook>/<table>.csv`` in one long format, the columns of
   :data:`RESULT_COLUMNS`: ``paper`` is the paper's printed number (empty if none), ``paper_setting``
@@ -54,7 +54,7 @@ RECIPE_PROTOCOL = (
     "sweeps, notebook 00's oracles) train at the method's chosen rate. The paper profile keeps the papers' "
     "rates. Notebook 00's `controls.csv` says which kinds of attention pay on the synthetic testbed: a method's "
     "null result means something only where its kind does.")
-# Profiles whose data is the embedded synthetic set (DESIGN.md, Profiles): their absolute numbers are
+# Profiles whose data is the embedded synthetic set (docs/DESIGN.md, Profiles): their absolute numbers are
 # never comparable with a paper's.
 SYNTHETIC_PROFILES = ("smoke", "cpu")
 SUMMARY_NAME = "SUMMARY.md"

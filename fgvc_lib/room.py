@@ -1,6 +1,6 @@
 """Room for an attention mechanism: how many cells of each attended feature map a discriminative part covers.
 
-Not from a paper: a check of this study's design (DESIGN.md, "Results"). An attention module that
+Not from a paper: a check of this study's design (docs/DESIGN.md, "Results"). An attention module that
 weights the cells of a feature map can only single out a part that covers at least about one cell;
 on a map where a part is a fraction of a cell the mechanism has nothing to select, and a null result
 there says nothing about the paper. For every attention site a paper declares (``{site: stride}``, the

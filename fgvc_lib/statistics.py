@@ -1,6 +1,6 @@
 """The study's one verdict rule: paired seeds, a 95 % interval counting seeds and test images, a verdict.
 
-Implements the claims protocol of DESIGN.md ("Results"); no paper defines it. Anchors: Bouthillier et
+Implements the claims protocol of docs/DESIGN.md ("Results"); no paper defines it. Anchors: Bouthillier et
 al., "Accounting for Variance in Machine Learning Benchmarks" (MLSys 2021: randomise the sources of
 variation, report the probability of improvement); Musgrave et al., "A Metric Learning Reality Check"
 (ECCV 2020: one recipe for all methods, confidence intervals, no test-set feedback).

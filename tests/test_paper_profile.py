@@ -1,4 +1,4 @@
-"""The paper profile end to end (DESIGN.md, Tests): every notebook, run headlessly by papermill with
+"""The paper profile end to end (docs/DESIGN.md, Tests): every notebook, run headlessly by papermill with
 ``profile="paper"``, on a tiny CUB-200-2011 fixture in the official layout, at full width, with
 ImageNet-format weight files (random values) in a temporary TORCH_HOME. No GPU is used and nothing
 may be downloaded: the test hides any GPU, points every proxy at a closed local port (a download

@@ -1,4 +1,4 @@
-"""Models of the study: one file per paper plus the shared baseline (DESIGN.md, Layout)."""
+"""Models of the study: one file per paper plus the shared baseline (docs/DESIGN.md, Layout)."""
 from .output import ModelOutput
 
 __all__ = ["ModelOutput"]

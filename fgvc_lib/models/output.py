@@ -1,4 +1,4 @@
-"""The model output contract shared by every paper's model (DESIGN.md, Contracts).
+"""The model output contract shared by every paper's model (docs/DESIGN.md, Contracts).
 
 Every model's ``forward(images)`` returns a :class:`ModelOutput` in train and in eval mode:
 ``logits`` is the final prediction the paper reports, ``extras`` holds named by-products.

@@ -1,4 +1,4 @@
-"""The one study runner every notebook uses (DESIGN.md, "Running the grid").
+"""The one study runner every notebook uses (docs/DESIGN.md, "Running the grid").
 
 * :mod:`.parameters`: a notebook's parameters, declared and checked in one place;
 * :mod:`.paper`: how a paper is declared (variants, printed cells, claims) as data;

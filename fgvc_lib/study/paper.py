@@ -1,4 +1,4 @@
-"""How a paper is declared for the one study runner (DESIGN.md, Contracts): data and small functions.
+"""How a paper is declared for the one study runner (docs/DESIGN.md, Contracts): data and small functions.
 
 A paper file (``fgvc_lib/papers/<paper>.py``) builds one :class:`Paper`:
 
