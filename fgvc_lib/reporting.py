@@ -464,6 +464,7 @@ def build_summary(results_dir: PathLike) -> str:
     lines += [VERDICT_RULE, "", RECIPE_PROTOCOL.format(factors=", ".join(f"{f:g}" for f in RATE_FACTORS)), ""]
 
     overall: Dict[str, List[Tuple[str, pd.DataFrame]]] = {}
+    caveats = testbed_caveats(root)
     sections = []
     for name, profile, folder in folders:
         default = profile == DEFAULT_PROFILE
@@ -481,6 +482,7 @@ def build_summary(results_dir: PathLike) -> str:
             section += [f"*Warning: the tables of this folder record profile(s) {', '.join(recorded[folder])}, "
                         f"not {profile}: they were written by a run of another profile; rerun the notebook "
                         f"in profile {profile} to replace them.*", ""]
+        section += [caveats[name], ""] if name in caveats and default else []
         claims_path = folder / CLAIMS_NAME
         if claims_path.is_file():
             try:
@@ -520,6 +522,34 @@ def build_summary(results_dir: PathLike) -> str:
     for section in sections:
         lines += section
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+CONTROLS_NAME = "controls.csv"   # notebook 00's testbed controls (fgvc_lib.papers.synthetic_dataset.controls_table)
+
+
+def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
+    """{notebook: a caveat} for the notebooks whose kind of attention does not pay (or is undecided) on the
+    testbed, from the ``controls.csv`` that notebook 00 writes into its results folder; {} without one."""
+    found = sorted(Path(results_dir).glob(f"*/{CONTROLS_NAME}"))
+    caveats: Dict[str, str] = {}
+    for path in found:
+        try:
+            controls = pd.read_csv(path, keep_default_na=False)
+            check_columns(controls, ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high", "needed",
+                                     "attention pays", "notebooks"], what="controls table")
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            continue
+        for _, row in controls.iterrows():
+            if row["attention pays"] == "pays":
+                continue
+            text = (f"*Testbed control ({path.parent.name}): this notebook's kind of attention, {row['mechanism']}, "
+                    f"{row['attention pays']} on the synthetic testbed: its label-free oracle ({row['oracle']}...) "
+                    f"gains {float(row['gain']):.1f} [{float(row['ci_low']):.1f}, {float(row['ci_high']):.1f}] "
+                    f"points against the {float(row['needed']):g} needed. A null verdict of this notebook's "
+                    f"method is therefore not evidence against the method.*")
+            for notebook in str(row["notebooks"]).split():
+                caveats[notebook] = text
+    return caveats
 
 
 POWER_COLUMNS = ["notebook", "claim", "our_effect", "half_width", "half_width_target", "our_std", "se_seed", "se_test",

@@ -333,3 +333,24 @@ def test_main_power_table_lists_each_main_comparison_with_its_half_width_and_err
     assert table["claim"].tolist() == ["method beats baseline"]                     # main comparisons only
     assert table.iloc[0]["half_width"] == 2.0                                        # (3.5 - -0.5) / 2, by hand
     assert table.iloc[0][["se_seed", "se_test", "seeds_needed"]].tolist() == [0.5, 0.4, 8.0]
+
+
+def test_summary_carries_the_testbed_caveat_to_the_notebooks_whose_attention_does_not_pay(tmp_path):
+    from fgvc_lib.reporting import build_summary, testbed_caveats
+
+    for name in ("00_synthetic_dataset", "01_cra_cnn", "02_cra_smra"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "figure.png").write_bytes(b"")          # a results folder: its section is written
+    pd.DataFrame([
+        {"mechanism": "zoom", "methods": "CRA-CNN", "oracle": "zoom oracle (head", "gain": -8.0, "ci_low": -10.0,
+         "ci_high": -6.0, "needed": 5.0, "attention pays": "does not pay", "notebooks": "01_cra_cnn"},
+        {"mechanism": "spatial", "methods": "CRA-SMRA", "oracle": "spatial oracle", "gain": 9.0, "ci_low": 7.0,
+         "ci_high": 11.0, "needed": 5.0, "attention pays": "pays", "notebooks": "02_cra_smra"},
+    ]).to_csv(tmp_path / "00_synthetic_dataset" / "controls.csv", index=False)
+    caveats = testbed_caveats(tmp_path)
+    assert list(caveats) == ["01_cra_cnn"]                          # only the kind that does not pay
+    assert "does not pay" in caveats["01_cra_cnn"] and "-8.0 [-10.0, -6.0]" in caveats["01_cra_cnn"]
+    summary = build_summary(tmp_path)
+    section = summary[summary.index("## 01_cra_cnn"):summary.index("## 02_cra_smra")]
+    assert caveats["01_cra_cnn"] in section
+    assert "Testbed control" not in summary[summary.index("## 02_cra_smra"):]

@@ -65,9 +65,11 @@ MASK_STRIDES = {"cpu": 8, "smoke": 8}
 CONTROL_GAIN = 5.0           # points: an oracle's gain at which its kind of attention pays on the testbed
 # kind of mechanism -> (its oracle's claim, the methods of that kind); the claims are named in claims()
 CONTROL_CLAIMS = {
-    "resampling the input (zoom)": ("zoom oracle (head", "CRA-CNN (01), recurrent attention (04)"),
+    "resampling the input (zoom)": ("zoom oracle (head", "CRA-CNN (01), recurrent attention (04)",
+                                    ("01_cra_cnn", "04_recurrent_attention")),
     "re-weighting feature maps (spatial)": ("spatial-attention oracle (keypoint mask",
-                                            "CRA-SMRA (02), CLAN (03), SSANet (05)"),
+                                            "CRA-SMRA (02), CLAN (03), SSANet (05)",
+                                            ("02_cra_smra", "03_clan", "05_ssanet")),
 }
 COLOUR = "colour histogram: correct"      # the per-image score the notebook records for the colour baseline
 PROBE = "{region} region alone: correct"  # the per-image scores of the region probe (fgvc_lib.region_probe)
@@ -167,15 +169,18 @@ def claims(settings):
     ], []
 
 
-CONTROL_COLUMNS = ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high", "needed", "attention pays"]
+CONTROL_COLUMNS = ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high", "needed", "attention pays",
+                   "notebooks"]
 
 
 def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
     """Per kind of mechanism (:data:`CONTROL_CLAIMS`): its oracle's gain with the 95 % interval, and whether
     that kind of attention pays on this testbed: "pays" when the interval's lower end reaches
-    :data:`CONTROL_GAIN`, "does not pay" when its upper end stays below it, else "undecided"."""
+    :data:`CONTROL_GAIN`, "does not pay" when its upper end stays below it, else "undecided"; ``notebooks``
+    names the notebooks of that kind, whose SUMMARY.md sections carry the finding
+    (:func:`fgvc_lib.reporting.testbed_caveats`)."""
     rows = []
-    for kind, (name, methods) in CONTROL_CLAIMS.items():
+    for kind, (name, methods, notebooks) in CONTROL_CLAIMS.items():
         match = claims[claims["claim"].str.startswith(name)]
         if match.empty:
             raise ValueError(f"the claims table has no claim starting with {name!r}")
@@ -183,7 +188,8 @@ def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
         low, high = float(row["ci_low"]), float(row["ci_high"])
         pays = "pays" if low >= CONTROL_GAIN else "does not pay" if high < CONTROL_GAIN else "undecided"
         rows.append({"mechanism": kind, "methods": methods, "oracle": name, "gain": float(row["our_effect"]),
-                     "ci_low": low, "ci_high": high, "needed": CONTROL_GAIN, "attention pays": pays})
+                     "ci_low": low, "ci_high": high, "needed": CONTROL_GAIN, "attention pays": pays,
+                     "notebooks": " ".join(notebooks)})
     return pd.DataFrame(rows, columns=CONTROL_COLUMNS)
 
 
