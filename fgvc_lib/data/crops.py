@@ -16,7 +16,7 @@ Three controls, one per kind of mechanism (how the reader applies them: :class:`
 * the zoom (``crop`` with ``crop_input_size``): the crop cut from the image already resized to the
   network's input and resized back, so it shows no pixel the input lacks. The ceiling of the methods
   that resample their input (CRA-CNN's ART, the recurrent attention's patches);
-* the region mask (``mask``): the region's pixels as a fourth channel of the image, which
+* the region mask (``mask``): the region's pixels as a fourth channel of the image tensor, which
   :class:`fgvc_lib.models.mask_pooling.MaskPooledNet` uses as the weights of its global pooling. The
   ceiling of the methods that re-weight feature maps (CLAN, CRA-SMRA, SSANet).
 """
@@ -31,7 +31,8 @@ CROP_MARGIN = 0.1   # share of the region's side added on each side
 # "parts" uses the boxes of the parts that tell the image's own class apart, and the boxes' extent follows the
 # parts' shapes: both carry the label (notebook 00 measures how much, with a classifier fed the region alone).
 KEYPOINT_SIDE = 0.125
-HEAD_PARTS = ("beak", "crown", "eye")     # the "head" region: the head's parts, the same for every class
+HEAD_PARTS = ("beak", "crown", "eye")     # the "head" region: parts whose name holds one of these words, the same
+# for every class (synthetic: beak, crown, eye; CUB-200-2011: beak, crown, left eye, right eye)
 
 
 def check_crop(region: Optional[str]) -> Optional[str]:
@@ -86,7 +87,8 @@ def check_crop_input_size(size, crop: Optional[str]) -> Optional[int]:
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ValueError(f"crop_input_size must be a positive number of pixels; got {size!r}")
     if crop is None:
-        raise ValueError("crop_input_size needs a crop region ('object' or 'parts') to cut from the resized image")
+        raise ValueError(f"crop_input_size needs a crop region (one of {', '.join(CROP_REGIONS)}) to cut from the "
+                         f"resized image")
     return size
 
 
@@ -102,17 +104,32 @@ def scale_bounds(bounds: Sequence[int], image_size: Tuple[int, int], size: int) 
     return (min(left, size - 1), min(top, size - 1), max(right, left + 1), max(bottom, top + 1))
 
 
-def with_mask_channel(image, boxes: Sequence[Sequence[float]]):
-    """``image`` (an RGB ``PIL.Image``) as RGBA whose alpha channel is 255 on the pixels of ``boxes``
-    (x, y, w, h; :func:`fgvc_lib.masks.union_mask`) and 0 elsewhere, so the transforms move the mask
-    with the image (resize, flip) and the mask becomes the tensor's fourth channel."""
+def with_mask_channel(image, boxes: Sequence[Sequence[float]], transform=None):
+    """``image`` (an RGB ``PIL.Image``) with the mask of ``boxes`` (x, y, w, h; 1 on their pixels,
+    :func:`fgvc_lib.masks.union_mask`) as a fourth channel.
+
+    Without ``transform``: an RGBA ``PIL.Image`` whose alpha is the mask (255 / 0). With ``transform`` (a
+    torchvision pipeline of :func:`~fgvc_lib.data.transforms.build_transforms`, which ends in the ImageNet
+    normalisation): the tensor
+    ``(4, H, W)``, the colours transformed exactly as ``transform(image)`` alone would be and the mask (in
+    [0, 1]) moved by the same random draws (resize, crop, flip), so it stays on the same pixels. The two go
+    through the transform separately because PIL resizes an RGBA image with premultiplied alpha, which
+    would blacken every pixel outside the mask."""
     import numpy as np
+    import torch
     from PIL import Image
 
     from ..masks import union_mask
+    from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
     width, height = image.size
     mask = Image.fromarray(union_mask((height, width), boxes).astype(np.uint8) * 255, mode="L")
-    rgba = image.convert("RGBA")
-    rgba.putalpha(mask)
-    return rgba
+    if transform is None:
+        rgba = image.convert("RGBA")
+        rgba.putalpha(mask)
+        return rgba
+    state = torch.get_rng_state()
+    colours = transform(image)
+    torch.set_rng_state(state)                  # the mask takes the same random draws as the colours
+    moved = transform(mask.convert("RGB"))[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]   # undo the normalisation
+    return torch.cat([colours, moved.clamp(0.0, 1.0)[None]], dim=0)

@@ -235,10 +235,11 @@ class CUB200(ImageListDataset):
         from .crops import with_mask_channel
 
         index = self._check_index(index)
-        image = with_mask_channel(self.load_image(index), self.region_boxes(index, self.mask))
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.targets[index]
+        image = self.load_image(index)
+        boxes = self.region_boxes(index, self.mask)
+        if self.transform is None:
+            return with_mask_channel(image, boxes), self.targets[index]
+        return with_mask_channel(image, boxes, self.transform), self.targets[index]
 
     def load_image(self, index: int):
         """The image, or with ``crop`` its crop to the region (:mod:`fgvc_lib.data.crops`), cut from the image
@@ -275,7 +276,8 @@ class CUB200(ImageListDataset):
                 return [boxes[p] for p in names]
         elif region in ("keypoints", "head"):
             points = note.get("parts", {})
-            names = self.defining_parts() if region == "keypoints" else HEAD_PARTS
+            names = self.defining_parts() if region == "keypoints" else \
+                [p for p in self.part_names if any(word in p for word in HEAD_PARTS)]
             side = KEYPOINT_SIDE * max(note["image_size"])
             squares = [(points[p][0] - side / 2, points[p][1] - side / 2, side, side) for p in names if p in points]
             if squares:

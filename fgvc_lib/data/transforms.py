@@ -82,24 +82,8 @@ def build_transforms(image_size, train: bool, flip: bool = True, resize_mode: st
             steps.append(T.RandomCrop(size) if train else T.CenterCrop(size))
     if train and flip:
         steps.append(T.RandomHorizontalFlip())
-    steps += [T.ToTensor(), NormalizeColour()]
+    steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     return T.Compose(steps)
-
-
-class NormalizeColour(torch.nn.Module):
-    """ImageNet mean/std normalisation of a tensor's three colour channels; a fourth channel (the region
-    mask of :func:`fgvc_lib.data.crops.with_mask_channel`, in [0, 1]) passes unchanged."""
-
-    def __init__(self):
-        super().__init__()
-        self.colour = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-
-    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        if tensor.shape[-3] == 3:
-            return self.colour(tensor)
-        if tensor.shape[-3] != 4:
-            raise ValueError(f"expected an RGB image, or RGB and a mask channel; got shape {tuple(tensor.shape)}")
-        return torch.cat([self.colour(tensor[..., :3, :, :]), tensor[..., 3:, :, :]], dim=-3)
 
 
 def check_view(view: str | None, resize_mode: str, train: bool = False) -> None:

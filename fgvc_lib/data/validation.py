@@ -66,6 +66,12 @@ class DatasetPart(Dataset):
     def annotation(self, index: int):
         return self.dataset.annotation(self.indices[index])
 
+    def region_boxes(self, index: int, region: str):
+        return self.dataset.region_boxes(self.indices[index], region)
+
+    def crop_bounds(self, index: int, region=None):
+        return self.dataset.crop_bounds(self.indices[index], region)
+
     def __getattr__(self, name):
         # anything else of the reader (e.g. the synthetic set's discriminative_parts): not per image
         if name == "dataset":

@@ -10,12 +10,19 @@ and seeds given the ground truth in training and at test time (:mod:`fgvc_lib.da
 
 * the crop of the source drawing to the bird (``oracle-object``) or to the parts that tell its class
   apart (``oracle-parts``): detail the network's 96-px input does not carry, which no method can reach;
-* the zoom oracle (``oracle-zoom``): the parts crop cut from the network's own input and resized back,
-  the ceiling of the methods that resample their input (CRA-CNN, the recurrent attention);
-* the spatial-attention oracles (``oracle-pool-parts``, ``oracle-pool-object``): the top map pooled
-  with the parts' or the bird's mask (:mod:`fgvc_lib.models.mask_pooling`) against the baseline at the
-  same output stride (``baseline-os8``), the ceiling of the methods that re-weight feature maps (CLAN,
-  CRA-SMRA, SSANet).
+* the zoom oracles: a region cut from the network's own input and resized back, the ceiling of the methods
+  that resample their input (CRA-CNN, the recurrent attention): the head's parts (``oracle-zoom-head``,
+  nearly label-free, the main control; a fixed crop hides the telling part of the classes that differ
+  outside the head) and the class's own parts (``oracle-zoom``, which also tells the class);
+* the spatial-attention oracles: the top map pooled with a region's mask (:mod:`fgvc_lib.models.mask_pooling`)
+  against the baseline at the same output stride (``baseline-os8``), the ceiling of the methods that
+  re-weight feature maps (CLAN, CRA-SMRA, SSANet): fixed squares around every class-defining keypoint
+  (``oracle-pool-keypoints``, nearly label-free, the main control) and the class's own parts' boxes
+  (``oracle-pool-parts``, which also tells the class).
+
+"Nearly label-free": the squares sit on keypoints, and the beak's and the tail's keypoints are their boxes'
+centres, which move a little with the part's shape; :mod:`fgvc_lib.region_probe` measures what the region
+alone says about the class.
 
 A kind of attention "pays" on this testbed when its oracle's gain is at least :data:`CONTROL_GAIN`
 points (the interval's lower end; :func:`controls_table`). A null result of a method means something
