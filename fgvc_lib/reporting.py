@@ -528,7 +528,8 @@ CONTROLS_NAME = "controls.csv"   # notebook 00's testbed controls (fgvc_lib.pape
 
 
 def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
-    """{notebook: a caveat} for the notebooks whose kind of attention does not pay (or is undecided) on the
+    """{notebook: a caveat} for the notebooks whose kind of attention is not shown to pay (its oracle below the needed
+    gain, or undecided) on the
     testbed, from the ``controls.csv`` that notebook 00 writes into its results folder; {} without one."""
     found = sorted(Path(results_dir).glob(f"*/{CONTROLS_NAME}"))
     caveats: Dict[str, str] = {}
@@ -542,11 +543,11 @@ def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
         for _, row in controls.iterrows():
             if row["attention pays"] == "pays":
                 continue
-            text = (f"*Testbed control ({path.parent.name}): this notebook's kind of attention, {row['mechanism']}, "
-                    f"{row['attention pays']} on the synthetic testbed: its label-free oracle ({row['oracle']}...) "
-                    f"gains {float(row['gain']):.1f} [{float(row['ci_low']):.1f}, {float(row['ci_high']):.1f}] "
-                    f"points against the {float(row['needed']):g} needed. A null verdict of this notebook's "
-                    f"method is therefore not evidence against the method.*")
+            text = (f"*Testbed control ({path.parent.name}): the synthetic testbed does not show that this "
+                    f"notebook's kind of attention, {row['mechanism']}, can pay: its nearly label-free oracle "
+                    f"({row['oracle']}...) gains {float(row['gain']):.1f} [{float(row['ci_low']):.1f}, "
+                    f"{float(row['ci_high']):.1f}] points ({row['attention pays']}; {float(row['needed']):g} needed). "
+                    f"A null verdict of this notebook's method is therefore not evidence against the method.*")
             for notebook in str(row["notebooks"]).split():
                 caveats[notebook] = text
     return caveats

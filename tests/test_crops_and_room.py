@@ -235,6 +235,6 @@ def test_controls_table_reads_the_oracles_intervals_against_the_needed_gain():
     table = synthetic_dataset.controls_table(claims)
     assert table["attention pays"].tolist() == ["pays", "undecided"]            # 5.5 >= 5; 2 < 5 <= 6
     claims.loc[1, ["ci_low", "ci_high"]] = (1.0, 4.9)
-    assert synthetic_dataset.controls_table(claims).iloc[1]["attention pays"] == "does not pay"
+    assert synthetic_dataset.controls_table(claims).iloc[1]["attention pays"] == "below the needed gain"
     with pytest.raises(ValueError, match="no claim starting with 'zoom oracle \\(head'"):
         synthetic_dataset.controls_table(claims.iloc[1:])

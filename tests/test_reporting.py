@@ -343,13 +343,13 @@ def test_summary_carries_the_testbed_caveat_to_the_notebooks_whose_attention_doe
         (tmp_path / name / "figure.png").write_bytes(b"")          # a results folder: its section is written
     pd.DataFrame([
         {"mechanism": "zoom", "methods": "CRA-CNN", "oracle": "zoom oracle (head", "gain": -8.0, "ci_low": -10.0,
-         "ci_high": -6.0, "needed": 5.0, "attention pays": "does not pay", "notebooks": "01_cra_cnn"},
+         "ci_high": -6.0, "needed": 5.0, "attention pays": "below the needed gain", "notebooks": "01_cra_cnn"},
         {"mechanism": "spatial", "methods": "CRA-SMRA", "oracle": "spatial oracle", "gain": 9.0, "ci_low": 7.0,
          "ci_high": 11.0, "needed": 5.0, "attention pays": "pays", "notebooks": "02_cra_smra"},
     ]).to_csv(tmp_path / "00_synthetic_dataset" / "controls.csv", index=False)
     caveats = testbed_caveats(tmp_path)
     assert list(caveats) == ["01_cra_cnn"]                          # only the kind that does not pay
-    assert "does not pay" in caveats["01_cra_cnn"] and "-8.0 [-10.0, -6.0]" in caveats["01_cra_cnn"]
+    assert "below the needed gain" in caveats["01_cra_cnn"] and "-8.0 [-10.0, -6.0]" in caveats["01_cra_cnn"]
     summary = build_summary(tmp_path)
     section = summary[summary.index("## 01_cra_cnn"):summary.index("## 02_cra_smra")]
     assert caveats["01_cra_cnn"] in section

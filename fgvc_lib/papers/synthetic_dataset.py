@@ -183,7 +183,8 @@ CONTROL_COLUMNS = ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high"
 def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
     """Per kind of mechanism (:data:`CONTROL_CLAIMS`): its oracle's gain with the 95 % interval, and whether
     that kind of attention pays on this testbed: "pays" when the interval's lower end reaches
-    :data:`CONTROL_GAIN`, "does not pay" when its upper end stays below it, else "undecided"; ``notebooks``
+    :data:`CONTROL_GAIN`, "below the needed gain" when its upper end stays below it, else "undecided" (neither
+    says that no mechanism of that kind could pay: only that this oracle does not show it); ``notebooks``
     names the notebooks of that kind, whose SUMMARY.md sections carry the finding
     (:func:`fgvc_lib.reporting.testbed_caveats`)."""
     rows = []
@@ -193,7 +194,7 @@ def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"the claims table has no claim starting with {name!r}")
         row = match.iloc[0]
         low, high = float(row["ci_low"]), float(row["ci_high"])
-        pays = "pays" if low >= CONTROL_GAIN else "does not pay" if high < CONTROL_GAIN else "undecided"
+        pays = "pays" if low >= CONTROL_GAIN else "below the needed gain" if high < CONTROL_GAIN else "undecided"
         rows.append({"mechanism": kind, "methods": methods, "oracle": name, "gain": float(row["our_effect"]),
                      "ci_low": low, "ci_high": high, "needed": CONTROL_GAIN, "attention pays": pays,
                      "notebooks": " ".join(notebooks)})
