@@ -113,6 +113,6 @@ def forest_plot(effects, label: str = "claim", reference_lines: Dict[str, float]
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     if reference_lines:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
