@@ -7,8 +7,8 @@ only the schedule length to the profile's epochs (:func:`scale_epochs`).
 * ``smoke``: a tiny synthetic set and a few batches, so every notebook cell runs in about a minute
   (nbval, CI).
 * ``cpu`` (default): the embedded synthetic set, slim backbones with the embedded synthetic
-  pretraining, several seeds; at most ~10 minutes per notebook on 2 CPU cores. VGG gets batch norm
-  after every convolution (torchvision's VGG-BN layout): a slim plain VGG-16 did not learn from
+  pretraining, several seeds (the README's profile table gives each notebook's measured time on 2 CPU
+  cores). VGG gets batch norm after every convolution (torchvision's VGG-BN layout): a slim plain VGG-16 did not learn from
   scratch in our runs (stuck at chance on the synthetic task) and fine-tuned unstably at the papers'
   learning rates, so the CPU profiles trade this architectural detail for a backbone that trains.
 * ``paper``: a real dataset under ``data_root``, full-width backbones with ImageNet weights, the

@@ -544,9 +544,9 @@ def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
             if row["attention pays"] == "pays":
                 continue
             text = (f"*Testbed control ({path.parent.name}): the synthetic testbed does not show that this "
-                    f"notebook's kind of attention, {row['mechanism']}, can pay: its nearly label-free oracle "
-                    f"({row['oracle']}...) gains {float(row['gain']):.1f} [{float(row['ci_low']):.1f}, "
-                    f"{float(row['ci_high']):.1f}] points ({row['attention pays']}; {float(row['needed']):g} needed). "
+                    f"notebook's kind of attention, {row['mechanism']}, can gain the {float(row['needed']):g} points "
+                    f"it takes to test a method here: its nearly label-free oracle gains {float(row['gain']):.1f} "
+                    f"[{float(row['ci_low']):.1f}, {float(row['ci_high']):.1f}] points ({row['attention pays']}). "
                     f"A null verdict of this notebook's method is therefore not evidence against the method.*")
             for notebook in str(row["notebooks"]).split():
                 caveats[notebook] = text
