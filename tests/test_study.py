@@ -624,3 +624,27 @@ def test_a_variant_takes_its_rate_only_from_a_variant_that_chooses_one():
         Study(PAPER, executor="inline", variants="plain,shared")
     with pytest.raises(ValueError, match="cannot be combined with lr_trials"):
         Variant("both", object, object, None, (0,), lr_trials=(0.1,), lr_from="other")
+
+
+def test_choose_takes_the_best_finite_score_first_listed_among_equals_and_refuses_all_diverged():
+    from fgvc_lib.study.recipes import choose
+
+    assert choose({0.1: 50.0, 0.3: 60.0, 1.0: 60.0}) == 0.3                   # the first of the tied best
+    assert choose({0.1: float("-inf"), 0.3: 40.0}) == 0.3                     # a diverged trial is never chosen
+    with pytest.raises(ValueError, match="every candidate rate diverged"):
+        choose({0.1: float("-inf"), 0.3: float("-inf")})
+
+
+def test_protocol_tunes_the_method_and_its_baseline_and_shares_the_methods_rate():
+    from fgvc_lib.study import recipes
+    from fgvc_lib.study.parameters import resolve
+
+    variants = [Variant(name, object, object, TrainConfig(epochs=1, lr=lr), (0, 1))
+                for name, lr in (("baseline", 0.05), ("method", 0.01), ("ablation", 0.01))]
+    cpu = resolve(PAPER, {"profile": "cpu"})
+    planned = {v.name: v for v in recipes.protocol(cpu, variants, tuned=("baseline", "method"), lead="method")}
+    assert planned["baseline"].lr_trials == (0.015, 0.05, 0.15)              # 0.3, 1, 3 x each arm's own default
+    assert planned["method"].lr_trials == (0.003, 0.01, 0.03)
+    assert planned["ablation"].lr_trials == () and planned["ablation"].lr_from == "method"
+    cpu.options["lr_selection"] = "fixed"                                    # the notebook's parameter: rates fixed
+    assert recipes.protocol(cpu, variants, tuned=("baseline", "method"), lead="method") == variants

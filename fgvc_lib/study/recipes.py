@@ -49,6 +49,8 @@ def candidate_rates(settings, default_lr: float) -> Tuple[float, ...]:
     if selection == "fixed":
         return ()
     return tuple(float(f"{default_lr * factor:.6g}") for factor in RATE_FACTORS)   # 0.05 * 0.3 -> 0.015, not ...01
+
+
 TRIAL_COLUMNS = ["variant", "lr", "validation_top1", "validation_se", "chosen", "seed", "held_out_images"]
 
 
@@ -91,6 +93,8 @@ def choose(scores: Mapping[float, float]) -> float:
     """The rate with the highest validation score; among equal scores, the first listed."""
     if not scores:
         raise ValueError("no trial scored: nothing to choose from")
+    if not any(math.isfinite(score) for score in scores.values()):
+        raise ValueError(f"every candidate rate diverged ({', '.join(f'{lr:g}' for lr in scores)}): list lower rates")
     best = max(scores.values())
     return next(lr for lr, score in scores.items() if score == best)
 

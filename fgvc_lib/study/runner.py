@@ -291,8 +291,8 @@ class Study:
         """Choose the learning rate of every variant that lists ``lr_trials`` (:mod:`fgvc_lib.study.recipes`):
         one run per candidate on the variant's first seed and the first dataset, trained without a held-out
         share of the training split and scored on it; the best rate replaces the variant's, and that of every
-        variant that names it in ``lr_from``. Returns (and
-        keeps as ``self.recipe_trials``) the table of trials; the test split is not read."""
+        variant that names it in ``lr_from``. Returns (and keeps as ``self.recipe_trials``) the table of trials;
+        the test split is not read."""
         from ..data.validation import validation_indices
         from .recipes import VALIDATION_SHARE, choose, trial_variants, trials_table, with_rate
 
