@@ -4,9 +4,10 @@ Not from a paper. A network fed the ground-truth crop of the bird (``"object"``:
 the parts that tell its class apart (``"parts"``: the union of the discriminative parts' boxes, synthetic
 data only) shows how much a perfect attention mechanism could gain on a dataset. Both carry label
 information (the parts that tell a class apart differ between classes; a box's extent follows the part's
-shape), so two label-free regions stand beside them: ``"keypoints"`` (a fixed-size square around the
-keypoint of every part that defines some class) and ``"head"`` (the same around the head's parts,
-:data:`HEAD_PARTS`), whose geometry follows the pose alone. A crop's region is widened
+shape), so two nearly label-free regions stand beside them: ``"keypoints"`` (a fixed-size square around
+the keypoint of every part that defines some class) and ``"head"`` (the same around the head's parts,
+:data:`HEAD_PARTS`), whose geometry follows the pose and, a little, the parts' shapes (a synthetic keypoint is
+its part box's centre). A crop's region is widened
 to a square around its centre (so the resize to a square input keeps the aspect ratio), grown by
 :data:`CROP_MARGIN` on each side and clipped to the image.
 
@@ -26,7 +27,7 @@ from typing import Optional, Sequence, Tuple
 
 CROP_REGIONS = ("object", "parts", "keypoints", "head")
 CROP_MARGIN = 0.1   # share of the region's side added on each side
-# The label-free regions ("keypoints", "head"): a square of this share of the image's longer side around each
+# The nearly label-free regions ("keypoints", "head"): a square of this share of the image's longer side around each
 # part's keypoint (24 px of the 192-px synthetic drawing, between the eye's and the beak's median box side).
 # "parts" uses the boxes of the parts that tell the image's own class apart, and the boxes' extent follows the
 # parts' shapes: both carry the label (notebook 00 measures how much, with a classifier fed the region alone).
@@ -109,12 +110,11 @@ def with_mask_channel(image, boxes: Sequence[Sequence[float]], transform=None):
     :func:`fgvc_lib.masks.union_mask`) as a fourth channel.
 
     Without ``transform``: an RGBA ``PIL.Image`` whose alpha is the mask (255 / 0). With ``transform`` (a
-    torchvision pipeline of :func:`~fgvc_lib.data.transforms.build_transforms`, which ends in the ImageNet
-    normalisation): the tensor
-    ``(4, H, W)``, the colours transformed exactly as ``transform(image)`` alone would be and the mask (in
-    [0, 1]) moved by the same random draws (resize, crop, flip), so it stays on the same pixels. The two go
-    through the transform separately because PIL resizes an RGBA image with premultiplied alpha, which
-    would blacken every pixel outside the mask."""
+    pipeline of :func:`~fgvc_lib.data.transforms.build_transforms`, which ends in the ImageNet normalisation):
+    the tensor ``(4, H, W)``, the colours transformed exactly as ``transform(image)`` alone would be and the
+    mask (in [0, 1]) moved by the same random draws (resize, crop, flip), so it stays on the same pixels. The
+    two go through the transform separately because PIL resizes an RGBA image with premultiplied alpha,
+    which would blacken every pixel outside the mask."""
     import numpy as np
     import torch
     from PIL import Image

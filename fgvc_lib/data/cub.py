@@ -235,11 +235,8 @@ class CUB200(ImageListDataset):
         from .crops import with_mask_channel
 
         index = self._check_index(index)
-        image = self.load_image(index)
-        boxes = self.region_boxes(index, self.mask)
-        if self.transform is None:
-            return with_mask_channel(image, boxes), self.targets[index]
-        return with_mask_channel(image, boxes, self.transform), self.targets[index]
+        image = with_mask_channel(self.load_image(index), self.region_boxes(index, self.mask), self.transform)
+        return image, self.targets[index]
 
     def load_image(self, index: int):
         """The image, or with ``crop`` its crop to the region (:mod:`fgvc_lib.data.crops`), cut from the image
