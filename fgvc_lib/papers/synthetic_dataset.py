@@ -58,13 +58,14 @@ SATURATION = 95.0            # top-1 (%) above which the task would be too easy 
 NEAR_CHANCE = 10.0           # points above chance a global-colour classifier may reach
 ORACLES = {"oracle-object": "object", "oracle-parts": "parts"}   # variant -> crop region of the source drawing
 # zoom oracles, variant -> region cut from the network's input: the class's own parts (carries the label) and
-# the head's parts (label-free: the same parts for every class; the main control of its kind)
+# the head's parts (nearly label-free: the same parts for every class; the main control of its kind)
 ZOOM_ORACLES = {"oracle-zoom": "parts", "oracle-zoom-head": "head"}
 STRIDED_BASELINE = "baseline-os8"                                 # the spatial oracles' reference
 # spatial oracles, variant -> pooling mask: the class's own parts' boxes (carries the label) and the keypoints
-# of every class-defining part (label-free; the main control of its kind)
+# of every class-defining part (nearly label-free; the main control of its kind)
 MASK_ORACLES = {"oracle-pool-parts": "parts", "oracle-pool-keypoints": "keypoints"}
-LABEL_FREE = ("keypoints", "head")   # the regions whose probe must stay near chance (fgvc_lib.region_probe)
+LABEL_FREE = ("keypoints", "head")   # the nearly label-free regions, whose probe must stay near chance
+# (fgvc_lib.region_probe)
 PROBED = ("parts", "object", "keypoints", "head")   # the regions of the probe table
 # The spatial oracles' output stride: the attention notebooks' in the CPU profiles (a 12 x 12 map at 96 px);
 # the paper profile keeps the published network (VGG's top map at stride 16, 28 x 28 at 448 px).
@@ -91,7 +92,8 @@ def plan(settings):
     variants = [Variant("baseline", BaselineNet, cross_entropy_loss, recipe, seeds, details=pooled)]
     for name, region in ORACLES.items():
         variants.append(Variant(name, BaselineNet, cross_entropy_loss, recipe, seeds,
-                                details=(("model", "backbone + GAP + linear"), ("input", f"{region} crop of the source")),
+                                details=(("model", "backbone + GAP + linear"),
+                                         ("input", f"{region} crop of the source")),
                                 data=(("crop", region),)))
     for name, region in ZOOM_ORACLES.items():
         variants.append(Variant(name, BaselineNet, cross_entropy_loss, recipe, seeds,
@@ -142,10 +144,11 @@ def claims(settings):
         Claim("positive control: oracle attention (discriminative-part crop) beats the whole image",
               ((baseline, Accuracy("oracle-parts")),),
               note="detail the 96-px input lacks, and the class's own parts: carries the label (region probe)"),
-        Claim("zoom oracle (head crop of the network's own input, resized back; label-free) beats the whole image",
+        Claim("zoom oracle (head crop of the network's own input, resized back; nearly label-free) beats the "
+              "whole image",
               ((baseline, Accuracy("oracle-zoom-head")),), main=True,
               note="the ceiling of the methods that resample their input"),
-        Claim("spatial-attention oracle (keypoint mask, label-free) beats average pooling at the same stride",
+        Claim("spatial-attention oracle (keypoint mask, nearly label-free) beats average pooling at the same stride",
               ((Accuracy(STRIDED_BASELINE), Accuracy("oracle-pool-keypoints")),), main=True,
               note="the ceiling of the methods that re-weight feature maps"),
         Claim("zoom oracle (the class's part crop of the network's input) beats the whole image",
@@ -157,7 +160,7 @@ def claims(settings):
                 f"{NEAR_CHANCE:g} - the probe's accuracy)",
                 ((Score(PROBE.format(region=region)), Fixed("chance + margin", 100.0 / _num_classes(settings)
                                                              + NEAR_CHANCE)),), measure="accuracy",
-                note="label-free: the oracle shows where to look, not what to answer")
+                note="nearly label-free: the oracle shows where to look, not what to answer")
           for region in LABEL_FREE],
         Claim(f"colour histogram stays within {NEAR_CHANCE:g} points of chance (effect: chance + {NEAR_CHANCE:g} "
               f"- its accuracy)", ((Score(COLOUR), Fixed("chance + margin", 100.0 / _num_classes(settings)
