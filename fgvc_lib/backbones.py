@@ -88,7 +88,7 @@ class FeatureBackbone(nn.Module):
         self.stage_strides = stage_strides
         self.top_stage = top_stage
         self.pretrained: Optional[str] = None
-        self.batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in net.modules()) and name.startswith("vgg")
+        self.batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in net.modules()) and is_vgg(name)
 
     @property
     def stage_names(self) -> List[str]:
@@ -306,9 +306,9 @@ def build_backbone(name: str, pretrained: Union[bool, str, None] = False, width:
     origin = _normalise_pretrained(pretrained)
     if state_dict is not None and origin is not None:
         raise ValueError("pass either pretrained='imagenet' or a state_dict, not both")
-    if batch_norm and not name.startswith("vgg"):
+    if batch_norm and not is_vgg(name):
         raise ValueError(f"batch_norm is a VGG option; {name} has batch norm already")
-    if name.startswith("vgg"):
+    if is_vgg(name):
         backbone = _vgg(name, width, batch_norm)
     elif name.startswith("resnet"):
         backbone = _resnet(name, width)

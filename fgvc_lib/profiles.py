@@ -56,7 +56,9 @@ class Profile:
     def uses_batch_norm(self, backbone: str) -> bool:
         """Whether ``backbone`` is built with this profile's added batch norm (VGG-BN; the other
         backbones have batch norm anyway)."""
-        return self.batch_norm and backbone.startswith("vgg")
+        from .backbones import is_vgg   # lazily: profiles is read where torch is not needed
+
+        return self.batch_norm and is_vgg(backbone)
 
 
 # Difficulty of the synthetic birds in the CPU profiles, calibrated so that a slim VGG-16 lands

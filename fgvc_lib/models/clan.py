@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones import FeatureBackbone
+from ..backbones import FeatureBackbone, is_vgg
 from .clan_modules import (CLSA_ACTIVATIONS, CLSA_POOLINGS, DOWNSAMPLE_MODES, RELATIONS,
                            UPSAMPLE_MODES, CrossLayerContextAttention, CrossLayerSpatialAttention,
                            check_choice)
@@ -130,7 +130,7 @@ class CLANConfig:
         """``(step_epochs, gamma)`` of the paper's step decay for this backbone (section 4.1)."""
         if backbone_name.startswith("resnet"):
             return self.lr_step_resnet, self.lr_gamma_resnet
-        if backbone_name.startswith("vgg"):
+        if is_vgg(backbone_name):
             return self.lr_step_vgg, self.lr_gamma_vgg
         raise ValueError(f"the paper gives a learning-rate schedule for VGG-16 and ResNets only; got "
                          f"{backbone_name!r} (set lr_step_*/lr_gamma_* and use a vgg/resnet name)")

@@ -54,7 +54,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones import FeatureBackbone, build_backbone
+from ..backbones import FeatureBackbone, build_backbone, is_vgg
 from .frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
 from .config_checks import check_choice
 from .output import ModelOutput
@@ -228,7 +228,7 @@ class SSANet(nn.Module):
             feature_memo = FrozenFeatureMemo()
         # (an empty memo is falsy: it has a length)
         self.feature_memo: Optional[FrozenFeatureMemo] = feature_memo if feature_memo is not False else None
-        stage = config.feature_stage or ("pool5" if backbone.name.startswith("vgg") else backbone.top_stage)
+        stage = config.feature_stage or ("pool5" if is_vgg(backbone.name) else backbone.top_stage)
         backbone.check_stages([stage])
         self.feature_stage = stage
         channels = backbone.stage_channels[stage]

@@ -27,14 +27,14 @@ EXTRA_ROWS = (LITERAL_ROW,) + tuple(CONV5_3_ROWS.values())   # in the breakdown,
 
 
 def _full_width_model(backbone: str, kind: str, scales: int = 2, **overrides):
-    from ..backbones import build_backbone
+    from ..backbones import build_backbone, is_vgg
     from ..models.baseline import BaselineNet
     from ..models.clan import CLANConfig, build_clan
 
     with torch.device("meta"):
         net = build_backbone(backbone)
         if kind == "baseline":   # GAP + linear after the last max-pooling (section 4.1)
-            return BaselineNet(net, paper.TABLE5_NUM_CLASSES, stage="pool5" if backbone.startswith("vgg") else None)
+            return BaselineNet(net, paper.TABLE5_NUM_CLASSES, stage="pool5" if is_vgg(backbone) else None)
         return build_clan(net, paper.TABLE5_NUM_CLASSES, CLANConfig(scales=scales, **overrides))
 
 

@@ -446,13 +446,13 @@ def attention_sites(settings):
     """Where the model attends, with each map's stride in image pixels: the global stream's last map (its
     CAM places the patches) and the patch CNN's last map (where the step maps are read; the patch is a box
     of ``box_fraction`` of the image's side resized to ``patch_size``, so its stride is rescaled)."""
-    from ..backbones import build_backbone, set_output_stride
+    from ..backbones import build_backbone, is_vgg, set_output_stride
     from ..models.recurrent_attention import RecurrentAttentionConfig
 
     def top_stride(name):
         backbone = build_backbone(name, width=settings.profile.width,
                                   batch_norm=settings.profile.uses_batch_norm(name))
-        if settings.output_stride and name.startswith("vgg"):
+        if settings.output_stride and is_vgg(name):
             backbone = set_output_stride(backbone, settings.output_stride)
         return backbone.stage_strides[backbone.top_stage]
 

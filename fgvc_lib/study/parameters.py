@@ -183,7 +183,7 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
 
     ``paper`` is a :class:`fgvc_lib.study.paper.Paper`; ``values`` maps parameter names to the
     notebook's values (names it does not give take their declared default)."""
-    from ..backbones import OUTPUT_STRIDES, check_backbone_name, min_image_size
+    from ..backbones import OUTPUT_STRIDES, check_backbone_name, is_vgg, min_image_size
     from ..data import DATASET_NAMES
     from ..profiles import get_profile
 
@@ -253,7 +253,7 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
         except ValueError as err:
             _fail(name, err)
     # the paper's default for the profile applies to VGG backbones (set_output_stride's); others run as published
-    default_stride = paper.output_strides.get(profile.name) if backbone.startswith("vgg") else None
+    default_stride = paper.output_strides.get(profile.name) if is_vgg(backbone) else None
     output_stride = options.get("output_stride") or default_stride or None
     if output_stride == max(OUTPUT_STRIDES):   # every backbone's published stride
         output_stride = None
@@ -261,7 +261,7 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
         if output_stride not in OUTPUT_STRIDES:
             _fail("output_stride", ValueError(f"must be 0 (the profile's) or one of "
                                               f"{', '.join(map(str, OUTPUT_STRIDES))}; got {output_stride}"))
-        if not backbone.startswith("vgg"):
+        if not is_vgg(backbone):
             _fail("output_stride", ValueError(f"{output_stride} needs a VGG backbone; {backbone} runs at its own "
                                               f"stride (set output_stride 32)"))
     settings = Settings(profile, datasets, backbone, seeds, epochs, image_size, batch_size, execution, options,

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from .. import paths
+from ..backbones import is_vgg
 from .executors import RunFailed, make_executor, worker_traceback
 from .jobs import (LOG_NAME, OUTPUTS_NAME, RECORD_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run,
                    outputs_name, read_record, run_key, save_view_outputs)
@@ -50,7 +51,7 @@ def backbone_spec_for(settings: Settings, name: Optional[str] = None) -> Backbon
         rendering = tuple(sorted((k, v) for k, v in profile.synthetic.items() if k not in TASK_SIZE_KEYS))
         options = tuple(sorted({"image_size": settings.image_size, "rendering": rendering,
                                 **profile.pretraining}.items()))
-    stride = settings.output_stride if name.startswith("vgg") else None
+    stride = settings.output_stride if is_vgg(name) else None
     return BackboneSpec(name, profile.width, profile.uses_batch_norm(name), profile.pretrained, options, stride)
 
 
