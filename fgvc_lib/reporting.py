@@ -525,6 +525,8 @@ def build_summary(results_dir: PathLike) -> str:
 
 
 CONTROLS_NAME = "controls.csv"   # notebook 00's testbed controls (fgvc_lib.papers.synthetic_dataset.controls_table)
+CONTROL_COLUMNS = ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high", "needed", "attention pays",
+                   "notebooks"]
 
 
 def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
@@ -536,8 +538,7 @@ def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
     for path in found:
         try:
             controls = pd.read_csv(path, keep_default_na=False)
-            check_columns(controls, ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high", "needed",
-                                     "attention pays", "notebooks"], what="controls table")
+            check_columns(controls, CONTROL_COLUMNS, what="controls table")
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
             continue
         for _, row in controls.iterrows():

@@ -39,6 +39,7 @@ from ..data.synthetic import SyntheticConfig
 from ..engine import TrainConfig
 from ..models.baseline import BaselineNet, cross_entropy_loss
 from ..models.mask_pooling import MaskPooledNet, strided_baseline
+from ..reporting import CONTROL_COLUMNS   # the controls table's format, which SUMMARY.md reads back
 from ..study import Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, recipes
 
 # The baseline's recipe in every profile: SGD with momentum, cosine decay (not a paper's recipe).
@@ -179,8 +180,6 @@ def claims(settings):
     ], []
 
 
-CONTROL_COLUMNS = ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high", "needed", "attention pays",
-                   "notebooks"]
 
 
 def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
