@@ -39,7 +39,7 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from .masks import box_mask  # noqa: F401  (also read from here by the views and tests)
+from .masks import box_mask  # noqa: F401  (also read from here by the tests)
 
 from .models.output import ModelOutput
 from .reporting import new_figure

@@ -8,7 +8,8 @@ resumes from it (a finished run is loaded, not retrained).
 
 Determinism: the global RNG is re-seeded from ``(seed, epoch)`` at the start of every epoch, so the
 shuffle order and random augmentations of epoch ``e`` do not depend on whether the run was resumed.
-Same seed, same machine, same metrics.
+Same seed, same machine, same metrics. ``TrainConfig.data_seed`` and ``init_seed`` fix one of the two
+random sources while ``seed`` varies the other.
 
 Divergence: a training loss that stops being finite raises :class:`FloatingPointError` at the end
 of its epoch (``on_divergence="raise"``, the default: a bug to look at), or, with
@@ -60,6 +61,10 @@ class TrainConfig:
     plateau_factor: float = 0.3       # "plateau": factor (SSANet: 0.3)
     plateau_patience: int = 2         # "plateau": epochs without improvement of the training loss
     seed: int = 0
+    data_seed: Optional[int] = None   # seed of the data order, augmentations and dropout; None: ``seed``
+    init_seed: Optional[int] = None   # seed of the model's initialisation, read where the model is built
+    # (fgvc_lib.study.jobs.execute_run; the engine never builds a model); None: ``seed``. Fixing one of the
+    # two while ``seed`` varies separates the two sources of seed-to-seed variation (notebook 00's grid).
     device: str = "auto"              # "auto" = cuda if available else cpu
     amp: bool = True                  # mixed precision, used on CUDA only
     channels_last: bool = True        # memory format, used on CUDA only (CPU stays contiguous NCHW)
@@ -94,6 +99,9 @@ class TrainConfig:
         keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("progress", "device")}
         if keep["on_divergence"] == "raise":
             del keep["on_divergence"]   # checkpoints written before the option existed keep their fingerprint
+        for name in ("data_seed", "init_seed"):   # the same for the separated seeds
+            if keep[name] is None:
+                del keep[name]
         return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -259,7 +267,8 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    seed_everything(config.seed)
+    data_seed = config.seed if config.data_seed is None else config.data_seed
+    seed_everything(data_seed)
     optimizer = _make_optimizer(model, config)
     scheduler = _make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and cuda)
@@ -286,7 +295,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
         if diverged is not None:
             break
         epoch_start_state = _cpu_copy(model.state_dict()) if stop_on_divergence else None
-        _seed_epoch(train_loader, _epoch_seed(config.seed, epoch))
+        _seed_epoch(train_loader, _epoch_seed(data_seed, epoch))
         if hasattr(model, "start_epoch"):   # a schedule inside the model (e.g. CRA-CNN's L_res blocks)
             model.start_epoch(epoch, config.epochs)
         model.train()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from .reporting import new_figure
@@ -91,6 +92,34 @@ def training_curves(histories: Dict[str, object], keys: Sequence[str] = ("train_
         ax.set_ylabel(key.replace("_", " "))
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def knob_plot(table, target: float) -> Figure:
+    """The knob grid (:func:`fgvc_lib.study.knobs.knob_table`): per point, the paired comparison's interval
+    half-width against the minutes of training a comparison costs (log scale), the target as a dashed line;
+    recipe points as dots, the seed-split points as crosses. Points without an interval (one seed) are left out,
+    and said so."""
+    fig = new_figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    shown = table[np.isfinite(table["half-width"].astype(float)) & (table["comparison seconds"].astype(float) > 0)]
+    if shown.empty:
+        ax.text(0.5, 0.5, "no interval to show: one seed per point", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    for _, row in shown.iterrows():
+        recipe = row["kind"] == "recipe"
+        ax.plot(row["comparison seconds"] / 60.0, row["half-width"], "o" if recipe else "x",
+                color="black" if recipe else "tab:blue")
+        ax.annotate(str(row["point"]), (row["comparison seconds"] / 60.0, row["half-width"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.axhline(target, color="tab:red", linestyle="--", linewidth=1, label=f"target +-{target:g} points")
+    ax.set_xscale("log")
+    ax.set_xlabel("training minutes per comparison (both arms, every seed; one core)")
+    ax.set_ylabel("95 % interval half-width (points)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

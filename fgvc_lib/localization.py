@@ -17,7 +17,7 @@ import torch
 
 from .cam import compute_cams
 from .data.transforms import scale_box
-from .masks import union_mask  # noqa: F401  (also read from here by the views)
+from .masks import union_mask
 
 
 @dataclass

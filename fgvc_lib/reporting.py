@@ -462,6 +462,9 @@ def build_summary(results_dir: PathLike) -> str:
     from .study.recipes import RATE_FACTORS
 
     lines += [VERDICT_RULE, "", RECIPE_PROTOCOL.format(factors=", ".join(f"{f:g}" for f in RATE_FACTORS)), ""]
+    variance = variance_finding(root)
+    if variance:
+        lines += [variance, ""]
 
     overall: Dict[str, List[Tuple[str, pd.DataFrame]]] = {}
     caveats = testbed_caveats(root)
@@ -552,6 +555,35 @@ def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
             for notebook in str(row["notebooks"]).split():
                 caveats[notebook] = text
     return caveats
+
+
+KNOBS_NAME = "knobs.csv"   # notebook 00's knob grid (fgvc_lib.study.knobs.knob_table)
+KNOB_COLUMNS = ["point", "kind", "own recipe", "comparison", "train per class", "epochs", "lr", "schedule", "batch", "seeds",
+                "seconds per run", "comparison seconds", "a top-1", "a sd", "difference", "difference sd",
+                "se_seed", "se_test", "half-width", "seeds for target"]
+
+
+def variance_finding(results_dir: PathLike) -> str:
+    """SUMMARY.md's paragraph on the spread: from the ``knobs.csv`` notebook 00 writes, the comparison it
+    measured, what the profile's own recipe reaches and the cheapest recipe point that reaches the target
+    (:func:`fgvc_lib.study.knobs.choice_text`), and how the seed-to-seed spread splits between the data order
+    and the initialisation; "" without the file."""
+    from .study.knobs import choice_text
+
+    found = sorted(Path(results_dir).glob(f"*/{KNOBS_NAME}"))
+    if not found:
+        return ""
+    table = pd.read_csv(found[0], keep_default_na=False, na_values=[""])
+    check_columns(table, KNOB_COLUMNS, what="knob table")
+    own = table[table["own recipe"].astype(str) == "True"].iloc[0]
+    text = (f"Variance (`{found[0].parent.name}/{KNOBS_NAME}`, the paired comparison {own['comparison']} at each "
+            f"point of a grid of compute knobs): " + choice_text(table, MAIN_HALF_WIDTH))
+    split = table.set_index("kind")
+    if {"data order fixed", "initialisation fixed"} <= set(split.index):
+        text += (f" Standard deviation over seeds of the difference: {own['difference sd']:.2f} points with both "
+                 f"sources varying, {split.loc['initialisation fixed', 'difference sd']:.2f} with the data order "
+                 f"alone varying, {split.loc['data order fixed', 'difference sd']:.2f} with the initialisation alone.")
+    return text
 
 
 POWER_COLUMNS = ["notebook", "claim", "our_effect", "half_width", "half_width_target", "our_std", "se_seed", "se_test",

@@ -530,9 +530,9 @@ def test_training_recipe_of_section_4_1():
     assert (cfg.image_size, cfg.batch_size, cfg.epochs, cfg.lr, cfg.momentum, cfg.weight_decay) == \
         (448, 36, 120, 0.01, 0.9, 1e-4)
     assert cfg.lr_schedule("vgg16") == (30, 0.1) and cfg.lr_schedule("resnet101") == (2, 0.9)
-    train = cfg.train_config("vgg16")
+    train = paper.train_config(cfg, "vgg16")
     assert (train.epochs, train.step_size, train.gamma, train.scheduler, train.optimizer) == (120, 30, 0.1, "step", "sgd")
-    short = cfg.train_config("vgg16", epochs=12, max_batches=3)
+    short = paper.train_config(cfg, "vgg16", epochs=12, max_batches=3)
     assert (short.epochs, short.step_size, short.max_batches) == (12, 3, 3)
     with pytest.raises(ValueError, match="VGG-16 and ResNets"):
         cfg.lr_schedule("densenet161")
@@ -743,8 +743,7 @@ def test_experiment_plan_models_build_and_cells_point_to_them():
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
-from fgvc_lib.models import clan_maps  # noqa: E402
-from fgvc_lib.papers import clan_complexity  # noqa: E402
+from fgvc_lib.papers import clan_complexity, clan_views  # noqa: E402
 from fgvc_lib.reporting import RESULT_COLUMNS  # noqa: E402
 from fgvc_lib.study import Run, Study  # noqa: E402
 from fgvc_lib.study.jobs import RunRecord  # noqa: E402
@@ -1035,7 +1034,7 @@ def test_claims_pair_the_right_measures_with_the_papers_effects():
         assert b.value == pytest.approx(smaller(OURS, big, small), rel=1e-9) and b.value > 0
         assert claim.paper_effect == round(smaller(printed, big, small), 2)
     assert found["two_scales_cost_more"][0].paper_effect == round(100 * (62.30 - 61.63) / 61.63, 2)
-    # figures: per-image scores under the names clan_maps.score_maps records
+    # figures: per-image scores under the names clan_views.score_maps records
     (fig4,) = found["clca_maps_on_object"]
     assert fig4.pairs == tuple((Score(f"non-local: {s} activation: object_energy"),
                                 Score(f"CLAN: {s} activation: object_energy")) for s in ("conv5_2", "conv4_3"))
@@ -1115,21 +1114,21 @@ def test_maps_of_every_layer_and_their_scores():
     torch.manual_seed(0)
     clan = build_clan(slim(), CLASSES, CLANConfig(scales=3, zero_init_output=False)).eval()
     base = BaselineNet(slim(), CLASSES).eval()
-    assert clan_maps.stage_layer(clan, "conv5_2") is clan.mid_modules["P"]
-    assert clan_maps.stage_layer(base, "conv5_2") is base.backbone.stage_module("conv5_2")
+    assert clan_views.stage_layer(clan, "conv5_2") is clan.mid_modules["P"]
+    assert clan_views.stage_layer(base, "conv5_2") is base.backbone.stage_module("conv5_2")
     x, labels = images(), torch.tensor([1, 3])
     stages = ("conv5_3", "conv5_2", "conv4_3")
-    maps = clan_maps.model_maps(clan, x, labels, stages)
+    maps = clan_views.model_maps(clan, x, labels, stages)
     assert list(maps) == [f"{s} activation" for s in stages] + [f"{s} Grad-CAM" for s in stages] + \
         ["CLSA conv5_2", "CLSA conv4_3"]
     for m in maps.values():
         assert m.shape == (BATCH, SIZE, SIZE) and m.min() >= 0 and m.max() <= 1
     assert not clan.training
-    base_maps = clan_maps.model_maps(base, x, labels, stages)
+    base_maps = clan_views.model_maps(base, x, labels, stages)
     assert len(base_maps) == 6                                   # no CLSA maps for the baseline
     # the refined mid map (not the raw backbone map) is what CLAN's activation map shows
     raw = base.backbone(x, ("conv5_2",))["conv5_2"]
-    assert not torch.allclose(clan_maps.stage_maps(clan, x, ("conv5_2",))["conv5_2"],
+    assert not torch.allclose(clan_views.stage_maps(clan, x, ("conv5_2",))["conv5_2"],
                               clan.backbone(x, ("conv5_2",))["conv5_2"])
     assert raw.shape[1] == clan.backbone.stage_channels["conv5_2"]
     sample = _cam_sample(x, labels)
@@ -1137,7 +1136,7 @@ def test_maps_of_every_layer_and_their_scores():
     peak[0, 2, 2] = peak[1, 10, 10] = 1.0
     assert score_cams(peak, sample)["part_pointing"] == 0.5
     with pytest.raises(ValueError, match="kind must be one of"):
-        clan_maps.map_figure({"CLAN": clan}, stages, sample, "saliency")
+        clan_views.map_figure({"CLAN": clan}, stages, sample, "saliency")
 
 
 PARTS = [{"beak": (0, 0, 16, 16), "wing": (24, 24, 24, 24), "tail": (48, 0, 16, 16)},
@@ -1159,13 +1158,13 @@ def test_map_scores_are_per_image_and_named_as_the_figure_claims_read_them():
     runs = {label: [SimpleNamespace(seed=seed, model=model.eval()) for seed in (0, 1)]
             for label, model in models.items()}
     sample = _cam_sample(x, labels)
-    scores = clan_maps.score_maps(runs, stages, sample, parts=PARTS)
+    scores = clan_views.score_maps(runs, stages, sample, parts=PARTS)
     for values in scores.values():
         assert values.keys() == {0, 1} and all(np.shape(v) == (BATCH,) for v in values.values())
     assert all(((0 <= v) & (v <= 100)).all() for v in scores["CLAN: CLSA conv5_2: part_pointing"].values())
-    maps = clan_maps.model_maps(models["CLAN"], x, labels, stages)
+    maps = clan_views.model_maps(models["CLAN"], x, labels, stages)
     np.testing.assert_allclose(scores["CLAN: CLSA conv4_3: part_diversity"][1],
-                               clan_maps.part_diversity(maps["CLSA conv4_3"], PARTS))
+                               clan_views.part_diversity(maps["CLSA conv4_3"], PARTS))
     from fgvc_lib.localization import CamSample, score_cams
     for i in range(BATCH):                                # per image = score_cams of that image alone
         one = CamSample([i], x[i:i + 1], labels[i:i + 1], sample.object_boxes[i:i + 1], sample.part_boxes[i:i + 1],
@@ -1199,12 +1198,12 @@ def test_part_boxes_of_the_synthetic_set_in_sample_pixels():
             return {"image_size": (128, 256), "part_boxes": {"beak": (64, 128, 32, 64), "eye": (0, 0, 8, 8)}}
 
     sample = CamSample([3, 5], torch.zeros(2, 3, 64, 64), torch.tensor([0, 1]), np.zeros((2, 4)), [[], []], ["a", "b"])
-    boxes = clan_maps.part_boxes(Data(), sample)
+    boxes = clan_views.part_boxes(Data(), sample)
     assert boxes == [{"beak": (32.0, 32.0, 16.0, 16.0), "eye": (0.0, 0.0, 4.0, 2.0)}] * 2
     class Real(Data):
         def annotation(self, index):
             return {"image_size": (128, 256), "parts": {"beak": (1, 2)}}
-    assert clan_maps.part_boxes(Real(), sample) is None
+    assert clan_views.part_boxes(Real(), sample) is None
 
 
 def _literal_peaks(cam, radius):
@@ -1231,33 +1230,33 @@ def test_part_diversity_counts_the_distinct_parts_the_peaks_fall_on():
     cam = _blobs(64, {(8, 8): 1.0, (36, 36): 0.8, (8, 56): 0.3})
     boxes = {"beak": (0, 0, 16, 16), "head": (0, 0, 30, 30), "wing": (24, 24, 24, 24), "tail": (48, 0, 16, 16)}
     for radius in (1, 2, 4):
-        assert sorted(clan_maps.map_peaks(cam, radius)) == sorted(_literal_peaks(cam, radius))
-    assert sorted(clan_maps.map_peaks(cam, 2)) == [(8.0, 8.0), (36.0, 36.0)]
-    assert clan_maps.parts_reached(cam, boxes, 2) == ["beak", "wing"]      # the smallest box holding a peak
-    assert clan_maps.part_diversity(cam[None], [boxes], 2).tolist() == [50.0]
+        assert sorted(clan_views.map_peaks(cam, radius)) == sorted(_literal_peaks(cam, radius))
+    assert sorted(clan_views.map_peaks(cam, 2)) == [(8.0, 8.0), (36.0, 36.0)]
+    assert clan_views.parts_reached(cam, boxes, 2) == ["beak", "wing"]      # the smallest box holding a peak
+    assert clan_views.part_diversity(cam[None], [boxes], 2).tolist() == [50.0]
     one_blob = _blobs(64, {(8, 8): 1.0})
     flat = np.zeros((64, 64))
     plateau = np.zeros((64, 64))
     plateau[30:35, 40:45] = 1.0                                               # a flat top is one peak
-    assert clan_maps.map_peaks(plateau, 2) == [(32.0, 42.0)]
-    three = clan_maps.part_diversity(np.stack([one_blob, flat, plateau]), [boxes, boxes, {}], 2)
+    assert clan_views.map_peaks(plateau, 2) == [(32.0, 42.0)]
+    three = clan_views.part_diversity(np.stack([one_blob, flat, plateau]), [boxes, boxes, {}], 2)
     assert three[:2].tolist() == [25.0, 0.0] and np.isnan(three[2])
-    assert np.isnan(clan_maps.part_diversity(plateau[None], [{}])[0])          # no part boxes: undefined
-    assert clan_maps.map_peaks(np.zeros((8, 8))) == []
+    assert np.isnan(clan_views.part_diversity(plateau[None], [{}])[0])          # no part boxes: undefined
+    assert clan_views.map_peaks(np.zeros((8, 8))) == []
     with pytest.raises(ValueError, match="one part-box mapping per map"):
-        clan_maps.part_diversity(cam[None], [boxes, boxes])
+        clan_views.part_diversity(cam[None], [boxes, boxes])
 
 
 def test_map_correlation_per_image():
     rng = np.random.default_rng(0)
     a = rng.random((3, 8, 8))
-    np.testing.assert_allclose(clan_maps.map_correlation(a, a), np.ones(3))
-    np.testing.assert_allclose(clan_maps.map_correlation(a, 1 - a), -np.ones(3))
-    assert clan_maps.map_correlation(a, np.ones_like(a)).tolist() == [0.0] * 3
+    np.testing.assert_allclose(clan_views.map_correlation(a, a), np.ones(3))
+    np.testing.assert_allclose(clan_views.map_correlation(a, 1 - a), -np.ones(3))
+    assert clan_views.map_correlation(a, np.ones_like(a)).tolist() == [0.0] * 3
     b = a.copy()
     b[1] = rng.random((8, 8))
     x, y = a[1].ravel() - a[1].mean(), b[1].ravel() - b[1].mean()
-    assert clan_maps.map_correlation(a, b)[1] == pytest.approx((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+    assert clan_views.map_correlation(a, b)[1] == pytest.approx((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
 
 
 @pytest.mark.usefixtures("private_dirs")

@@ -43,6 +43,24 @@ def test_same_seed_same_metrics_and_different_seed_differs():
     assert strip(runs[0]) != strip(runs[2])
 
 
+def _batch_targets(seed, **changes):
+    seen = []
+
+    def recording_loss(output, targets):
+        seen.append(targets.tolist())
+        return cross_entropy_loss(output, targets)
+
+    model, loader = make_task(seed)
+    fit(model, loader, recording_loss, config(epochs=2, seed=seed, **changes))
+    return seen
+
+
+def test_a_fixed_data_seed_gives_every_seed_the_same_batches():
+    assert _batch_targets(1, data_seed=0) == _batch_targets(2, data_seed=0)
+    assert _batch_targets(1) != _batch_targets(2)
+    assert _batch_targets(0) == _batch_targets(5, data_seed=0)   # data_seed 0 is what seed 0 alone gives
+
+
 def test_a_model_schedule_is_told_each_epoch_and_the_run_length(tmp_path):
     model, loader = make_task()
     seen = []
@@ -90,11 +108,14 @@ def test_a_diverging_run_raises_by_default_and_stops_with_its_last_finite_model_
     assert all(torch.equal(v, reference.state_dict()[k]) for k, v in again.state_dict().items())
 
 
-def test_on_divergence_leaves_the_default_fingerprint_alone():
+def test_options_added_later_leave_the_default_fingerprint_alone():
     assert config().fingerprint() == config(on_divergence="raise").fingerprint()
     assert config().fingerprint() != config(on_divergence="stop").fingerprint()
-    # the hash of the fields the option did not exist among (checkpoints written before it still resume)
-    fields = {k: v for k, v in dataclasses.asdict(config()).items() if k not in ("progress", "device", "on_divergence")}
+    assert config().fingerprint() != config(data_seed=0).fingerprint()
+    assert config(init_seed=0).fingerprint() not in (config().fingerprint(), config(data_seed=0).fingerprint())
+    # the hash of the fields the options did not exist among (checkpoints written before them still resume)
+    added_later = ("on_divergence", "data_seed", "init_seed")
+    fields = {k: v for k, v in dataclasses.asdict(config()).items() if k not in ("progress", "device", *added_later)}
     before = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
     assert config().fingerprint() == before
 

@@ -16,7 +16,7 @@ from fgvc_lib.models.recurrent_attention import (
     RecurrentAttentionConfig,
     RecurrentAttentionLoss,
     RecurrentAttentionNet,
-    SpatialSelfAttention,
+    RecurrentAttentionSelfAttention,
     StepAttention,
     class_activation_maps,
     crop_patches,
@@ -292,8 +292,8 @@ def test_local_stream_trains_at_ten_times_the_rate():
 # ----------------------------------------------------------------------------- self-attention (chapter 7)
 def test_self_attention_block_against_eq_7_1_by_loops():
     torch.manual_seed(6)
-    block = SpatialSelfAttention(channels=6, map_size=(2, 3), hidden=4, out_features=5, key_fraction=0.5,
-                                 spatial_channels=2)
+    block = RecurrentAttentionSelfAttention(channels=6, map_size=(2, 3), hidden=4, out_features=5,
+                                            key_fraction=0.5, spatial_channels=2)
     features, hidden = torch.randn(1, 6, 2, 3), torch.randn(1, 4)
     out, attention = block(features, hidden)
     query = block.query(hidden)[0].tolist()                        # the MLP's output is the query vector

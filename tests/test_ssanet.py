@@ -14,7 +14,7 @@ from fgvc_lib.backbones import build_backbone
 from fgvc_lib.models import frozen_features
 from fgvc_lib.models.frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
 from fgvc_lib.models.output import ModelOutput
-from fgvc_lib.models.ssa_module import SpatialSelfAttention
+from fgvc_lib.models.ssa_module import SSANetSelfAttention
 from fgvc_lib.models.ssanet import (VARIANTS, ClassifierHead, SSANet, SSANetConfig, build_ssanet, kl_divergence,
                                     ssanet_loss)
 from fgvc_lib.papers import ssanet as paper
@@ -59,7 +59,7 @@ def _output(fe, ssa=None):
 @pytest.mark.parametrize("aggregation", ["plus", "multiply", "none"])
 def test_ssa_shapes_and_attention_rows_sum_to_one(aggregation):
     torch.manual_seed(0)
-    block = SpatialSelfAttention(16, aggregation=aggregation, alpha_init=0.3)
+    block = SSANetSelfAttention(16, aggregation=aggregation, alpha_init=0.3)
     x = torch.randn(2, 16, 3, 5)
     out, s = block(x, return_attention=True)
     assert out.shape == x.shape
@@ -71,7 +71,7 @@ def test_ssa_shapes_and_attention_rows_sum_to_one(aggregation):
 
 def test_ssa_matches_the_equations_elementwise():
     torch.manual_seed(1)
-    block = SpatialSelfAttention(4, aggregation="plus", alpha_init=0.7)
+    block = SSANetSelfAttention(4, aggregation="plus", alpha_init=0.7)
     x = torch.randn(1, 4, 2, 3)
     out, s = block(x, return_attention=True)
     a = block.conv_a(x)[0].flatten(1)   # (K, N)
@@ -84,7 +84,7 @@ def test_ssa_matches_the_equations_elementwise():
         torch.testing.assert_close(s[0, j], s_j)
         h_j = 0.7 * sum(s_j[i] * c[:, i] for i in range(n)) + x[0].flatten(1)[:, j]  # Eq. 1
         torch.testing.assert_close(out[0].flatten(1)[:, j], h_j)
-    mul = SpatialSelfAttention(4, aggregation="multiply", alpha_init=0.7)
+    mul = SSANetSelfAttention(4, aggregation="multiply", alpha_init=0.7)
     mul.load_state_dict(block.state_dict())
     context = out - x  # alpha * S C from the plus block
     torch.testing.assert_close(mul(x), context * x)  # Eq. 2
@@ -93,17 +93,17 @@ def test_ssa_matches_the_equations_elementwise():
 def test_ssa_plus_with_alpha_zero_is_identity_and_multiply_is_zero():
     torch.manual_seed(0)
     x = torch.randn(2, 8, 3, 3)
-    plus = SpatialSelfAttention(8, aggregation="plus")
+    plus = SSANetSelfAttention(8, aggregation="plus")
     assert plus.alpha.item() == 0.0
     assert torch.equal(plus(x), x)
-    mul = SpatialSelfAttention(8, aggregation="multiply")
+    mul = SSANetSelfAttention(8, aggregation="multiply")
     assert torch.count_nonzero(mul(x)) == 0
 
 
 @pytest.mark.parametrize("aggregation", ["plus", "multiply", "none"])
 def test_gradient_reaches_alpha_at_initialisation(aggregation):
     torch.manual_seed(0)
-    block = SpatialSelfAttention(8, aggregation=aggregation)
+    block = SSANetSelfAttention(8, aggregation=aggregation)
     x = torch.rand(2, 8, 3, 3)
     (block(x) * torch.randn(2, 8, 3, 3)).sum().backward()
     assert isinstance(block.alpha, nn.Parameter)
@@ -112,7 +112,7 @@ def test_gradient_reaches_alpha_at_initialisation(aggregation):
 
 def test_fixed_alpha_is_one_and_not_trainable():
     torch.manual_seed(0)
-    block = SpatialSelfAttention(8, aggregation="none", learnable_alpha=False)
+    block = SSANetSelfAttention(8, aggregation="none", learnable_alpha=False)
     assert not isinstance(block.alpha, nn.Parameter) and block.alpha.item() == 1.0
     assert "alpha" not in dict(block.named_parameters())
     x = torch.randn(2, 8, 2, 2)
@@ -122,20 +122,20 @@ def test_fixed_alpha_is_one_and_not_trainable():
 
 
 def test_qk_reduction_shrinks_a_and_b_only():
-    block = SpatialSelfAttention(64, qk_reduction=8)
+    block = SSANetSelfAttention(64, qk_reduction=8)
     assert block.conv_a.out_channels == block.conv_b.out_channels == 8
     assert block.conv_c.out_channels == 64
-    default = SpatialSelfAttention(64)
+    default = SSANetSelfAttention(64)
     assert default.conv_a.out_channels == 64  # the paper: A, B, C have K channels
 
 
 def test_ssa_rejects_bad_arguments():
     with pytest.raises(ValueError, match="plus, multiply, none"):
-        SpatialSelfAttention(8, aggregation="concat")
+        SSANetSelfAttention(8, aggregation="concat")
     with pytest.raises(ValueError, match="qk_reduction"):
-        SpatialSelfAttention(8, qk_reduction=0)
+        SSANetSelfAttention(8, qk_reduction=0)
     with pytest.raises(ValueError, match="feature map"):
-        SpatialSelfAttention(8)(torch.randn(2, 4, 3, 3))
+        SSANetSelfAttention(8)(torch.randn(2, 4, 3, 3))
 
 
 # --- classifier head (sec. 3.4) ---

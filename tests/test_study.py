@@ -8,6 +8,7 @@ put on PYTHONPATH for them.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -648,3 +649,21 @@ def test_protocol_tunes_the_method_and_its_baseline_and_shares_the_methods_rate(
     assert planned["ablation"].lr_trials == () and planned["ablation"].lr_from == "method"
     cpu.options["lr_selection"] = "fixed"                                    # the notebook's parameter: rates fixed
     assert recipes.protocol(cpu, variants, tuned=("baseline", "method"), lead="method") == variants
+
+
+def test_a_run_builds_its_model_from_init_seed_when_the_recipe_fixes_it(runs_dir):
+    """Two seeds with the data order fixed still differ (their initialisations do); with the initialisation
+    fixed too, they are one run trained twice."""
+    study = Study(PAPER, variants="plain", seeds="0,1", executor="inline")
+    study.data()
+    outputs = {}
+    for fixed in (("data_seed",), ("data_seed", "init_seed")):
+        template = [job for _, job in study.jobs()]
+        train = dataclasses.replace(template[0].variant.train, **{name: 0 for name in fixed})
+        variant = dataclasses.replace(template[0].variant, train=train)
+        folder = runs_dir / "+".join(fixed)
+        runs = [execute_run(dataclasses.replace(job, variant=variant, run_dir=str(folder / f"seed{job.seed}")))
+                for job in template]
+        outputs[fixed] = [torch.load(Path(r.run_dir) / "outputs.pt", weights_only=True)["final"] for r in runs]
+    assert not torch.equal(*outputs[("data_seed",)])
+    assert torch.equal(*outputs[("data_seed", "init_seed")])

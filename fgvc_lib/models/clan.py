@@ -76,7 +76,9 @@ PAPER_SCALES = {"vgg16": 3, "vgg19": 3, "resnet34": 2, "resnet50": 2, "resnet101
 class CLANConfig:
     """CLAN's method and training recipe; defaults are the paper's (section, equation or table).
 
-    ``None`` for ``scales`` means the paper's choice for the backbone (:data:`PAPER_SCALES`).
+    ``None`` for ``scales`` means the paper's choice for the backbone (:data:`PAPER_SCALES`). The
+    engine's config for the recipe is :func:`fgvc_lib.papers.clan.train_config` (models do not import
+    the engine).
     """
 
     # --- architecture (section 3) ---
@@ -134,22 +136,6 @@ class CLANConfig:
             return self.lr_step_vgg, self.lr_gamma_vgg
         raise ValueError(f"the paper gives a learning-rate schedule for VGG-16 and ResNets only; got "
                          f"{backbone_name!r} (set lr_step_*/lr_gamma_* and use a vgg/resnet name)")
-
-    def train_config(self, backbone_name: str, epochs: Optional[int] = None, **overrides):
-        """An engine :class:`~fgvc_lib.engine.TrainConfig` with this recipe.
-
-        ``epochs`` shortens the run (profiles); the decay step is rescaled in proportion and the
-        decay factor kept (:func:`fgvc_lib.profiles.scale_epochs`).
-        """
-        from ..engine import TrainConfig  # local import: the model does not need the engine
-        from ..profiles import scale_epochs
-        step, gamma = self.lr_schedule(backbone_name)
-        run_epochs = self.epochs if epochs is None else int(epochs)
-        settings = dict(epochs=run_epochs, lr=self.lr, momentum=self.momentum,
-                        weight_decay=self.weight_decay, optimizer="sgd", scheduler="step",
-                        step_size=scale_epochs(self.epochs, step, run_epochs), gamma=gamma)
-        settings.update(overrides)
-        return TrainConfig(**settings)
 
 
 def clan_stages(backbone: FeatureBackbone, config: CLANConfig) -> Tuple[str, Tuple[str, ...]]:

@@ -37,7 +37,8 @@ prediction (3.1.5), the ablation rows of Table 6.1 and the self-attention extens
   split along channels into keys (c_k) and values (c_v); a learned spatial bias map (c_s channels) is
   concatenated to both; the query is a 2-hidden-layer MLP of the LSTM's previous top hidden state
   (zeros before step 1); ``softmax_hw(q . K / sqrt(c_k + c_s))`` weights the values, summed over space to
-  the answer, and a 2-layer MLP maps the answer to the next LSTM input (:class:`SpatialSelfAttention`).
+  the answer, and a 2-layer MLP maps the answer to the next LSTM input
+  (:class:`RecurrentAttentionSelfAttention`).
 
 In evaluation the model also reports, as branches, the joint prediction with the local stream's
 attention replaced by step t's feature alone (``step<t>``, Figure 6.1) and by the sum of the step
@@ -205,7 +206,7 @@ def _mlp(sizes: List[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class SpatialSelfAttention(nn.Module):
+class RecurrentAttentionSelfAttention(nn.Module):
     """Chapter 7 (eq. 7.1, Fig. 7.2): one step's input to the LSTM from the patch's feature map and the
     previous hidden state.
 
@@ -263,8 +264,8 @@ class RecurrentAttentionNet(nn.Module):
         if config.local != "cnn":
             self.lstm = nn.LSTM(features, hidden, num_layers=config.lstm_layers, batch_first=True)
             if config.self_attention:
-                self.self_attention = SpatialSelfAttention(features, self._patch_map_size(), hidden, features,
-                                                           config.key_fraction, config.spatial_channels)
+                self.self_attention = RecurrentAttentionSelfAttention(
+                    features, self._patch_map_size(), hidden, features, config.key_fraction, config.spatial_channels)
         if config.local == "attention":
             self.step_attention = StepAttention(hidden, config.time_steps, config.step_attention)
         self.local_classifier = nn.Linear(hidden if config.local != "cnn" else features, num_classes)

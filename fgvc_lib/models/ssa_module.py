@@ -40,7 +40,7 @@ import torch.nn as nn
 AGGREGATIONS = ("plus", "multiply", "none")
 
 
-class SpatialSelfAttention(nn.Module):
+class SSANetSelfAttention(nn.Module):
     """Position self-attention over a feature map followed by aggregation with the input.
 
     ``forward(x)`` maps ``(B, K, H, W)`` to ``(B, K, H, W)``; with ``return_attention=True`` it also

@@ -58,7 +58,7 @@ from ..backbones import FeatureBackbone, build_backbone, is_vgg
 from .frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
 from .config_checks import check_choice
 from .output import ModelOutput
-from .ssa_module import AGGREGATIONS, SpatialSelfAttention
+from .ssa_module import AGGREGATIONS, SSANetSelfAttention
 
 # Table 2 rows -> (SSA block present, aggregation, learnable alpha).
 VARIANTS: Dict[str, Dict[str, object]] = {
@@ -236,10 +236,10 @@ class SSANet(nn.Module):
         self.fe_tap = nn.Identity()   # F, the FE output both heads build on (Grad-CAM target)
         self.fe_head = ClassifierHead(channels, num_classes, **head)
         if config.attention:
-            self.ssa = SpatialSelfAttention(channels, aggregation=config.resolved_aggregation,
-                                            learnable_alpha=config.resolved_learnable_alpha,
-                                            alpha_init=config.alpha_init, qk_reduction=config.qk_reduction,
-                                            scale_energy=config.scale_energy)
+            self.ssa = SSANetSelfAttention(channels, aggregation=config.resolved_aggregation,
+                                           learnable_alpha=config.resolved_learnable_alpha,
+                                           alpha_init=config.alpha_init, qk_reduction=config.qk_reduction,
+                                           scale_energy=config.scale_energy)
             self.ssa_tap = nn.Identity()  # H, the SSA block output (Grad-CAM target)
             self.ssa_head = ClassifierHead(channels, num_classes, **head)
             self.branch_names: Tuple[str, ...] = ("fe", "ssa")

@@ -463,7 +463,7 @@ CLAIMS: List[Claim] = [
           "CLSA's attention maps of the mid levels focus on more diverse local information.",
           "4.4, Figure 6", "qualitative", (),
           "per test image, the share of the bird's annotated parts that a map's peaks fall on "
-          "(fgvc_lib.models.clan_maps.part_diversity; synthetic set only, it has a box per part). The paper "
+          "(fgvc_lib.papers.clan_views.part_diversity; synthetic set only, it has a box per part). The paper "
           "names no reference, so two: CLSA's maps against the top-level map of the same CLAN (the map they "
           "re-weight), and against the baseline's channel-mean activation at the same mid level"),
 ]
@@ -488,7 +488,6 @@ import functools  # noqa: E402
 from ..study import Accuracy, Cell, Fixed, Paper, Parameter, Score, Variant, recipes  # noqa: E402
 from ..study import Claim as StudyClaim  # noqa: E402
 from ..study.parameters import whole_number  # noqa: E402
-from ..models.clan_maps import DIVERSITY  # noqa: E402
 
 BACKBONES = ("vgg16", "resnet50", "resnet101")
 BACKBONE_LABELS = {"vgg16": "VGG-16", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
@@ -502,6 +501,7 @@ ABLATION_SEEDS = {"smoke": 0, "cpu": 3, "paper": 0}   # every claim gets at leas
 # Epochs of the ablation models when ablation_epochs is 0, as a fraction of the run's epochs.
 ABLATION_EPOCHS = {"smoke": 1.0, "cpu": 0.25, "paper": 1.0}
 LOCALIZATION_PER_CLASS = 8   # test images per class whose maps are scored (Figures 4-6)
+DIVERSITY = "part_diversity"  # score name of Figure 6's part diversity (clan_views.part_diversity records it)
 
 
 def _scales(value):
@@ -602,6 +602,25 @@ def ablation_key(settings, key: str) -> str:
         else f"{key}_e{settings.ablation_epochs}"
 
 
+def train_config(recipe, backbone_name: str, epochs: Optional[int] = None, **overrides):
+    """An engine :class:`~fgvc_lib.engine.TrainConfig` with the recipe of ``recipe`` (a ``CLANConfig``,
+    section 4.1) for ``backbone_name``.
+
+    ``epochs`` shortens the run (profiles); the decay step is rescaled in proportion and the
+    decay factor kept (:func:`fgvc_lib.profiles.scale_epochs`).
+    """
+    from ..engine import TrainConfig
+    from ..profiles import scale_epochs
+
+    step, gamma = recipe.lr_schedule(backbone_name)
+    run_epochs = recipe.epochs if epochs is None else int(epochs)
+    fields = dict(epochs=run_epochs, lr=recipe.lr, momentum=recipe.momentum,
+                  weight_decay=recipe.weight_decay, optimizer="sgd", scheduler="step",
+                  step_size=scale_epochs(recipe.epochs, step, run_epochs), gamma=gamma)
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
 def plan(settings) -> List[Variant]:
     from ..models.baseline import BaselineNet, cross_entropy_loss
     from ..models.clan import CLAN_STAGES, PAPER_SCALES, CLANConfig, build_clan, clan_loss
@@ -610,7 +629,7 @@ def plan(settings) -> List[Variant]:
     variants = []
     for key, spec in _models(settings).items():
         seeds = tuple(settings.seeds if spec["tier"] == "main" else settings.ablation_seeds)
-        train = recipe.train_config(settings.backbone, epochs=spec["epochs"])
+        train = train_config(recipe, settings.backbone, epochs=spec["epochs"])
         if spec["kind"] == "baseline":   # GAP + linear on the map CLAN's G branch reads (VGG-16: pool5)
             details = dict(scales="-", mid_module="-", relation="-", clsa="-")
             model = functools.partial(BaselineNet, stage=CLAN_STAGES[settings.backbone][0])
@@ -861,10 +880,72 @@ def _smaller_increment(counts: Dict[str, Dict[str, float]], bigger: str, smaller
     return min(100.0 * (counts[bigger][m] - counts[smaller][m]) / counts["VGG-16"][m] for m in ("params_m", "macs_g"))
 
 
+# ---------------------------------------------------------------- Table 5 counted at the paper's size
+# The models are built at full width on the meta device (shapes only, no memory) and counted with
+# fgvc_lib.complexity.macs_by_operator, in every profile: the counts depend on neither the data nor the
+# profile, so unlike the accuracies they are comparable with the paper's. Besides the paper's rows, the
+# operator breakdown counts two other ways of building the 3-scale model, to explain the gaps: eq. 2
+# evaluated literally (the n x n relation matrix formed, W_g after the upsampling), and the reading of
+# section 4.1 with conv5_3 instead of pool5 as VGG-16's top-level map (fgvc_lib.models.clan). The
+# tables the notebook shows are in clan_complexity.
+LITERAL_ROW = "3-scale CLAN, eq. 2 literal"
+CONV5_3_ROWS = {"2-scale CLAN": "2-scale CLAN, conv5_3 top", "3-scale CLAN": "3-scale CLAN, conv5_3 top"}
+EXTRA_ROWS = (LITERAL_ROW,) + tuple(CONV5_3_ROWS.values())   # in the breakdown, not in Table 5
+
+
+def _full_width_model(backbone: str, kind: str, scales: int = 2, **overrides):
+    import torch
+
+    from ..backbones import build_backbone, is_vgg
+    from ..models.baseline import BaselineNet
+    from ..models.clan import CLANConfig, build_clan
+
+    with torch.device("meta"):
+        net = build_backbone(backbone)
+        if kind == "baseline":   # GAP + linear after the last max-pooling (section 4.1)
+            return BaselineNet(net, TABLE5_NUM_CLASSES, stage="pool5" if is_vgg(backbone) else None)
+        return build_clan(net, TABLE5_NUM_CLASSES, CLANConfig(scales=scales, **overrides))
+
+
+def table5_models(backbone: str) -> Dict[str, object]:
+    """Table 5's rows: the paper's three VGG-16 models (dot-product CLCA, avg&max CLSA), plus the
+    run's ResNet baseline and 2-scale CLAN when ``backbone`` is a ResNet (no paper numbers), plus
+    :data:`EXTRA_ROWS`: the 3-scale CLAN evaluated literally (the n x n relation matrix of eq. 2
+    formed, W_g after upsampling) and both CLANs with conv5_3 as the top-level map."""
+    models = {"VGG-16": _full_width_model("vgg16", "baseline"),
+              "2-scale CLAN": _full_width_model("vgg16", "clan", 2),
+              "3-scale CLAN": _full_width_model("vgg16", "clan", 3)}
+    if backbone != "vgg16":
+        label = BACKBONE_LABELS[backbone]
+        models[label] = _full_width_model(backbone, "baseline")
+        models[f"2-scale CLAN ({label})"] = _full_width_model(backbone, "clan", 2)
+    models[LITERAL_ROW] = _full_width_model("vgg16", "clan", 3, project_top_first=False, efficient_dot_product=False)
+    for row, other in CONV5_3_ROWS.items():
+        models[other] = _full_width_model("vgg16", "clan", int(row[0]), top_stage="conv5_3")
+    return models
+
+
+@functools.lru_cache(maxsize=None)
+def table5_operator_counts(backbone: str) -> Tuple[Tuple[str, Dict[str, float], Dict[str, float]], ...]:
+    """``((row, {"params_m", "macs_g"}, {operator: G MACs}), ...)`` of every :func:`table5_models`
+    row (counted once per process)."""
+    from ..complexity import count_parameters, macs_by_operator
+
+    rows = []
+    for row, model in table5_models(backbone).items():
+        by_op = macs_by_operator(model, TABLE5_IMAGE_SIZE)
+        rows.append((row, {"params_m": count_parameters(model) / 1e6, "macs_g": sum(by_op.values()) / 1e9},
+                     {op: v / 1e9 for op, v in by_op.items()}))
+    return tuple(rows)
+
+
+def table5_counts(backbone: str = "vgg16") -> Dict[str, Dict[str, float]]:
+    """``{row: {"params_m", "macs_g"}}`` of every Table 5 model (counted once per process)."""
+    return {row: dict(totals) for row, totals, _ in table5_operator_counts(backbone)}
+
+
 def _complexity_claims() -> Dict[str, object]:
     """Table 5 from our counts at the paper's size: deterministic numbers, decided by their ordering."""
-    from .clan_complexity import table5_counts
-
     counts = table5_counts()
     found: Dict[str, object] = {}
     for claim_id, bigger, smaller in (("two_scales_cost_more", "2-scale CLAN", "VGG-16"),
@@ -882,7 +963,7 @@ def _complexity_claims() -> Dict[str, object]:
 
 
 def _figure_claims(settings) -> Dict[str, object]:
-    """Figures 4-6 tested with per-image scores that fgvc_lib.models.clan_maps.score_maps records."""
+    """Figures 4-6 tested with per-image scores that fgvc_lib.papers.clan_views.score_maps records."""
     stages = figure_stages(settings)
     top, mids = stages[0], stages[1:]
     found: Dict[str, object] = {}

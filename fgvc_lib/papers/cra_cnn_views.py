@@ -34,7 +34,11 @@ def attend(model, images: torch.Tensor, batch_size: int = 64) -> Dict[str, torch
 
 
 def box_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(B, height, width) masks of the pixels whose centres lie in each ``(x, y, w, h)`` box."""
+    """(B, height, width) masks of the pixels whose centres lie in each ``(x, y, w, h)`` box.
+
+    Pixel centres, the rule :func:`~fgvc_lib.models.cra_transform.attention_region_mask` applies to the
+    attention region, so the IoU compares like with like; :func:`fgvc_lib.masks.box_mask` takes every
+    pixel a box overlaps (a fractional edge counts), which would enlarge the bird's box."""
     ys, xs = np.mgrid[0:height, 0:width] + 0.5
     x, y, w, h = (np.asarray(boxes, dtype=float)[:, k, None, None] for k in range(4))
     return (xs >= x) & (xs <= x + w) & (ys >= y) & (ys <= y + h)

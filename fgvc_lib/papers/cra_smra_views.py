@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cam import box_mask
+from ..masks import box_mask
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..cam import compute_cams
-from ..localization import union_mask
+from ..masks import union_mask
 from . import recurrent_attention as paper
 
 

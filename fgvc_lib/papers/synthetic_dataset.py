@@ -41,6 +41,8 @@ from ..models.baseline import BaselineNet, cross_entropy_loss
 from ..models.mask_pooling import MaskPooledNet, strided_baseline
 from ..reporting import CONTROL_COLUMNS   # the controls table's format, which SUMMARY.md reads back
 from ..study import Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, recipes
+from ..study.knobs import Knobs
+from ..study.parameters import Parameter, optional_flag
 
 # The baseline's recipe in every profile: SGD with momentum, cosine decay (not a paper's recipe).
 # lr 0.05, the default rate of the cpu and smoke profiles in every notebook: at 0.01 the slim baseline
@@ -83,6 +85,9 @@ CONTROL_CLAIMS = {
 COLOUR = "colour histogram: correct"      # the per-image score the notebook records for the colour baseline
 PROBE = "{region} region alone: correct"  # the per-image scores of the region probe (fgvc_lib.region_probe)
 NEAR_ERRORS = "errors one attribute apart: excess share"        # per seed, points
+# The knob grid (fgvc_lib.study.knobs): the spread of the paired comparison baseline -> bird crop (the oracle
+# whose source crop needs no other stride or input) as the recipe's compute knobs change.
+KNOB_ARMS = ("baseline", "oracle-object")
 
 
 def plan(settings):
@@ -113,6 +118,34 @@ def plan(settings):
                                          ("input", "whole image"))))
     # the baseline chooses its rate on validation; every oracle takes it (a recipe chosen for the whole image)
     return recipes.protocol(settings, variants, tuned=("baseline",), lead="baseline")
+
+
+def knob_points(settings):
+    """The knob grid's points: the profile's recipe, each compute knob halved and doubled where that is cheap
+    to train (images per class, epochs), the rate (3 x the chosen one) and schedule (constant), twice the batch,
+    and the seed split (data order or initialisation held at seed 0). The smoke profile keeps three points."""
+    per_class = int(settings.profile.synthetic.get("train_per_class", SyntheticConfig().train_per_class))
+    epochs, batch = settings.epochs, settings.batch_size
+    points = (Knobs("the profile's recipe"),   # changes nothing: shares the notebook's runs
+              Knobs("twice the training images", train_per_class=2 * per_class),
+              Knobs("data order fixed", fixed="data"),
+              Knobs("half the training images", train_per_class=max(2, per_class // 2)),
+              Knobs("half the epochs", epochs=max(1, epochs // 2)),
+              Knobs("twice the epochs", epochs=2 * epochs),
+              Knobs("3 x the learning rate", lr_factor=3.0),
+              Knobs("constant learning rate", scheduler="none"),
+              Knobs("twice the batch", batch_size=2 * batch),
+              Knobs("initialisation fixed", fixed="init"))
+    return points[:3] if settings.profile.name == "smoke" else points
+
+
+def runs_knob_grid(settings) -> bool:
+    """Whether the notebook trains the knob grid: the ``knob_grid`` parameter, else on the generated synthetic
+    set of the cpu and smoke profiles (the grid changes the generated training images per class)."""
+    chosen = settings.options.get("knob_grid")
+    if chosen is not None:
+        return chosen
+    return settings.profile.name != "paper" and bool(settings.profile.synthetic)
 
 
 def mask_stride(settings):
@@ -217,6 +250,9 @@ BACKBONES = ("vgg16", "vgg19", "resnet34", "resnet50", "resnet101", "densenet161
 
 STUDY = Paper(key="synthetic_dataset", notebook="00_synthetic_dataset",
               title="The embedded synthetic fine-grained dataset", backbones=BACKBONES, plan=plan, cells=cells,
-              parameters=(recipes.selection_parameter("the baseline's (and the oracles', which share it)"),),
+              parameters=(recipes.selection_parameter("the baseline's (and the oracles', which share it)"),
+                          Parameter("knob_grid", None, "train the knob grid (the comparison's spread against the "
+                                    "recipe's compute knobs): True | False | None (the cpu and smoke profiles)",
+                                    optional_flag)),
               claims=claims, attention_sites=attention_sites, recipe_epochs=30, recipe_batch_size=32,
               datasets=("synthetic",))

@@ -242,7 +242,8 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
             return finished
         with _log_to(run_dir / LOG_NAME, also_console=job.progress):
             train_loader, test_loader = job.data.loaders()
-            torch.manual_seed(job.seed)  # model initialisation depends on the seed only
+            init_seed = job.variant.train.init_seed
+            torch.manual_seed(job.seed if init_seed is None else init_seed)  # the initialisation's seed only
             model = job.variant.model(job.backbone.build(), len(train_loader.dataset.classes))
             config = TrainConfig(**{**job.variant.train.__dict__, "seed": job.seed,
                                     "max_batches": job.data.max_batches, "device": job.device, "progress": True})

@@ -281,7 +281,7 @@ class Study:
             self.data(dataset)  # generates a synthetic set once, here, before any worker needs it
         self.select_recipes()
         jobs = self.jobs()
-        records = self._train(jobs, "runs")
+        records = self.train_jobs(jobs, "runs")
         self.runs = {}
         for index, (dataset, job) in enumerate(jobs):
             run = Run(self, dataset, job.variant, records[index])
@@ -309,7 +309,7 @@ class Study:
                                              str(folder / f"seed{trial.seeds[0]}"))))
             print(f"recipe selection: {len(jobs)} trial run(s) on a validation split of the training images",
                   flush=True)
-            records = self._train(jobs, "trials")
+            records = self.train_jobs(jobs, "trials")
             # a trial that diverged is not a candidate (it stopped at its first non-finite loss)
             scores = {job.variant.name: (records[index].accuracy if records[index].diverged_epoch is None
                                          else float("-inf")) for index, (_, job) in enumerate(jobs)}
@@ -338,8 +338,9 @@ class Study:
         write_csv(self.recipe_trials, self.results_dir / "recipe_trials.csv", TRIAL_COLUMNS, "recipe trials table")
         return self.recipe_trials.set_index(["variant", "lr"]).round(2)
 
-    def _train(self, jobs: List[Tuple[str, RunJob]], what: str) -> Dict[int, RunRecord]:
-        """Train, resume or load ``jobs``; their records by index."""
+    def train_jobs(self, jobs: List[Tuple[str, RunJob]], what: str) -> Dict[int, RunRecord]:
+        """Train, resume or load ``jobs`` ((dataset, job) pairs, e.g. :meth:`jobs` or another recipe's:
+        :mod:`fgvc_lib.study.knobs`) with the study's executor; their records by index."""
         from tqdm import tqdm
 
         records: Dict[int, RunRecord] = {}

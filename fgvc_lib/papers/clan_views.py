@@ -1,4 +1,5 @@
-"""CLAN's maps per layer (Figures 4-6 of arXiv 2210.08784) and per-image scores on the synthetic ground truth.
+"""Notebook 03's views of CLAN's maps per layer (Figures 4-6 of arXiv 2210.08784) and their per-image
+scores on the synthetic ground truth.
 
 * Figure 4: the channel-mean activation of each layer's map as the model uses it (CLAN and the
   non-local model: the refined mid-level maps, ``extras["features"]``);
@@ -23,10 +24,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .clan import CLAN
+from ..models.clan import CLAN
+from .clan import DIVERSITY
 
 MAP_KINDS = ("activation", "Grad-CAM", "CLSA")
-DIVERSITY = "part_diversity"
 # A local maximum counts as a peak of a map when it reaches half the map's maximum (the usual
 # half-maximum convention); peaks closer than PEAK_RADIUS_FRACTION x the image side are one peak.
 PEAK_FRACTION = 0.5
