@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm  # text bars: readable in papermill logs and JupyterLab alike
 
+from .atomic import atomic_torch_save
 from .models.output import ModelOutput
 
 LossFn = Callable[[ModelOutput, torch.Tensor], Dict[str, torch.Tensor]]
@@ -231,14 +232,6 @@ def _to_device(images: torch.Tensor, targets: torch.Tensor, device: torch.device
     return images, targets.to(device, non_blocking=True)
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _load_checkpoint(path: Path, fingerprint: str, model: nn.Module) -> Optional[dict]:
     if not path.is_file():
         return None
@@ -343,7 +336,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             tqdm.write(f"{desc} epoch {epoch + 1}/{config.epochs}: the training loss stopped being finite; "
                        f"training stops with the model of the epoch's start".strip())
             if ckpt_path is not None:
-                _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                                     "scaler": scaler.state_dict(), "history": history.epochs,
                                     "epoch": config.epochs, "fingerprint": config.fingerprint()}, ckpt_path)
@@ -367,7 +360,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch",))
             tqdm.write(f"{desc} epoch {epoch + 1}/{config.epochs}: {shown}".strip())
         if ckpt_path is not None:
-            _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                                 "scaler": scaler.state_dict(), "history": history.epochs,
                                 "epoch": epoch + 1, "fingerprint": config.fingerprint()}, ckpt_path)

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
+from .atomic import write_atomically
+
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 
 
@@ -60,10 +62,7 @@ def refresh(path: Path) -> int:
             kept += 1
         else:
             cell.outputs = []
-    handle, tmp_path = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.tmp")
-    os.close(handle)
-    nbformat.write(notebook, tmp_path)
-    os.replace(tmp_path, path)
+    write_atomically(path, lambda handle: nbformat.write(notebook, handle), binary=False)
     return kept
 
 

@@ -21,15 +21,15 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
+
+from .atomic import atomic_torch_save
 
 PRETRAIN_SEED = 1_000_003  # generator seed of the pretraining task: disjoint from the study's seeds
 PRETRAINING_THREADS = 1    # torch intra-op threads while pretraining (part of the cache key)
@@ -82,11 +82,7 @@ def synthetic_pretrained_state(backbone: str, width: float, image_size: Optional
         with _isolated_rng(), _fixed_threads(PRETRAINING_THREADS):
             # pretraining on first use must not shift the caller's random draws or thread setting
             state = _pretrain(backbone, width, batch_norm, config, progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(state, path)
     return state
 
 

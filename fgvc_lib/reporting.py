@@ -12,22 +12,22 @@ Implements the "Results" section of docs/DESIGN.md (no paper equation: this is b
   is each *claim* (a difference between variants, an ordering). A notebook ends with a claims table
   (:data:`CLAIM_COLUMNS`) built by :func:`claims_table`; :func:`write_summary` gathers every
   notebook's claims and figures into ``results/SUMMARY.md``.
-* Every file is written atomically (temporary file in the same directory, flush, fsync,
-  ``os.replace``), so an interrupted run never leaves a half-written table or figure behind.
+* Every file is written atomically (:mod:`fgvc_lib.atomic`), so an interrupted run never leaves a
+  half-written table or figure behind.
 """
 from __future__ import annotations
 
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .atomic import atomic_write_text, write_atomically
 from .statistics import (AGAINST_PAPER, HALF_WIDTH, MAIN_HALF_WIDTH, MEASURE_UNITS, MEASURES, VERDICTS,
                          against_paper, below_smallest_effect, chance_decided, holm_rejected, seeds_needed)
 
@@ -79,47 +79,6 @@ CLAIMS_NAME = "claims.csv"
 FIGURE_DPI = 100
 
 
-# --------------------------------------------------------------------------- atomic files
-
-
-def _atomic_write(path: PathLike, write: Callable[[io.IOBase], None], binary: bool) -> Path:
-    """Call ``write(handle)`` on a temporary file next to ``path`` and move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp makes the file private (0600); results are meant to be shared, so keep the mode of the
-    # file being replaced, else use the usual rw-r--r--.
-    mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    text_options = {} if binary else {"encoding": "utf-8", "newline": ""}
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **text_options) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
-
-
-def atomic_write_text(path: PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    return _atomic_write(path, lambda handle: handle.write(text), binary=False)
-
-
 class NotebookFigure(Figure):
     """A matplotlib Figure made without pyplot that still shows itself in Jupyter.
 
@@ -144,12 +103,12 @@ def save_figure(fig, path: PathLike, dpi: int = FIGURE_DPI) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"figures are saved as PNG; give a path ending in .png, got {str(path)!r}")
-    return _atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight",
+    return write_atomically(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight",
                                                            metadata={"Software": None}), binary=True)
 
 
 def _atomic_csv(df: pd.DataFrame, path: PathLike) -> Path:
-    return _atomic_write(path, lambda handle: df.to_csv(handle, index=False, lineterminator="\n"), binary=False)
+    return write_atomically(path, lambda handle: df.to_csv(handle, index=False, lineterminator="\n"), binary=False)
 
 
 # --------------------------------------------------------------------------- result rows

@@ -9,7 +9,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from fgvc_lib import reporting
-from fgvc_lib.reporting import (CLAIM_COLUMNS, RESULT_COLUMNS, atomic_write_text, build_summary, claim_row,
+from fgvc_lib.atomic import atomic_write_text
+from fgvc_lib.reporting import (CLAIM_COLUMNS, RESULT_COLUMNS, build_summary, claim_row,
                                 claims_table, markdown_table, new_figure, paper_vs_reproduced, read_claims, read_table,
                                 result_row, result_rows, save_figure, seed_statistics, write_claims, write_summary,
                                 write_table)
@@ -122,6 +123,25 @@ def test_atomic_text_and_figure(tmp_path, monkeypatch):
         atomic_write_text(tmp_path / "a" / "note.md", "partial")
     assert target.read_text(encoding="utf-8") == "héllo\nworld\n"
     assert leftovers(tmp_path / "a") == []
+
+
+def test_atomic_torch_save_keeps_the_old_file_when_saving_fails(tmp_path, monkeypatch):
+    import torch
+
+    from fgvc_lib.atomic import atomic_torch_save
+
+    path = atomic_torch_save({"w": torch.ones(3)}, tmp_path / "state.pt")
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+
+    def half_written(obj, handle):
+        handle.write(b"half")
+        raise OSError("killed")
+
+    monkeypatch.setattr(torch, "save", half_written)
+    with pytest.raises(OSError, match="killed"):
+        atomic_torch_save({"w": torch.zeros(3)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+    assert leftovers(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- display

@@ -78,7 +78,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 import time
 import warnings
 from collections import OrderedDict
@@ -87,6 +86,8 @@ from typing import Callable, Dict, Hashable, List, Optional, Sequence, Set, Tupl
 
 import torch
 import torch.nn as nn
+
+from ..atomic import atomic_torch_save
 
 DEFAULT_MAX_BYTES = 64 * 2 ** 20    # per model; the cpu profile (720 training images in both flips, 1,200 test
                                     # images) needs about 23 MiB at 192 px and 42 MiB at 256 px
@@ -416,7 +417,7 @@ class FrozenFeatureMemo:
                     while merged and size > self.disk_max_bytes:
                         size -= _nbytes(merged.popitem(last=False)[1])
                     if merged:
-                        _atomic_save({"format": DISK_FORMAT, "fingerprint": self._fingerprint,
+                        atomic_torch_save({"format": DISK_FORMAT, "fingerprint": self._fingerprint,
                                       "context": _context_name(context), "keys": [k[1].hex() for k in merged],
                                       "values": torch.stack(list(merged.values()))}, path)
                         written.append(path)
@@ -450,15 +451,3 @@ class FrozenFeatureMemo:
                 total -= size
 
 
-def _atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then move it over ``path`` (readers see the old
-    file or the new one, never half of one)."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
