@@ -430,6 +430,11 @@ def fake_study(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"call study.run\(\) first"):
         study.values(Accuracy("a"))
     assert len(study.data().test_set) == N_TEST
+    return _with_fake_runs(study)
+
+
+def _with_fake_runs(study):
+    """``study`` with stored outputs set directly as its runs (CORRECT[name] + seed images right)."""
     study.runs = {"synthetic": {}}
     for name, variant in study.variants.items():
         runs = []
@@ -667,3 +672,38 @@ def test_a_run_builds_its_model_from_init_seed_when_the_recipe_fixes_it(runs_dir
         outputs[fixed] = [torch.load(Path(r.run_dir) / "outputs.pt", weights_only=True)["final"] for r in runs]
     assert not torch.equal(*outputs[("data_seed",)])
     assert torch.equal(*outputs[("data_seed", "init_seed")])
+
+
+def test_the_runner_reads_printed_cells_and_computes_the_papers_effects(tmp_path, monkeypatch):
+    """Cells and claims name printed cells; the runner looks the numbers up in the dataset's column."""
+    from fgvc_lib.study import Printed
+
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    printed = {"T1": {"A": {"cub": 60.0, "cars": 70.0}, "B": {"cub": 62.5, "cars": 71.0}, "C": {"cub": 61.0}}}
+    cells = lambda settings: [Cell("t1", "a", Accuracy("a"), printed=Printed("T1", "A")),
+                              Cell("t1", "c", Accuracy("c"), printed=Printed("T1", "C", column="cub"))]
+    claims = lambda settings: ([
+        Claim("b beats a", ((Accuracy("a"), Accuracy("b")),), printed=((Printed("T1", "A"), Printed("T1", "B")),)),
+        Claim("b and c beat a (the smaller gain)", ((Accuracy("a"), Accuracy("b")), (Accuracy("a"), Accuracy("c"))),
+              printed=((Printed("T1", "A"), Printed("T1", "B")), (Printed("T1", "A"), Printed("T1", "C"))),
+              combine=min),
+        Claim("b beats a in the cars column", ((Accuracy("a"), Accuracy("b")),),
+              printed=((Printed("T1", "A", "cars"), Printed("T1", "B", "cars")),)),
+        Claim("c beats a where c has no cars number", ((Accuracy("a"), Accuracy("c")),),
+              printed=((Printed("T1", "A", "cars"), Printed("T1", "C", "cars")),)),
+    ], [])
+    paper = dataclasses.replace(FAKE, printed=printed, paper_column={"synthetic": "cub"}, cells=cells, claims=claims)
+    study = _with_fake_runs(Study(paper))
+    assert study.table("t1").set_index("row")["paper"].to_dict() == {"a": 60.0, "c": 61.0}
+    effects = study.claims_table()[0].set_index("claim")["paper_effect"]
+    assert effects["b beats a"] == 2.5 and effects["b and c beat a (the smaller gain)"] == 1.0
+    assert effects["b beats a in the cars column"] == 1.0
+    assert np.isnan(effects["c beats a where c has no cars number"])
+    assert paper.printed_table("T1").loc["C"].isna().tolist() == [False, True]
+    wrong = lambda settings: [Cell("t1", "a", Accuracy("a"), printed=Printed("T1", "Z"))]
+    with pytest.raises(KeyError, match="no printed row 'Z' of table 'T1' \\(its rows: A, B, C\\)"):
+        Study(dataclasses.replace(paper, cells=wrong))
+    with pytest.raises(ValueError, match="not both"):
+        Claim("x", ((Accuracy("a"), Accuracy("b")),), 1.0, printed=((Printed("T1", "A"), Printed("T1", "B")),))
+    with pytest.raises(ValueError, match="not both"):
+        Cell("t1", "a", Accuracy("a"), 60.0, printed=Printed("T1", "A"))

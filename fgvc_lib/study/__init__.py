@@ -6,8 +6,8 @@
 * :mod:`.executors`: inline, local process pool, or Slurm through submitit;
 * :mod:`.runner`: :class:`Study`, which plans, runs, and builds tables and claims.
 """
-from .paper import Accuracy, Cell, Claim, Fixed, Paper, Score, Variant
+from .paper import Accuracy, Cell, Claim, Fixed, Paper, Printed, Score, Variant
 from .parameters import Parameter
 from .runner import Run, Study
 
-__all__ = ["Accuracy", "Cell", "Claim", "Fixed", "Paper", "Parameter", "Run", "Score", "Study", "Variant"]
+__all__ = ["Accuracy", "Cell", "Claim", "Fixed", "Paper", "Parameter", "Printed", "Run", "Score", "Study", "Variant"]

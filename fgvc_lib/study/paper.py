@@ -7,11 +7,13 @@ A paper file (``fgvc_lib/papers/<paper>.py``) builds one :class:`Paper`:
 * ``plan(settings)``: the :class:`Variant` objects to train (name -> model factory, loss, recipe,
   seeds). Everything in a variant is picklable (module-level functions, ``functools.partial``,
   dataclasses), because a run may train in another process or on another machine;
+* ``printed``: the numbers the paper prints, once, as data (table -> row -> column -> value; a column is
+  what the paper prints per dataset or backbone, ``paper_column`` maps the study's dataset to it);
 * ``cells(settings)``: one :class:`Cell` per printed table cell: which variant (and which of its
-  branches) reproduces it, beside which printed number;
+  branches) reproduces it, beside which :class:`Printed` number;
 * ``claims(settings)``: the claims as :class:`Claim` data (which two measurements are compared, the
-  direction, the paper's effect computed from its own printed numbers), and the claims not measured
-  with this configuration, each with the reason.
+  direction, the printed cells the paper's effect comes from, which the runner computes), and the claims
+  not measured with this configuration, each with the reason.
 
 The runner (:mod:`fgvc_lib.study.runner`) never imports a paper: the notebook passes it in.
 """
@@ -92,10 +94,27 @@ class Fixed:
 
 
 @dataclass(frozen=True)
+class Printed:
+    """A number the paper prints: ``row`` of ``table`` in ``column`` (``None``: the column the paper prints for
+    the dataset being measured, :attr:`Paper.paper_column`), looked up in :attr:`Paper.printed`."""
+
+    table: str
+    row: str
+    column: Optional[str] = None
+
+
+def mean_difference(differences: Sequence[float]) -> float:
+    """A claim's printed effect from its printed pairs: the mean of their differences (one pair: the difference)."""
+    return sum(differences) / len(differences)
+
+
+@dataclass(frozen=True)
 class Cell:
     """One printed cell: ``row`` of ``table`` on ``dataset``, reproduced by ``measure`` (a variant's
-    accuracy, or a :class:`Score` the notebook records before it reports the table). ``paper_setting``
-    labels a printed number that comes from another setting than ours (e.g. "CUB, ResNet-50")."""
+    accuracy, or a :class:`Score` the notebook records before it reports the table), beside the paper's
+    ``printed`` number (the runner looks it up; ``paper`` gives a number directly, for a paper that declares no
+    ``printed`` table). ``paper_setting`` labels a printed number that comes from another setting than ours
+    (e.g. "CUB, ResNet-50")."""
 
     table: str
     row: str
@@ -105,6 +124,11 @@ class Cell:
     metric: str = TOP1
     seeds: Optional[Tuple[int, ...]] = None  # None: the variant's seeds
     paper_setting: str = ""
+    printed: Optional[Printed] = None
+
+    def __post_init__(self) -> None:
+        if self.printed is not None and self.paper is not None:
+            raise ValueError(f"cell {self.table}/{self.row}: give its printed cell or a paper number, not both")
 
 
 @dataclass(frozen=True)
@@ -112,9 +136,12 @@ class Claim:
     """"B beats A": per seed, the mean over ``pairs`` of ``B - A`` (``pairs`` = ``((A, B), ...)``).
 
     Measured under the one verdict rule (:mod:`fgvc_lib.statistics`): paired seeds, per-image
-    differences, a 95 % interval counting seeds and test images. ``paper_effect`` is the paper's own
-    difference (percentage points, computed from its tables; ``None`` when it shows no number, then
-    ``direction`` gives the claimed sign). ``kind="similar"`` claims no difference. ``main`` marks a
+    differences, a 95 % interval counting seeds and test images. The paper's own effect comes from the
+    printed cells ``printed`` (``((A, B), ...)`` of :class:`Printed`, like ``pairs``): the runner computes
+    ``combine`` of their differences ``B - A`` (default: their mean; an effect such as the smaller of two
+    increments names its own function); an effect the paper gives only in its prose is declared as
+    ``paper_effect`` (percentage points). Neither: the paper shows no number, and ``direction`` gives the
+    claimed sign. ``kind="similar"`` claims no difference. ``main`` marks a
     notebook's main comparison (the method against its baseline), whose interval should be narrower
     (:data:`~fgvc_lib.statistics.MAIN_HALF_WIDTH`). ``note`` is shown beside the verdict.
 
@@ -135,6 +162,8 @@ class Claim:
     note: str = ""
     measure: Optional[str] = None
     paper_setting: str = ""
+    printed: Tuple[Tuple[Printed, Printed], ...] = ()
+    combine: Callable[[Sequence[float]], float] = mean_difference
 
     def __post_init__(self) -> None:
         from ..statistics import MEASURES, check_direction_kind
@@ -142,6 +171,8 @@ class Claim:
         check_direction_kind(self.direction, self.kind)
         if not self.pairs:
             raise ValueError(f"claim {self.text!r} compares nothing")
+        if self.printed and self.paper_effect is not None:
+            raise ValueError(f"claim {self.text!r}: give its printed cells or a paper_effect, not both")
         if self.measure is not None and self.measure not in MEASURES:
             raise ValueError(f"claim {self.text!r}: measure must be one of {', '.join(MEASURES)}; "
                              f"got {self.measure!r}")
@@ -194,9 +225,50 @@ class Paper:
     # it differs from the published network's (fgvc_lib.backbones.set_output_stride); a paper may also
     # declare a parameter "output_stride" (0: this default)
 
+    printed: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # table -> row ->
+    # column -> the number the paper prints (a column the paper leaves blank or "-" is absent)
+
     def column(self, dataset: str) -> Optional[str]:
         """The paper's column printed beside ``dataset`` (None: the paper has no numbers for it)."""
         return self.paper_column.get(dataset)
+
+    def printed_value(self, cell: Printed, dataset: str) -> Optional[float]:
+        """The number the paper prints at ``cell`` for ``dataset``; None where it prints none (no column for the
+        dataset, or a blank). A table or row the paper does not declare raises: a declaration error."""
+        if cell.table not in self.printed or cell.row not in self.printed[cell.table]:
+            rows = ", ".join(self.printed.get(cell.table, {})) or "none"
+            raise KeyError(f"paper {self.key} declares no printed row {cell.row!r} of table {cell.table!r} "
+                           f"(its rows: {rows})")
+        column = cell.column or self.column(dataset)
+        value = self.printed[cell.table][cell.row].get(column) if column else None
+        return None if value is None else float(value)
+
+    def cell_number(self, cell: "Cell", dataset: str) -> Optional[float]:
+        """The paper's number beside ``cell`` on ``dataset``: its printed cell's, else its ``paper``."""
+        return self.printed_value(cell.printed, dataset) if cell.printed is not None else cell.paper
+
+    def paper_effect(self, claim: "Claim", dataset: str) -> Optional[float]:
+        """The paper's effect for ``claim`` on ``dataset``: ``claim.combine`` of its printed differences (rounded to
+        1e-6 against float noise; None if one of its cells is not printed for the dataset), else its
+        ``paper_effect``."""
+        if not claim.printed:
+            return claim.paper_effect
+        differences = []
+        for a, b in claim.printed:
+            low, high = self.printed_value(a, dataset), self.printed_value(b, dataset)
+            if low is None or high is None:
+                return None
+            differences.append(high - low)
+        return round(float(claim.combine(differences)), 6)
+
+    def printed_table(self, table: str):
+        """The paper's printed ``table`` as a DataFrame (rows x columns, blank where it prints none)."""
+        import pandas as pd
+
+        if table not in self.printed:
+            raise KeyError(f"paper {self.key} declares no printed table {table!r} (its tables: "
+                           f"{', '.join(self.printed) or 'none'})")
+        return pd.DataFrame.from_dict(self.printed[table], orient="index")
 
 
 def cells_by_table(cells: Sequence[Cell]) -> Dict[str, List[Cell]]:

@@ -174,6 +174,9 @@ class Study:
                                  f"plan does not train with lr_trials")
         self.cells: List[Cell] = list(paper.cells(self.settings))
         for cell in self.cells:
+            if cell.printed is not None:   # a printed cell the paper does not declare stops here, not at the table
+                for dataset in self.datasets:
+                    self.paper.printed_value(cell.printed, dataset)
             if isinstance(cell.measure, Score):
                 continue   # a measurement the notebook records (study.record) before it reports the table
             if cell.measure.variant not in self.variants:
@@ -510,7 +513,8 @@ class Study:
                     continue
                 values = self.values(cell.measure, dataset, cell.seeds)
                 entries.append({"row": cell.row, "dataset": dataset, "metric": cell.metric,
-                                "values": [values[s] for s in sorted(values)], "paper": cell.paper,
+                                "values": [values[s] for s in sorted(values)],
+                                "paper": self.paper.cell_number(cell, dataset),
                                 "paper_setting": cell.paper_setting})
         return result_rows(entries, table=name, backbone=self.settings.backbone, profile=self.profile.name)
 
@@ -625,6 +629,9 @@ class Study:
             effect = self.claim_effect(claim)
         except (KeyError, ValueError) as err:
             return f"{claim.text}: {err.args[0]}"
+        if claim.printed:   # the paper's effect from its printed cells, in the column of the claim's dataset
+            claim = dataclasses.replace(claim, printed=(), paper_effect=self.paper.paper_effect(
+                claim, claim.dataset or self.datasets[0]))
         return claim_row(claim, effect)
 
     def claims_table(self, extra: Sequence[Claim] = ()) -> Tuple[pd.DataFrame, List[str]]:
