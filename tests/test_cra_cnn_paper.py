@@ -1,51 +1,75 @@
 """CRA-CNN's printed numbers (fgvc_lib.papers.cra_cnn), pinned cell by cell against the paper's tables."""
 import dataclasses
 
+import numpy as np
 import pytest
+import torch
 
 from fgvc_lib.papers import cra_cnn as paper
+from fgvc_lib.papers import cra_cnn_views
+from fgvc_lib.study import Accuracy, Printed, Score, Study
+from fgvc_lib.study.parameters import resolve
 
 
 def test_table1_every_printed_cell():
     printed = {  # Table 1 of the paper: (dataset, backbone) -> (baseline, CRA-CNN)
-        ("cub", "resnet50"): (84.2, 86.2), ("cub", "resnet101"): (86.1, 87.6),
-        ("cars", "resnet50"): (90.0, 92.6), ("cars", "resnet101"): (91.8, 93.4),
+        ("cub", "ResNet-50"): (84.2, 86.2), ("cub", "ResNet-101"): (86.1, 87.6),
+        ("cars", "ResNet-50"): (90.0, 92.6), ("cars", "ResNet-101"): (91.8, 93.4),
     }
-    cells = {(d, b): (row["baseline"], row["cra_cnn"]) for d, by in paper.TABLE1.items() for b, row in by.items()}
+    table1 = paper.STUDY.printed["table1"]
+    assert len(table1) == 4
+    cells = {(d, b): (table1[f"Baseline ({b})"][d], table1[f"CRA-CNN ({b})"][d]) for d, b in printed}
     assert cells == printed
+    assert all(set(row) == {"cub", "cars"} for row in table1.values())
 
 
 def test_tables2_and_3_every_printed_cell():
-    assert paper.OURS_UNCROPPED == {"cub": {"resnet50": 86.7, "resnet101": 88.3},
-                                    "cars": {"resnet50": 93.3, "resnet101": 94.8}}
-    assert [(r.label, r.top1["cub"]) for r in paper.TABLE2_OTHERS] == [
-        ("STNs (4 x ST-CNN 448px) [15]", 84.1), ("RA-CNN (scale 1+2+3) [7]", 85.3), ("Kernel Pooling [3]", 86.2),
-        ("MA-CNN (L5 + L_cng) [36]", 86.5), ("ResNet-101+OSME+MAMC [28]", 86.5), ("PC-DenseNet-161 [6]", 86.9),
-        ("TASN [37]", 87.9), ("HSE [1]", 88.1), ("PAIRS [9]", 89.2), ("WS-DAN [13]", 89.4),
-        ("Stacked LSTM [8]", 90.4)]
-    assert [(r.label, r.top1["cars"]) for r in paper.TABLE3_OTHERS] == [
-        ("BoostCNN [23]", 38.5), ("Kernel Pooling [3]", 92.0), ("RA-CNN (scale 1+2+3) [7]", 92.5),
-        ("MA-CNN (L5 + L_cng) [36]", 92.8), ("ResNet-101+OSME+MAMC [28]", 90.3), ("MPN-COV [18]", 93.3),
-        ("TASN [37]", 93.8), ("MGE-CNN [33]", 93.9), ("WS-DAN [13]", 94.5), ("EfficientNet [30]", 94.7),
-        ("AutoAugment [2]", 94.8)]
+    assert list(paper.STUDY.printed["table2"].items()) == [
+        ("STNs (4 x ST-CNN 448px) [15]", {"cub": 84.1}), ("RA-CNN (scale 1+2+3) [7]", {"cub": 85.3}),
+        ("Kernel Pooling [3]", {"cub": 86.2}), ("MA-CNN (L5 + L_cng) [36]", {"cub": 86.5}),
+        ("ResNet-101+OSME+MAMC [28]", {"cub": 86.5}), ("PC-DenseNet-161 [6]", {"cub": 86.9}),
+        ("TASN [37]", {"cub": 87.9}), ("HSE [1]", {"cub": 88.1}), ("PAIRS [9]", {"cub": 89.2}),
+        ("WS-DAN [13]", {"cub": 89.4}), ("Stacked LSTM [8]", {"cub": 90.4}),
+        ("Ours(ResNet-50)", {"cub": 86.7}), ("Ours(ResNet-101)", {"cub": 88.3})]
+    assert list(paper.STUDY.printed["table3"].items()) == [
+        ("BoostCNN [23]", {"cars": 38.5}), ("Kernel Pooling [3]", {"cars": 92.0}),
+        ("RA-CNN (scale 1+2+3) [7]", {"cars": 92.5}), ("MA-CNN (L5 + L_cng) [36]", {"cars": 92.8}),
+        ("ResNet-101+OSME+MAMC [28]", {"cars": 90.3}), ("MPN-COV [18]", {"cars": 93.3}), ("TASN [37]", {"cars": 93.8}),
+        ("MGE-CNN [33]", {"cars": 93.9}), ("WS-DAN [13]", {"cars": 94.5}), ("EfficientNet [30]", {"cars": 94.7}),
+        ("AutoAugment [2]", {"cars": 94.8}), ("Ours(ResNet-50)", {"cars": 93.3}), ("Ours(ResNet-101)", {"cars": 94.8})]
+    # the view below our "Ours" row: every other method, in the paper's order, none of CRA-CNN's own rows
+    assert list(paper.other_methods("cub").items())[:2] == [("STNs (4 x ST-CNN 448px) [15]", 84.1),
+                                                           ("RA-CNN (scale 1+2+3) [7]", 85.3)]
+    assert len(paper.other_methods("cub")) == 11 and len(paper.other_methods("cars")) == 11
+    assert not any(row.startswith("Ours") for row in paper.other_methods("cars").index)
 
 
 @pytest.mark.parametrize("dataset,backbone,gain,uncropped", [
     ("cub", "resnet50", 2.0, 0.5), ("cub", "resnet101", 1.5, 0.7),
     ("cars", "resnet50", 2.6, 0.7), ("cars", "resnet101", 1.6, 1.4),
 ])
-def test_paper_effects_are_computed_from_the_tables(dataset, backbone, gain, uncropped):
-    assert paper.improvement_over_baseline(dataset, backbone) == pytest.approx(gain)
-    assert paper.uncropped_gain(dataset, backbone) == pytest.approx(uncropped)
+def test_paper_effects_are_computed_from_the_tables(tmp_path, dataset, backbone, gain, uncropped):
+    """The runner computes each claim's effect from the printed cells it names, in the dataset's column."""
+    settings = resolve(paper.STUDY, {"profile": "paper", "dataset": dataset, "data_root": str(tmp_path),
+                                     "backbone": backbone})
+    claims, _ = paper.claims(settings)
+    main = [c for c in claims if c.main]
+    center = [c for c in claims if c.pairs == ((Accuracy("cra_cnn"), Accuracy("cra_cnn", view="uncropped")),)]
+    assert len(main) == len(center) == 1
+    assert paper.STUDY.paper_effect(main[0], dataset) == pytest.approx(gain)
+    assert paper.STUDY.paper_effect(center[0], dataset) == pytest.approx(uncropped)
+    assert center[0].printed[0][1] == Printed({"cub": "table2", "cars": "table3"}[dataset],
+                                              f"Ours({paper.BACKBONE_LABELS[backbone]})")
+    assert main[0].paper_setting == center[0].paper_setting == ""     # the paper's own setting
 
 
-# ------------------------------------------------------------------ notebook 01's study declaration
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from fgvc_lib.papers import cra_cnn_views  # noqa: E402
-from fgvc_lib.study import Accuracy, Score, Study  # noqa: E402
-from fgvc_lib.study.parameters import resolve  # noqa: E402
+def test_a_dataset_the_paper_does_not_print_gets_no_paper_number(tmp_path):
+    settings = resolve(paper.STUDY, {"profile": "paper", "dataset": "aircraft", "data_root": str(tmp_path)})
+    assert [(c.table, paper.STUDY.cell_number(c, "aircraft")) for c in paper.cells(settings)] == [
+        ("table1", None), ("table1", None)]
+    claims, not_measured = paper.claims(settings)
+    assert [paper.STUDY.paper_effect(c, "aircraft") for c in claims[:2]] == [None, None]
+    assert "Table 1 on aircraft: the paper has no number for it" in not_measured
 
 
 @pytest.mark.usefixtures("private_dirs")
@@ -78,15 +102,15 @@ def test_paper_recipe_decays_at_the_rescaled_milestones():
 @pytest.mark.usefixtures("private_dirs")
 def test_cells_and_claims_carry_the_papers_numbers():
     settings = resolve(paper.STUDY, {"profile": "cpu", "backbone": "resnet50"})
-    cells = {(c.table, c.row): (c.measure, c.paper) for c in paper.cells(settings)}
+    cells = {(c.table, c.row): (c.measure, paper.STUDY.cell_number(c, "synthetic")) for c in paper.cells(settings)}
     assert cells == {("table1", "Baseline (ResNet-50)"): (Accuracy("baseline"), 84.2),
                      ("table1", "CRA-CNN (ResNet-50)"): (Accuracy("cra_cnn"), 86.2),
                      ("table2", "Ours(ResNet-50)"): (Accuracy("cra_cnn", view="uncropped"), 86.7)}
     claims, not_measured = paper.claims(settings)
     main = [c for c in claims if c.main]
-    assert len(main) == 1 and main[0].paper_effect == pytest.approx(2.0)
+    assert len(main) == 1 and paper.STUDY.paper_effect(main[0], "synthetic") == pytest.approx(2.0)
     uncropped = [c for c in claims if c.pairs == ((Accuracy("cra_cnn"), Accuracy("cra_cnn", view="uncropped")),)]
-    assert len(uncropped) == 1 and uncropped[0].paper_effect == pytest.approx(86.7 - 86.2)
+    assert len(uncropped) == 1 and paper.STUDY.paper_effect(uncropped[0], "synthetic") == pytest.approx(86.7 - 86.2)
     assert not any("uncropped" in note for note in not_measured)
     # the synthetic set stands in for CUB-200-2011: the paper's effect is labelled with its setting
     assert main[0].paper_setting == uncropped[0].paper_setting == "CUB-200-2011, ResNet-50"
@@ -95,14 +119,14 @@ def test_cells_and_claims_carry_the_papers_numbers():
 @pytest.mark.usefixtures("private_dirs")
 def test_cpu_backbone_shows_the_papers_resnet50_numbers_labelled():
     vgg = resolve(paper.STUDY, {"profile": "cpu"})
-    cells = {(c.table, c.row): (c.paper, c.paper_setting) for c in paper.cells(vgg)}
+    cells = {(c.table, c.row): (paper.STUDY.cell_number(c, "synthetic"), c.paper_setting) for c in paper.cells(vgg)}
     assert cells == {("table1", "Baseline (VGG-16)"): (84.2, "CUB-200-2011, ResNet-50"),
                      ("table1", "CRA-CNN (VGG-16)"): (86.2, "CUB-200-2011, ResNet-50"),
                      ("table2", "Ours(VGG-16)"): (86.7, "CUB-200-2011, ResNet-50")}
     claims, _ = paper.claims(vgg)
     main = [c for c in claims if c.main]
     assert len(main) == 1
-    assert main[0].paper_effect == pytest.approx(86.2 - 84.2)
+    assert paper.STUDY.paper_effect(main[0], "synthetic") == pytest.approx(86.2 - 84.2)
     assert main[0].paper_setting == "CUB-200-2011, ResNet-50"
     # the caveat beside the verdict: the cpu recipe's rates are chosen on validation, among three for both arms
     assert "chosen on a validation split" in main[0].note and "0.015, 0.05, 0.15" in main[0].note
@@ -115,7 +139,7 @@ def test_cpu_backbone_shows_the_papers_resnet50_numbers_labelled():
     note = [c for c in paper.claims(fixed)[0] if c.main][0].note
     assert "lr 0.05 (50 times the paper's 0.001)" in note and "not chosen" in note
     uncropped = [c for c in claims if c.pairs == ((Accuracy("cra_cnn"), Accuracy("cra_cnn", view="uncropped")),)]
-    assert uncropped[0].paper_effect == pytest.approx(86.7 - 86.2)
+    assert paper.STUDY.paper_effect(uncropped[0], "synthetic") == pytest.approx(86.7 - 86.2)
 
 
 @pytest.mark.usefixtures("private_dirs")

@@ -1,24 +1,30 @@
 """CRA-CNN's printed numbers and the claims they make (Liu, Wang, Kato & Mase, BMVC 2020).
 
-Tables as printed in our copy of the paper (../shared/papers/01_cra_cnn.txt), top-1 accuracy in %:
+Tables as printed in our copy of the paper (../shared/papers/01_cra_cnn.txt), top-1 accuracy in %, declared once
+in :data:`PRINTED` (table -> row -> dataset column -> value):
 
 * Table 1 (section 4.2): the fine-tuned baseline against CRA-CNN for ResNet-50 and ResNet-101 on
   CUB-200-2011 and Stanford Cars, evaluated on a center crop of the resized image;
-* Tables 2 and 3 (section 4.3): CRA-CNN ("Ours") evaluated on the uncropped resized image, its
+* Tables 2 (CUB) and 3 (Cars) (section 4.3): CRA-CNN ("Ours") evaluated on the uncropped resized image, its
   prediction scores averaged ("we do not crop the resized images but average the final prediction
   scores"), beside other methods, which we print as paper-only rows and reproduce none of.
 
-Each claim's paper effect (percentage points) is computed from these tables, never typed. Where a run's
-backbone or dataset is not one the paper prints (the cpu profiles' VGG-16-BN on the synthetic birds), the
-tables and claims show the paper's ResNet-50 numbers on CUB-200-2011, labelled with that setting
-(:func:`paper_setting`), as a reference. The model is :mod:`fgvc_lib.models.cra_cnn`; notebook 01 declares
-its study below (:data:`STUDY`).
+Each claim's paper effect (percentage points) is computed by the study runner from these printed cells, never
+typed. Where a run's backbone or dataset is not one the paper prints (the cpu profiles' VGG-16-BN on the
+synthetic birds), the tables and claims show the paper's ResNet-50 numbers on CUB-200-2011, labelled with that
+setting (:func:`paper_setting`), as a reference. The model is :mod:`fgvc_lib.models.cra_cnn`; notebook 01
+declares its study below (:data:`STUDY`): the fine-tuned baseline and CRA-CNN for every seed (Table 1's pair,
+the main comparison), and the STN reference of Figure 4 (CRA-CNN with all six affine parameters free) on the
+first STN_SEEDS seeds; optionally a plain STN (plain_stn, off by default) on the same seeds. All share one
+recipe.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+import dataclasses
+import functools
 
-from .comparison import ComparisonRow
+from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Printed, Score, Variant, recipes
+from ..study.parameters import choice, non_negative_number, whole_number
 
 PAPER = {
     "key": "cra_cnn",
@@ -31,94 +37,51 @@ BACKBONE_LABELS = {"resnet50": "ResNet-50", "resnet101": "ResNet-101", "vgg16": 
 # The cpu and smoke profiles' backbone: the slim VGG-16-BN notebook 00 calibrates. A slim ResNet-50 with
 # the embedded pretraining stayed near chance on the synthetic task in our runs (see the Deviations).
 CPU_BACKBONE = "vgg16"
-DATASETS = ("cub", "cars")
 DATASET_LABELS = {"cub": "CUB-200-2011", "cars": "Stanford Cars"}
-MODELS = ("baseline", "cra_cnn")
 
-# Table 1: dataset -> backbone -> model -> top-1 % (center-crop evaluation).
-TABLE1: Dict[str, Dict[str, Dict[str, float]]] = {
-    "cub": {"resnet50": {"baseline": 84.2, "cra_cnn": 86.2}, "resnet101": {"baseline": 86.1, "cra_cnn": 87.6}},
-    "cars": {"resnet50": {"baseline": 90.0, "cra_cnn": 92.6}, "resnet101": {"baseline": 91.8, "cra_cnn": 93.4}},
+# The paper's numbers, top-1 %. Table 1 prints the datasets as rows and backbone x model as columns; here a
+# row is one model on one backbone (labelled as our cells are) and a column one dataset. Tables 2 and 3 list
+# the other methods in the paper's order (labels: method [reference]), then CRA-CNN's own rows ("Ours").
+PRINTED = {
+    "table1": {                          # center-crop evaluation
+        "Baseline (ResNet-50)": {"cub": 84.2, "cars": 90.0},
+        "CRA-CNN (ResNet-50)": {"cub": 86.2, "cars": 92.6},
+        "Baseline (ResNet-101)": {"cub": 86.1, "cars": 91.8},
+        "CRA-CNN (ResNet-101)": {"cub": 87.6, "cars": 93.4},
+    },
+    "table2": {                          # CUB; "Ours": uncropped, averaged scores
+        "STNs (4 x ST-CNN 448px) [15]": {"cub": 84.1},
+        "RA-CNN (scale 1+2+3) [7]": {"cub": 85.3},
+        "Kernel Pooling [3]": {"cub": 86.2},
+        "MA-CNN (L5 + L_cng) [36]": {"cub": 86.5},
+        "ResNet-101+OSME+MAMC [28]": {"cub": 86.5},
+        "PC-DenseNet-161 [6]": {"cub": 86.9},
+        "TASN [37]": {"cub": 87.9},
+        "HSE [1]": {"cub": 88.1},
+        "PAIRS [9]": {"cub": 89.2},
+        "WS-DAN [13]": {"cub": 89.4},
+        "Stacked LSTM [8]": {"cub": 90.4},
+        "Ours(ResNet-50)": {"cub": 86.7},
+        "Ours(ResNet-101)": {"cub": 88.3},
+    },
+    "table3": {                          # Stanford Cars; "Ours": uncropped, averaged scores
+        # BoostCNN's 38.5 is as our copy prints it; 50 points below every other row, it is probably an
+        # extraction error (88.5?). We print it as it stands and use it in nothing.
+        "BoostCNN [23]": {"cars": 38.5},
+        "Kernel Pooling [3]": {"cars": 92.0},
+        "RA-CNN (scale 1+2+3) [7]": {"cars": 92.5},
+        "MA-CNN (L5 + L_cng) [36]": {"cars": 92.8},
+        "ResNet-101+OSME+MAMC [28]": {"cars": 90.3},
+        "MPN-COV [18]": {"cars": 93.3},
+        "TASN [37]": {"cars": 93.8},
+        "MGE-CNN [33]": {"cars": 93.9},
+        "WS-DAN [13]": {"cars": 94.5},
+        "EfficientNet [30]": {"cars": 94.7},
+        "AutoAugment [2]": {"cars": 94.8},
+        "Ours(ResNet-50)": {"cars": 93.3},
+        "Ours(ResNet-101)": {"cars": 94.8},
+    },
 }
-
-# Tables 2 (CUB) and 3 (Cars), "Ours" rows: dataset -> backbone -> top-1 % (uncropped, averaged scores).
-OURS_UNCROPPED: Dict[str, Dict[str, float]] = {
-    "cub": {"resnet50": 86.7, "resnet101": 88.3},
-    "cars": {"resnet50": 93.3, "resnet101": 94.8},
-}
-
-# The other methods of Tables 2 and 3, in the paper's order.
-TABLE2_OTHERS: Tuple[ComparisonRow, ...] = (
-    ComparisonRow("STNs (4 x ST-CNN 448px)", 15, False, {"cub": 84.1}),
-    ComparisonRow("RA-CNN (scale 1+2+3)", 7, False, {"cub": 85.3}),
-    ComparisonRow("Kernel Pooling", 3, False, {"cub": 86.2}),
-    ComparisonRow("MA-CNN (L5 + L_cng)", 36, False, {"cub": 86.5}),
-    ComparisonRow("ResNet-101+OSME+MAMC", 28, False, {"cub": 86.5}),
-    ComparisonRow("PC-DenseNet-161", 6, False, {"cub": 86.9}),
-    ComparisonRow("TASN", 37, False, {"cub": 87.9}),
-    ComparisonRow("HSE", 1, False, {"cub": 88.1}),
-    ComparisonRow("PAIRS", 9, False, {"cub": 89.2}),
-    ComparisonRow("WS-DAN", 13, False, {"cub": 89.4}),
-    ComparisonRow("Stacked LSTM", 8, False, {"cub": 90.4}),
-)
-TABLE3_OTHERS: Tuple[ComparisonRow, ...] = (
-    # BoostCNN's 38.5 is as our copy prints it; 50 points below every other row, it is probably an
-    # extraction error (88.5?). We print it as it stands and use it in nothing.
-    ComparisonRow("BoostCNN", 23, False, {"cars": 38.5}),
-    ComparisonRow("Kernel Pooling", 3, False, {"cars": 92.0}),
-    ComparisonRow("RA-CNN (scale 1+2+3)", 7, False, {"cars": 92.5}),
-    ComparisonRow("MA-CNN (L5 + L_cng)", 36, False, {"cars": 92.8}),
-    ComparisonRow("ResNet-101+OSME+MAMC", 28, False, {"cars": 90.3}),
-    ComparisonRow("MPN-COV", 18, False, {"cars": 93.3}),
-    ComparisonRow("TASN", 37, False, {"cars": 93.8}),
-    ComparisonRow("MGE-CNN", 33, False, {"cars": 93.9}),
-    ComparisonRow("WS-DAN", 13, False, {"cars": 94.5}),
-    ComparisonRow("EfficientNet", 30, False, {"cars": 94.7}),
-    ComparisonRow("AutoAugment", 2, False, {"cars": 94.8}),
-)
-
-
-def improvement_over_baseline(dataset: str, backbone: str) -> float:
-    """Table 1's claim "CRA-CNN beats its baseline": CRA-CNN minus baseline, points."""
-    row = TABLE1[dataset][backbone]
-    return round(row["cra_cnn"] - row["baseline"], 6)
-
-
-def uncropped_gain(dataset: str, backbone: str) -> float:
-    """Section 4.3's "the results improve in this way": Tables 2-3's uncropped, averaged evaluation
-    minus Table 1's center-crop evaluation of the same CRA-CNN, points."""
-    return round(OURS_UNCROPPED[dataset][backbone] - TABLE1[dataset][backbone]["cra_cnn"], 6)
-
-
-# The paper's claims in its text, and what tests each (notebook 01 turns them into study claims).
-CLAIMS = {
-    "beats_baseline": "CRA-CNN beats its fine-tuned baseline on each backbone and dataset (Table 1)",
-    "uncropped_better": "averaging predictions over the uncropped resized image beats the center crop "
-                        "(Tables 2-3 against Table 1)",
-    "cams_focused": "CRA-CNN's CAMs are much more focused on the object than the baseline's (Figure 3; no number)",
-    "stn_fails": "an STN with all six affine parameters free fails to find meaningful attention (Figure 4; "
-                 "no number)",
-    "captures_aligns": "CRA-CNN captures and aligns the objects (Figure 4; no number)",
-    "stn_no_convergence": "the free STN refuses to converge at all (section 4.2; no number)",
-    "same_test_cost": "at test time CRA-CNN has exactly the baseline's structure and cost (section 3.2)",
-    "cheap_training": "simple to implement and computationally cheap / affordable (sections 1, 4.3, 5; no number)",
-    "overfitting": "Gamma_res (sec. 3.1) and L_cntr (sec. 3.2) help prevent overfitting (no number)",
-    "competitive": "close to the state of the art on CUB-200-2011, reaching it on Stanford Cars (sec. 4.3, "
-                   "Tables 2-3)",
-}
-
-
-# ================================================================ the study of notebook 01
-# What notebook 01 trains and rebuilds, declared for the study runner (fgvc_lib.study): the fine-tuned
-# baseline and CRA-CNN for every seed (Table 1's pair, the main comparison), and the STN reference of
-# Figure 4 (CRA-CNN with all six affine parameters free) on the first STN_SEEDS seeds; optionally a plain STN
-# (plain_stn, off by default) on the same seeds. All share one recipe.
-import dataclasses  # noqa: E402
-import functools  # noqa: E402
-
-from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Score, Variant, recipes  # noqa: E402
-from ..study.parameters import choice, non_negative_number, whole_number  # noqa: E402
-
 # The paper column beside each dataset: the synthetic birds get CUB-200-2011's numbers (not comparable).
 PAPER_COLUMN = {"cub": "cub", "cars": "cars", "synthetic": "cub"}
 COMPARISON_TABLE = {"cub": "table2", "cars": "table3"}     # where each paper column's "Ours" row is printed
@@ -245,10 +208,6 @@ def plan(settings):
     return variants
 
 
-def _column(settings):
-    return PAPER_COLUMN.get(settings.dataset)
-
-
 def _printed_backbone(settings) -> str:
     """The paper's backbone whose numbers stand beside ours: ours when the paper prints it, else
     ResNet-50 (the paper's smaller backbone, in place of the cpu profiles' VGG-16-BN)."""
@@ -258,7 +217,7 @@ def _printed_backbone(settings) -> str:
 def paper_setting(settings) -> str:
     """The label of the paper's setting its numbers come from when it is not this run's (e.g.
     "CUB-200-2011, ResNet-50" beside the synthetic set on VGG-16); "" when it is."""
-    column = _column(settings)
+    column = STUDY.column(settings.dataset)
     if column is None:
         return ""
     backbone = _printed_backbone(settings)
@@ -268,18 +227,25 @@ def paper_setting(settings) -> str:
 
 
 def cells(settings):
-    column, backbone = _column(settings), settings.backbone
-    label = BACKBONE_LABELS.get(backbone, backbone)
-    printed_backbone = _printed_backbone(settings)
-    # where the paper has no number for our backbone, its ResNet-50 number stands beside ours, labelled
+    """Table 1's two rows and, where the dataset's column is in Table 2 or 3, its "Ours" row; where the paper
+    has no number for our backbone, its ResNet-50 number stands beside ours, labelled (:func:`paper_setting`)."""
+    label = BACKBONE_LABELS.get(settings.backbone, settings.backbone)
+    printed = BACKBONE_LABELS[_printed_backbone(settings)]   # the label of the paper's rows beside ours
     setting = paper_setting(settings)
-    printed = TABLE1.get(column, {}).get(printed_backbone, {})
-    out = [Cell("table1", f"Baseline ({label})", Accuracy("baseline"), printed.get("baseline"), paper_setting=setting),
-           Cell("table1", f"CRA-CNN ({label})", Accuracy("cra_cnn"), printed.get("cra_cnn"), paper_setting=setting)]
-    if column in COMPARISON_TABLE:
-        out.append(Cell(COMPARISON_TABLE[column], f"Ours({label})", Accuracy("cra_cnn", view=UNCROPPED),
-                        OURS_UNCROPPED[column].get(printed_backbone), paper_setting=setting))
+    out = [Cell("table1", f"{model} ({label})", Accuracy(variant), printed=Printed("table1", f"{model} ({printed})"),
+                paper_setting=setting) for model, variant in (("Baseline", "baseline"), ("CRA-CNN", "cra_cnn"))]
+    table = COMPARISON_TABLE.get(STUDY.column(settings.dataset))
+    if table:
+        out.append(Cell(table, f"Ours({label})", Accuracy("cra_cnn", view=UNCROPPED),
+                        printed=Printed(table, f"Ours({printed})"), paper_setting=setting))
     return out
+
+
+def other_methods(column: str):
+    """The other methods of the Table 2 or 3 printing ``column`` (a pandas Series, row -> top-1 %, in the paper's
+    order): the printed table less CRA-CNN's own "Ours" rows, shown below ours, paper only."""
+    ours = [f"Ours({BACKBONE_LABELS[backbone]})" for backbone in BACKBONES]
+    return STUDY.printed_table(COMPARISON_TABLE[column])[column].drop(ours)
 
 
 def recipe_note(settings) -> str:
@@ -301,20 +267,17 @@ def recipe_note(settings) -> str:
 
 def claims(settings):
     """The paper's claims as study claims, and those not measured here with the reason."""
-    column = _column(settings)
-    printed_backbone, setting = _printed_backbone(settings), paper_setting(settings)
     label = BACKBONE_LABELS.get(settings.backbone, settings.backbone)
-    printed = column in TABLE1
-    gain = improvement_over_baseline(column, printed_backbone) if printed else None
-    uncropped = uncropped_gain(column, printed_backbone) if printed else None
-    setting = setting if printed else ""
+    printed = BACKBONE_LABELS[_printed_backbone(settings)]   # the label of the paper's rows beside ours
+    setting, table = paper_setting(settings), COMPARISON_TABLE.get(STUDY.column(settings.dataset))
+    baseline, center_crop = (Printed("table1", f"{model} ({printed})") for model in ("Baseline", "CRA-CNN"))
     measured = [
         Claim(f"Table 1: CRA-CNN beats its fine-tuned baseline ({label})",
-              ((Accuracy("baseline"), Accuracy("cra_cnn")),), paper_effect=gain, paper_setting=setting, main=True,
-              note=recipe_note(settings)),
+              ((Accuracy("baseline"), Accuracy("cra_cnn")),), printed=((baseline, center_crop),),
+              paper_setting=setting, main=True, note=recipe_note(settings)),
         Claim(f"Sec. 4.3: CRA-CNN scores higher on the uncropped resized image than on its center crop ({label}; "
               f"Tables 2-3 against Table 1)", ((Accuracy("cra_cnn"), Accuracy("cra_cnn", view=UNCROPPED)),),
-              paper_effect=uncropped, paper_setting=setting),
+              printed=((center_crop, Printed(table, f"Ours({printed})")),) if table else (), paper_setting=setting),
     ]
     # Figure 3 ("our approach is much more focused than the baseline"; "CRA-CNN focus[es] more on the core
     # attention, while the baseline tends to be distracted", the core attention being parts "such as head,
@@ -400,7 +363,7 @@ def claims(settings):
               direction=-1, measure="accuracy",
               note="last-epoch training accuracy (running, on the training crops) minus test accuracy, points; "
                    "the whole method against the baseline, not L_cntr alone"))
-    if settings.dataset not in ("cub", "cars", "synthetic"):
+    if STUDY.column(settings.dataset) is None:
         not_measured.append(f"Table 1 on {settings.dataset}: the paper has no number for it")
     return measured, not_measured
 
@@ -424,7 +387,8 @@ def attention_sites(settings):
 STUDY = Paper(key="cra_cnn", notebook="01_cra_cnn", title=PAPER["title"], backbones=BACKBONES + (CPU_BACKBONE,),
               default_backbones={"smoke": CPU_BACKBONE, "cpu": CPU_BACKBONE}, plan=plan, cells=cells,
               claims=claims, parameters=PARAMETERS, recipe_epochs=PAPER_EPOCHS, recipe_batch_size=PAPER_BATCH,
-              finalize=finalize, paper_column=PAPER_COLUMN, attention_sites=attention_sites)
+              finalize=finalize, printed=PRINTED, paper_column=PAPER_COLUMN,
+              attention_sites=attention_sites)
 
 
 def cost_table(study):

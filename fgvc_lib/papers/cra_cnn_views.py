@@ -156,15 +156,15 @@ def gamma_figure(table: pd.DataFrame, expectation):
     return figure
 
 
-def comparison_view(df: pd.DataFrame, column: str, others) -> pd.DataFrame:
-    """Our rows of a Table 2 / 3 (a results table) with the paper's other methods below, paper only."""
+def comparison_view(df: pd.DataFrame, others: pd.Series) -> pd.DataFrame:
+    """Our rows of a Table 2 / 3 (a results table) with the paper's other methods below (``others``: row ->
+    printed top-1 %, :func:`fgvc_lib.papers.cra_cnn.other_methods`), paper only."""
     from ..reporting import paper_vs_reproduced
 
     ours = paper_vs_reproduced(df)
-    rows = pd.DataFrame([{"row": r.label, "paper": r.top1[column]} for r in others if column in r.top1])
-    if rows.empty:
+    if others.empty:
         return ours
-    rows = rows.set_index("row")
+    rows = pd.DataFrame({"paper": others.astype(float)}).rename_axis("row")
     out = pd.concat([ours, rows])[list(ours.columns)]
     text = [c for c in out.columns if c != "paper"]
     out[text] = out[text].astype(object).where(out[text].notna(), "")
