@@ -87,7 +87,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -111,6 +111,8 @@ COMBINE_MODES = ("prob", "logits")           # test-time average of probabilitie
 HEAD_LRS = ("cram", "backbone")              # learning rate of the classifier heads
 CONCAT_BRANCH = "concat"
 LAST_STAGE_NUMBER = 5                        # the sites are named stage3..stage5 (ResNet's L = 5)
+# dataclass field metadata: the field is outside run keys (fgvc_lib.study.jobs.RUN_KEY): no model reads it
+_UNKEYED = {"run_key": False}
 
 
 
@@ -166,19 +168,18 @@ class CRASMRAConfig:
     gamma: float = 1.0                     # gamma (sec. 4.1, Table 5): weight of L_div
     combine: str = "prob"                  # sec. 3.3: average of the "predicted label values" (softmax)
     # --- recipe (sec. 4.1) ---
-    backbone: str = "resnet50"             # sec. 4.1: ResNet-50 (also ResNet-101, DenseNet-161)
-    resize: int = 550                      # sec. 4.1: resized to 550 x 550,
-    image_size: int = 448                  # then centre-cropped to 448 x 448
-    hflip: bool = True                     # sec. 4.1: random horizontal flips in training
-    optimizer: str = "sgd"                 # sec. 4.1: SGD
+    # The model reads the rates (CRASMRA.lr_groups: cram_lr / lr). The other optimiser settings are
+    # _UNKEYED: only train_config_kwargs (which a test reads) reads them; a run's optimiser is its variant's
+    # TrainConfig (fgvc_lib.papers.cra_smra.recipe), which the run key hashes itself. Sec. 4.1's backbone
+    # (ResNet-50), epochs (200) and batch (20) are the paper declaration's (fgvc_lib/papers/cra_smra.py), its
+    # input (resized to 550, centre-cropped to 448, random flips) the data pipeline's: no field holds them.
+    optimizer: str = field(default="sgd", metadata=_UNKEYED)  # sec. 4.1: SGD (unkeyed: train_config_kwargs only)
     lr: float = 2e-4                       # sec. 4.1: backbone and SMRAM
     cram_lr: float = 6e-3                  # sec. 4.1: CRAM
     head_lr: str = "cram"                  # not stated: heads are new layers, at CRAM's rate ("backbone": lr)
-    momentum: float = 0.9                  # sec. 4.1
-    weight_decay: float = 1e-5             # sec. 4.1
-    scheduler: str = "cosine"              # sec. 4.1: cosine decay
-    epochs: int = 200                      # sec. 4.1
-    batch_size: int = 20                   # sec. 4.1
+    momentum: float = field(default=0.9, metadata=_UNKEYED)  # sec. 4.1 (unkeyed: train_config_kwargs only)
+    weight_decay: float = field(default=1e-5, metadata=_UNKEYED)  # sec. 4.1 (unkeyed: train_config_kwargs only)
+    scheduler: str = field(default="cosine", metadata=_UNKEYED)  # sec. 4.1: cosine decay (unkeyed: as above)
 
     def __post_init__(self) -> None:
         if self.stages is not None:
@@ -191,7 +192,7 @@ class CRASMRAConfig:
         check_choice("div_form", self.div_form, DIV_FORMS)
         check_choice("combine", self.combine, COMBINE_MODES)
         check_choice("head_lr", self.head_lr, HEAD_LRS)
-        for name in ("smram", "suppress_at_test", "smram_shared_phi", "hflip"):
+        for name in ("smram", "suppress_at_test", "smram_shared_phi"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         for name, symbol in (("omega", "omega"), ("delta", "delta")):
@@ -222,10 +223,6 @@ class CRASMRAConfig:
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ValueError(f"weight_decay must be >= 0 and momentum in [0, 1); "
                              f"got {self.weight_decay!r}, {self.momentum!r}")
-        for name in ("epochs", "batch_size", "resize", "image_size"):
-            check_int(name, getattr(self, name), 1)
-        if self.image_size > self.resize:
-            raise ValueError(f"image_size (crop, {self.image_size}) must be <= resize ({self.resize})")
 
     def replace(self, **changes) -> "CRASMRAConfig":
         return dataclasses.replace(self, **changes)

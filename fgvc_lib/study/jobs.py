@@ -5,10 +5,11 @@ how to build the backbone) and nothing that cannot be pickled, so it runs the sa
 in a local process pool, or on a Slurm node (:mod:`fgvc_lib.study.executors`).
 
 Its key (:func:`run_key`) hashes everything that changes the result: the variant's model factory,
-loss and recipe, the backbone (name, width, batch norm, weight source and the pretraining's own
-key), the data identity (dataset, folder, image size, batch size, the synthetic generator's version
-and settings) and the seed. A run lives in ``<runs dir>/<variant>-<hash>/seed<seed>/``: ``last.pt``
-(the engine's checkpoint, so a killed run resumes), ``outputs.pt`` (test logits of every branch),
+loss and recipe (less the config fields marked :data:`RUN_KEY` ``False``: no model or loss reads them), the
+backbone (name, width, batch norm, weight source and the pretraining's own key), the data identity
+(dataset, folder, image size, batch size, the synthetic generator's version and settings) and the seed.
+A run lives in ``<runs dir>/<variant>-<hash>/seed<seed>/``: ``last.pt`` (the engine's checkpoint, so a
+killed run resumes), ``outputs.pt`` (test logits of every branch),
 ``outputs-<view>.pt`` for each other test view the variant asks for (e.g. the uncropped image), ``record.json`` (written last: the run is finished) and ``train.log``. A lock file beside them keeps
 two processes from training the same run at once: the second waits, then loads the first's result.
 """
@@ -124,14 +125,28 @@ class BackboneSpec:
         return identity
 
 
+# The dataclass field metadata that leaves a field out of run keys: ``field(default=...,
+# metadata={RUN_KEY: False})`` (model configs write the literal ``{"run_key": False}``: models do not import
+# the study). For a field that no run reads (the paper's recipe recorded for a plan table or a test) or
+# one that reaches the key another way (copied into the variant's TrainConfig, hashed as ``train``), so
+# that editing it keeps the stored runs. Each such field's comment says which.
+RUN_KEY = "run_key"
+
+
+def keyed_fields(obj) -> Tuple[dataclasses.Field, ...]:
+    """The fields of dataclass ``obj`` that :func:`describe` (hence :func:`run_key`) covers."""
+    return tuple(f for f in dataclasses.fields(obj) if f.metadata.get(RUN_KEY, True))
+
+
 def describe(obj) -> object:
-    """A JSON-able description of a model factory, loss or config, stable across processes."""
+    """A JSON-able description of a model factory, loss or config, stable across processes (a dataclass:
+    its type and :func:`keyed_fields`)."""
     if isinstance(obj, functools.partial):
         return {"call": describe(obj.func), "args": [describe(a) for a in obj.args],
                 "keywords": {k: describe(v) for k, v in sorted(obj.keywords.items())}}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {"type": f"{type(obj).__module__}.{type(obj).__qualname__}",
-                **{f.name: describe(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+                **{f.name: describe(getattr(obj, f.name)) for f in keyed_fields(obj)}}
     if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
         return f"{obj.__module__}.{obj.__qualname__}"
     if isinstance(obj, (list, tuple)):
