@@ -10,21 +10,36 @@ from fgvc_lib.study import Accuracy, Score, Study
 from fgvc_lib.study.parameters import resolve
 
 
-def test_table3_gains_as_the_text_states_them():
+def test_table3_gains_as_the_text_states_them(tmp_path):
     # sec. 4.3: "increase by over 1.3 %, 1.4 %, 0.9 %, and 1.4 %" (CRAM) and "0.4 %, 0.4 %, 0.1 % and 0.2 %" (SMRAM)
-    assert paper.CRAM_GAIN == {"cub": 1.3, "aircraft": 1.4, "cars": 0.9, "dogs": 1.4}
-    assert paper.SMRAM_GAIN == {"cub": 0.4, "aircraft": 0.4, "cars": 0.1, "dogs": 0.2}
-    assert {d: paper.total_gain(d) for d in paper.DATASETS} == pytest.approx(
-        {"cub": 1.7, "aircraft": 1.8, "cars": 1.0, "dogs": 1.6})
+    assert paper.STUDY.printed["table3_gains"] == {
+        "+ CRAM": {"cub": 1.3, "aircraft": 1.4, "cars": 0.9, "dogs": 1.4},
+        "+ CRAM + SMRAM": {"cub": 0.4, "aircraft": 0.4, "cars": 0.1, "dogs": 0.2}}
+    # each claim's effect as the runner reports it, on each dataset of the paper profile: the stated gains, and the
+    # main gain (backbone -> + CRAM + SMRAM, printed nowhere) their sum
+    effects = {}
+    for dataset in paper.DATASETS:
+        settings = resolve(paper.STUDY, {"profile": "paper", "dataset": dataset, "data_root": str(tmp_path)})
+        claims, _ = paper.claims(settings)
+        effects[dataset] = [paper.STUDY.paper_effect(c, dataset) for c in claims if c.text.startswith("Table 3")]
+    assert effects == {"cub": [pytest.approx(1.7), 1.3, None, 0.4], "aircraft": [pytest.approx(1.8), 1.4, None, 0.4],
+                       "cars": [pytest.approx(1.0), 0.9, None, 0.1], "dogs": [pytest.approx(1.6), 1.4, None, 0.2]}
 
 
 def test_table2_gaps_as_the_text_states_them():
-    assert paper.TABLE2_GAPS["cub"] == {
+    gaps = paper.STUDY.printed["table2_gaps"]     # method -> dataset -> CRA-SMRA minus the method
+    stated = {d: {method: by[d] for method, by in gaps.items() if d in by} for d in paper.DATASETS}
+    assert stated["cub"] == {
         "DeepLAC (part annotations)": 9.1, "Part-RCNN (part annotations)": 7.8, "RA-CNN (VGG)": 4.1, "NTS": 1.9,
         "PCA-Net": 1.1, "MGE-CNN": 0.9, "S3N": 0.9, "FDL": 0.8, "API-Net": 1.6}
-    assert paper.TABLE2_GAPS["aircraft"] == {"NTS": 1.8, "CIN": 0.6, "API-Net": 0.2, "ACNet": 0.8, "PCA-Net": 0.8,
-                                             "S3N": 0.4}
-    assert paper.TABLE2_GAPS["cars"] == paper.TABLE2_GAPS["dogs"] == {"API-Net": -0.1}
+    assert stated["aircraft"] == {"NTS": 1.8, "CIN": 0.6, "API-Net": 0.2, "ACNet": 0.8, "PCA-Net": 0.8, "S3N": 0.4}
+    assert stated["cars"] == stated["dogs"] == {"API-Net": -0.1}
+    assert sum(map(len, stated.values())) == sum(map(len, gaps.values()))   # no column beside the four datasets
+    # the notebook's view: one row per stated margin, dataset by dataset, none of the blanks
+    table = cra_smra_views.gaps_table(paper.STUDY.printed_table("table2_gaps"))
+    assert {(d, m): g for (d, m), g in table.iloc[:, 0].items()} == {
+        (d, m): g for d, methods in stated.items() for m, g in methods.items()}
+    assert list(table.index.get_level_values("dataset").unique()) == list(paper.DATASETS)
     assert (paper.BEST_DELTA, paper.BEST_GAMMA, paper.OMEGA, paper.LOSS_WEIGHTS) == (0.9, 1.0, 0.5, (2.0, 1.0, 1.0))
 
 
@@ -60,15 +75,19 @@ def test_claims_carry_the_texts_gains_labelled_with_the_papers_setting():
     settings = resolve(paper.STUDY, {"profile": "cpu", "backbone": "resnet50"})
     claims, _ = paper.claims(settings)
     by_pair = {c.pairs[0]: c for c in claims}
-    assert by_pair[(Accuracy("backbone"), Accuracy("cram_smram"))].paper_effect == pytest.approx(1.7)
+
+    def effect(claim):   # as the runner reports it (the synthetic set reads CUB-200-2011's column)
+        return paper.STUDY.paper_effect(claim, "synthetic")
+
+    assert effect(by_pair[(Accuracy("backbone"), Accuracy("cram_smram"))]) == pytest.approx(1.7)
     assert by_pair[(Accuracy("backbone"), Accuracy("cram_smram"))].main
-    assert by_pair[(Accuracy("backbone"), Accuracy("cram"))].paper_effect == 1.3
-    assert by_pair[(Accuracy("cram"), Accuracy("cram_smram"))].paper_effect == 0.4
-    assert by_pair[(Accuracy("cbam"), Accuracy("cram"))].paper_effect is None
+    assert effect(by_pair[(Accuracy("backbone"), Accuracy("cram"))]) == 1.3
+    assert effect(by_pair[(Accuracy("cram"), Accuracy("cram_smram"))]) == 0.4
+    assert effect(by_pair[(Accuracy("cbam"), Accuracy("cram"))]) is None
     # the cpu profile's VGG-16 on the synthetic set: the same CUB gains, labelled with the paper's setting
     vgg = resolve(paper.STUDY, {"profile": "cpu"})
     vgg_claims, not_measured = paper.claims(vgg)
-    printed = {c.text: (c.paper_effect, c.paper_setting) for c in vgg_claims if c.paper_effect is not None}
+    printed = {c.text: (effect(c), c.paper_setting) for c in vgg_claims if effect(c) is not None}
     assert printed == {"Table 3: CRA-SMRA (+ CRAM + SMRAM) beats the backbone": (pytest.approx(1.7),
                                                                                  "CUB-200-2011, ResNet-50"),
                        "Table 3: CRAM beats the backbone": (1.3, "CUB-200-2011, ResNet-50"),
@@ -77,10 +96,13 @@ def test_claims_carry_the_texts_gains_labelled_with_the_papers_setting():
 
     class Run:   # the paper's own setting: no label
         dataset, backbone = "aircraft", "resnet50"
-    assert paper.paper_setting(Run, "aircraft") == ""
+    assert paper.paper_setting(Run) == ""
     Run.backbone = "densenet161"
-    assert paper.paper_setting(Run, "aircraft") == "FGVC-Aircraft, ResNet-50"
-    assert paper.paper_setting(Run, None) == ""
+    assert paper.paper_setting(Run) == "FGVC-Aircraft, ResNet-50"
+    Run.dataset, Run.backbone = "synthetic", "resnet50"    # CUB-200-2011's column, not its data
+    assert paper.paper_setting(Run) == "CUB-200-2011, ResNet-50"
+    Run.dataset = "inat"                                   # a dataset the paper prints no column for
+    assert paper.paper_setting(Run) == ""
 
 
 def test_overlap_claim_reads_more_overlap_as_against_the_paper():

@@ -1,9 +1,12 @@
 """Unit tests of SSANet (fgvc_lib.models.ssanet, .ssa_module) and its paper numbers (fgvc_lib.papers.ssanet)."""
 from __future__ import annotations
 
+import ast
 import math
 import time
 import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,9 +18,15 @@ from fgvc_lib.models import frozen_features
 from fgvc_lib.models.frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
 from fgvc_lib.models.output import ModelOutput
 from fgvc_lib.models.ssa_module import SSANetSelfAttention
-from fgvc_lib.models.ssanet import (VARIANTS, ClassifierHead, SSANet, SSANetConfig, build_ssanet, kl_divergence,
-                                    ssanet_loss)
+from fgvc_lib.models.ssanet import (VARIANTS, ClassifierHead, SSANet, SSANetConfig, SSANetLoss, build_ssanet,
+                                    kl_divergence, ssanet_loss)
 from fgvc_lib.papers import ssanet as paper
+from fgvc_lib.profiles import get_profile
+from fgvc_lib.reporting import RESULT_COLUMNS, claims_table, read_table
+from fgvc_lib.study import Accuracy, Printed, Run, Study
+from fgvc_lib.study.jobs import RunRecord
+from fgvc_lib.study.parameters import check_declared, resolve
+from fgvc_lib.study.runner import TOP1, DataBundle
 
 torch.set_num_threads(1)
 
@@ -878,31 +887,61 @@ def test_config_defaults_are_the_papers():
 
 # --- the paper's numbers ---
 
-def test_paper_tables_match_the_text():
-    assert paper.TABLE2["no-attention"] == {"cub": 75.0, "cars": 82.9, "dogs": 77.9}
-    assert paper.TABLE2["multiply"] == {"cub": 86.5, "cars": 93.0, "dogs": 90.4}
-    assert paper.TABLE2["plus"] == {"cub": 88.4, "cars": 94.2, "dogs": 92.2}
+def test_paper_tables_every_printed_cell():
+    table2, table3 = paper.STUDY.printed["table2"], paper.STUDY.printed["table3"]
+    assert {row: table2[row] for row in paper.VARIANTS} == {
+        "no-attention": {"cub": 75.0, "cars": 82.9, "dogs": 77.9},
+        "no-alpha": {"cub": 82.3, "cars": 91.5, "dogs": 87.0},
+        "alpha": {"cub": 82.7, "cars": 92.0, "dogs": 88.1},
+        "multiply": {"cub": 86.5, "cars": 93.0, "dogs": 90.4},
+        "plus": {"cub": 88.4, "cars": 94.2, "dogs": 92.2}}
+    assert list(table2)[-5:] == list(paper.VARIANTS)          # SSANet's rows close Table 2, as printed
+    assert table3 == {"alpha/L_CE": {"cub": 81.4}, "multiply/L_CE": {"cub": 85.6}, "plus/L_CE": {"cub": 87.1},
+                      "alpha/L_AD": {"cub": 82.7}, "multiply/L_AD": {"cub": 86.5}, "plus/L_AD": {"cub": 88.4}}
     # Table 3's L_AD row is Table 2's CUB column
     for v in paper.TABLE3_VARIANTS:
-        assert paper.TABLE3["ad"][v] == paper.TABLE2[v]["cub"]
-    # deltas quoted in sec. 4.5
-    claims = paper.CLAIMS_BY_ID
-    assert claims["ssa_beats_no_attention"].paper_effect == {"cub": 7.3, "cars": 8.6, "dogs": 9.1}
-    assert claims["alpha_beats_no_alpha"].paper_effect == {"cub": 0.4, "cars": 0.5, "dogs": 1.1}
-    assert claims["plus_beats_multiply"].paper_effect == {"cub": 1.9, "cars": 1.2, "dogs": 1.8}
-    assert claims["self_ad_beats_ce"].paper_effect == {"alpha": 1.3, "multiply": 0.9, "plus": 1.3}
-    assert claims["rows_ordered"].paper_effect == {"cub": 13.4, "cars": 11.3, "dogs": 14.3}
-    assert claims["multiply_beats_alpha"].paper_effect == {"cub": 3.8, "cars": 1.0, "dogs": 2.3}
-    # "alpha does not significantly affect the network": the paper's own Dogs gap (1.1) is above one point
-    assert [c.id for c in paper.CLAIMS if not c.holds_in_paper] == ["alpha_no_significant_effect"]
-    records = paper.paper_records()
-    assert len(records) == 15 + 6
-    assert {"table", "row", "dataset", "backbone", "metric", "paper"} <= set(records[0])
-    assert paper.paper_value("table3", "ce", "plus") == 87.1
-    with pytest.raises(KeyError, match="no entry"):
-        paper.paper_value("table2", "plus", "aircraft")
-    assert math.isclose(sum(r["paper"] for r in records if r["table"] == "table2"),
-                        sum(sum(row.values()) for row in paper.TABLE2.values()))
+        assert table3[f"{v}/L_AD"] == {"cub": table2[v]["cub"]}
+    # the runner's look-ups: the dataset's column (the synthetic birds read CUB-Birds'); none where the paper
+    # prints none (Table 3 beside Cars) or has no column (aircraft); an undeclared row is a declaration error
+    assert [paper.STUDY.column(d) for d in ("cub", "cars", "dogs", "synthetic", "aircraft")] == [
+        "cub", "cars", "dogs", "cub", None]
+    assert paper.STUDY.printed_value(Printed("table3", "plus/L_CE"), "synthetic") == 87.1
+    assert paper.STUDY.printed_value(Printed("table3", "plus/L_CE"), "cars") is None
+    assert paper.STUDY.printed_value(Printed("table2", "plus"), "dogs") == 92.2
+    assert paper.STUDY.printed_value(Printed("table2", "plus"), "aircraft") is None
+    with pytest.raises(KeyError, match="no printed row 'full' of table 'table2'"):
+        paper.STUDY.printed_value(Printed("table2", "full"), "cub")
+
+
+def test_the_runner_computes_the_deltas_the_paper_quotes(tmp_path):
+    """Each claim's paper effect, as the runner computes it from the printed cells the claim names (sec. 4.5
+    quotes these deltas), in each dataset's column."""
+    effects = {}
+    for dataset in ("cub", "cars", "dogs"):
+        settings = resolve(paper.STUDY, {"profile": "paper", "dataset": dataset, "data_root": str(tmp_path)})
+        claims, _ = paper.claims(settings)
+        effects[dataset] = {c.text.split(" [")[0]: (c, paper.STUDY.paper_effect(c, dataset)) for c in claims}
+
+    def across(text):
+        return [effects[d][text][1] for d in ("cub", "cars", "dogs")]
+
+    assert across("SSA beats no attention (no-alpha vs no-attention)") == pytest.approx([7.3, 8.6, 9.1])
+    assert across("alpha beats no-alpha") == pytest.approx([0.4, 0.5, 1.1])
+    assert across("alpha does not change accuracy (alpha vs no-alpha, no difference)") == pytest.approx([0.4, 0.5, 1.1])
+    assert across("multiply beats alpha") == pytest.approx([3.8, 1.0, 2.3])
+    assert across("plus beats multiply") == pytest.approx([1.9, 1.2, 1.8])
+    assert across("full SSANet beats no attention (plus vs no-attention)") == pytest.approx([13.4, 11.3, 14.3])
+    for row, gain in (("alpha", 1.3), ("multiply", 0.9), ("plus", 1.3)):   # Table 3: L_AD minus L_CE, CUB only
+        assert across(f"self-attention distillation beats plain CE ({row})") == [pytest.approx(gain), None, None]
+    # the paper's own tables support every claim but one: "alpha does not significantly affect the network",
+    # whose Dogs gap (1.1) is above the smallest accuracy effect of interest
+    against = [(text, dataset) for dataset, by_text in effects.items() for text, (claim, effect) in by_text.items()
+               if effect is not None and not (abs(effect) < claim.smallest_effect if claim.kind == "similar"
+                                              else effect > 0)]
+    assert against == [("alpha does not change accuracy (alpha vs no-alpha, no difference)", "dogs")]
+    # the SSANet numbers the paper prints: 5 rows x 3 datasets in Table 2, 6 in Table 3
+    assert sum(len(paper.STUDY.printed["table2"][v]) for v in paper.VARIANTS) == 15
+    assert len(paper.STUDY.printed["table3"]) == 6
 
 
 # Table 2 of the paper above the SSANet rows, typed from the paper: method [reference], Aux, Birds, Cars, Dogs.
@@ -940,38 +979,29 @@ def test_table2_comparison_rows_match_the_paper_cell_by_cell():
     typed = []
     for line in PAPER_TABLE2_OTHERS.strip().splitlines():
         name, rest = line.split("]")
-        method, reference = name.rsplit(" [", 1)
         aux, *numbers = rest.split()
-        typed.append((method.strip(), int(reference), aux == "Yes",
+        typed.append((f"{name.strip()}]" + (" (Aux)" if aux == "Yes" else ""),
                       {d: float(v) for d, v in zip(("cub", "cars", "dogs"), numbers) if v != "–"}))
-    ours = [(r.method, r.reference, r.aux, r.top1) for r in paper.TABLE2_OTHERS]
+    table2 = paper.STUDY.printed["table2"]
+    ours = [(row, numbers) for row, numbers in table2.items() if row not in paper.VARIANTS]
     assert len(ours) == len(typed) == 26
-    for row, expected in zip(ours, typed):     # same order, every cell, every dash
+    for row, expected in zip(ours, typed):     # same order, every cell, every dash, every Aux
         assert row == expected
-    labels = [r.label for r in paper.TABLE2_OTHERS]
+    labels = [row for row, _ in ours]
     assert len(set(labels)) == len(labels) and "FCAN [9] (Aux)" in labels and "FCAN [9]" in labels
+    # the view's rows below ours: every other method with a number in the column, in the paper's order
+    for column in ("cub", "cars", "dogs"):
+        others = paper.other_methods(column)
+        assert list(others.items()) == [(row, numbers[column]) for row, numbers in typed if column in numbers]
     # the differences the text quotes (secs. 4.2 and 4.4), from the data
-    others = {r.label: r.top1 for r in paper.TABLE2_OTHERS}
-    plus = paper.TABLE2["plus"]
-    assert [round(plus["cub"] - others[m]["cub"], 1) for m in
+    plus = table2["plus"]
+    assert [round(plus["cub"] - table2[m]["cub"], 1) for m in
             ("SPDA-CNN [29] (Aux)", "LTPA [32] (Aux)", "HDWE [35] (Aux)", "WSCP [38] (Aux)")] == [3.3, 15.3, 4.1, 2.2]
-    assert [round(plus["dogs"] - others[m]["dogs"], 1) for m in ("WS-DAN [33]", "API-Net [44]")] == [2.2, 1.9]
-    assert round(plus["dogs"] - others["HDWE [35] (Aux)"]["dogs"], 1) == 15.3
+    assert [round(plus["dogs"] - table2[m]["dogs"], 1) for m in ("WS-DAN [33]", "API-Net [44]")] == [2.2, 1.9]
+    assert round(plus["dogs"] - table2["HDWE [35] (Aux)"]["dogs"], 1) == 15.3
 
 
 # --- notebook 05's study, declared for the study runner (fgvc_lib.papers.ssanet, fgvc_lib.study) ---
-
-import ast  # noqa: E402
-from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-from fgvc_lib.models.ssanet import SSANetLoss  # noqa: E402
-from fgvc_lib.profiles import get_profile  # noqa: E402
-from fgvc_lib.reporting import RESULT_COLUMNS, claims_table, read_table  # noqa: E402
-from fgvc_lib.study import Accuracy, Run, Study  # noqa: E402
-from fgvc_lib.study.jobs import RunRecord  # noqa: E402
-from fgvc_lib.study.parameters import check_declared  # noqa: E402
-from fgvc_lib.study.runner import TOP1, DataBundle  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_ssanet.ipynb"
 TABLE2_ORDER = ["no-attention", "no-alpha-ad", "alpha-ad", "multiply-ad", "plus-ad"]
@@ -1129,21 +1159,26 @@ def test_run_folders_follow_the_recipe():
 
 def test_cells_put_the_papers_number_beside_the_head_it_reports():
     study = _study()
+
+    def number(cell):
+        return paper.STUDY.cell_number(cell, cell.dataset)
+
     assert all(c.metric == TOP1 for c in study.cells)
     table2 = {c.row: c for c in study.cells if c.table == "table2"}
     assert list(table2) == ["no-attention", "no-alpha", "no-alpha [FE head]", "alpha", "alpha [FE head]",
                             "multiply", "multiply [FE head]", "plus", "plus [FE head]"]
-    assert table2["plus"].measure == Accuracy("plus-ad", ("ssa",)) and table2["plus"].paper == 88.4  # CUB column
-    assert table2["plus [FE head]"].measure == Accuracy("plus-ad", ("fe",)) and table2["plus [FE head]"].paper is None
-    assert table2["no-attention"].measure == Accuracy("no-attention", ("fe",)) and table2["no-attention"].paper == 75.0
+    assert table2["plus"].measure == Accuracy("plus-ad", ("ssa",)) and number(table2["plus"]) == 88.4  # CUB column
+    assert table2["plus [FE head]"].measure == Accuracy("plus-ad", ("fe",)) and number(table2["plus [FE head]"]) is None
+    assert table2["no-attention"].measure == Accuracy("no-attention", ("fe",))
+    assert number(table2["no-attention"]) == 75.0
     assert _study(loss="ce").cells[1].measure == Accuracy("no-alpha-ce", ("ssa",))
     table3 = {c.row: c for c in study.cells if c.table == "table3"}
     assert list(table3)[:4] == ["alpha/L_CE", "alpha/L_CE [FE head]", "alpha/L_AD", "alpha/L_AD [FE head]"]
     assert len(table3) == 3 * 2 * 2
-    assert table3["plus/L_CE"].measure == Accuracy("plus-ce", ("ssa",)) and table3["plus/L_CE"].paper == 87.1
-    assert table3["alpha/L_AD"].measure == Accuracy("alpha-ad", ("ssa",)) and table3["alpha/L_AD"].paper == 82.7
+    assert table3["plus/L_CE"].measure == Accuracy("plus-ce", ("ssa",)) and number(table3["plus/L_CE"]) == 87.1
+    assert table3["alpha/L_AD"].measure == Accuracy("alpha-ad", ("ssa",)) and number(table3["alpha/L_AD"]) == 82.7
     assert table3["multiply/L_CE [FE head]"].measure == Accuracy("multiply-ce", ("fe",))
-    assert table3["multiply/L_CE [FE head]"].paper is None
+    assert number(table3["multiply/L_CE [FE head]"]) is None
     few = _study(variant="no-attention,no-alpha")
     assert few.tables == ["table2"] and "alpha, multiply, plus" in paper.skipped_tables(few.settings)["table3"]
     assert paper.skipped_tables(study.settings) == {}
@@ -1151,7 +1186,7 @@ def test_cells_put_the_papers_number_beside_the_head_it_reports():
 
 def test_several_datasets_each_beside_their_own_column(tmp_path):
     study = _study(dataset="cub,cars,dogs", data_root=_folders(tmp_path, "cub", "cars", "dogs"))
-    printed = {(c.dataset, c.table, c.row): c.paper for c in study.cells}
+    printed = {(c.dataset, c.table, c.row): paper.STUDY.cell_number(c, c.dataset) for c in study.cells}
     assert [printed[(d, "table2", "plus")] for d in ("cub", "cars", "dogs")] == [88.4, 94.2, 92.2]
     assert [printed[(d, "table2", "no-attention")] for d in ("cub", "cars", "dogs")] == [75.0, 82.9, 77.9]
     assert printed[("cub", "table3", "plus/L_AD")] == 88.4
@@ -1327,7 +1362,7 @@ def test_fe_head_claim_pairs_each_l_ad_fe_head_with_its_l_ce_twin():
     fe = [c for c in claims if "FE head" in c.text]
     assert len(fe) == 1
     claim = fe[0]
-    assert claim.paper_effect is None and claim.direction == 1 and claim.kind == "greater"
+    assert paper.STUDY.paper_effect(claim, "synthetic") is None and claim.direction == 1 and claim.kind == "greater"
     assert claim.dataset == "synthetic" and claim.seeds is None
     assert claim.pairs == tuple((Accuracy(f"{row}-ce", ("fe",)), Accuracy(f"{row}-ad", ("fe",)))
                                 for row in ("alpha", "multiply", "plus"))
@@ -1393,7 +1428,8 @@ def test_localization_claims_read_the_scores_of_the_printed_heads():
               "no-attention: part_pointing": {0: hits(8), 1: hits(16)}}
     study.record_all(scores)
     claims, skipped = paper.localization_claims(study.settings)
-    assert skipped == [] and all(c.dataset == "synthetic" and c.paper_effect is None for c in claims)
+    assert skipped == [] and all(c.dataset == "synthetic" and paper.STUDY.paper_effect(c, "synthetic") is None
+                              for c in claims)
     table = claims_table([study.claim_entry(c) for c in claims])
     assert table["our_effect"].tolist() == pytest.approx([45.0, 25.0])  # (50 + 60) / 2 - 10; (30 + 20) / 2
     assert table["n_images"].tolist() == [40, 40] and table["n_seeds"].tolist() == [2, 2]

@@ -679,7 +679,8 @@ def test_the_runner_reads_printed_cells_and_computes_the_papers_effects(tmp_path
     from fgvc_lib.study import Printed
 
     monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
-    printed = {"T1": {"A": {"cub": 60.0, "cars": 70.0}, "B": {"cub": 62.5, "cars": 71.0}, "C": {"cub": 61.0}}}
+    printed = {"T1": {"A": {"cub": 60.0, "cars": 70.0}, "B": {"cub": 62.5, "cars": 71.0}, "C": {"cub": 61.0}},
+               "G": {"step 1": {"cub": 1.25}, "step 2": {"cub": 0.5}}}   # gains printed as gains
     cells = lambda settings: [Cell("t1", "a", Accuracy("a"), printed=Printed("T1", "A")),
                               Cell("t1", "c", Accuracy("c"), printed=Printed("T1", "C", column="cub"))]
     claims = lambda settings: ([
@@ -691,13 +692,15 @@ def test_the_runner_reads_printed_cells_and_computes_the_papers_effects(tmp_path
               printed=((Printed("T1", "A", "cars"), Printed("T1", "B", "cars")),)),
         Claim("c beats a where c has no cars number", ((Accuracy("a"), Accuracy("c")),),
               printed=((Printed("T1", "A", "cars"), Printed("T1", "C", "cars")),)),
+        Claim("b beats a by two printed steps", ((Accuracy("a"), Accuracy("b")),),
+              printed=(Printed("G", "step 1"), Printed("G", "step 2")), combine=sum),
     ], [])
     paper = dataclasses.replace(FAKE, printed=printed, paper_column={"synthetic": "cub"}, cells=cells, claims=claims)
     study = _with_fake_runs(Study(paper))
     assert study.table("t1").set_index("row")["paper"].to_dict() == {"a": 60.0, "c": 61.0}
     effects = study.claims_table()[0].set_index("claim")["paper_effect"]
     assert effects["b beats a"] == 2.5 and effects["b and c beat a (the smaller gain)"] == 1.0
-    assert effects["b beats a in the cars column"] == 1.0
+    assert effects["b beats a in the cars column"] == 1.0 and effects["b beats a by two printed steps"] == 1.75
     assert np.isnan(effects["c beats a where c has no cars number"])
     assert paper.printed_table("T1").loc["C"].isna().tolist() == [False, True]
     wrong = lambda settings: [Cell("t1", "a", Accuracy("a"), printed=Printed("T1", "Z"))]

@@ -24,12 +24,12 @@ def table5(backbone: str, profile: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
     the multiply-adds per operator of every model, the literal 3-scale evaluation included."""
     from ..reporting import result_rows
 
+    printed = paper.STUDY.printed["table5"]
     entries, breakdown = [], []
     for row, totals, by_op in paper.table5_operator_counts(backbone):
-        printed = paper.TABLE5.get(row, {})
         if row not in EXTRA_ROWS:
-            entries += [{"row": row, "metric": m, "values": [totals[m]], "paper": printed.get(m)}
-                        for m in ("params_m", "macs_g")]
+            entries += [{"row": row, "metric": m, "values": [totals[m]], "paper": printed.get(row, {}).get(m)}
+                        for m in paper.COUNTS]
         breakdown.append({"model": row, "params (M)": totals["params_m"], "MACs (G)": totals["macs_g"],
                           **{f"{op} (G)": v for op, v in by_op.items()}})
     table = result_rows(entries, table="table5", dataset="cub (200 classes, 448 px)",
@@ -58,6 +58,7 @@ def table5_increments() -> pd.DataFrame:
     attention products (``bmm``); and the parameters added (M), the same for both top-level maps."""
     rows = {row: (totals, by_op) for row, totals, by_op in paper.table5_operator_counts("vgg16")}
     base_totals, base_ops = rows["VGG-16"]
+    printed = paper.STUDY.printed["table5"]
 
     def added(row: str, with_bmm: bool) -> float:
         totals, by_op = rows[row]
@@ -68,12 +69,12 @@ def table5_increments() -> pd.DataFrame:
     for row in ("2-scale CLAN", "3-scale CLAN"):
         out.append({
             "row": row,
-            "paper: MACs (G)": round(paper.TABLE5[row]["macs_g"] - paper.TABLE5["VGG-16"]["macs_g"], 2),
+            "paper: MACs (G)": round(printed[row]["macs_g"] - printed["VGG-16"]["macs_g"], 2),
             "ours, pool5 top: MACs (G)": added(row, True),
             "ours, pool5 top: MACs without bmm (G)": added(row, False),
             "ours, conv5_3 top: MACs (G)": added(paper.CONV5_3_ROWS[row], True),
             "ours, conv5_3 top: MACs without bmm (G)": added(paper.CONV5_3_ROWS[row], False),
-            "paper: params (M)": round(paper.TABLE5[row]["params_m"] - paper.TABLE5["VGG-16"]["params_m"], 2),
+            "paper: params (M)": round(printed[row]["params_m"] - printed["VGG-16"]["params_m"], 2),
             "ours: params (M)": rows[row][0]["params_m"] - base_totals["params_m"],
         })
     table = pd.DataFrame(out).set_index("row").round(3).T

@@ -1,30 +1,46 @@
-"""The numbers SSANet prints, as data: Table 2 (its SSANet rows and the methods it compares with),
-Table 3, and the paper's claims.
+"""SSANet (Baffour et al., "Spatial self-attention network with self-attention distillation for fine-grained
+image recognition", JVCIR 81 (2021) 103368; ../shared/papers/05_ssanet.txt), declared for the study runner
+(:mod:`fgvc_lib.study`, :data:`STUDY`) of notebook 05.
 
-Source: Baffour et al., "Spatial self-attention network with self-attention distillation for
-fine-grained image recognition", JVCIR 81 (2021) 103368. Top-1 accuracy in percent, VGG-16 feature
-extractor, 448x448 images. Table 2 lists the five SSANet rows (no-attention, no-alpha, alpha,
-multiply, plus) on CUB-Birds, Stanford Cars and Stanford Dogs; the ablation text of section 4.5
-repeats them. Table 3 compares plain cross-entropy on both heads ("ce") with the self-attention
-distillation loss of Eq. 5 ("ad") on CUB-Birds. The other methods of Table 2 are published results of
-other papers (:data:`TABLE2_OTHERS`): the notebook prints them beside our rows, paper only, and
-reproduces none of them.
+Top-1 accuracy in percent, VGG-16 feature extractor, 448x448 images, as printed (:data:`PRINTED`):
 
-Each claim's ``paper_effect`` is computed from the tables (percentage points, last row minus first
-row of ``rows``), never typed in by hand.
+* Table 2: the other methods the paper compares with (published results of other papers: printed beside our
+  rows, paper only, none reproduced), then SSANet's five rows (no-attention, no-alpha, alpha, multiply, plus)
+  on CUB-Birds, Stanford Cars and Stanford Dogs; the ablation text of sec. 4.5 repeats them;
+* Table 3 (CUB-Birds): plain cross-entropy on both heads (L_CE) against the self-attention distillation
+  loss of Eq. 5 (L_AD) for alpha, multiply and plus.
 
-The second half declares notebook 05's study for the one study runner (:mod:`fgvc_lib.study`,
-:data:`STUDY`): the notebook's own parameters, the variants to train (Table 2's rows, sec. 4.5, with
-the loss of Eq. 5 or Table 3's cross-entropy), which variant and head feeds each printed cell of
-Tables 2 and 3, the claims of sec. 4.5 and Fig. 4 as data, and the notebook's views (both heads side
-by side, the learned alpha of sec. 3.2, the size of each row).
+The runner computes every claim's paper effect from the printed cells the claim names, in the column of the
+claim's dataset; none is typed by hand.
+
+What notebook 05 trains and rebuilds:
+
+* Runs. A Table 2 row trained with one loss is one variant, named "<row>-<loss>" ("plus-ad", "alpha-ce");
+  no-attention has a single head trained with cross-entropy, so it is one variant named "no-attention".
+  Table 2 reads every row the notebook's ``variant`` selects, trained with the notebook's ``loss`` (the
+  paper: "ad", Eq. 5). Table 3 needs alpha, multiply and plus with both losses: it reuses Table 2's runs and
+  adds the other loss. Every variant is trained for every seed.
+* Heads. Every attention row has two heads (sec. 3.4): the SSA output layer, which the paper reports (Eq. 3
+  calls y_SSA "the predicted label"), and the FE output layer. Every table shows both, in the one metric
+  "top1": a row label names the printed head plainly ("plus", "plus/L_CE") and the other head in brackets
+  ("plus [FE head]"). The paper's number stands beside the printed head only. no-attention has only the FE
+  head, which is then the printed one.
+* Paper columns. Each dataset is printed beside its own column of Table 2 (the synthetic birds beside
+  CUB-Birds, marked not comparable); Table 3 has CUB-Birds numbers only.
+* Claims: sec. 4.5's comparisons, paired by seed on each dataset's printed heads; that Self-AD helps the FE
+  head it distils into (secs. 3.3, 4.5 and 5 say so, no table prints an FE-head number); and two claims on
+  the synthetic ground truth (Fig. 4: the full model's Grad-CAM peaks on the discriminative part).
+* Views: both heads side by side, Table 2's other methods below ours, the learned alpha of sec. 3.2, the size
+  of each row.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+import functools
+from typing import Dict, List, Optional, Tuple
 
-from .comparison import ComparisonRow
+from ..backbones import TOP_STRIDE
+from ..study import Accuracy, Cell, Claim, Paper, Parameter, Printed, Score, Variant, recipes
+from ..study.parameters import non_negative_number, optional_flag
 
 PAPER = {
     "key": "ssanet",
@@ -34,187 +50,66 @@ PAPER = {
     "doi": "10.1016/j.jvcir.2021.103368",
 }
 BACKBONE = "vgg16"
-METRIC = "top1"  # top-1 accuracy in percent, the metric name of every results table
-DATASETS = ("cub", "cars", "dogs")
 DATASET_LABELS = {"cub": "CUB-Birds", "cars": "Stanford Cars", "dogs": "Stanford Dogs"}
 VARIANTS = ("no-attention", "no-alpha", "alpha", "multiply", "plus")  # Table 2's order
-VARIANT_LABELS = {v: f"SSANet_{v}" for v in VARIANTS}
-
-# Table 2, SSANet rows (variant -> dataset -> top-1 %).
-TABLE2: Dict[str, Dict[str, float]] = {
-    "no-attention": {"cub": 75.0, "cars": 82.9, "dogs": 77.9},
-    "no-alpha": {"cub": 82.3, "cars": 91.5, "dogs": 87.0},
-    "alpha": {"cub": 82.7, "cars": 92.0, "dogs": 88.1},
-    "multiply": {"cub": 86.5, "cars": 93.0, "dogs": 90.4},
-    "plus": {"cub": 88.4, "cars": 94.2, "dogs": 92.2},
-}
-
-# Table 3, CUB-Birds only (loss -> variant -> top-1 %). "ad" equals Table 2's CUB column.
-TABLE3_DATASET = "cub"
-TABLE3_VARIANTS = ("alpha", "multiply", "plus")
+TABLE3_VARIANTS = ("alpha", "multiply", "plus")                        # Table 3's columns
 LOSS_LABELS = {"ce": "L_CE", "ad": "L_AD"}
-TABLE3: Dict[str, Dict[str, float]] = {
-    "ce": {"alpha": 81.4, "multiply": 85.6, "plus": 87.1},
-    "ad": {"alpha": 82.7, "multiply": 86.5, "plus": 88.4},
+AUX = " (Aux)"   # ends the label of a Table 2 method trained with boxes or part annotations (its "Aux" column)
+
+# ---------------------------------------------------------------- the printed numbers: table -> row -> column
+# A column is a dataset of Table 2 (Birds "cub", Cars "cars", Dogs "dogs"); a "-" in the paper is absent.
+PRINTED = {
+    "table2": {
+        # The other methods, in the paper's order: "method [reference]", plus AUX where the paper's Aux column
+        # says "Yes" (which also tells apart FCAN's two rows). "EfficientNet-BO" is spelled as printed
+        # (presumably EfficientNet-B0).
+        "B-CNN [8]": {"cub": 84.1},
+        "SPDA-CNN [29] (Aux)": {"cub": 85.1},
+        "FCAN [9]": {"cub": 84.3, "cars": 91.3, "dogs": 84.5},
+        "DB [30]": {"dogs": 87.7},
+        "FCAN [9] (Aux)": {"cars": 89.1},
+        "PDFR [10]": {"cub": 82.6, "dogs": 71.9},
+        "RA-CNN [11]": {"cub": 85.3, "cars": 92.5, "dogs": 87.3},
+        "DVAN [6]": {"cub": 79.0, "cars": 87.1, "dogs": 81.5},
+        "PC-DenseNet-161 [31]": {"dogs": 83.6},
+        "LTPA [32] (Aux)": {"cub": 73.1},
+        "WS-DAN [33]": {"dogs": 90.0},
+        "DFL-CNN [34]": {"cub": 86.5, "cars": 93.8},
+        "WLHR [7]": {"cub": 83.7},
+        "HDWE [35] (Aux)": {"cub": 84.3, "dogs": 76.9},
+        "ACBNT [12]": {"cub": 87.6},
+        "EfficientNet-BO [36]": {"dogs": 61.2},
+        "HPB [13]": {"cub": 87.1, "cars": 93.7},
+        "SEF [37]": {"dogs": 88.8},
+        "WSCP [38] (Aux)": {"cub": 86.2},
+        "NPA [39] (Aux)": {"cars": 92.8},
+        "PC [14]": {"cars": 83.6, "dogs": 61.9},
+        "HIHCA [40]": {"cub": 85.3, "cars": 91.7},
+        "DCL-VGG [41]": {"cub": 86.9, "cars": 94.1},
+        "Bilinear CNN [42]": {"cub": 84.1, "cars": 91.3},
+        "OPAM [43]": {"cub": 85.8, "cars": 92.2},
+        "API-Net [44]": {"dogs": 90.3},
+        # SSANet's rows ("Our SSANet_{row}"), labelled as our cells of the printed head are
+        "no-attention": {"cub": 75.0, "cars": 82.9, "dogs": 77.9},
+        "no-alpha": {"cub": 82.3, "cars": 91.5, "dogs": 87.0},
+        "alpha": {"cub": 82.7, "cars": 92.0, "dogs": 88.1},
+        "multiply": {"cub": 86.5, "cars": 93.0, "dogs": 90.4},
+        "plus": {"cub": 88.4, "cars": 94.2, "dogs": 92.2},
+    },
+    "table3": {   # CUB-Birds only; a row is "<row>/<loss>" as our cells are; the L_AD row is Table 2's CUB column
+        "alpha/L_CE": {"cub": 81.4}, "multiply/L_CE": {"cub": 85.6}, "plus/L_CE": {"cub": 87.1},
+        "alpha/L_AD": {"cub": 82.7}, "multiply/L_AD": {"cub": 86.5}, "plus/L_AD": {"cub": 88.4},
+    },
 }
+# The paper column printed beside each dataset: the synthetic birds get CUB-Birds' numbers (the paper's bird set,
+# and the only column of Table 3), marked not comparable.
+PAPER_COLUMN = {"cub": "cub", "cars": "cars", "dogs": "dogs", "synthetic": "cub"}
 
-TABLES = {"table2": TABLE2, "table3": TABLE3}
-
-
-# Table 2's rows above the SSANet rows, in the paper's order (Birds = "cub", Cars = "cars", Dogs = "dogs").
-# "EfficientNet-BO" is spelled as printed (presumably EfficientNet-B0).
-TABLE2_OTHERS: Tuple[ComparisonRow, ...] = (
-    ComparisonRow("B-CNN", 8, False, {"cub": 84.1}),
-    ComparisonRow("SPDA-CNN", 29, True, {"cub": 85.1}),
-    ComparisonRow("FCAN", 9, False, {"cub": 84.3, "cars": 91.3, "dogs": 84.5}),
-    ComparisonRow("DB", 30, False, {"dogs": 87.7}),
-    ComparisonRow("FCAN", 9, True, {"cars": 89.1}),
-    ComparisonRow("PDFR", 10, False, {"cub": 82.6, "dogs": 71.9}),
-    ComparisonRow("RA-CNN", 11, False, {"cub": 85.3, "cars": 92.5, "dogs": 87.3}),
-    ComparisonRow("DVAN", 6, False, {"cub": 79.0, "cars": 87.1, "dogs": 81.5}),
-    ComparisonRow("PC-DenseNet-161", 31, False, {"dogs": 83.6}),
-    ComparisonRow("LTPA", 32, True, {"cub": 73.1}),
-    ComparisonRow("WS-DAN", 33, False, {"dogs": 90.0}),
-    ComparisonRow("DFL-CNN", 34, False, {"cub": 86.5, "cars": 93.8}),
-    ComparisonRow("WLHR", 7, False, {"cub": 83.7}),
-    ComparisonRow("HDWE", 35, True, {"cub": 84.3, "dogs": 76.9}),
-    ComparisonRow("ACBNT", 12, False, {"cub": 87.6}),
-    ComparisonRow("EfficientNet-BO", 36, False, {"dogs": 61.2}),
-    ComparisonRow("HPB", 13, False, {"cub": 87.1, "cars": 93.7}),
-    ComparisonRow("SEF", 37, False, {"dogs": 88.8}),
-    ComparisonRow("WSCP", 38, True, {"cub": 86.2}),
-    ComparisonRow("NPA", 39, True, {"cars": 92.8}),
-    ComparisonRow("PC", 14, False, {"cars": 83.6, "dogs": 61.9}),
-    ComparisonRow("HIHCA", 40, False, {"cub": 85.3, "cars": 91.7}),
-    ComparisonRow("DCL-VGG", 41, False, {"cub": 86.9, "cars": 94.1}),
-    ComparisonRow("Bilinear CNN", 42, False, {"cub": 84.1, "cars": 91.3}),
-    ComparisonRow("OPAM", 43, False, {"cub": 85.8, "cars": 92.2}),
-    ComparisonRow("API-Net", 44, False, {"dogs": 90.3}),
-)
-
-
-def paper_value(table: str, row: str, column: str) -> float:
-    """One printed number: ``table`` "table2" (row = variant, column = dataset) or "table3"
-    (row = loss "ce"/"ad", column = variant)."""
-    if table not in TABLES:
-        raise KeyError(f"unknown table {table!r}; valid tables: {', '.join(TABLES)}")
-    rows = TABLES[table]
-    if row not in rows or column not in rows[row]:
-        raise KeyError(f"{table} has no entry ({row!r}, {column!r}); rows: {', '.join(rows)}, "
-                       f"columns: {', '.join(next(iter(rows.values())))}")
-    return rows[row][column]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the paper: in ``table``, the ``rows`` are in increasing order of accuracy in every
-    one of ``columns``. Two rows make a "B beats A" claim (A first). ``kind="similar"`` claims instead
-    that the two rows differ by less than the smallest accuracy effect of interest
-    (:data:`fgvc_lib.statistics.SMALLEST_EFFECT`)."""
-
-    id: str
-    text: str
-    table: str
-    rows: Tuple[str, ...]
-    columns: Tuple[str, ...]
-    section: str
-    kind: str = "greater"
-    paper_effect: Dict[str, float] = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        effect = {c: round(paper_value(self.table, self.rows[-1], c) - paper_value(self.table, self.rows[0], c), 2)
-                  for c in self.columns}
-        object.__setattr__(self, "paper_effect", effect)
-
-    @property
-    def holds_in_paper(self) -> bool:
-        if self.kind == "similar":
-            from ..statistics import SMALLEST_EFFECT
-
-            return all(abs(v) < SMALLEST_EFFECT for v in self.paper_effect.values())
-        return all(paper_value(self.table, a, c) < paper_value(self.table, b, c)
-                   for c in self.columns for a, b in zip(self.rows, self.rows[1:]))
-
-
-CLAIMS: List[Claim] = [
-    Claim("ssa_beats_no_attention",
-          "Adding the SSA module (its simplest form, no-alpha) beats the feature extractor with its "
-          "classifier alone (no-attention) on every dataset.",
-          "table2", ("no-attention", "no-alpha"), DATASETS, "4.5, Table 2"),
-    Claim("alpha_beats_no_alpha",
-          "A learnable alpha (alpha) beats the SSA module without it (no-alpha) on every dataset, "
-          "by a small margin.",
-          "table2", ("no-alpha", "alpha"), DATASETS, "4.5, Table 2"),
-    Claim("alpha_no_significant_effect",
-          "alpha does not significantly affect the network: the SSA module can rely on the local spatial "
-          "attended pixels (alpha vs no-alpha, no difference). In the paper's own Table 2 the Dogs gap is "
-          "above one point.",
-          "table2", ("no-alpha", "alpha"), DATASETS, "4.5, Table 2", kind="similar"),
-    Claim("multiply_beats_alpha",
-          "The fully fleshed multiply model beats the alpha model on every dataset (a step of Table 2's order).",
-          "table2", ("alpha", "multiply"), DATASETS, "4.1-4.5, Table 2"),
-    Claim("plus_beats_multiply",
-          "Aggregating attention and primary features by addition (Eq. 1, plus) beats element-wise "
-          "multiplication (Eq. 2, multiply) on every dataset.",
-          "table2", ("multiply", "plus"), DATASETS, "4.5, Table 2"),
-    Claim("self_ad_beats_ce",
-          "Training with self-attention distillation (L_AD, Eq. 5) beats plain cross-entropy on both "
-          "heads (L_CE) for the alpha, multiply and plus models on CUB-Birds.",
-          "table3", ("ce", "ad"), TABLE3_VARIANTS, "4.5, Table 3"),
-    Claim("rows_ordered",
-          "Table 2's rows improve in order: no-attention < no-alpha < alpha < multiply < plus, on "
-          "every dataset (effect: plus minus no-attention).",
-          "table2", VARIANTS, DATASETS, "4.2-4.5, Table 2"),
-]
-CLAIMS_BY_ID = {c.id: c for c in CLAIMS}
-
-
-def paper_records() -> List[Dict[str, object]]:
-    """Every printed SSANet number as a record of the results schema (without reproduced values).
-
-    Table 2 rows are variant names; Table 3 rows are ``"<variant>/<loss>"`` (e.g. ``"plus/ad"``).
-    """
-    records = [{"table": "table2", "row": v, "dataset": d, "backbone": BACKBONE, "metric": METRIC,
-                "paper": TABLE2[v][d]} for v in VARIANTS for d in DATASETS]
-    records += [{"table": "table3", "row": f"{v}/{loss}", "dataset": TABLE3_DATASET, "backbone": BACKBONE,
-                 "metric": METRIC, "paper": TABLE3[loss][v]} for v in TABLE3_VARIANTS for loss in ("ce", "ad")]
-    return records
-
-
-# ================================================================ the study of notebook 05
-# What notebook 05 trains and rebuilds, declared for the study runner (fgvc_lib.study).
-#
-# * Runs. A Table 2 row trained with one loss is one variant, named "<row>-<loss>" ("plus-ad",
-#   "alpha-ce"); no-attention has a single head trained with cross-entropy, so it is one variant
-#   named "no-attention". Table 2 reads every row the notebook's `variant` selects, trained with the
-#   notebook's `loss` (the paper: "ad", Eq. 5). Table 3 needs alpha, multiply and plus with both
-#   losses: it reuses Table 2's runs and adds the other loss. Every variant is trained for every seed.
-# * Heads. Every attention row has two heads (sec. 3.4): the SSA output layer, which the paper reports
-#   (Eq. 3 calls y_SSA "the predicted label"), and the FE output layer. Every table shows both, in the
-#   one metric "top1": a row label names the printed head plainly ("plus", "plus/L_CE") and the other
-#   head in brackets ("plus [FE head]"). The paper's number stands beside the printed head only.
-#   no-attention has only the FE head, which is then the printed one.
-# * Paper columns. Each dataset is printed beside its own column of Table 2 (the synthetic birds beside
-#   CUB-Birds, marked not comparable); Table 3 has CUB-Birds numbers only.
-# * Claims: sec. 4.5's comparisons, paired by seed on each dataset's printed heads; that Self-AD helps
-#   the FE head it distils into (sec. 3.3, 4.5 and 5 say so, no table prints an FE-head number); and two
-#   claims on the synthetic ground truth (Fig. 4: the full model's Grad-CAM peaks on the discriminative
-#   part).
-import functools  # noqa: E402
-from typing import Optional  # noqa: E402
-
-from ..backbones import TOP_STRIDE  # noqa: E402
-from ..study import Accuracy, Cell, Paper, Parameter, Score, Variant, recipes  # noqa: E402
-from ..study import Claim as StudyClaim  # noqa: E402
-from ..study.parameters import non_negative_number, optional_flag  # noqa: E402
-
+# ---------------------------------------------------------------- the study of notebook 05
 BACKBONES = ("vgg16", "vgg19", "resnet34", "resnet50", "resnet101", "densenet161")
 HEADS = ("ssa", "fe")                       # the SSA output layer and the FE output layer (sec. 3.4)
 HEAD_LABELS = {"ssa": "SSA head", "fe": "FE head"}
 AMBIGUOUS_ROWS = ("no-alpha", "alpha")      # rows whose aggregation the paper does not state
-# The paper column printed beside each dataset: the synthetic birds get CUB-Birds' numbers (the paper's
-# bird set, and the only column of Table 3), marked not comparable.
-PAPER_COLUMN = {"cub": "cub", "cars": "cars", "dogs": "dogs", "synthetic": "cub"}
 LOCALIZATION_PER_CLASS = 8                  # test images per class whose Grad-CAM maps are scored
 
 # Whether the feature extractor is frozen when the notebook's freeze_backbone is None. The paper keeps
@@ -404,21 +299,26 @@ def head_row(label: str, row: str, head: str) -> str:
     return label if head == reported_head(row) else f"{label} [{HEAD_LABELS[head]}]"
 
 
+def table3_row(row: str, loss: str) -> str:
+    """The label of Table 3's cell of ``row`` trained with ``loss`` ("plus/L_CE")."""
+    return f"{row}/{LOSS_LABELS[loss]}"
+
+
 def cells(settings) -> List[Cell]:
-    """Table 2 (rows x heads) and Table 3 (rows x losses x heads), per dataset with its paper column."""
+    """Table 2 (rows x heads) and Table 3 (rows x losses x heads), per dataset; the printed head of each row
+    stands beside its printed cell (the runner reads it in the dataset's column)."""
     out: List[Cell] = []
     for data in settings.datasets:
-        column = PAPER_COLUMN.get(data.name)
         for row, name in table2_variants(settings).items():
             for head in row_heads(row):
-                printed = TABLE2[row][column] if column and head == reported_head(row) else None
-                out.append(Cell("table2", head_row(row, row, head), Accuracy(name, (head,)), printed,
-                                dataset=data.name))
+                printed = Printed("table2", row) if head == reported_head(row) else None
+                out.append(Cell("table2", head_row(row, row, head), Accuracy(name, (head,)), dataset=data.name,
+                                printed=printed))
         for (row, loss), name in table3_variants(settings).items():
             for head in HEADS:
-                printed = TABLE3[loss][row] if column == TABLE3_DATASET and head == "ssa" else None
-                out.append(Cell("table3", head_row(f"{row}/{LOSS_LABELS[loss]}", row, head), Accuracy(name, (head,)),
-                                printed, dataset=data.name))
+                printed = Printed("table3", table3_row(row, loss)) if head == "ssa" else None
+                out.append(Cell("table3", head_row(table3_row(row, loss), row, head), Accuracy(name, (head,)),
+                                dataset=data.name, printed=printed))
     return out
 
 
@@ -437,16 +337,27 @@ def localization_models(settings) -> Dict[str, Tuple[str, str]]:
 
 # --------------------------------------------------------------------------- claims
 
-# (claim of CLAIMS, text, row A, row B): "B beats A" on Table 2's printed heads.
+# Sec. 4.5's comparisons of Table 2's rows on every dataset, on the printed heads: (text, row A, row B, kind);
+# "greater": B beats A, "similar": no difference. The paper's wording, by section:
 TABLE2_CLAIMS = (
-    ("ssa_beats_no_attention", "SSA beats no attention (no-alpha vs no-attention)", "no-attention", "no-alpha"),
-    ("alpha_beats_no_alpha", "alpha beats no-alpha", "no-alpha", "alpha"),
-    ("multiply_beats_alpha", "multiply beats alpha", "alpha", "multiply"),
-    ("plus_beats_multiply", "plus beats multiply", "multiply", "plus"),
-    ("rows_ordered", "full SSANet beats no attention (plus vs no-attention)", "no-attention", "plus"),
+    # 4.5: adding the SSA module (its simplest form, no-alpha) beats the feature extractor with its classifier alone
+    ("SSA beats no attention (no-alpha vs no-attention)", "no-attention", "no-alpha", "greater"),
+    # 4.5: a learnable alpha "achieves slightly higher accuracy" than no-alpha on all three datasets ...
+    ("alpha beats no-alpha", "no-alpha", "alpha", "greater"),
+    # ... and "does not significantly affect the network" (the SSA module can rely on the local spatial attended
+    # pixels): a claim of no difference between the same two rows; the paper's own Dogs gap is above one point
+    ("alpha does not change accuracy (alpha vs no-alpha, no difference)", "no-alpha", "alpha", "similar"),
+    # 4.1-4.5: the fully fleshed multiply model beats the alpha model (a step of Table 2's order)
+    ("multiply beats alpha", "alpha", "multiply", "greater"),
+    # 4.5: aggregating attention and primary features by addition (Eq. 1, plus) beats element-wise
+    # multiplication (Eq. 2, multiply)
+    ("plus beats multiply", "multiply", "plus", "greater"),
+    # 4.2-4.5: Table 2's rows improve in order, no-attention < no-alpha < alpha < multiply < plus (the steps
+    # above); the whole order's effect: plus against no-attention
+    ("full SSANet beats no attention (plus vs no-attention)", "no-attention", "plus", "greater"),
 )
 # The notebook's main comparison (the method against its baseline): its interval should be the narrowest.
-MAIN_CLAIM = "rows_ordered"
+MAIN_ROWS = ("no-attention", "plus")
 
 
 # Sec. 3.3 says Self-AD transfers knowledge from the SSA output layer to the FE output layer; sec. 4.5
@@ -455,11 +366,6 @@ MAIN_CLAIM = "rows_ordered"
 # column): no FE-head accuracy is printed, so the claim has a direction and no paper effect.
 FE_HEAD_CLAIM = "self-attention distillation helps the FE head (L_AD vs L_CE, FE head{rows})"
 
-
-# Sec. 4.5 says both that alpha adds accuracy ("slightly higher", the claim above) and that it "does not
-# significantly affect the network": the second is a claim of no difference between the same two rows.
-ALPHA_SIMILAR = ("alpha_no_significant_effect", "alpha does not change accuracy (alpha vs no-alpha, no difference)",
-                 "no-alpha", "alpha")
 
 # Claims of the paper's text that no configuration of this notebook measures, with the reason:
 # (section, claim, why not).
@@ -509,7 +415,7 @@ def paper_setting(settings, dataset: str) -> str:
     """The paper's setting behind a printed effect when it is not this run's: ``"<dataset>, VGG-16"`` when
     ``dataset`` is read against another dataset's column (the synthetic set against CUB-Birds) or the run's
     backbone is not the paper's VGG-16; "" otherwise."""
-    column = PAPER_COLUMN.get(dataset)
+    column = STUDY.column(dataset)
     if column is None or (column == dataset and settings.backbone == BACKBONE):
         return ""
     return f"{DATASET_LABELS[column]}, VGG-16"
@@ -520,40 +426,32 @@ def _printed(settings, row: str) -> Accuracy:
     return Accuracy(table2_variants(settings)[row], (reported_head(row),))
 
 
-def claims(settings) -> Tuple[List[StudyClaim], List[str]]:
-    """Sec. 4.5's claims on every dataset (paper effects from its tables, for the dataset's column;
-    none for a dataset the paper did not use, then only the direction counts), then the Fig. 4 claims
-    on the synthetic ground truth; and the claims not measured, with the reason."""
-    out: List[StudyClaim] = []
+def claims(settings) -> Tuple[List[Claim], List[str]]:
+    """Sec. 4.5's claims on every dataset (the paper's effect from the printed cells, in the dataset's column;
+    none for a dataset the paper did not use, then only the direction counts), then the Fig. 4 claims on the
+    synthetic ground truth; and the claims not measured, with the reason."""
+    out: List[Claim] = []
     skipped: List[str] = []
     rows = table2_variants(settings)
     for data in settings.datasets:
-        dataset, column = data.name, PAPER_COLUMN.get(data.name)
-        for claim_id, text, a, b in TABLE2_CLAIMS:
+        dataset, setting = data.name, paper_setting(settings, data.name)
+        for text, a, b, kind in TABLE2_CLAIMS:
             label = f"{text} [{dataset}]"
             if a not in rows or b not in rows:
                 skipped.append(f"{label}: rows {a} and {b} were not both trained")
-                if claim_id == "alpha_beats_no_alpha":
-                    skipped.append(f"{ALPHA_SIMILAR[1]} [{dataset}]: rows {a} and {b} were not both trained")
                 continue
-            effect = CLAIMS_BY_ID[claim_id].paper_effect.get(column) if column else None
-            out.append(StudyClaim(label, ((_printed(settings, a), _printed(settings, b)),), effect, dataset=dataset,
-                                  main=claim_id == MAIN_CLAIM, paper_setting=paper_setting(settings, dataset)))
-            if claim_id == "alpha_beats_no_alpha":
-                similar_id, text, a, b = ALPHA_SIMILAR
-                effect = CLAIMS_BY_ID[similar_id].paper_effect.get(column) if column else None
-                out.append(StudyClaim(f"{text} [{dataset}]", ((_printed(settings, a), _printed(settings, b)),),
-                                      effect, kind="similar", dataset=dataset,
-                                      paper_setting=paper_setting(settings, dataset)))
-        for row in TABLE3_VARIANTS:
+            out.append(Claim(label, ((_printed(settings, a), _printed(settings, b)),), kind=kind, dataset=dataset,
+                             main=(a, b) == MAIN_ROWS, paper_setting=setting,
+                             printed=((Printed("table2", a), Printed("table2", b)),)))
+        for row in TABLE3_VARIANTS:   # 4.5, Table 3: L_AD (Eq. 5) beats plain cross-entropy on both heads (L_CE)
             label = f"self-attention distillation beats plain CE ({row}) [{dataset}]"
             if row not in table3_rows(settings):
                 skipped.append(f"{label}: row {row} was not trained")
                 continue
-            effect = CLAIMS_BY_ID["self_ad_beats_ce"].paper_effect[row] if column == TABLE3_DATASET else None
-            out.append(StudyClaim(label, ((Accuracy(variant_name(row, "ce"), ("ssa",)),
-                                           Accuracy(variant_name(row, "ad"), ("ssa",))),), effect, dataset=dataset,
-                                  paper_setting=paper_setting(settings, dataset)))
+            ce, ad = (Printed("table3", table3_row(row, loss)) for loss in ("ce", "ad"))
+            out.append(Claim(label, ((Accuracy(variant_name(row, "ce"), ("ssa",)),
+                                      Accuracy(variant_name(row, "ad"), ("ssa",))),), dataset=dataset,
+                             paper_setting=setting, printed=((ce, ad),)))
         fe_claim = fe_head_claim(settings, dataset)
         if isinstance(fe_claim, str):
             skipped.append(fe_claim)
@@ -576,15 +474,15 @@ def fe_head_claim(settings, dataset: str):
     pairs = tuple((Accuracy(variant_name(row, "ce"), ("fe",)), Accuracy(variant_name(row, "ad"), ("fe",)))
                   for row in rows)
     text = FE_HEAD_CLAIM.format(rows=", mean over " + ", ".join(rows) if len(rows) > 1 else f", {rows[0]}")
-    return StudyClaim(f"{text} [{dataset}]", pairs, None, direction=1, dataset=dataset)
+    return Claim(f"{text} [{dataset}]", pairs, direction=1, dataset=dataset)
 
 
-def localization_claims(settings) -> Tuple[List[StudyClaim], List[str]]:
+def localization_claims(settings) -> Tuple[List[Claim], List[str]]:
     """Claims of sec. 4.2-4.5 / Fig. 4 that the synthetic ground truth can test, on the scores
     ``study.localization(localization_models(settings), ...)`` records (points of the pointing rate;
     direction only: the paper shows maps, no numbers): the full model's Grad-CAM peak falls on the
     discriminative part more often than chance, and more often than the model without attention."""
-    out: List[StudyClaim] = []
+    out: List[Claim] = []
     skipped: List[str] = []
     rows = table2_variants(settings)
     plus, base = head_row("plus", "plus", "ssa"), head_row("no-attention", "no-attention", "fe")
@@ -599,10 +497,10 @@ def localization_claims(settings) -> Tuple[List[StudyClaim], List[str]]:
             skipped += [f"{text}: {dataset} has no boxes of the discriminative parts (only the synthetic set "
                         f"records them)" for text in texts]
             continue
-        out.append(StudyClaim(texts[0], ((Score(f"{plus}: part_chance"), Score(f"{plus}: part_pointing")),),
+        out.append(Claim(texts[0], ((Score(f"{plus}: part_chance"), Score(f"{plus}: part_pointing")),),
                               dataset=dataset))
         if "no-attention" in rows:
-            out.append(StudyClaim(texts[1], ((Score(f"{base}: part_pointing"), Score(f"{plus}: part_pointing")),),
+            out.append(Claim(texts[1], ((Score(f"{base}: part_pointing"), Score(f"{plus}: part_pointing")),),
                                   dataset=dataset))
         else:
             skipped.append(f"{texts[1]}: row no-attention was not trained")
@@ -631,8 +529,8 @@ IMAGE_SIZES = {"cpu": 256}
 
 STUDY = Paper(key="ssanet", notebook="05_ssanet", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,
               claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=_recipe("epochs"),
-              recipe_batch_size=_recipe("batch_size"), finalize=finalize, paper_column=PAPER_COLUMN, max_datasets=3,
-              attention_sites=attention_sites, image_sizes=IMAGE_SIZES)
+              recipe_batch_size=_recipe("batch_size"), finalize=finalize, printed=PRINTED, paper_column=PAPER_COLUMN,
+              max_datasets=3, attention_sites=attention_sites, image_sizes=IMAGE_SIZES)
 
 
 # --------------------------------------------------------------------------- notebook views
@@ -672,10 +570,16 @@ def heads_view(df, decimals: int = 2):
     return out.set_index(["dataset", "row"])
 
 
+def other_methods(column: str):
+    """The other methods of Table 2 with a number in ``column`` (a pandas Series, row -> top-1 %, in the paper's
+    order): the printed table less SSANet's own rows, shown below ours, paper only."""
+    return STUDY.printed_table("table2")[column].drop(list(VARIANTS)).dropna()
+
+
 def table2_view(df, decimals: int = 2):
     """Table 2 as the paper prints it: our rows (:func:`heads_view`), then, paper only, the other methods
-    of Table 2 (:data:`TABLE2_OTHERS`) that have a number in each dataset's paper column; ``aux`` is the
-    paper's "Aux" column (trained with boxes or part annotations; SSANet is not)."""
+    of Table 2 (:func:`other_methods`) that have a number in each dataset's paper column; ``aux`` is the
+    paper's "Aux" column (trained with boxes or part annotations, :data:`AUX`; SSANet is not)."""
     import pandas as pd
 
     ours = heads_view(df, decimals=decimals)
@@ -684,9 +588,9 @@ def table2_view(df, decimals: int = 2):
     blocks = []
     for dataset in dict.fromkeys(ours.index.get_level_values("dataset")):
         blocks.append(ours.loc[[dataset]])
-        column = PAPER_COLUMN.get(dataset)
-        others = [{"dataset": dataset, "row": r.label, "aux": "yes" if r.aux else "no", "paper": r.top1[column]}
-                  for r in TABLE2_OTHERS if column in r.top1]
+        column = STUDY.column(dataset)
+        others = [{"dataset": dataset, "row": row, "aux": "yes" if row.endswith(AUX) else "no", "paper": value}
+                  for row, value in (other_methods(column).items() if column else ())]
         if others:
             blocks.append(pd.DataFrame(others).set_index(["dataset", "row"]))
     out = pd.concat(blocks)[list(ours.columns)]

@@ -137,10 +137,11 @@ class Claim:
 
     Measured under the one verdict rule (:mod:`fgvc_lib.statistics`): paired seeds, per-image
     differences, a 95 % interval counting seeds and test images. The paper's own effect comes from the
-    printed cells ``printed`` (``((A, B), ...)`` of :class:`Printed`, like ``pairs``): the runner computes
-    ``combine`` of their differences ``B - A`` (default: their mean; an effect such as the smaller of two
-    increments names its own function); an effect the paper gives only in its prose is declared as
-    ``paper_effect`` (percentage points). Neither: the paper shows no number, and ``direction`` gives the
+    printed cells ``printed`` (``((A, B), ...)`` of :class:`Printed`, like ``pairs``; an entry that is one
+    :class:`Printed` is a gain the paper prints as a gain): the runner computes ``combine`` of their differences
+    ``B - A`` and printed gains (default: their mean; an effect such as the smaller of two increments, or the sum
+    of two printed steps, names its own function); an effect the paper gives as a number nowhere in a table is
+    declared as ``paper_effect`` (percentage points). Neither: the paper shows no number, and ``direction`` gives the
     claimed sign. ``kind="similar"`` claims no difference. ``main`` marks a
     notebook's main comparison (the method against its baseline), whose interval should be narrower
     (:data:`~fgvc_lib.statistics.MAIN_HALF_WIDTH`). ``note`` is shown beside the verdict.
@@ -162,7 +163,7 @@ class Claim:
     note: str = ""
     measure: Optional[str] = None
     paper_setting: str = ""
-    printed: Tuple[Tuple[Printed, Printed], ...] = ()
+    printed: Tuple[object, ...] = ()     # (A, B) pairs of Printed cells, or single Printed gains
     combine: Callable[[Sequence[float]], float] = mean_difference
 
     def __post_init__(self) -> None:
@@ -254,11 +255,14 @@ class Paper:
         if not claim.printed:
             return claim.paper_effect
         differences = []
-        for a, b in claim.printed:
-            low, high = self.printed_value(a, dataset), self.printed_value(b, dataset)
-            if low is None or high is None:
+        for entry in claim.printed:
+            if isinstance(entry, Printed):   # a gain the paper prints as a gain
+                printed = (self.printed_value(entry, dataset),)
+            else:
+                printed = (self.printed_value(entry[0], dataset), self.printed_value(entry[1], dataset))
+            if any(value is None for value in printed):
                 return None
-            differences.append(high - low)
+            differences.append(printed[0] if len(printed) == 1 else printed[1] - printed[0])
         return round(float(claim.combine(differences)), 6)
 
     def printed_table(self, table: str):
