@@ -418,6 +418,7 @@ def build_summary(results_dir: PathLike) -> str:
         lines += ["Accuracies measured on the embedded synthetic dataset (profiles smoke/cpu) are **not comparable** "
                   "with the papers' numbers; what is compared is each claim - the sign and size of an effect "
                   "between variants, with its confidence interval.", ""]
+    lines += headline_table(root)
     from .study.recipes import RATE_FACTORS
 
     lines += [VERDICT_RULE, "", RECIPE_PROTOCOL.format(factors=", ".join(f"{f:g}" for f in RATE_FACTORS)), ""]
@@ -514,6 +515,47 @@ def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
             for notebook in str(row["notebooks"]).split():
                 caveats[notebook] = text
     return caveats
+
+
+COMPARISON_NAME = "comparison.csv"   # notebook 06's table of every arm (fgvc_lib.papers.attention_comparison)
+COMPARISON_COLUMNS = ["arm", "kind", "top-1", "top-1 low", "top-1 high", "effect", "effect low", "effect high",
+                      "verdict", "oracle share", "share low", "share high", "part pointing", "bird pointing",
+                      "params (M)", "MACs (G)", "train images/s"]
+
+
+def headline_table(results_dir: PathLike) -> List[str]:
+    """SUMMARY.md's opening section: notebook 06's comparison of every attention method and oracle under one
+    recipe (``comparison.csv``), each number with its 95 % interval; [] without the file."""
+    found = sorted(Path(results_dir).glob(f"*/{COMPARISON_NAME}"))
+    if not found:
+        return []
+    table = pd.read_csv(found[0], keep_default_na=False, na_values=[""])
+    check_columns(table, COMPARISON_COLUMNS, what="comparison table")
+
+    def interval(value, low, high, digits=1):
+        if pd.isna(value):
+            return ""
+        ends = "" if pd.isna(low) else f" [{low:.{digits}f}, {high:.{digits}f}]"
+        return f"{value:.{digits}f}{ends}"
+
+    shown = pd.DataFrame({
+        "arm": table["arm"], "kind": table["kind"],
+        "top-1 (%)": [interval(*r) for r in table[["top-1", "top-1 low", "top-1 high"]].itertuples(index=False)],
+        "gain over the baseline": [interval(*r) for r in
+                                   table[["effect", "effect low", "effect high"]].itertuples(index=False)],
+        "verdict": table["verdict"].fillna(""),
+        "share of its kind's oracle gain": [interval(*r, digits=2) for r in
+                                            table[["oracle share", "share low", "share high"]].itertuples(index=False)],
+        "CAM on part / bird (%)": ["" if pd.isna(p) else f"{p:.0f} / {b:.0f}"
+                                   for p, b in zip(table["part pointing"], table["bird pointing"])],
+        "MACs (G)": table["MACs (G)"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+        "train images/s": table["train images/s"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")})
+    where = found[0].parent.name
+    return ["## Headline: the five attention methods under one recipe, against oracle attention", "",
+            f"From [{where}/{COMPARISON_NAME}]({where}/{COMPARISON_NAME}) (notebook {where}): every arm trained with "
+            "the baseline's recipe and learning rate on the same seeds; gains are paired over seeds and test images "
+            "(95 % intervals); a method's share of its kind's nearly label-free oracle gain is unbounded where that "
+            "oracle's gain is not told apart from zero.", "", markdown_table(shown), ""]
 
 
 KNOBS_NAME = "knobs.csv"   # notebook 00's knob grid (fgvc_lib.study.knobs.knob_table)

@@ -1,0 +1,94 @@
+"""Notebook 06's declaration (fgvc_lib.papers.attention_comparison): one recipe for every arm, each method the
+model its own notebook builds, and the oracle share's interval against a literal Fieller computation."""
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from fgvc_lib.papers import attention_comparison as comparison
+from fgvc_lib.study import Study
+from fgvc_lib.study.jobs import describe
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        root = tmp_path_factory.mktemp("comparison")
+        for name in ("FGVC_RESULTS_DIR", "FGVC_RUNS_DIR", "FGVC_CACHE_DIR"):
+            mp.setenv(name, str(root / name.lower()))
+        yield Study(comparison.STUDY, profile="smoke", seeds="0,1")
+
+
+def test_every_arm_trains_with_one_recipe_on_the_same_seeds(study):
+    base = study.variants[comparison.BASELINE]
+    assert base.lr_trials   # the baseline chooses the rate; every other arm takes it
+    for name, variant in study.variants.items():
+        assert variant.seeds == (0, 1)
+        if name == comparison.BASELINE:
+            continue
+        assert variant.lr_from == comparison.BASELINE and not variant.lr_trials
+        own = dataclasses.replace(variant.train, loss_weights={}, on_divergence="raise")
+        assert own == base.train, name
+    for method in comparison.METHODS:
+        assert study.variants[method.arm].data == ()   # the common input pipeline (CRA-CNN's crop dropped)
+    assert study.backbone_spec.output_stride == comparison.OUTPUT_STRIDES["smoke"]
+
+
+def test_each_method_is_the_model_its_own_notebook_builds(study):
+    for method in comparison.METHODS:
+        paper, own = comparison.paper_settings(method.module, study.settings)
+        source = {v.name: v for v in paper.plan(own)}[method.variant(own)]
+        arm = study.variants[method.arm]
+        assert describe(arm.model) == describe(source.model), method.arm
+        assert describe(arm.loss) == describe(source.loss), method.arm
+        assert arm.train.loss_weights == source.train.loss_weights
+
+
+def test_the_oracles_are_notebook_zeros(study):
+    from fgvc_lib.papers import synthetic_dataset
+
+    _, zero = comparison.paper_settings("synthetic_dataset", study.settings)
+    planned = {v.name: v for v in synthetic_dataset.plan(zero)}
+    for name in comparison.ORACLES:
+        assert study.variants[name].data == planned[name].data
+        assert describe(study.variants[name].model) == describe(planned[name].model)
+    assert set(comparison.KIND_ORACLE) == {m.kind for m in comparison.METHODS}
+
+
+def _fake(per_seed_gains):
+    """A study whose arms score ``k`` of 400 on every image of a seed (per-image values the verdict rule accepts
+    as they come): the images do not vary, the test-set term vanishes and the interval is Student's t over seeds."""
+    images = 400
+
+    def correct(count):
+        return np.full(images, 100.0 * count / images)
+
+    arms = {arm: {seed: correct(count) for seed, count in enumerate(counts)} for arm, counts in per_seed_gains.items()}
+    return SimpleNamespace(per_image=lambda measure: arms[measure.variant])
+
+
+def test_the_oracle_share_interval_is_fiellers():
+    # per seed, images right: baseline 100; oracle 100 + c; method 100 + g (test images identical across seeds)
+    c = np.array([60, 80, 70, 90, 75])
+    g = np.array([30, 36, 41, 40, 28])
+    fake = _fake({"baseline": [100] * 5, "oracle": list(100 + c), "method": list(100 + g)})
+    share, low, high = comparison.oracle_share(fake, "method", "oracle")
+    # literal Fieller: the r with (mean(g) - r mean(c))^2 = t^2 var(g - r c) / n, in points of 400 images
+    gp, cp, n = g / 4.0, c / 4.0, len(g)
+    t = stats.t.ppf(0.975, n - 1)
+    vg, vc, cov = np.var(gp, ddof=1), np.var(cp, ddof=1), np.cov(gp, cp, ddof=1)[0, 1]
+    a = cp.mean() ** 2 - t ** 2 * vc / n
+    b = -2 * (gp.mean() * cp.mean() - t ** 2 * cov / n)
+    q = gp.mean() ** 2 - t ** 2 * vg / n
+    roots = sorted(np.roots([a, b, q]).real)
+    assert share == pytest.approx(gp.mean() / cp.mean())
+    assert low == pytest.approx(roots[0], abs=0.011) and high == pytest.approx(roots[1], abs=0.011)
+
+
+def test_an_oracle_gain_not_told_from_zero_gives_an_unbounded_share():
+    fake = _fake({"baseline": [100] * 4, "oracle": [130, 70, 110, 90], "method": [110, 105, 100, 108]})
+    share, low, high = comparison.oracle_share(fake, "method", "oracle")
+    assert math.isinf(low) or math.isinf(high)
