@@ -1,5 +1,5 @@
 """Run keys hash what a run reads (docs/DESIGN.md, Run keys): a config field marked outside the key
-(``metadata={RUN_KEY: False}``) can be edited without moving any stored run; everything a run reads
+(``metadata=UNKEYED``) can be edited without moving any stored run; everything a run reads
 (the model's and loss's keyed fields, the variant name, the recipe, the data, the backbone) moves it.
 
 The variants, data and backbone specs are built directly: nothing here trains or touches a folder.
@@ -15,7 +15,8 @@ import pytest
 from fgvc_lib.engine import TrainConfig
 from fgvc_lib.models.baseline import cross_entropy_loss
 from fgvc_lib.study import Variant
-from fgvc_lib.study.jobs import RUN_KEY, BackboneSpec, DataSpec, describe, keyed_fields, run_key
+from fgvc_lib.run_keys import UNKEYED
+from fgvc_lib.study.jobs import BackboneSpec, DataSpec, describe, keyed_fields, run_key
 
 DATA = DataSpec("synthetic", None, 64, 8, (("num_classes", 6),), max_batches=3)
 BACKBONE = BackboneSpec("vgg16", 0.125, True, None)
@@ -28,7 +29,7 @@ class ToyConfig:
 
     width: int = 8                                                     # read by toy_model
     dropout: float = 0.0                                               # read by toy_model
-    paper_epochs: int = field(default=100, metadata={RUN_KEY: False})  # the paper's recipe, read by no run
+    paper_epochs: int = field(default=100, metadata=UNKEYED)  # the paper's recipe, read by no run
 
 
 def toy_model(backbone, num_classes, config: ToyConfig):
@@ -101,6 +102,14 @@ def _ssanet_variant(**changes) -> Variant:
     return Variant("plus-ad", functools.partial(build_ssanet, config=config), ssanet_loss(config), TRAIN, (0,))
 
 
+def _clan_variant(**changes) -> Variant:
+    from fgvc_lib.models.baseline import cross_entropy_loss
+    from fgvc_lib.models.clan import CLANConfig, build_clan
+
+    return Variant("clan", functools.partial(build_clan, config=CLANConfig(**changes)), cross_entropy_loss, TRAIN,
+                   (0,))
+
+
 @pytest.mark.parametrize("build,unread,read", [
     (_cra_smra_variant, {"momentum": 0.5, "weight_decay": 0.0, "scheduler": "step", "optimizer": "adam"},
      {"omega": 0.7, "gamma": 2.0, "lr": 1e-3, "head_lr": "backbone", "div_form": "mcloss"}),
@@ -108,7 +117,10 @@ def _ssanet_variant(**changes) -> Variant:
                        "batch_size": 4, "scheduler": "cosine", "plateau_factor": 0.5, "plateau_patience": 1,
                        "momentum": 0.5},
      {"gamma": 1.0, "head_hidden": 512, "freeze_backbone": False, "kl_temperature": 2.0, "variant": "alpha"}),
-], ids=["CRASMRAConfig", "SSANetConfig"])
+    (_clan_variant, {"image_size": 224, "batch_size": 8, "epochs": 3, "lr": 0.1, "momentum": 0.5, "weight_decay": 0.0,
+                     "lr_step_vgg": 5, "lr_gamma_vgg": 0.5, "lr_step_resnet": 3, "lr_gamma_resnet": 0.5},
+     {"use_clsa": False, "clsa_pooling": "avg", "relation": "gaussian", "combine": "logits"}),
+], ids=["CRASMRAConfig", "SSANetConfig", "CLANConfig"])
 def test_real_configs_key_only_what_their_model_and_loss_read(build, unread, read):
     key = _key(build())
     for name, value in unread.items():

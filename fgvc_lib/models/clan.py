@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -44,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone, is_vgg
+from ..run_keys import UNKEYED
 from .clan_modules import (CLSA_ACTIVATIONS, CLSA_POOLINGS, DOWNSAMPLE_MODES, RELATIONS,
                            UPSAMPLE_MODES, CrossLayerContextAttention, CrossLayerSpatialAttention,
                            check_choice)
@@ -101,16 +102,19 @@ class CLANConfig:
     clsa_downsample: str = "avg"           # R of eq. 9 (not specified: adaptive average pooling)
     combine: str = "prob"                  # final prediction: mean of branch softmaxes (section 3.3)
     # --- training recipe (section 4.1) ---
-    image_size: int = 448                  # input 448 x 448
-    batch_size: int = 36                   # batch size 36
-    epochs: int = 120                      # 120 epochs
-    lr: float = 0.01                       # initial learning rate 0.01
-    momentum: float = 0.9                  # SGD momentum 0.9
-    weight_decay: float = 1e-4             # weight decay 1e-4
-    lr_step_vgg: int = 30                  # VGG-16: lr x 0.1 every 30 epochs
-    lr_gamma_vgg: float = 0.1
-    lr_step_resnet: int = 2                # ResNet-50/101: lr x 0.9 every 2 epochs
-    lr_gamma_resnet: float = 0.9
+    # No model or loss reads these, so they stay out of the run key (UNKEYED, fgvc_lib.study.jobs.keyed_fields):
+    # the plan builds each run's TrainConfig from a default CLANConfig (fgvc_lib.papers.clan.train_config), and
+    # the TrainConfig, image size and batch size enter the key themselves.
+    image_size: int = field(default=448, metadata=UNKEYED)      # input 448 x 448
+    batch_size: int = field(default=36, metadata=UNKEYED)       # batch size 36
+    epochs: int = field(default=120, metadata=UNKEYED)          # 120 epochs
+    lr: float = field(default=0.01, metadata=UNKEYED)           # initial learning rate 0.01
+    momentum: float = field(default=0.9, metadata=UNKEYED)      # SGD momentum 0.9
+    weight_decay: float = field(default=1e-4, metadata=UNKEYED)  # weight decay 1e-4
+    lr_step_vgg: int = field(default=30, metadata=UNKEYED)      # VGG-16: lr x 0.1 every 30 epochs
+    lr_gamma_vgg: float = field(default=0.1, metadata=UNKEYED)
+    lr_step_resnet: int = field(default=2, metadata=UNKEYED)    # ResNet-50/101: lr x 0.9 every 2 epochs
+    lr_gamma_resnet: float = field(default=0.9, metadata=UNKEYED)
 
     def validate(self) -> None:
         check_choice("mid_module", self.mid_module, MID_MODULES)

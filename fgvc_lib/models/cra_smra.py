@@ -95,6 +95,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone
+from ..run_keys import UNKEYED
 from .config_checks import check_choice, check_int
 from .output import ModelOutput
 
@@ -111,10 +112,6 @@ COMBINE_MODES = ("prob", "logits")           # test-time average of probabilitie
 HEAD_LRS = ("cram", "backbone")              # learning rate of the classifier heads
 CONCAT_BRANCH = "concat"
 LAST_STAGE_NUMBER = 5                        # the sites are named stage3..stage5 (ResNet's L = 5)
-# dataclass field metadata: the field is outside run keys (fgvc_lib.study.jobs.RUN_KEY): no model reads it
-_UNKEYED = {"run_key": False}
-
-
 
 
 def _family(name: str) -> str:
@@ -169,17 +166,17 @@ class CRASMRAConfig:
     combine: str = "prob"                  # sec. 3.3: average of the "predicted label values" (softmax)
     # --- recipe (sec. 4.1) ---
     # The model reads the rates (CRASMRA.lr_groups: cram_lr / lr). The other optimiser settings are
-    # _UNKEYED: only train_config_kwargs (which a test reads) reads them; a run's optimiser is its variant's
+    # UNKEYED: only train_config_kwargs (which a test reads) reads them; a run's optimiser is its variant's
     # TrainConfig (fgvc_lib.papers.cra_smra.recipe), which the run key hashes itself. Sec. 4.1's backbone
     # (ResNet-50), epochs (200) and batch (20) are the paper declaration's (fgvc_lib/papers/cra_smra.py), its
     # input (resized to 550, centre-cropped to 448, random flips) the data pipeline's: no field holds them.
-    optimizer: str = field(default="sgd", metadata=_UNKEYED)  # sec. 4.1: SGD (unkeyed: train_config_kwargs only)
+    optimizer: str = field(default="sgd", metadata=UNKEYED)  # sec. 4.1: SGD (unkeyed: train_config_kwargs only)
     lr: float = 2e-4                       # sec. 4.1: backbone and SMRAM
     cram_lr: float = 6e-3                  # sec. 4.1: CRAM
     head_lr: str = "cram"                  # not stated: heads are new layers, at CRAM's rate ("backbone": lr)
-    momentum: float = field(default=0.9, metadata=_UNKEYED)  # sec. 4.1 (unkeyed: train_config_kwargs only)
-    weight_decay: float = field(default=1e-5, metadata=_UNKEYED)  # sec. 4.1 (unkeyed: train_config_kwargs only)
-    scheduler: str = field(default="cosine", metadata=_UNKEYED)  # sec. 4.1: cosine decay (unkeyed: as above)
+    momentum: float = field(default=0.9, metadata=UNKEYED)  # sec. 4.1 (unkeyed: train_config_kwargs only)
+    weight_decay: float = field(default=1e-5, metadata=UNKEYED)  # sec. 4.1 (unkeyed: train_config_kwargs only)
+    scheduler: str = field(default="cosine", metadata=UNKEYED)  # sec. 4.1: cosine decay (unkeyed: as above)
 
     def __post_init__(self) -> None:
         if self.stages is not None:

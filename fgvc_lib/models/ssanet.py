@@ -55,6 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone, build_backbone, is_vgg
+from ..run_keys import UNKEYED
 from .frozen_features import FrozenFeatureMemo, module_state_token, weights_fingerprint
 from .config_checks import check_choice
 from .output import ModelOutput
@@ -73,10 +74,6 @@ PREDICT_HEADS = ("ssa", "fe", "mean")
 KL_DIRECTIONS = ("ssa_to_fe", "fe_to_ssa")  # KL(p_SSA || p_FE) | KL(p_FE || p_SSA)
 GAMMA_CE_HEADS = ("ssa", "fe")          # Eq. 4's gamma * CE on y_SSA (as printed) | on y_FE (other reading)
 HEAD_ACTIVATIONS = ("relu", "none")
-# dataclass field metadata: the field is outside run keys (fgvc_lib.study.jobs.RUN_KEY): no model reads it
-_UNKEYED = {"run_key": False}
-
-
 
 @dataclass
 class SSANetConfig:
@@ -108,31 +105,31 @@ class SSANetConfig:
     kl_temperature: float = 1.0            # T, sec. 3.3 / Eq. 4: KDL of the two heads' outputs with no
                                            # temperature, i.e. T = 1
     # --- recipe (sec. 4.1) ---
-    # No model or loss reads these, so they are _UNKEYED. The optimiser settings reach a run through
+    # No model or loss reads these, so they are UNKEYED. The optimiser settings reach a run through
     # train_config_kwargs, which the plan (fgvc_lib.papers.ssanet.plan) copies into the variant's TrainConfig,
     # and epochs and batch size as the paper profile's recipe (Paper.recipe_epochs/recipe_batch_size): the
     # run key hashes the TrainConfig and the data themselves.
-    backbone: str = field(default="vgg16", metadata=_UNKEYED)  # sec. 3.1: VGG-16 pre-trained on ImageNet
+    backbone: str = field(default="vgg16", metadata=UNKEYED)  # sec. 3.1: VGG-16 pre-trained on ImageNet
                                            # (unkeyed: the plan records it, a test reads it; a run's backbone
                                            # is the study's BackboneSpec, which the key hashes)
-    image_size: int = field(default=448, metadata=_UNKEYED)  # sec. 4.1: train and test images resized to
+    image_size: int = field(default=448, metadata=UNKEYED)  # sec. 4.1: train and test images resized to
                                            # 448x448 (unkeyed: only a test reads it; a run's size is its data's)
-    hflip: bool = field(default=True, metadata=_UNKEYED)  # sec. 4.1: horizontal flips of training images
+    hflip: bool = field(default=True, metadata=UNKEYED)  # sec. 4.1: horizontal flips of training images
                                            # (unkeyed: only a test reads it; flips are the data pipeline's)
-    optimizer: str = field(default="sgd", metadata=_UNKEYED)  # sec. 4.1: SGD (unkeyed: into TrainConfig)
-    momentum: float = field(default=0.9, metadata=_UNKEYED)  # sec. 4.1 (unkeyed: into TrainConfig)
-    weight_decay: float = field(default=5e-4, metadata=_UNKEYED)  # sec. 4.1 (unkeyed: into TrainConfig)
-    lr: float = field(default=1e-3, metadata=_UNKEYED)  # sec. 4.1 (unkeyed: into TrainConfig)
-    scheduler: str = field(default="plateau", metadata=_UNKEYED)  # sec. 4.1: reduce the lr when learning
+    optimizer: str = field(default="sgd", metadata=UNKEYED)  # sec. 4.1: SGD (unkeyed: into TrainConfig)
+    momentum: float = field(default=0.9, metadata=UNKEYED)  # sec. 4.1 (unkeyed: into TrainConfig)
+    weight_decay: float = field(default=5e-4, metadata=UNKEYED)  # sec. 4.1 (unkeyed: into TrainConfig)
+    lr: float = field(default=1e-3, metadata=UNKEYED)  # sec. 4.1 (unkeyed: into TrainConfig)
+    scheduler: str = field(default="plateau", metadata=UNKEYED)  # sec. 4.1: reduce the lr when learning
                                            # stagnates (unkeyed: into TrainConfig)
-    plateau_factor: float = field(default=0.3, metadata=_UNKEYED)  # sec. 4.1: by a factor of 0.3 (unkeyed:
+    plateau_factor: float = field(default=0.3, metadata=UNKEYED)  # sec. 4.1: by a factor of 0.3 (unkeyed:
                                            # into TrainConfig)
     # Not stated in the paper (our choices for the paper profile; the cpu/smoke profiles set their own):
-    epochs: int = field(default=60, metadata=_UNKEYED)  # not stated: long enough for two or three lr
+    epochs: int = field(default=60, metadata=UNKEYED)  # not stated: long enough for two or three lr
                                            # reductions (unkeyed: the paper profile's recipe_epochs)
-    batch_size: int = field(default=16, metadata=_UNKEYED)  # not stated: a usual batch for 448 px VGG-16 on
+    batch_size: int = field(default=16, metadata=UNKEYED)  # not stated: a usual batch for 448 px VGG-16 on
                                            # one GPU (unkeyed: the paper profile's recipe_batch_size)
-    plateau_patience: int = field(default=3, metadata=_UNKEYED)  # not stated: epochs without a lower
+    plateau_patience: int = field(default=3, metadata=UNKEYED)  # not stated: epochs without a lower
                                            # training loss (unkeyed: into TrainConfig)
 
     def __post_init__(self) -> None:

@@ -5,7 +5,7 @@ how to build the backbone) and nothing that cannot be pickled, so it runs the sa
 in a local process pool, or on a Slurm node (:mod:`fgvc_lib.study.executors`).
 
 Its key (:func:`run_key`) hashes everything that changes the result: the variant's model factory,
-loss and recipe (less the config fields marked :data:`RUN_KEY` ``False``: no model or loss reads them), the
+loss and recipe (less the config fields marked :data:`fgvc_lib.run_keys.UNKEYED`: no model or loss reads them), the
 backbone (name, width, batch norm, weight source and the pretraining's own key), the data identity
 (dataset, folder, image size, batch size, the synthetic generator's version and settings) and the seed.
 A run lives in ``<runs dir>/<variant>-<hash>/seed<seed>/``: ``last.pt`` (the engine's checkpoint, so a
@@ -29,6 +29,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from ..run_keys import RUN_KEY   # the field metadata that leaves a config field out of run keys
 from .paper import Variant
 
 RECORD_NAME = "record.json"
@@ -123,14 +124,6 @@ class BackboneSpec:
             identity["pretraining_key"] = PretrainingConfig(**options).key(
                 self.name + ("_bn" if self.batch_norm else ""), self.width)
         return identity
-
-
-# The dataclass field metadata that leaves a field out of run keys: ``field(default=...,
-# metadata={RUN_KEY: False})`` (model configs write the literal ``{"run_key": False}``: models do not import
-# the study). For a field that no run reads (the paper's recipe recorded for a plan table or a test) or
-# one that reaches the key another way (copied into the variant's TrainConfig, hashed as ``train``), so
-# that editing it keeps the stored runs. Each such field's comment says which.
-RUN_KEY = "run_key"
 
 
 def keyed_fields(obj) -> Tuple[dataclasses.Field, ...]:
