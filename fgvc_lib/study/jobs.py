@@ -29,6 +29,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from ..atomic import atomic_torch_save, atomic_write_text
 from ..run_keys import RUN_KEY   # the field metadata that leaves a config field out of run keys
 from .paper import Variant
 
@@ -242,7 +243,6 @@ def execute_run(job: RunJob) -> RunRecord:
 def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
     from ..engine import TrainConfig, accuracy, collect_outputs, fit
     from ..locks import exclusive
-    from ..reporting import atomic_write_text
 
     with exclusive(run_dir / LOCK_NAME):
         finished = read_record(run_dir)
@@ -260,7 +260,7 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
             outputs = collect_outputs(result.model, test_loader, job.data.max_batches)
             for view in job.variant.test_views:
                 save_view_outputs(result.model, job.data, view, run_dir)
-        _atomic_save(outputs, run_dir / OUTPUTS_NAME)
+        atomic_torch_save(outputs, run_dir / OUTPUTS_NAME)
         record = RunRecord(job.variant.name, job.seed, str(run_dir),
                            100.0 * accuracy(outputs["final"], outputs["targets"]),
                            float(sum(e.get("seconds", 0.0) for e in result.history.epochs)),
@@ -281,11 +281,5 @@ def save_view_outputs(model: torch.nn.Module, data: DataSpec, view: str, run_dir
     if data.max_batches is not None:
         cap = -(-data.max_batches * data.batch_size // loader.batch_size)
     outputs = collect_outputs(model, loader, cap)
-    _atomic_save(outputs, Path(run_dir) / outputs_name(view))
+    atomic_torch_save(outputs, Path(run_dir) / outputs_name(view))
     return outputs
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
