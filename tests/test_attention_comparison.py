@@ -37,8 +37,19 @@ def test_every_arm_trains_with_one_recipe_on_the_same_seeds(study):
     assert study.backbone_spec.output_stride == comparison.OUTPUT_STRIDES["smoke"]
 
 
+def test_no_method_trains_a_part_at_another_rate_and_only_ssanet_freezes(study):
+    """The CPU profiles' models carry no learning-rate multiplier of their papers; SSANet (and its own reference
+    row) keep their frozen feature extractor, every other arm trains every parameter."""
+    for name in study.variants:
+        model = study.untrained_model(name)
+        groups = getattr(model, "lr_groups", None)
+        assert all(multiplier == 1.0 for _, _, multiplier in (groups() if groups else [])), name
+        frozen = any(not p.requires_grad for p in model.parameters())
+        assert frozen == name.startswith("ssanet"), name
+
+
 def test_each_method_is_the_model_its_own_notebook_builds(study):
-    for method in comparison.METHODS:
+    for method in comparison.METHODS + comparison.REFERENCES:
         paper, own = comparison.paper_settings(method.module, study.settings)
         source = {v.name: v for v in paper.plan(own)}[method.variant(own)]
         arm = study.variants[method.arm]
@@ -86,6 +97,17 @@ def test_the_oracle_share_interval_is_fiellers():
     roots = sorted(np.roots([a, b, q]).real)
     assert share == pytest.approx(gp.mean() / cp.mean())
     assert low == pytest.approx(roots[0], abs=0.011) and high == pytest.approx(roots[1], abs=0.011)
+
+
+def test_a_share_is_given_only_where_the_oracle_pays():
+    import pandas as pd
+
+    label = comparison.ORACLES["oracle-pool-keypoints"][0]
+    by_text = pd.DataFrame({"ci_low": [comparison.synthetic_dataset.CONTROL_GAIN, 4.9]},
+                           index=[comparison.claim_text(label), "other"])
+    assert comparison.oracle_pays(by_text, "oracle-pool-keypoints") == "pays"
+    assert comparison.oracle_pays(by_text.assign(ci_low=[4.9, 0.0]), "oracle-pool-keypoints") == "does not pay"
+    assert comparison.oracle_pays(by_text, "oracle-zoom-head") == "not measured"
 
 
 def test_an_oracle_gain_not_told_from_zero_gives_an_unbounded_share():

@@ -27,7 +27,7 @@ import pandas as pd
 from ..engine import TrainConfig
 from ..models.baseline import BaselineNet, cross_entropy_loss
 from ..reporting import COMPARISON_COLUMNS
-from ..statistics import paired_effect
+from ..statistics import holm_rejected, paired_effect
 from ..study import Accuracy, Cell, Claim, Paper, Variant, recipes
 from . import synthetic_dataset
 
@@ -68,12 +68,22 @@ def _named(name: str) -> Callable:
     return lambda settings: name
 
 
+def _ssanet_reference(settings) -> str:
+    return "no-attention"
+
+
 METHODS: Tuple[Method, ...] = (
     Method("cra_cnn", "CRA-CNN (01)", "cra_cnn", "zoom", _named("cra_cnn")),
     Method("cra_smra", "CRA-SMRA (02)", "cra_smra", "spatial", _named("cram_smram")),
     Method("clan", "CLAN (03)", "clan", "spatial", _clan_main),
     Method("recurrent_attention", "recurrent attention (04)", "recurrent_attention", "zoom", _recurrent_main),
     Method("ssanet", "SSANet (05)", "ssanet", "spatial", _ssanet_main),
+)
+# SSANet keeps its frozen feature extractor (it belongs to the method), which the baseline fine-tunes: its own
+# no-attention row (the same frozen extractor and heads, no SSA block) separates the attention from the freezing
+REFERENCES: Tuple[Method, ...] = (
+    Method("ssanet_no_attention", "SSANet's no-attention row (05, frozen extractor)", "ssanet", "reference",
+           _ssanet_reference),
 )
 # notebook 00's oracles trained here: variant -> (label, the kind whose nearly label-free ceiling it is, or "")
 ORACLES: Dict[str, Tuple[str, str]] = {
@@ -161,7 +171,7 @@ def plan(settings):
     recipe = common_recipe(settings)
     variants = [Variant(BASELINE, BaselineNet, cross_entropy_loss, recipe, tuple(settings.seeds),
                         details=(("arm", "baseline CNN"), ("kind", "baseline"), ("from", "backbone + GAP + linear")))]
-    variants += [method_variant(method, settings, recipe) for method in METHODS]
+    variants += [method_variant(method, settings, recipe) for method in METHODS + REFERENCES]
     variants += oracle_variants(settings, recipe)
     # the baseline chooses the one rate on validation; every method and oracle trains at it
     return recipes.protocol(settings, variants, tuned=(BASELINE,), lead=BASELINE)
@@ -169,7 +179,7 @@ def plan(settings):
 
 def arm_labels(settings) -> Dict[str, str]:
     """{variant: label} of every arm, in table order."""
-    return {BASELINE: "baseline CNN", **{m.arm: m.label for m in METHODS},
+    return {BASELINE: "baseline CNN", **{m.arm: m.label for m in METHODS + REFERENCES},
             **{name: ORACLES[name][0] for name in oracles(settings)}}
 
 
@@ -186,6 +196,9 @@ def claims(settings):
     baseline = Accuracy(BASELINE)
     out = [Claim(claim_text(m.label), ((baseline, Accuracy(m.arm)),), main=True, note=f"{m.kind} attention")
            for m in METHODS]
+    out.append(Claim("SSANet (05) beats its own no-attention row (the same frozen extractor)",
+                     ((Accuracy("ssanet_no_attention"), Accuracy("ssanet")),),
+                     note="SSANet's attention alone, freezing held equal"))
     out += [Claim(claim_text(label), ((baseline, Accuracy(name)),),
                   note="the ceiling of its kind" if ORACLES[name][1] else "an upper bound that carries more than "
                                                                         "attention (see notebook 00)")
@@ -216,13 +229,14 @@ def _seeds_by_images(study, arm: str) -> np.ndarray:
 def oracle_share(study, arm: str, oracle: str, grid: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
     """The share ``r`` of ``oracle``'s gain over the baseline that ``arm``'s gain captures, with a 95 % interval:
     the values of ``r`` for which the verdict rule's interval of ``(arm - baseline) - r (oracle - baseline)``
-    (per image, paired seeds) contains 0 (Fieller's construction on the study's own interval). An end at the
-    grid's edge (default -2 to 3) is unbounded (inf): the oracle's gain is not told apart from 0."""
+    (per image, paired seeds) contains 0 (Fieller's construction on the study's own interval). Meaningful only
+    where the oracle's gain is clearly positive (:func:`comparison_table` asks that it pays); then the set is one
+    bounded interval. An end at the grid's edge (default -5 to 5) is reported as unbounded (inf)."""
     base = _seeds_by_images(study, BASELINE)
     gain = _seeds_by_images(study, arm) - base
     ceiling = _seeds_by_images(study, oracle) - base
     share = float(gain.mean() / ceiling.mean()) if ceiling.mean() != 0 else math.nan
-    grid = np.round(np.arange(-2.0, 3.0 + 1e-9, 0.01), 4) if grid is None else grid
+    grid = np.round(np.arange(-5.0, 5.0 + 1e-9, 0.01), 4) if grid is None else grid
     accepted = [r for r in grid if _contains_zero(paired_effect([gain - r * ceiling]))]
     if not accepted:
         return share, math.nan, math.nan
@@ -236,15 +250,21 @@ def _contains_zero(effect) -> bool:
 
 
 def comparison_table(study, claims_df: pd.DataFrame, localization: Optional[pd.DataFrame] = None,
-                     costs: Optional[Dict[str, Dict[str, float]]] = None) -> pd.DataFrame:
+                     costs: Optional[Dict[str, Dict[str, float]]] = None,
+                     speeds: Optional[Dict[str, float]] = None) -> pd.DataFrame:
     """One row per arm (:data:`TABLE_COLUMNS`): top-1 with its interval; the paired effect over the baseline
-    with its interval and verdict (from ``claims_df``); for a method, the share of its kind's oracle gain
-    (:func:`oracle_share`); Grad-CAM pointing on the discriminative part and on the bird (``localization``:
-    rows by arm, means over seeds, percent); parameters and multiply-adds at test time and training images
-    per second (``costs``: {arm: {"params", "macs"}})."""
+    with its interval and verdict (from ``claims_df``), and for a method whether it survives Holm's correction
+    over the five methods' comparisons (they share the baseline's runs); for a method, whether its kind's oracle
+    pays here (:func:`oracle_pays`) and only then the share of that oracle's gain it captures
+    (:func:`oracle_share`); Grad-CAM pointing on the discriminative part and on the bird (``localization``: rows
+    by arm, means over seeds, percent); parameters and multiply-adds at test time (``costs``: {arm: {"params",
+    "macs"}}) and training images per second (``speeds``, :func:`training_speed`)."""
     labels = arm_labels(study.settings)
-    kinds = {BASELINE: "baseline", **{m.arm: m.kind for m in METHODS}, **{n: "oracle" for n in ORACLES}}
+    kinds = {BASELINE: "baseline", **{m.arm: m.kind for m in METHODS + REFERENCES}, **{n: "oracle" for n in ORACLES}}
     by_text = claims_df.set_index("claim")
+    pays = {kind: oracle_pays(by_text, name) for kind, name in KIND_ORACLE.items()}
+    method_texts = [claim_text(m.label) for m in METHODS if claim_text(m.label) in by_text.index]
+    survives = dict(zip(method_texts, holm_rejected([float(by_text.loc[t, "p_value"]) for t in method_texts])))
     rows = []
     for arm, label in labels.items():
         top1, low, high = accuracy_interval(study, arm)
@@ -254,10 +274,14 @@ def comparison_table(study, claims_df: pd.DataFrame, localization: Optional[pd.D
             claim = by_text.loc[text]
             row.update({"effect": claim["our_effect"], "effect low": claim["ci_low"], "effect high": claim["ci_high"],
                         "verdict": claim["verdict"]})
+            if text in survives:
+                row["Holm"] = bool(survives[text])
         method = next((m for m in METHODS if m.arm == arm), None)
         if method is not None and KIND_ORACLE.get(method.kind) in study.variants:
-            row["oracle share"], row["share low"], row["share high"] = oracle_share(study, arm,
-                                                                                    KIND_ORACLE[method.kind])
+            row["oracle pays"] = pays[method.kind]
+            if pays[method.kind] == "pays":
+                row["oracle share"], row["share low"], row["share high"] = oracle_share(study, arm,
+                                                                                        KIND_ORACLE[method.kind])
         if localization is not None and arm in localization.index:
             scores = localization.loc[arm]   # a dataset without part boxes (CUB's keypoints) has no part score
             row["part pointing"] = scores.get("part_pointing", math.nan)
@@ -265,7 +289,8 @@ def comparison_table(study, claims_df: pd.DataFrame, localization: Optional[pd.D
         if costs and arm in costs:
             row["params (M)"] = costs[arm]["params"] / 1e6
             row["MACs (G)"] = costs[arm]["macs"] / 1e9
-        row["train images/s"] = train_speed(study, arm)
+        if speeds and arm in speeds:
+            row["train images/s"] = speeds[arm]
         rows.append(row)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
@@ -287,18 +312,60 @@ def localization_means(localized: Dict[str, List[Dict[str, float]]]) -> pd.DataF
     return pd.DataFrame({arm: pd.DataFrame(per_seed).mean() * 100.0 for arm, per_seed in localized.items()}).T
 
 
-def train_speed(study, arm: str) -> float:
-    """Training images per second of ``arm``'s runs (mean over seeds; one torch thread in the CPU profiles)."""
-    images = len(study.data().train_set)
-    speeds = [images * run.record.epochs / run.record.seconds for run in study.runs_of(arm) if run.record.seconds > 0]
-    return float(np.mean(speeds)) if speeds else math.nan
+def oracle_pays(by_text: pd.DataFrame, oracle: str) -> str:
+    """Whether ``oracle``'s gain over the baseline here reaches notebook 00's :data:`CONTROL_GAIN` at the lower end
+    of its interval ("pays"; else "does not pay"): only then does a share of it mean something."""
+    text = claim_text(ORACLES[oracle][0])
+    if text not in by_text.index:
+        return "not measured"
+    return "pays" if float(by_text.loc[text, "ci_low"]) >= synthetic_dataset.CONTROL_GAIN else "does not pay"
+
+
+def training_speed(study, arms: Sequence[str], steps: int = 3) -> Dict[str, float]:
+    """Training images per second of each of ``arms``, measured here one after the other on the same machine and
+    thread count (the profile's), a fresh model each, on the first batches of the common training data: forward,
+    the arm's loss, backward and an SGD step, after one warm-up step. The runs' own wall-clock times are not used:
+    they shared a CPU pool with other runs."""
+    import time
+
+    import torch
+
+    batches = []
+    for images, targets in study.data().train_loader:
+        batches.append((images, targets))
+        if len(batches) == steps + 1:
+            break
+    speeds = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(study.threads or threads)
+    try:
+        for arm in arms:
+            model = study.untrained_model(arm).train()
+            loss_fn = study.variants[arm].loss
+            optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+            seen, started = 0, None
+            for index, (images, targets) in enumerate(batches):
+                if index == 1:
+                    started = time.perf_counter()
+                terms = loss_fn(model(images), targets)
+                optimizer.zero_grad()
+                sum(terms.values()).backward()
+                optimizer.step()
+                seen += len(targets) if index else 0
+            speeds[arm] = seen / (time.perf_counter() - started) if started and seen else math.nan
+    finally:
+        torch.set_num_threads(threads)
+    return speeds
 
 
 def localized_arms(settings) -> Dict[str, Tuple[str, None]]:
     """{arm: (variant, branch)} whose Grad-CAM of the final prediction is scored: the baseline and the methods
     (whole RGB image in). The crop oracles see a crop and the spatial oracles a mask channel besides the image:
-    their maps are not in the test image's coordinates, so they are not scored."""
-    return {BASELINE: (BASELINE, None), **{m.arm: (m.arm, None) for m in METHODS}}
+    their maps are not in the test image's coordinates, so they are not scored. Each map is the Grad-CAM of the
+    final prediction at the model's own target layers (``cam_target_layers``): CLAN's and CRA-SMRA's average maps
+    of several stages, the recurrent attention's covers its global stream (its patches are cut from pixels, no
+    gradient reaches them), CRA-CNN predicts from the whole image at test time."""
+    return {BASELINE: (BASELINE, None), **{m.arm: (m.arm, None) for m in METHODS + REFERENCES}}
 
 
 BACKBONES = ("vgg16",)

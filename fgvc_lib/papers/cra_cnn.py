@@ -15,14 +15,15 @@ synthetic birds), the tables and claims show the paper's ResNet-50 numbers on CU
 setting (:func:`paper_setting`), as a reference. The model is :mod:`fgvc_lib.models.cra_cnn`; notebook 01
 declares its study below (:data:`STUDY`): the fine-tuned baseline and CRA-CNN for every seed (Table 1's pair,
 the main comparison), and the STN reference of Figure 4 (CRA-CNN with all six affine parameters free) on the
-first STN_SEEDS seeds; optionally a plain STN (plain_stn, off by default) on the same seeds. All share one
-recipe.
+ablation tier's seeds (fgvc_lib.study.paper.SEED_TIERS); optionally a plain STN (plain_stn, off by default) on the
+same seeds. All share one recipe.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 
+from ..data import DATASET_LABELS
 from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Printed, Score, Variant, recipes
 from ..study.parameters import choice, non_negative_number, whole_number
 
@@ -37,7 +38,6 @@ BACKBONE_LABELS = {"resnet50": "ResNet-50", "resnet101": "ResNet-101", "vgg16": 
 # The cpu and smoke profiles' backbone: the slim VGG-16-BN notebook 00 calibrates. A slim ResNet-50 with
 # the embedded pretraining stayed near chance on the synthetic task in our runs (see the Deviations).
 CPU_BACKBONE = "vgg16"
-DATASET_LABELS = {"cub": "CUB-200-2011", "cars": "Stanford Cars"}
 
 # The paper's numbers, top-1 %. Table 1 prints the datasets as rows and backbone x model as columns; here a
 # row is one model on one backbone (labelled as our cells are) and a column one dataset. Tables 2 and 3 list
@@ -85,7 +85,6 @@ PRINTED = {
 # The paper column beside each dataset: the synthetic birds get CUB-200-2011's numbers (not comparable).
 PAPER_COLUMN = {"cub": "cub", "cars": "cars", "synthetic": "cub"}
 COMPARISON_TABLE = {"cub": "table2", "cars": "table3"}     # where each paper column's "Ours" row is printed
-STN_SEEDS = {"smoke": 1, "cpu": 3, "paper": 1}             # seeds of the STN references (a figure's models)
 LOCALIZATION_PER_CLASS = 20                                # scored test images per class (Figure 3, 4 claims)
 PAPER_EPOCHS = 230        # not stated; 50 + 4 x 45 epochs, the length of the official code's schedule
 PAPER_MILESTONES = (50, 95, 140, 185)   # sec. 4.1: lr 1e-3, x0.1 after 50 epochs, then every 45
@@ -155,13 +154,13 @@ def recipe(settings, epochs: int):
     from ..profiles import scale_epochs
     from . import synthetic_dataset
 
-    lr = settings.options["lr"]
+    lr = recipes.default_rate(settings, PAPER_LR, synthetic_dataset.LR)
     if settings.profile.name == "paper":
         milestones = sorted({scale_epochs(PAPER_EPOCHS, m, epochs) for m in PAPER_MILESTONES} - {0})
         milestones = [m for m in milestones if m < epochs] or [max(1, epochs - 1)]
-        return TrainConfig(epochs=epochs, lr=lr or PAPER_LR, momentum=PAPER_MOMENTUM,
+        return TrainConfig(epochs=epochs, lr=lr, momentum=PAPER_MOMENTUM,
                            weight_decay=PAPER_WEIGHT_DECAY, scheduler="multistep", milestones=tuple(milestones))
-    return TrainConfig(epochs=epochs, lr=lr or synthetic_dataset.LR, momentum=PAPER_MOMENTUM,
+    return TrainConfig(epochs=epochs, lr=lr, momentum=PAPER_MOMENTUM,
                        weight_decay=PAPER_WEIGHT_DECAY, scheduler="cosine")
 
 
@@ -181,7 +180,6 @@ def plan(settings):
 
     train = recipe(settings, settings.epochs)
     seeds = tuple(settings.seeds)
-    stn_seeds = seeds[:STN_SEEDS.get(settings.profile.name, 1)]
     variants = [
         Variant("baseline", BaselineNet, cross_entropy_loss, train, seeds, data=DATA, lr_trials=lr_trials(settings),
                 details=(("model", "backbone + GAP + linear (N_cls alone)"), ("attention", "-"))),
@@ -194,7 +192,8 @@ def plan(settings):
         # reported as diverged, instead of stopping the notebook.
         stn_train = dataclasses.replace(train, on_divergence="stop")
         variants.append(Variant("stn", functools.partial(build_cra_cnn, config=model_config(settings, "free")),
-                                cra_cnn_loss, stn_train, stn_seeds, data=DATA, lr_trials=lr_trials(settings),
+                                cra_cnn_loss, stn_train, seeds, data=DATA, lr_trials=lr_trials(settings),
+                                seed_tier="ablation",
                                 details=(("model", "N_cls + ART + N_ar"), ("attention", "six free affine parameters"))))
     if settings.plain_stn:
         from ..models.cra_cnn import build_standalone_stn
@@ -202,7 +201,8 @@ def plan(settings):
         stn_train = dataclasses.replace(train, on_divergence="stop")
         variants.append(Variant("plain_stn", functools.partial(build_standalone_stn,
                                                                config=model_config(settings, "free")),
-                                cross_entropy_loss, stn_train, stn_seeds, data=DATA, lr_trials=lr_trials(settings),
+                                cross_entropy_loss, stn_train, seeds, data=DATA, lr_trials=lr_trials(settings),
+                                seed_tier="ablation",
                                 details=(("model", "localization net + sampler + classifier (plain STN)"),
                                          ("attention", "six free affine parameters, cross-entropy only"))))
     return variants
@@ -379,7 +379,7 @@ def cost_claim(baseline: dict, deployed: dict) -> Claim:
                  note="a count, not a sample")
 
 
-def attention_sites(settings):
+def attention_sites(settings, backbone):
     """The ART module samples the input image itself (eq. 3-4): one site, at stride 1."""
     return {"input image (the ART module samples the attention image from it)": 1}
 

@@ -18,15 +18,17 @@ the synthetic set: the claims still carry the paper's ResNet-50 gains of the dat
 set reads CUB-200-2011's), labelled with that setting (``Claim.paper_setting``), as a reference, not a
 prediction. The model is :mod:`fgvc_lib.models.cra_smra`; notebook 02 declares its study below
 (:data:`STUDY`): Table 3's four rows on every seed (the main comparison is its first row against its last),
-and the delta (Table 4) and gamma (Table 5) sweeps of the full model on the first SWEEP_SEEDS seeds. Every
-arm shares one recipe.
+and the delta (Table 4) and gamma (Table 5) sweeps of the full model on the ablation tier's seeds
+(fgvc_lib.study.paper.SEED_TIERS). Every arm shares one recipe.
 """
 from __future__ import annotations
 
 import functools
 import math
 
+from ..data import DATASET_LABELS
 from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Printed, Score, Variant, recipes
+from ..study.paper import tier_seeds
 from ..study.parameters import choice, non_negative_number
 
 PAPER = {
@@ -40,7 +42,6 @@ BACKBONES = ("resnet50", "resnet101", "densenet161")   # the paper's (section 4.
 BACKBONE_LABELS = {"resnet50": "ResNet-50", "resnet101": "ResNet-101", "densenet161": "DenseNet-161",
                    "vgg16": "VGG-16"}
 DATASETS = ("cub", "aircraft", "cars", "dogs")
-DATASET_LABELS = {"cub": "CUB-200-2011", "aircraft": "FGVC-Aircraft", "cars": "Stanford Cars", "dogs": "Stanford Dogs"}
 TABLE3_ROWS = ("backbone", "+ CBAM", "+ CRAM", "+ CRAM + SMRAM")    # in the paper's order
 
 # The paper's numbers, points, every one from its prose (the tables are lost); a column is a dataset.
@@ -85,7 +86,7 @@ VARIANT_LABELS = dict(zip(VARIANTS, TABLE3_ROWS))
 # Our sweeps (the paper's values are lost): the best value, and values on either side of it.
 DELTA_SWEEP = (0.5, 0.7, BEST_DELTA, 1.0)
 GAMMA_SWEEP = (0.0, 0.5, BEST_GAMMA, 2.0)
-SWEEP_SEEDS = {"smoke": 1, "cpu": 3, "paper": 1}    # seeds of the sweep models (the first n)
+SWEEP_TIER = "ablation"       # the seeds of the sweep models (fgvc_lib.study.paper.SEED_TIERS)
 CPU_BACKBONE = "vgg16"        # the cpu and smoke profiles' backbone (notebook 01's reason: slim ResNets did not learn)
 # The cpu profile's 96-px input leaves pool4 and pool5 at 6 x 6 and 3 x 3, too coarse for three stages to
 # attend to different parts: the backbone runs at output stride 8 (fgvc_lib.backbones.set_output_stride), so
@@ -145,10 +146,10 @@ def _rates(settings):
     on top of the calibrated rate (30 x 0.05 = 1.5) is far outside any rate we calibrated (not tried)."""
     from . import synthetic_dataset
 
-    lr = settings.options["lr"]
+    lr = recipes.default_rate(settings, PAPER_LR, synthetic_dataset.LR)
     if settings.profile.name == "paper":
-        return (lr or PAPER_LR), (lr or PAPER_LR) * PAPER_CRAM_LR / PAPER_LR
-    return (lr or synthetic_dataset.LR), (lr or synthetic_dataset.LR)
+        return lr, lr * PAPER_CRAM_LR / PAPER_LR
+    return lr, lr
 
 
 def recipe(settings, epochs: int):
@@ -161,15 +162,15 @@ def recipe(settings, epochs: int):
                        scheduler="cosine")
 
 
-def _variant(settings, name: str, seeds, details, **changes) -> Variant:
+def _variant(settings, name: str, details, seed_tier: str = "main", **changes) -> Variant:
     from ..models.cra_smra import build_cra_smra, cra_smra_loss
 
     base = name.split("-", 1)[0]
     config = model_config(settings, base, **changes)
     # the default pairing builds the loss its runs were keyed with (the other one is a subclass, another key)
     return Variant(name, functools.partial(build_cra_smra, config=config),
-                   cra_smra_loss(config, settings.loss_pairing), recipe(settings, settings.epochs), tuple(seeds),
-                   details=details)
+                   cra_smra_loss(config, settings.loss_pairing), recipe(settings, settings.epochs),
+                   tuple(settings.seeds), details=details, seed_tier=seed_tier)
 
 
 def sweep_name(parameter: str, value: float) -> str:
@@ -178,7 +179,7 @@ def sweep_name(parameter: str, value: float) -> str:
 
 
 def sweep_seeds(settings):
-    return tuple(settings.seeds)[:SWEEP_SEEDS.get(settings.profile.name, 1)]
+    return tier_seeds(settings, SWEEP_TIER)
 
 
 def sweep_variant(settings, parameter: str, value: float) -> str:
@@ -193,17 +194,16 @@ def sweep_variant(settings, parameter: str, value: float) -> str:
 
 
 def plan(settings):
-    seeds = tuple(settings.seeds)
-    variants = [_variant(settings, name, seeds, (("Table 3 row", VARIANT_LABELS[name]),
+    variants = [_variant(settings, name, (("Table 3 row", VARIANT_LABELS[name]),
                                                  ("attention", VARIANTS[name][0]), ("SMRAM", VARIANTS[name][1])))
                 for name in VARIANTS]
     for parameter, values in (("delta", DELTA_SWEEP), ("gamma", GAMMA_SWEEP)):
         for value in values:
             name = sweep_variant(settings, parameter, value)
             if name.startswith("cram_smram-"):
-                variants.append(_variant(settings, name, sweep_seeds(settings),
-                                         (("Table 3 row", f"+ CRAM + SMRAM, {parameter} = {value:g}"),
-                                          ("attention", "cram"), ("SMRAM", True)), **{parameter: value}))
+                variants.append(_variant(settings, name, (("Table 3 row", f"+ CRAM + SMRAM, {parameter} = {value:g}"),
+                                                          ("attention", "cram"), ("SMRAM", True)),
+                                         seed_tier=SWEEP_TIER, **{parameter: value}))
     # the method and its backbone choose their rates on validation; Table 3's other rows and the sweeps share
     # the method's (fgvc_lib.study.recipes)
     return recipes.protocol(settings, variants, tuned=("backbone", "cram_smram"), lead="cram_smram")
@@ -368,13 +368,10 @@ def cost_table(study):
     return table, cost_claims(counts[reference], counts["+ CRAM + SMRAM (test)"], training_params)
 
 
-def attention_sites(settings):
-    """CRAM's three sites (sec. 3.3), each with its map's stride (read off the backbone, randomly initialised)."""
-    from ..backbones import build_backbone
+def attention_sites(settings, backbone):
+    """CRAM's three sites (sec. 3.3), each with its map's stride (read off the study's ``backbone``)."""
     from ..models.cra_smra import cra_smra_stages
 
-    backbone = build_backbone(settings.backbone, width=settings.profile.width, output_stride=settings.output_stride,
-                              batch_norm=settings.profile.uses_batch_norm(settings.backbone))
     return {f"CRAM after {stage}": backbone.stage_strides[stage] for stage in cra_smra_stages(backbone)}
 
 

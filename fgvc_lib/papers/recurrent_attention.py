@@ -13,7 +13,7 @@ Top-1 accuracy in %, VGG-19 for both streams, as printed (:data:`PRINTED`):
 * chapter 7 (the self-attention extension): Figure 7.3 shows maps, no accuracy is printed.
 
 Notebook 04 trains the baseline and the notebook's model on every seed (Tables 5.1-5.2, the main comparison),
-Table 6.1's other local streams and the self-attention extension on the first ABLATION_SEEDS seeds. Table 6.2
+Table 6.1's other local streams and the self-attention extension on the ablation tier's seeds. Table 6.2
 and Figure 6.1 are read out of the full model's runs (its step<t> and sum<k> branches). Every arm shares one
 recipe. The runner computes every paper effect from the printed numbers the claims name. The model is
 :mod:`fgvc_lib.models.recurrent_attention`.
@@ -26,6 +26,7 @@ import math
 from typing import Optional, Tuple
 
 from ..study import Accuracy, Cell, Claim, Paper, Parameter, Printed, Score, Variant, recipes
+from ..study.paper import tier_seeds
 from ..study.parameters import choice, non_negative_number, whole_number
 
 PAPER = {
@@ -79,7 +80,7 @@ PRINTED_BESIDE = ("vgg19", CPU_BACKBONE)   # streams beside which the paper's VG
 # The global stream's class activation map places the patches: at the cpu profile's 96 px the published stride
 # (32) leaves a 3 x 3 map, so the VGG backbones run at output stride 8 (12 x 12; fgvc_lib.backbones.set_output_stride).
 OUTPUT_STRIDES = {"smoke": 8, "cpu": 8}
-ABLATION_SEEDS = {"smoke": 1, "cpu": 3, "paper": 1}      # seeds of Table 6.1's other rows and of ch. 7 (the first n)
+ABLATION_TIER = "ablation"     # seeds of Table 6.1's other rows and of ch. 7 (fgvc_lib.study.paper.SEED_TIERS)
 LOCAL_ROWS = ("cnn", "lstm", "attention")                # Table 6.1's local streams (fgvc_lib.models.recurrent_attention)
 PAPER_IMAGE_SIZE, PAPER_PATCH_SIZE = 448, 224            # sec. 4.2
 PAPER_LR, PAPER_LOCAL_LR = 1e-3, 1e-2                    # sec. 4.2: global and local streams
@@ -149,11 +150,10 @@ def _rates(settings):
     calibrated rate for both streams (ten times it, 0.5, is far outside any rate we calibrated; not tried)."""
     from . import synthetic_dataset
 
-    lr = settings.options["lr"]
+    lr = recipes.default_rate(settings, PAPER_LR, synthetic_dataset.LR)
     if settings.profile.name == "paper":
-        base = lr or PAPER_LR
-        return base, base * PAPER_LOCAL_LR / PAPER_LR
-    return (lr or synthetic_dataset.LR), (lr or synthetic_dataset.LR)
+        return lr, lr * PAPER_LOCAL_LR / PAPER_LR
+    return lr, lr
 
 
 def recipe(settings):
@@ -189,7 +189,7 @@ def main_variant(settings) -> str:
 
 
 def ablation_seeds(settings):
-    return tuple(settings.seeds)[:ABLATION_SEEDS.get(settings.profile.name, 1)]
+    return tier_seeds(settings, ABLATION_TIER)
 
 
 def _arms(settings):
@@ -220,8 +220,9 @@ def plan(settings):
         config = model_config(settings, local, self_attention)
         variants.append(Variant(name, functools.partial(build_recurrent_attention, config=config,
                                                         patch_backbone=patch_spec),
-                                RecurrentAttentionLoss(config), train, seeds if everywhere else ablation_seeds(settings),
-                                details=(("local stream", local), ("self-attention", self_attention))))
+                                RecurrentAttentionLoss(config), train, seeds,
+                                details=(("local stream", local), ("self-attention", self_attention)),
+                                seed_tier="main" if everywhere else ABLATION_TIER))
     # the model and its baseline choose their rates on validation; the other local streams share the model's
     return recipes.protocol(settings, variants, tuned=("baseline", main_variant(settings)),
                             lead=main_variant(settings))
@@ -434,24 +435,24 @@ def _claims(settings):
     return measured, not_measured
 
 
-def attention_sites(settings):
+def attention_sites(settings, backbone):
     """Where the model attends, with each map's stride in image pixels: the global stream's last map (its
-    CAM places the patches) and the patch CNN's last map (where the step maps are read; the patch is a box
-    of ``box_fraction`` of the image's side resized to ``patch_size``, so its stride is rescaled)."""
-    from ..backbones import build_backbone, is_vgg, set_output_stride
+    CAM places the patches; read off the study's ``backbone``) and the patch CNN's last map (where the step maps
+    are read; the patch is a box of ``box_fraction`` of the image's side resized to ``patch_size``, so its stride
+    is rescaled). The patch CNN is the study's backbone, or another network (``patch_backbone``) built as the
+    plan builds it."""
     from ..models.recurrent_attention import RecurrentAttentionConfig
+    from ..study.runner import backbone_spec_for
 
-    def top_stride(name):
-        backbone = build_backbone(name, width=settings.profile.width,
-                                  batch_norm=settings.profile.uses_batch_norm(name))
-        if settings.output_stride and is_vgg(name):
-            backbone = set_output_stride(backbone, settings.output_stride)
-        return backbone.stage_strides[backbone.top_stage]
+    def top_stride(network):
+        return network.stage_strides[network.top_stage]
 
+    patch_cnn = backbone if settings.patch_backbone == settings.backbone else \
+        backbone_spec_for(settings, settings.patch_backbone).build(weights=False)
     box_side = RecurrentAttentionConfig.box_fraction * settings.image_size
-    in_patch = top_stride(settings.patch_backbone)
+    in_patch = top_stride(patch_cnn)
     patch_site = (max(1, round(in_patch * box_side / settings.patch_size)), math.ceil(settings.patch_size / in_patch))
-    return {"global stream CAM (places the patches)": top_stride(settings.backbone),
+    return {"global stream CAM (places the patches)": top_stride(backbone),
             f"patch CNN map (step Grad-CAM; {settings.patch_size}-px patch of a {box_side:g}-px box)": patch_site}
 
 

@@ -12,10 +12,20 @@ costs and how much two runs of different seeds disagree. :func:`knob_table` trai
   (:func:`fgvc_lib.statistics.paired_effect`: seeds and test images both counted) and the seeds it would
   need to reach a half-width of :data:`~fgvc_lib.statistics.MAIN_HALF_WIDTH` (:func:`~fgvc_lib.statistics.seeds_needed`).
 
+What it cannot do: the spreads come from the study's seeds (five in the cpu profile: a standard deviation from
+five seeds is known only to within a factor of about 0.6 to 2.9), so the cheapest point is indicative, not a
+choice to act on without more seeds; the comparison measured (an oracle against the baseline, a large effect)
+stands for the methods' comparisons only as far as their spreads are alike (SUMMARY.md's table of the main
+comparisons gives theirs); the spreads are read on the test split, so no recipe is changed on them here; and a
+point that changes the training images per class also changes which images the generator puts in the test
+split (points are compared with each other only through their spreads).
+
 A point may also hold one of the two random sources of a run fixed while the seeds vary the other
 (``fixed="data"``: the data order, augmentations and dropout from seed 0, the initialisation from each
 seed; ``fixed="init"``: the reverse; :class:`fgvc_lib.engine.TrainConfig` ``data_seed`` / ``init_seed``):
-those points split the seed-to-seed spread by source and are not recipes to choose.
+those points split the seed-to-seed spread by source and are not recipes to choose. The initialisation
+covers the layers a run adds (the baseline's and the bird crop's linear head): the pretrained backbone is the
+cached embedded pretraining, the same for every seed.
 
 :func:`cheapest_point` then names the cheapest recipe point whose comparison reaches the half-width.
 The points' runs live in the study's runs folder under the usual run keys, so the point that equals the
@@ -179,11 +189,24 @@ def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str
     best = cheapest_point(table, half_width)
     here = (f"The study's own recipe ({current}) gives a half-width of {mine['half-width']:.2f} points "
             f"for {mine['comparison seconds'] / 60:.1f} min of training per comparison.")
+    seeds = int(mine["seeds"])
+    caveat = (f" With {seeds} seeds each spread is known only to within a factor of "
+              f"{_sd_factors(seeds)[0]:.1f} to {_sd_factors(seeds)[1]:.1f} (95 %), so the choice is indicative."
+              if seeds > 1 else "")
     if best is None:
         widest = table[table["kind"] == "recipe"]["half-width"].min()
         return (f"{here} No recipe point of the grid reaches +-{half_width:g} points with {int(mine['seeds'])} "
-                f"seeds (the narrowest: {widest:.2f}); more seeds are the lever (column 'seeds for target').")
+                f"seeds (the narrowest: {widest:.2f}); more seeds are the lever (column 'seeds for target').{caveat}")
     if best["point"] == current:
-        return f"{here} It is the cheapest point of the grid that reaches +-{half_width:g} points."
+        return f"{here} It is the cheapest point of the grid that reaches +-{half_width:g} points.{caveat}"
     return (f"{here} The cheapest point that reaches +-{half_width:g} points is {best['point']} "
-            f"(half-width {best['half-width']:.2f}, {best['comparison seconds'] / 60:.1f} min per comparison).")
+            f"(half-width {best['half-width']:.2f}, {best['comparison seconds'] / 60:.1f} min per comparison).{caveat}")
+
+
+def _sd_factors(seeds: int) -> Tuple[float, float]:
+    """The 95 % interval of a true standard deviation as factors of one estimated from ``seeds`` values
+    (chi-square with seeds - 1 degrees of freedom)."""
+    from scipy import stats
+
+    df = seeds - 1
+    return math.sqrt(df / stats.chi2.ppf(0.975, df)), math.sqrt(df / stats.chi2.ppf(0.025, df))

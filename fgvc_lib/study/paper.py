@@ -5,7 +5,7 @@ A paper file (``fgvc_lib/papers/<paper>.py``) builds one :class:`Paper`:
 * its notebook parameters beyond the common ones (:class:`~fgvc_lib.study.parameters.Parameter`),
   the backbones it uses, its recipe's epochs and batch size (the paper profile's defaults);
 * ``plan(settings)``: the :class:`Variant` objects to train (name -> model factory, loss, recipe,
-  seeds). Everything in a variant is picklable (module-level functions, ``functools.partial``,
+  seeds, seed tier). Everything in a variant is picklable (module-level functions, ``functools.partial``,
   dataclasses), because a run may train in another process or on another machine;
 * ``printed``: the numbers the paper prints, once, as data (table -> row -> column -> value; a column is
   what the paper prints per dataset or backbone, ``paper_column`` maps the study's dataset to it);
@@ -26,6 +26,33 @@ from .parameters import Parameter
 
 TOP1 = "top1"   # the metric name of top-1 accuracy (percent) in every results table
 
+# How many of the notebook's seeds each tier of variants trains, per profile: the first n (a profile left out, or
+# 0: every seed). A variant declares its tier (Variant.seed_tier) and the runner trains it on these seeds
+# (tier_seeds); a paper's notebook parameter may set a tier's count for one run (Settings.seed_counts).
+SEED_TIERS: Dict[str, Mapping[str, int]] = {
+    "main": {},                                       # the main comparison: every seed
+    # secondary models (ablations, sweeps, a figure's references): the cpu profile's budget allows the first 3
+    # seeds, the least a claim gets; the smoke and paper profiles train them once
+    "ablation": {"smoke": 1, "cpu": 3, "paper": 1},
+    # secondary models whose claims need paired seeds wherever there is time (CLAN's Tables 1-3): the first 3
+    # in the cpu profile, every seed elsewhere
+    "cpu_ablation": {"cpu": 3},
+}
+
+
+def tier_seeds(settings, tier: str, seeds: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
+    """The seeds a variant of ``tier`` trains under ``settings``: the first n of ``seeds`` (default: the notebook's),
+    n the tier's count in the profile (:data:`SEED_TIERS`) unless the run sets it (``settings.seed_counts``)."""
+    check_tier(tier)
+    seeds = tuple(settings.seeds if seeds is None else seeds)
+    count = settings.seed_counts.get(tier) or SEED_TIERS[tier].get(settings.profile.name, 0)
+    return seeds[:count] if count else seeds
+
+
+def check_tier(tier: str) -> None:
+    if tier not in SEED_TIERS:
+        raise ValueError(f"unknown seed tier {tier!r}; valid: {', '.join(SEED_TIERS)}")
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -38,7 +65,9 @@ class Variant:
     (:data:`fgvc_lib.data.transforms.TEST_VIEWS`, e.g. ``("uncropped",)``), for :class:`Accuracy` to read.
     ``lr_trials``: candidate learning rates, one of which the runner chooses on a validation split before
     the real runs (:mod:`fgvc_lib.study.recipes`); empty: ``train.lr`` as given. ``lr_from`` names another
-    variant whose chosen rate this one trains at (an ablation of a method shares the method's recipe)."""
+    variant whose chosen rate this one trains at (an ablation of a method shares the method's recipe).
+    ``seed_tier`` (:data:`SEED_TIERS`): the paper passes every seed in ``seeds`` and the runner keeps the tier's
+    first ones (:func:`tier_seeds`), so ``Study.variants[name].seeds`` are the seeds the variant trains."""
 
     name: str
     model: Callable
@@ -50,6 +79,7 @@ class Variant:
     test_views: Tuple[str, ...] = ()
     lr_trials: Tuple[float, ...] = ()
     lr_from: str = ""
+    seed_tier: str = "main"
 
     def __post_init__(self) -> None:
         from ..data.transforms import check_view
@@ -59,6 +89,7 @@ class Variant:
             raise ValueError(f"a variant name must be non-empty and free of '/'; got {self.name!r}")
         if not self.seeds:
             raise ValueError(f"variant {self.name!r} has no seed")
+        check_tier(self.seed_tier)
         check_trials(self.name, self.lr_trials)
         if self.lr_from and (self.lr_trials or self.lr_from == self.name):
             raise ValueError(f"variant {self.name!r}: lr_from={self.lr_from!r} takes another variant's chosen rate; "
@@ -217,8 +248,9 @@ class Paper:
     max_datasets: int = 1
     datasets: Tuple[str, ...] = ()                   # the only datasets it takes (first = default); (): any
     combine: Optional[Callable] = None               # (branch logits dict, names) -> logits
-    attention_sites: Callable = lambda settings: {}  # settings -> {site: stride of its map in input pixels, or
-    # (stride, map side) for a map of part of the input} (fgvc_lib.room)
+    attention_sites: Callable = lambda settings, backbone: {}  # (settings, the study's backbone, built without
+    # weights) -> {site: stride of its map in input pixels, or (stride, map side) for a map of part of the input}
+    # (fgvc_lib.room)
     image_sizes: Mapping[str, int] = field(default_factory=dict)  # profile -> input size, where it differs
     default_backbones: Mapping[str, str] = field(default_factory=dict)  # profile -> backbone when the notebook's
     # backbone is '' (else the first of ``backbones``)

@@ -151,6 +151,9 @@ class Settings:
     execution: Execution
     options: Dict[str, object] = field(default_factory=dict)
     output_stride: Optional[int] = None   # the backbone's total stride; None: the published network's
+    # seed tier -> how many of the seeds its variants train, where a paper's own parameter sets it for this run
+    # (its finalize; otherwise the profile's count, fgvc_lib.study.paper.SEED_TIERS)
+    seed_counts: Dict[str, int] = field(default_factory=dict)
 
     def __getattr__(self, name):
         options = self.__dict__.get("options", {})

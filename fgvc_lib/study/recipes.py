@@ -42,6 +42,14 @@ def selection_parameter(arms: str) -> Parameter:
                      choice(*SELECTIONS))
 
 
+def default_rate(settings, paper_lr: float, calibrated_lr: float) -> float:
+    """An arm's default learning rate: the notebook's ``lr`` parameter when set, else ``paper_lr`` (the paper's) in
+    the paper profile and ``calibrated_lr`` in the cpu and smoke profiles (notebook 00's calibrated baseline rate,
+    ``fgvc_lib.papers.synthetic_dataset.LR``, which the paper file passes: the runner imports no paper). The
+    protocol's candidates (:func:`candidate_rates`) are multiples of it."""
+    return settings.options.get("lr") or (paper_lr if settings.profile.name == "paper" else calibrated_lr)
+
+
 def candidate_rates(settings, default_lr: float) -> Tuple[float, ...]:
     """The rates an arm tries (:data:`RATE_FACTORS` x ``default_lr``), or () when the notebook's
     ``lr_selection`` (or the profile: the paper profile keeps the paper's rates) says the rate is fixed."""

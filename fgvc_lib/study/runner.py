@@ -31,7 +31,8 @@ from ..backbones import is_vgg
 from .executors import RunFailed, make_executor, worker_traceback
 from .jobs import (LOG_NAME, OUTPUTS_NAME, RECORD_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run,
                    outputs_name, read_record, run_key, save_view_outputs)
-from .paper import TOP1, Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table  # noqa: F401
+from .paper import (TOP1, Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table,  # noqa: F401
+                    tier_seeds)
 from .parameters import Settings, resolve
 from .recipes import describe_trials
 
@@ -166,7 +167,9 @@ class Study:
         for variant in paper.plan(self.settings):
             if variant.name in self.variants:
                 raise ValueError(f"paper {paper.key} plans variant {variant.name!r} twice")
-            self.variants[variant.name] = variant
+            # the variant's seed tier keeps the first of its seeds (fgvc_lib.study.paper.SEED_TIERS)
+            self.variants[variant.name] = dataclasses.replace(
+                variant, seeds=tier_seeds(self.settings, variant.seed_tier, variant.seeds))
 
         for variant in self.variants.values():
             if variant.lr_from and not (variant.lr_from in self.variants and self.variants[variant.lr_from].lr_trials):
@@ -656,14 +659,14 @@ class Study:
 
     # ------------------------------------------------------------------ room for attention
     def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:
-        """For each attention site the paper declares, its map size at this run's input and how many of
-        its cells a discriminative part covers on the test set (:func:`fgvc_lib.room.room_table`);
-        written as ``room.csv``."""
+        """For each attention site the paper declares (read off the study's backbone, built without weights),
+        its map size at this run's input and how many of its cells a discriminative part covers on the test set
+        (:func:`fgvc_lib.room.room_table`); written as ``room.csv``."""
         from ..reporting import write_csv
         from ..room import ROOM_COLUMNS, room_table
 
-        table = room_table(self.paper.attention_sites(self.settings), self.data(dataset).test_set,
-                           self.settings.image_size)
+        sites = self.paper.attention_sites(self.settings, self.backbone_spec.build(weights=False))
+        table = room_table(sites, self.data(dataset).test_set, self.settings.image_size)
         write_csv(table, self.results_dir / "room.csv", ROOM_COLUMNS, what="room table")
         return table
 
