@@ -183,7 +183,7 @@ def test_clca_matches_a_literal_evaluation_of_eq_1_to_3(relation, factor):
 
 
 def test_clca_rejects_bad_input():
-    with pytest.raises(ValueError, match="valid values: 'gaussian', 'embedded_gaussian', 'dot_product'"):
+    with pytest.raises(ValueError, match="valid values: gaussian, embedded_gaussian, dot_product"):
         CrossLayerContextAttention(8, 12, relation="cosine")
     with pytest.raises(ValueError, match="top_channels"):
         CrossLayerContextAttention(8, None)
@@ -323,8 +323,9 @@ def test_clsa_other_activations_and_downsampling():
     same = CrossLayerSpatialAttention()
     _, m_s, m_top = same(mid, mid[:, :8])                                   # same resolution: R = identity
     assert torch.equal(m_s, m_top)
-    for kwargs, valid in ((dict(pooling="sum"), "'avg&max'"), (dict(activation="tanh"), "'sigmoid'"),
-                          (dict(downsample="nearest"), "'bilinear'")):
+    for kwargs, valid in ((dict(pooling="sum"), "valid values: avg, max, avg&max"),
+                          (dict(activation="tanh"), "valid values: sigmoid, softmax, none"),
+                          (dict(downsample="nearest"), "valid values: avg, bilinear")):
         with pytest.raises(ValueError, match=valid):
             CrossLayerSpatialAttention(**kwargs)
 
@@ -389,7 +390,7 @@ def test_combine_branches_any_subset():
         combine_branches(branch, ("G", "X"))
     with pytest.raises(ValueError, match="at least one"):
         combine_branches(branch, ())
-    with pytest.raises(ValueError, match="'prob', 'logits'"):
+    with pytest.raises(ValueError, match="valid values: prob, logits"):
         combine_branches(branch, ("G",), mode="vote")
 
 
@@ -498,10 +499,10 @@ def test_cam_target_layers_produce_the_feature_maps():
 def test_invalid_configurations_raise_clear_errors():
     bb = slim()
     cases = [
-        (dict(relation="cosine"), "relation metric 'cosine'.*'dot_product'"),
-        (dict(clsa_pooling="sum"), "CLSA pooling 'sum'.*'avg&max'"),
-        (dict(mid_module="se"), "mid_module 'se'.*'clca', 'nonlocal', 'gap'"),
-        (dict(combine="vote"), "'prob', 'logits'"),
+        (dict(relation="cosine"), "relation metric 'cosine'.*dot_product"),
+        (dict(clsa_pooling="sum"), "CLSA pooling 'sum'.*avg&max"),
+        (dict(mid_module="se"), "mid_module 'se'.*clca, nonlocal, gap"),
+        (dict(combine="vote"), "valid values: prob, logits"),
         (dict(scales=1), "scales"),
         (dict(scales=4), "scales 2, 3"),
         (dict(clsa_kernel_size=4), "odd"),
@@ -888,7 +889,7 @@ def test_study_on_a_resnet_skips_the_vgg_ablations(capsys):
 
 @pytest.mark.parametrize("params,message", [
     (dict(backbone="resnet50", scales=3), "parameter scales: scales=3 is not defined on resnet50"),
-    (dict(relation="cosine"), "parameter relation: unknown relation metric 'cosine'.*'dot_product'"),
+    (dict(relation="cosine"), "parameter relation: unknown relation metric 'cosine'.*dot_product"),
     (dict(scales=4), "parameter scales: must be 2, 3 or 0"),
     (dict(scales="3"), "parameter scales: must be 2, 3 or 0"),
     (dict(backbone="vgg19"), "parameter backbone: unknown backbone 'vgg19'; valid here: vgg16, resnet50, resnet101"),
@@ -1306,17 +1307,20 @@ def test_map_correlation_per_image():
 def test_attention_sites_are_the_refined_mid_maps_and_the_attended_top_map():
     # the published VGG-16: conv4_3 and conv5_2 come before the 3rd and 4th max-pooling (strides 8 and 16),
     # pool5 after the 5th; the cpu profile runs it at output stride 8, where all three share stride 8
-    published = paper.attention_sites(_study(scales=3, output_stride=32).settings)
+    def sites(study):   # as the room table reads them: off the study's backbone
+        return paper.attention_sites(study.settings, study.backbone_spec.build(weights=False))
+
+    published = sites(_study(scales=3, output_stride=32))
     assert [(site.split()[0], stride) for site, stride in published.items()] == [("conv5_2", 16), ("conv4_3", 8),
                                                                                  ("pool5", 32)]
-    cpu = _study(scales=3).settings
-    assert cpu.output_stride == paper.OUTPUT_STRIDES["cpu"] == 8
-    assert list(paper.attention_sites(cpu).values()) == [8, 8, 8]
-    assert paper.attention_sites(cpu, output_stride=32) == published
+    cpu = _study(scales=3)
+    assert cpu.settings.output_stride == paper.OUTPUT_STRIDES["cpu"] == 8
+    assert list(sites(cpu).values()) == [8, 8, 8]
+    assert paper.published_sites(cpu) == published   # notebook 03's room table of the published network
     assert _study(profile="smoke").settings.output_stride is None
     assert _study(profile="paper", dataset="synthetic").settings.output_stride is None
-    assert [site.split()[0] for site in paper.attention_sites(_study(scales=2).settings)] == ["conv5_2", "pool5"]
-    resnet = paper.attention_sites(_study(backbone="resnet50").settings)
+    assert [site.split()[0] for site in sites(_study(scales=2))] == ["conv5_2", "pool5"]
+    resnet = sites(_study(backbone="resnet50"))
     assert [(site.split()[0], stride) for site, stride in resnet.items()] == [("conv4_x", 16), ("conv5_x", 32)]
 
 

@@ -67,8 +67,9 @@ def test_plan_trains_table3_on_every_seed_and_the_sweeps_on_the_first():
     assert paper.model_config(paper_settings, "cram").cram_lr_multiplier == pytest.approx(30.0)
     assert paper_settings.backbone == "resnet50" and paper_settings.output_stride is None
     # the room table reads the run's network: every site at stride 8 in the cpu profile, 8/16/32 as published
-    assert list(paper.attention_sites(settings).values()) == [8, 8, 8]
-    assert list(paper.attention_sites(resolve(paper.STUDY, {"profile": "smoke"})).values()) == [8, 16, 32]
+    assert list(paper.attention_sites(settings, study.backbone_spec.build(weights=False)).values()) == [8, 8, 8]
+    smoke = Study(paper.STUDY, profile="smoke")
+    assert list(paper.attention_sites(smoke.settings, smoke.backbone_spec.build(weights=False)).values()) == [8, 16, 32]
 
 
 def test_claims_carry_the_texts_gains_labelled_with_the_papers_setting():

@@ -109,8 +109,13 @@ def test_printed_numbers_sit_beside_vgg_streams_only():
 
 
 def test_every_arm_and_the_seeds_it_trains():
+    from fgvc_lib.study import Study
+
     settings, _, claims = _cells_and_claims(seeds="0,1,2,3", profile="cpu")
-    variants = {v.name: v.seeds for v in paper.plan(settings)}
+    tiers = {v.name: v.seed_tier for v in paper.plan(settings)}   # the plan names each arm's tier, the runner
+    assert tiers == {"baseline": "main", "attention": "main", "cnn": "ablation", "lstm": "ablation",  # applies it
+                     "attention_sa": "ablation"}
+    variants = {name: v.seeds for name, v in Study(paper.STUDY, seeds="0,1,2,3", profile="cpu").variants.items()}
     assert variants == {"baseline": (0, 1, 2, 3), "attention": (0, 1, 2, 3), "cnn": (0, 1, 2), "lstm": (0, 1, 2),
                         "attention_sa": (0, 1, 2)}
     assert [c.main for c in claims].count(True) == 1

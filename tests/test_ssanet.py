@@ -58,6 +58,11 @@ def _model(variant="plus", feature_memo=True, **changes):
     return build_ssanet("vgg16", NUM_CLASSES, config, feature_memo=feature_memo, width=WIDTH)
 
 
+def _trainable(model):
+    """The parameters an optimiser gets (the frozen backbone's are not)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def _output(fe, ssa=None):
     branches = {"fe": fe} if ssa is None else {"fe": fe, "ssa": ssa}
     return ModelOutput(ssa if ssa is not None else fe, {"branch_logits": branches})
@@ -288,7 +293,7 @@ def test_every_variant_forward_backward(variant):
     loss = sum(terms.values())
     assert torch.isfinite(loss)
     loss.backward()
-    grads = [p.grad for p in model.trainable_parameters()]
+    grads = [p.grad for p in _trainable(model)]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert all(p.grad is None for p in model.backbone.parameters())
     if variant != "no-attention":
@@ -308,9 +313,9 @@ def test_alpha_gets_a_gradient_and_moves_in_a_training_step(variant, loss):
     """Sec. 3.2: alpha is learnable and starts at 0; one SGD step of the paper's recipe must move it."""
     model = _model(variant, loss=loss).train()
     assert isinstance(model.ssa.alpha, nn.Parameter) and model.ssa.alpha.item() == 0.0
-    assert any(p is model.ssa.alpha for p in model.trainable_parameters())
+    assert any(p is model.ssa.alpha for p in _trainable(model))
     config = model.config
-    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum,
+    optimizer = torch.optim.SGD(_trainable(model), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     optimizer.zero_grad()
     out = model(_images(batch=4))
@@ -384,9 +389,9 @@ def test_frozen_backbone_stays_in_eval_mode_and_gets_no_gradient():
     out = model(_images())
     sum(ssanet_loss(model.config)(out, torch.tensor([0, 1, 2])).values()).backward()
     assert all(p.grad is None for p in model.backbone.parameters())
-    assert all(p.requires_grad for p in model.trainable_parameters())
+    assert all(p.requires_grad for p in _trainable(model))
     n_backbone = sum(1 for _ in model.backbone.parameters())
-    assert len(model.trainable_parameters()) == sum(1 for _ in model.parameters()) - n_backbone
+    assert len(_trainable(model)) == sum(1 for _ in model.parameters()) - n_backbone
 
 
 def test_unfrozen_backbone_trains():
@@ -1304,7 +1309,8 @@ def test_table2_view_prints_the_papers_other_methods_paper_only(tmp_path, monkey
 def test_attention_site_is_f_and_the_room_table_counts_its_cells(tmp_path, monkeypatch):
     monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
     study = _study()
-    assert paper.attention_sites(study.settings) == {"F (pool5), read by the SSA block": 32}  # VGG-16's pool5
+    assert paper.attention_sites(study.settings, study.backbone_spec.build(weights=False)) == {
+        "F (pool5), read by the SSA block": 32}  # VGG-16's pool5
     model = study.variants["plus-ad"].model(build_backbone("vgg16", width=WIDTH), NUM_CLASSES)
     assert model.backbone.stage_strides[model.feature_stage] == 32
     room = study.room_table().set_index("site").loc["F (pool5), read by the SSA block"]

@@ -170,6 +170,31 @@ def test_plans_and_claims_are_checked_when_declared():
             Claim(**{"text": "b beats a", "pairs": pair, **bad})
 
 
+@pytest.mark.usefixtures("private_dirs")
+def test_a_variants_seed_tier_keeps_the_first_of_its_seeds():
+    """The runner owns the seed counts of each tier (docs/DESIGN.md, Contracts): the plan passes every seed and
+    the tier, the study's variant trains the tier's first seeds in the profile; a paper's parameter may set them."""
+    from fgvc_lib.study.paper import SEED_TIERS, tier_seeds
+
+    def plan(settings):
+        return [dataclasses.replace(v, seed_tier="ablation" if v.name == "slow" else "main")
+                for v in PAPER.plan(settings)]
+
+    tiered = Paper(**{**PAPER.__dict__, "plan": plan})
+    assert SEED_TIERS["ablation"] == {"smoke": 1, "cpu": 3, "paper": 1} and SEED_TIERS["main"] == {}
+    smoke = Study(tiered, seeds="0,1,2,3")
+    assert smoke.variants["plain"].seeds == (0, 1, 2, 3) and smoke.variants["slow"].seeds == (0,)
+    assert [job.seed for _, job in smoke.jobs() if job.variant.name == "slow"] == [0]
+    cpu = Study(tiered, profile="cpu")
+    assert cpu.variants["plain"].seeds == (0, 1, 2, 3, 4) and cpu.variants["slow"].seeds == (0, 1, 2)
+    assert tier_seeds(cpu.settings, "ablation") == (0, 1, 2) and tier_seeds(cpu.settings, "cpu_ablation") == (0, 1, 2)
+    assert tier_seeds(smoke.settings, "cpu_ablation") == (0, 1, 2, 3)   # every seed outside the cpu profile
+    cpu.settings.seed_counts["ablation"] = 4                              # a paper's parameter sets the count
+    assert tier_seeds(cpu.settings, "ablation") == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match="unknown seed tier 'few'; valid: main, ablation, cpu_ablation"):
+        Variant("a", BaselineNet, cross_entropy_loss, TrainConfig(epochs=1), (0,), seed_tier="few")
+
+
 # ---------------------------------------------------------------- run keys
 def _folder(study: Study, variant: str = "plain") -> str:
     return next(Path(job.run_dir).parent.name for _, job in study.jobs() if job.variant.name == variant)

@@ -40,6 +40,7 @@ from .validation import DatasetPart, validation_indices
 
 __all__ = [
     "DATASET_NAMES",
+    "DATASET_LABELS",
     "DATASET_SPLITS",
     "DATASET_OPTIONS",
     "build_dataset",
@@ -62,6 +63,10 @@ __all__ = [
 ]
 
 DATASET_NAMES = ("cub", "cars", "aircraft", "dogs", "synthetic")
+#: the benchmarks' display names, as the papers print them in their tables' headers (a paper that spells one
+#: differently keeps its own spelling, e.g. SSANet's "CUB-Birds")
+DATASET_LABELS = {"cub": CUB200.dataset_name, "cars": StanfordCars.dataset_name,
+                  "aircraft": FGVCAircraft.dataset_name, "dogs": StanfordDogs.dataset_name}
 
 DATASET_SPLITS = {
     "cub": ("train", "test"),

@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from ..backbones import FeatureBackbone, is_vgg
 from ..run_keys import UNKEYED
 from .clan_modules import (CLSA_ACTIVATIONS, CLSA_POOLINGS, DOWNSAMPLE_MODES, RELATIONS,
-                           UPSAMPLE_MODES, CrossLayerContextAttention, CrossLayerSpatialAttention,
-                           check_choice)
+                           UPSAMPLE_MODES, CrossLayerContextAttention, CrossLayerSpatialAttention)
+from .config_checks import check_choice
 from .output import ModelOutput
 
 MID_MODULES = ("clca", "nonlocal", "gap")          # Table 2 rows: CLCA, Non-local, GAP

@@ -20,23 +20,19 @@ activation that turns ``K * [...]`` into ``M^s`` and the down-sampling ``R``.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .config_checks import check_choice
 
 RELATIONS = ("gaussian", "embedded_gaussian", "dot_product")   # eq. 5, 6, 7
 UPSAMPLE_MODES = ("bilinear", "nearest")                      # L^N -> n_s positions (before eq. 1)
 CLSA_POOLINGS = ("avg", "max", "avg&max")                     # eq. 8 and Table 3
 CLSA_ACTIVATIONS = ("sigmoid", "softmax", "none")             # not specified by the paper
 DOWNSAMPLE_MODES = ("avg", "bilinear")                        # R of eq. 9
-
-
-def check_choice(what: str, value, valid: Sequence) -> None:
-    """Raise a ValueError naming the valid values when ``value`` is not one of them."""
-    if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid values: {', '.join(map(repr, valid))}")
 
 
 def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:

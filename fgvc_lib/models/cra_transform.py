@@ -170,10 +170,6 @@ class AttentionRedundancyTransformer(nn.Module):
             raise ValueError(f"theta_grad_clip must be > 0 or None; got {theta_grad_clip!r}")
         self.theta_grad_clip = theta_grad_clip
 
-    @property
-    def num_parameters_predicted(self) -> int:
-        return GAMMA_SIZE[self.transform]
-
     def theta(self, gamma_raw: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(gamma, theta)``: restricted Gamma and its matrix, or the free entries and theirs."""
         if self.transform == "free":

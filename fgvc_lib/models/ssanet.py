@@ -286,9 +286,6 @@ class SSANet(nn.Module):
             memo.save()
         return self
 
-    def trainable_parameters(self) -> List[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
     # --- forward ---
     def _extract(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images, (self.feature_stage,))[self.feature_stage]

@@ -99,7 +99,6 @@ KIND_ORACLE = {kind: name for name, (_, kind) in ORACLES.items() if kind}
 # Oracles that need the synthetic set's ground truth of which parts tell a class apart; on a real dataset
 # only the bird crop is possible (CUB's keypoints have no extent and do not say which part is discriminative).
 REAL_DATA_ORACLES = ("oracle-object",)
-LOCALIZED_KINDS = ("baseline", "method")   # arms whose Grad-CAM is scored: their input is the whole RGB image
 TABLE_COLUMNS = COMPARISON_COLUMNS   # the table's format, which SUMMARY.md reads back
 
 
@@ -139,8 +138,8 @@ def method_variant(method: Method, settings, recipe: TrainConfig):
                                 on_divergence=source.train.on_divergence)
     # the data are the common recipe's too: a method's own augmentation (CRA-CNN's random resized crop) is not
     # the method
-    return dataclasses.replace(source, name=method.arm, train=train, seeds=tuple(settings.seeds), lr_trials=(),
-                               lr_from="", test_views=(), data=(),
+    return dataclasses.replace(source, name=method.arm, train=train, seeds=tuple(settings.seeds), seed_tier="main",
+                               lr_trials=(), lr_from="", test_views=(), data=(),
                                details=(("arm", method.label), ("kind", method.kind),
                                         ("from", f"{paper.notebook}: {name}")))
 
@@ -206,8 +205,8 @@ def claims(settings):
     return out, []
 
 
-def attention_sites(settings):
-    return synthetic_dataset.attention_sites(settings)
+def attention_sites(settings, backbone):
+    return synthetic_dataset.attention_sites(settings, backbone)
 
 
 # --------------------------------------------------------------------------- the comparison table

@@ -11,7 +11,6 @@ millions of parameters and billions of multiply-adds (MACs) at 448 x 448 with 20
   each into the study's claims for one configuration (the runner computes the paper's effect from the
   printed cells they name) or says why it is not measured there (:data:`UNMEASURED`: in none).
 * :data:`STUDY`: what notebook 03 trains and rebuilds (:func:`plan`, :func:`cells`), on :mod:`fgvc_lib.study`.
-* :data:`PAPER_NOTES`: inconsistencies inside the paper, for the notebook's deviations cell.
 
 Reading of Tables 1 and 2 (an ambiguity): their "CLCA / dot product / 3-scale" entry (85.8 on CUB) equals
 Table 4's "G + P + A" entry of the full CLAN, and Table 2's CLCA row equals Table 4's "G + P + A" row on all
@@ -26,7 +25,9 @@ from __future__ import annotations
 import functools
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..data import DATASET_LABELS
 from ..study import Accuracy, Cell, Claim, Fixed, Paper, Parameter, Printed, Score, Variant, recipes
+from ..study.paper import tier_seeds
 from ..study.parameters import whole_number
 
 PAPER = {
@@ -35,7 +36,6 @@ PAPER = {
     "authors": "Ranran Huang, Yu Wang, Huazhong Yang",
     "venue": "arXiv:2210.08784",
 }
-DATASET_LABELS = {"cub": "CUB-200-2011", "cars": "Stanford Cars", "aircraft": "FGVC-Aircraft"}
 BACKBONES = ("vgg16", "resnet50", "resnet101")
 BACKBONE_LABELS = {"vgg16": "VGG-16", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
 # The paper column printed beside each dataset: the synthetic birds get CUB-200-2011's numbers
@@ -117,24 +117,6 @@ TABLE4_BRANCHES = {  # row -> branch names of fgvc_lib.models.clan
 TABLE5_IMAGE_SIZE, TABLE5_NUM_CLASSES = 448, 200
 COUNTS = ("params_m", "macs_g")   # Table 5's columns
 
-PAPER_NOTES: List[str] = [
-    "Table 6 gives CLAN(2-scale) ResNet-101 on FGVC-Aircraft as 93.3, section 4.3's text as 93.2.",
-    "The 2-scale VGG-16 CLAN with avg&max CLSA is 86.0 on CUB in Table 3 but 85.9 in Table 6.",
-    "Table 2's GAP row on CUB (78.7, mid-level branches added) is below the plain fine-tuned VGG-16 "
-    "of Table 6 (79.1).",
-    "Table 2's CLCA row equals Table 4's 'G + P + A' row on all three datasets, and Table 1's 3-scale "
-    "dot-product entry (85.8) equals both: Tables 1-2 appear to score the top + mid-level branches of "
-    "the full model (see the module docstring).",
-    "Section 3.3 calls the objective a weighted sum of cross-entropies, but eq. 12-14 have no weights: "
-    "we use unit weights (the engine's loss_weights can change them).",
-    "Table 5's VGG-16 baseline (15.03 M) is 0.21 M above VGG-16's convolutions plus one 512x200 "
-    "classifier (14.82 M): about two more 512x200 classifiers; the CLAN rows match our counts.",
-    "Table 5's added multiply-adds match ours with pool5 as VGG-16's top-level map and the attention "
-    "products (bmm) left out (clan_complexity.table5_increments); with conv5_3 they do not.",
-    "The paper does not give C_int, the activation of the CLSA map, the down-sampling R, how the "
-    "branches are combined, or whether W_y is followed by BatchNorm (see CLANConfig).",
-]
-
 # ---------------------------------------------------------------- the paper's claims
 # id -> (where the paper makes it, its words). claims() measures each in a configuration or says why not.
 CLAIMS: Dict[str, Tuple[str, str]] = {
@@ -215,7 +197,7 @@ UNMEASURED: Dict[str, str] = {
 #   the notebook's relation at 2 and, on VGG-16, 3 scales. `scales` picks which one is "the" CLAN of
 #   Table 4, the figures and the CLAN-vs-backbone claim (0 = the paper's: 3 on VGG-16, 2 on ResNets).
 # * Ablation models (VGG-16 only): the other models of Tables 1-3 (ABLATIONS), trained for the first
-#   `ablation_seeds` seeds and `ablation_epochs` epochs (0 = the profile's ABLATION_SEEDS /
+#   `ablation_seeds` seeds and `ablation_epochs` epochs (0 = the profile's: ABLATION_TIER's seeds /
 #   ABLATION_EPOCHS). When the ablations are shorter than the main runs, the main models that Tables
 #   1-3 compare them with are trained again at the ablation length (key suffix `_e<epochs>`), so every
 #   comparison inside Tables 1-3 is between runs of the same length and seed.
@@ -233,9 +215,10 @@ ABLATIONS: Dict[str, Dict[str, Dict[str, str]]] = {
 }
 ABLATION_SCALES = {"table1": (2, 3), "table2": (3,), "table3": (2, 3)}
 VGG_ONLY_TABLES = tuple(ABLATIONS)
-# Seeds of the ablation models when ablation_seeds is 0: the first n seeds (0 = every seed). The cpu
-# profile cannot train 13 models for all 5 seeds in its budget; 3 is the least any claim gets.
-ABLATION_SEEDS = {"smoke": 0, "cpu": 3, "paper": 0}   # every claim gets at least 3 paired seeds
+# Seeds of the ablation models when ablation_seeds is 0: this tier's (fgvc_lib.study.paper.SEED_TIERS): the first
+# 3 in the cpu profile, which cannot train 13 models for all 5 seeds in its budget (3 is the least any claim
+# gets); every seed in the others
+ABLATION_TIER = "cpu_ablation"
 # Epochs of the ablation models when ablation_epochs is 0, as a fraction of the run's epochs.
 ABLATION_EPOCHS = {"smoke": 1.0, "cpu": 0.25, "paper": 1.0}
 LOCALIZATION_PER_CLASS = 8   # test images per class whose maps are scored (Figures 4-6)
@@ -249,7 +232,8 @@ def _scales(value):
 
 
 def _relation(value):
-    from ..models.clan_modules import RELATIONS, check_choice
+    from ..models.clan_modules import RELATIONS
+    from ..models.config_checks import check_choice
 
     check_choice("relation metric", value, RELATIONS)
     return value
@@ -289,9 +273,11 @@ def finalize(settings) -> None:
                          f"(section 4.1; 3 scales add VGG-16's conv4_3). Use scales=2 (or 0) with {backbone}, or "
                          f"backbone='vgg16' for 3 scales.")
     name = settings.profile.name
-    n = settings.options["ablation_seeds"] or ABLATION_SEEDS.get(name, 0) or len(settings.seeds)
+    if settings.options["ablation_seeds"]:   # the notebook's count of the ablation models' seeds
+        settings.seed_counts[ABLATION_TIER] = settings.options["ablation_seeds"]
     epochs = settings.options["ablation_epochs"] or max(1, int(round(settings.epochs * ABLATION_EPOCHS.get(name, 1.0))))
-    settings.options.update(scales=scales, ablation_seeds=list(settings.seeds)[:n], ablation_epochs=epochs)
+    settings.options.update(scales=scales, ablation_seeds=list(tier_seeds(settings, ABLATION_TIER)),
+                            ablation_epochs=epochs)
 
 
 def clan_key(backbone: str, scales: int, relation: str = "dot_product") -> str:
@@ -385,13 +371,13 @@ def plan(settings) -> List[Variant]:
     recipe = CLANConfig()   # section 4.1's recipe for every model, the baseline included
     variants = []
     for key, spec in _models(settings).items():
-        seeds = tuple(settings.seeds if spec["tier"] == "main" else settings.ablation_seeds)
+        seeds, tier = tuple(settings.seeds), ABLATION_TIER if spec["tier"] == "ablation" else "main"
         train = train_config(recipe, settings.backbone, epochs=spec["epochs"])
         if spec["kind"] == "baseline":   # GAP + linear on the map CLAN's G branch reads (VGG-16: pool5)
             details = dict(scales="-", mid_module="-", relation="-", clsa="-")
             model = functools.partial(BaselineNet, stage=CLAN_STAGES[settings.backbone][0])
             variants.append(Variant(key, model, cross_entropy_loss, train, seeds,
-                                    tuple({**details, "tier": spec["tier"]}.items())))
+                                    tuple({**details, "tier": spec["tier"]}.items()), seed_tier=tier))
             continue
         config = CLANConfig(**spec["config"])
         config.validate()
@@ -399,7 +385,7 @@ def plan(settings) -> List[Variant]:
                        relation=config.relation if config.mid_module != "gap" else "-",
                        clsa=config.clsa_pooling if config.use_clsa else "off")
         variants.append(Variant(key, functools.partial(build_clan, config=config), clan_loss, train, seeds,
-                                tuple({**details, "tier": spec["tier"]}.items())))
+                                tuple({**details, "tier": spec["tier"]}.items()), seed_tier=tier))
     # CLAN and its baseline choose their rates on validation; the ablations share CLAN's (fgvc_lib.study.recipes)
     return recipes.protocol(settings, variants, tuned=(f"{settings.backbone}_baseline", main_key(settings)),
                             lead=main_key(settings))
@@ -772,21 +758,26 @@ def combine(branch_logits, names):
     return combine_branches(branch_logits, names, "prob")
 
 
-def attention_sites(settings, output_stride: Optional[int] = None):
-    """Where CLAN's attention acts, with each map's stride (read off the backbone, randomly initialised):
+def attention_sites(settings, backbone):
+    """Where CLAN's attention acts, with each map's stride (read off ``backbone``, the study's):
     CLCA refines each mid map against the top map (eq. 1-7), CLSA weighs the top map's cells with a
-    map computed on the refined mid maps (eq. 8-11). ``output_stride`` overrides the run's (32: the
-    published network)."""
-    from ..backbones import build_backbone
+    map computed on the refined mid maps (eq. 8-11)."""
     from ..models.clan import CLAN_STAGES
 
-    strides = build_backbone(settings.backbone, width=settings.profile.width,
-                             output_stride=output_stride or settings.output_stride,
-                             batch_norm=settings.profile.uses_batch_norm(settings.backbone)).stage_strides
+    strides = backbone.stage_strides
     top, mids = CLAN_STAGES[settings.backbone][0], _clan_mids(settings)
     sites = {f"{mid} (CLCA refines it; CLSA's attention is computed on it)": strides[mid] for mid in mids}
     sites[f"{top} (top map: CLSA weighs its cells)"] = strides[top]
     return sites
+
+
+def published_sites(study):
+    """:func:`attention_sites` on the published network (output stride 32): the study's backbone otherwise, for
+    the room table of a run at another output stride."""
+    import dataclasses
+
+    return attention_sites(study.settings, dataclasses.replace(study.backbone_spec, output_stride=None).build(
+        weights=False))
 
 
 STUDY = Paper(key="clan", notebook="03_clan", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,

@@ -195,14 +195,15 @@ def sweep_variant(settings, parameter: str, value: float) -> str:
 
 def plan(settings):
     variants = [_variant(settings, name, (("Table 3 row", VARIANT_LABELS[name]),
-                                                 ("attention", VARIANTS[name][0]), ("SMRAM", VARIANTS[name][1])))
+                                          ("attention", VARIANTS[name][0]), ("SMRAM", VARIANTS[name][1])))
                 for name in VARIANTS]
     for parameter, values in (("delta", DELTA_SWEEP), ("gamma", GAMMA_SWEEP)):
         for value in values:
             name = sweep_variant(settings, parameter, value)
             if name.startswith("cram_smram-"):
-                variants.append(_variant(settings, name, (("Table 3 row", f"+ CRAM + SMRAM, {parameter} = {value:g}"),
-                                                          ("attention", "cram"), ("SMRAM", True)),
+                variants.append(_variant(settings, name,
+                                         (("Table 3 row", f"+ CRAM + SMRAM, {parameter} = {value:g}"),
+                                          ("attention", "cram"), ("SMRAM", True)),
                                          seed_tier=SWEEP_TIER, **{parameter: value}))
     # the method and its backbone choose their rates on validation; Table 3's other rows and the sweeps share
     # the method's (fgvc_lib.study.recipes)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 from typing import Dict, List, Optional, Tuple
 
+from ..data import DATASET_LABELS as BENCHMARK_LABELS
 from ..backbones import TOP_STRIDE
 from ..study import Accuracy, Cell, Claim, Paper, Parameter, Printed, Score, Variant, recipes
 from ..study.parameters import non_negative_number, optional_flag
@@ -50,7 +51,7 @@ PAPER = {
     "doi": "10.1016/j.jvcir.2021.103368",
 }
 BACKBONE = "vgg16"
-DATASET_LABELS = {"cub": "CUB-Birds", "cars": "Stanford Cars", "dogs": "Stanford Dogs"}
+DATASET_LABELS = {**BENCHMARK_LABELS, "cub": "CUB-Birds"}   # the paper's spelling of CUB-200-2011
 VARIANTS = ("no-attention", "no-alpha", "alpha", "multiply", "plus")  # Table 2's order
 TABLE3_VARIANTS = ("alpha", "multiply", "plus")                        # Table 3's columns
 LOSS_LABELS = {"ce": "L_CE", "ad": "L_AD"}
@@ -514,7 +515,7 @@ def _recipe(field: str) -> int:
     return getattr(SSANetConfig(), field)
 
 
-def attention_sites(settings) -> Dict[str, int]:
+def attention_sites(settings, backbone) -> Dict[str, int]:
     """Where SSANet attends: the SSA block weighs the cells of ``F`` (sec. 3.2), pool5 of VGG-16 (sec. 4.1;
     the deepest stage of another backbone), whose cells are ``stride`` input pixels apart."""
     return {"F (pool5), read by the SSA block": TOP_STRIDE[settings.backbone]}

@@ -236,7 +236,7 @@ def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CONTROL_COLUMNS)
 
 
-def attention_sites(settings):
+def attention_sites(settings, backbone):
     """Where an attention mechanism could act on the baseline: its top feature map."""
     return {"top feature map (Grad-CAM target)": TOP_STRIDE[settings.backbone]}
 

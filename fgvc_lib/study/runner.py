@@ -218,7 +218,7 @@ class Study:
         return paths.runs_dir(self.paper.notebook, self.profile.name)
 
     def describe(self) -> str:
-        lines = [self.settings.describe(), f"torch threads: {self.threads or torch.get_num_threads()} per training "
+        lines = [f"{self.paper.notebook}: {self.paper.title}", self.settings.describe(), f"torch threads: {self.threads or torch.get_num_threads()} per training "
                  f"run, {torch.get_num_threads()} for the analysis in this process",
                  f"results: {self.results_dir}", f"runs: {self.runs_dir}"]
         per_seed = sum(len(v.seeds) for v in self.variants.values())
