@@ -36,8 +36,9 @@ OUTPUT_STRIDES = {"cpu": 8, "smoke": 8}   # every arm's VGG at this stride; the 
 
 @dataclass(frozen=True)
 class Method:
-    """An attention method: its arm name here, its paper module (``fgvc_lib.papers.<module>``), its kind
-    (``"zoom"`` or ``"spatial"``) and which variant of its own plan is the method (settings -> name)."""
+    """An attention method (or a method's own reference row): its arm name here, its paper module
+    (``fgvc_lib.papers.<module>``), its kind (``"zoom"``, ``"spatial"``, or ``"reference"``) and which variant
+    of its own plan it is (settings -> name)."""
 
     arm: str
     label: str
@@ -68,10 +69,6 @@ def _named(name: str) -> Callable:
     return lambda settings: name
 
 
-def _ssanet_reference(settings) -> str:
-    return "no-attention"
-
-
 METHODS: Tuple[Method, ...] = (
     Method("cra_cnn", "CRA-CNN (01)", "cra_cnn", "zoom", _named("cra_cnn")),
     Method("cra_smra", "CRA-SMRA (02)", "cra_smra", "spatial", _named("cram_smram")),
@@ -83,7 +80,7 @@ METHODS: Tuple[Method, ...] = (
 # no-attention row (the same frozen extractor and heads, no SSA block) separates the attention from the freezing
 REFERENCES: Tuple[Method, ...] = (
     Method("ssanet_no_attention", "SSANet's no-attention row (05, frozen extractor)", "ssanet", "reference",
-           _ssanet_reference),
+           _named("no-attention")),
 )
 # notebook 00's oracles trained here: variant -> (label, the kind whose nearly label-free ceiling it is, or "")
 ORACLES: Dict[str, Tuple[str, str]] = {
