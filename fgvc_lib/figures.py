@@ -98,25 +98,25 @@ def training_curves(histories: Dict[str, object], keys: Sequence[str] = ("train_
 
 def knob_plot(table, target: float) -> Figure:
     """The knob grid (:func:`fgvc_lib.study.knobs.knob_table`): per point, the paired comparison's interval
-    half-width against the minutes of training a comparison costs (log scale), the target as a dashed line;
+    half-width against the training images a comparison processes (log scale), the target as a dashed line;
     recipe points as dots, the seed-split points as crosses. Points without an interval (one seed) are left out,
     and said so."""
     fig = new_figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot(1, 1, 1)
-    shown = table[np.isfinite(table["half-width"].astype(float)) & (table["comparison seconds"].astype(float) > 0)]
+    shown = table[np.isfinite(table["half-width"].astype(float)) & (table["comparison images"].astype(float) > 0)]
     if shown.empty:
         ax.text(0.5, 0.5, "no interval to show: one seed per point", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
     for _, row in shown.iterrows():
         recipe = row["kind"] == "recipe"
-        ax.plot(row["comparison seconds"] / 60.0, row["half-width"], "o" if recipe else "x",
+        ax.plot(row["comparison images"] / 1000.0, row["half-width"], "o" if recipe else "x",
                 color="black" if recipe else "tab:blue")
-        ax.annotate(str(row["point"]), (row["comparison seconds"] / 60.0, row["half-width"]), fontsize=7,
+        ax.annotate(str(row["point"]), (row["comparison images"] / 1000.0, row["half-width"]), fontsize=7,
                     xytext=(4, 3), textcoords="offset points")
     ax.axhline(target, color="tab:red", linestyle="--", linewidth=1, label=f"target +-{target:g} points")
     ax.set_xscale("log")
-    ax.set_xlabel("training minutes per comparison (both arms, every seed; one core)")
+    ax.set_xlabel("training images per comparison, thousands (both arms, every seed and epoch)")
     ax.set_ylabel("95 % interval half-width (points)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")

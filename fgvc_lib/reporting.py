@@ -575,7 +575,7 @@ def _share_cell(pays, share, low, high) -> str:
 
 KNOBS_NAME = "knobs.csv"   # notebook 00's knob grid (fgvc_lib.study.knobs.knob_table)
 KNOB_COLUMNS = ["point", "kind", "own recipe", "comparison", "train per class", "epochs", "lr", "schedule", "batch", "seeds",
-                "seconds per run", "comparison seconds", "a top-1", "a sd", "difference", "difference sd",
+                "comparison images", "seconds per run", "comparison seconds", "a top-1", "a sd", "difference", "difference sd",
                 "se_seed", "se_test", "half-width", "seeds for target"]
 
 

@@ -75,7 +75,7 @@ def test_a_row_measures_the_spreads_by_hand():
     a = [[100, 0, 100, 0], [100, 100, 100, 0], [0, 0, 100, 0]]
     b = [[100, 100, 100, 0], [100, 100, 100, 0], [100, 100, 100, 0]]
     job = SimpleNamespace(variant=SimpleNamespace(train=config(epochs=3)),
-                          data=SimpleNamespace(synthetic=(("train_per_class", 9),), batch_size=16))
+                          data=SimpleNamespace(synthetic=(("train_per_class", 9), ("num_classes", 2)), batch_size=16))
     row = knobs._row(Knobs("p"), [_run(x, 10.0) for x in a], [_run(x, 20.0) for x in b], job, 2.0)
     assert row["a top-1"] == pytest.approx(50.0)
     assert row["a sd"] == pytest.approx(25.0)                 # sd of 50, 75, 25
@@ -84,14 +84,16 @@ def test_a_row_measures_the_spreads_by_hand():
     assert row["se_seed"] == pytest.approx(25.0 / math.sqrt(3))
     assert row["seconds per run"] == pytest.approx(15.0) and row["comparison seconds"] == pytest.approx(90.0)
     assert (row["train per class"], row["epochs"], row["batch"], row["seeds"]) == (9, 3, 16, 3)
+    assert row["comparison images"] == 9 * 2 * 3 * 6   # per class x classes x epochs x runs (2 arms x 3 seeds)
     # the interval's df are at most 2 (seeds) + 3 (images): t(0.975, 5) = 2.5706, times se >= se_seed
     assert row["half-width"] >= 2.5706 * row["se_seed"]
     assert math.isnan(row["seeds for target"])   # 4 test images: their own variation alone exceeds +-2
 
 
 def _table(*rows):
-    columns = ["point", "kind", "comparison seconds", "half-width", "seeds"]
-    return pd.DataFrame([{**dict(zip(columns, r)), "own recipe": r[0] == "own"} for r in rows])
+    columns = ["point", "kind", "comparison images", "half-width", "seeds"]
+    return pd.DataFrame([{**dict(zip(columns, r)), "own recipe": r[0] == "own", "comparison seconds": 1.0}
+                         for r in rows])
 
 
 def test_the_cheapest_recipe_point_that_reaches_the_target_is_chosen():
@@ -116,7 +118,7 @@ def test_summary_states_the_variance_finding_from_knobs_csv(tmp_path):
             ("d", "data order fixed", False, 1.0, 1.5), ("i", "initialisation fixed", False, 3.0, 2.9)]
     table = pd.DataFrame([{c: 1.0 for c in KNOB_COLUMNS} | {"point": p, "kind": k, "own recipe": own,
                                                             "comparison": "b - a", "difference sd": sd,
-                                                            "half-width": hw, "comparison seconds": 60.0}
+                                                            "half-width": hw, "comparison images": 6000.0}
                           for p, k, own, sd, hw in rows])
     (tmp_path / "00_x").mkdir()
     table.to_csv(tmp_path / "00_x" / KNOBS_NAME, index=False)

@@ -4,8 +4,9 @@ A study's recipe (training images, epochs, learning rate and schedule, batch siz
 costs and how much two runs of different seeds disagree. :func:`knob_table` trains one comparison, arm
 ``a`` against arm ``b`` of a study on paired seeds, at each :class:`Knobs` point and measures, per point:
 
-* what a run costs (training seconds, mean over the point's runs) and what a comparison of the study's
-  seeds costs (both arms, every seed);
+* what a comparison of the study's seeds costs (both arms, every seed): the training images it processes
+  (images per class x classes x epochs x runs: the cost the choice uses, which no machine load changes) and the
+  training seconds measured (mean per run and the sum; they depend on what else the machine ran);
 * the spread of ``a``'s top-1 over seeds and of the paired difference ``b - a`` over seeds (sample
   standard deviations, points);
 * the paired difference's 95 % interval under the study's one verdict rule
@@ -156,11 +157,14 @@ def _row(point: Knobs, runs_a, runs_b, job: RunJob, half_width: float, compariso
     top1_a = correct_a.mean(axis=1)
     seconds = [run.record.seconds for run in (*runs_a, *runs_b)]
     train = job.variant.train
+    synthetic = dict(job.data.synthetic)
+    per_run = synthetic.get("train_per_class", math.nan) * synthetic.get("num_classes", math.nan) * train.epochs
     needed = seeds_needed(effect, half_width)
     return {"point": point.label, "kind": point.kind, "own recipe": point.is_own, "comparison": comparison,
-            "train per class": float(dict(job.data.synthetic).get("train_per_class", math.nan)),
+            "train per class": float(synthetic.get("train_per_class", math.nan)),
             "epochs": train.epochs, "lr": train.lr, "schedule": train.scheduler,
             "batch": float(job.data.batch_size), "seeds": len(runs_a),
+            "comparison images": float(per_run * (len(runs_a) + len(runs_b))),
             "seconds per run": float(np.mean(seconds)), "comparison seconds": float(np.sum(seconds)),
             "a top-1": float(top1_a.mean()),
             "a sd": float(np.std(top1_a, ddof=1)) if len(top1_a) > 1 else math.nan,
@@ -170,12 +174,13 @@ def _row(point: Knobs, runs_a, runs_b, job: RunJob, half_width: float, compariso
 
 
 def cheapest_point(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> Optional[pd.Series]:
-    """The cheapest recipe point (by the cost of its comparison) whose interval's half-width is at most
-    ``half_width``; ``None`` when no recipe point reaches it."""
+    """The cheapest recipe point whose interval's half-width is at most ``half_width``; ``None`` when no recipe
+    point reaches it. Cost is the training images a comparison processes (both arms, every seed, every epoch),
+    which no machine load changes; the measured seconds break ties."""
     recipes = table[(table["kind"] == "recipe") & (table["half-width"] <= half_width)]
     if recipes.empty:
         return None
-    return recipes.sort_values("comparison seconds").iloc[0]
+    return recipes.sort_values(["comparison images", "comparison seconds"]).iloc[0]
 
 
 def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str:
@@ -188,7 +193,7 @@ def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str
     current = mine["point"]
     best = cheapest_point(table, half_width)
     here = (f"The study's own recipe ({current}) gives a half-width of {mine['half-width']:.2f} points "
-            f"for {mine['comparison seconds'] / 60:.1f} min of training per comparison.")
+            f"for {mine['comparison images'] / 1000:.0f} thousand training images per comparison.")
     seeds = int(mine["seeds"])
     caveat = (f" With {seeds} seeds each spread is known only to within a factor of "
               f"{_sd_factors(seeds)[0]:.1f} to {_sd_factors(seeds)[1]:.1f} (95 %), so the choice is indicative."
@@ -200,7 +205,8 @@ def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str
     if best["point"] == current:
         return f"{here} It is the cheapest point of the grid that reaches +-{half_width:g} points.{caveat}"
     return (f"{here} The cheapest point that reaches +-{half_width:g} points is {best['point']} "
-            f"(half-width {best['half-width']:.2f}, {best['comparison seconds'] / 60:.1f} min per comparison).{caveat}")
+            f"(half-width {best['half-width']:.2f}, {best['comparison images'] / 1000:.0f} thousand training images "
+            f"per comparison).{caveat}")
 
 
 def _sd_factors(seeds: int) -> Tuple[float, float]:
