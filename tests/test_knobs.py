@@ -92,8 +92,8 @@ def test_a_row_measures_the_spreads_by_hand():
 
 def _table(*rows):
     columns = ["point", "kind", "comparison images", "half-width", "seeds"]
-    return pd.DataFrame([{**dict(zip(columns, r)), "own recipe": r[0] == "own", "comparison seconds": 1.0}
-                         for r in rows])
+    return pd.DataFrame([{**dict(zip(columns, r)), "own recipe": r[0] == "own", "comparison seconds": 1.0,
+                          "se_seed": 0.3, "se_test": 0.4, "seeds for target": 12.0} for r in rows])
 
 
 def test_the_cheapest_recipe_point_that_reaches_the_target_is_chosen():
@@ -106,6 +106,8 @@ def test_the_cheapest_recipe_point_that_reaches_the_target_is_chosen():
     assert "It is the cheapest point" in knobs.choice_text(table, 3.0)
     # a standard deviation from 5 seeds: chi-square(4) 95 % bounds, sqrt(4 / 11.14) and sqrt(4 / 0.484)
     assert "within a factor of 0.6 to 2.9" in knobs.choice_text(table, 3.0)
+    assert "Of its standard error (0.50 points), the test images' part is 0.40 and the seeds' 0.30: more seeds " \
+           "alone would need 12 seeds" in knobs.choice_text(table, 2.0)
     with pytest.raises(ValueError, match="own recipe"):
         knobs.choice_text(table.assign(**{"own recipe": False}))
 

@@ -195,6 +195,11 @@ def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str
     here = (f"The study's own recipe ({current}) gives a half-width of {mine['half-width']:.2f} points "
             f"for {mine['comparison images'] / 1000:.0f} thousand training images per comparison.")
     seeds = int(mine["seeds"])
+    needed = mine["seeds for target"]
+    here += (f" Of its standard error ({math.hypot(mine['se_seed'], mine['se_test']):.2f} points), the test images' "
+             f"part is {mine['se_test']:.2f} and the seeds' {mine['se_seed']:.2f}: more seeds alone would need "
+             + (f"{int(needed)} seeds" if needed == needed else "more than 200 seeds")
+             + f" to reach +-{half_width:g}, while more test images (free on the synthetic set) shrink the other part.")
     caveat = (f" With {seeds} seeds each spread is known only to within a factor of "
               f"{_sd_factors(seeds)[0]:.1f} to {_sd_factors(seeds)[1]:.1f} (95 %), so the choice is indicative."
               if seeds > 1 else "")
