@@ -93,7 +93,8 @@ def test_a_row_measures_the_spreads_by_hand():
 def _table(*rows):
     columns = ["point", "kind", "comparison images", "half-width", "seeds"]
     return pd.DataFrame([{**dict(zip(columns, r)), "own recipe": r[0] == "own", "comparison seconds": 1.0,
-                          "se_seed": 0.3, "se_test": 0.4, "seeds for target": 12.0} for r in rows])
+                          "se_seed": 0.3, "se_test": 0.4, "seeds for target": 12.0, "difference": 5.0,
+                          "a top-1": 60.0} for r in rows])
 
 
 def test_the_cheapest_recipe_point_that_reaches_the_target_is_chosen():

@@ -211,7 +211,9 @@ def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str
         return f"{here} It is the cheapest point of the grid that reaches +-{half_width:g} points.{caveat}"
     return (f"{here} The cheapest point that reaches +-{half_width:g} points is {best['point']} "
             f"(half-width {best['half-width']:.2f}, {best['comparison images'] / 1000:.0f} thousand training images "
-            f"per comparison).{caveat}")
+            f"per comparison; there the difference itself is {best['difference']:.2f} points against "
+            f"{mine['difference']:.2f} at the study's recipe, and arm a's top-1 {best['a top-1']:.1f} % against "
+            f"{mine['a top-1']:.1f} %).{caveat}")
 
 
 def _sd_factors(seeds: int) -> Tuple[float, float]:
