@@ -492,6 +492,17 @@ CONTROL_COLUMNS = ["mechanism", "methods", "oracle", "gain", "ci_low", "ci_high"
                    "notebooks"]
 
 
+def _notebook_table(results_dir: PathLike, name: str, columns: Sequence[str], what: str):
+    """``(path, table)`` of the first ``<notebook>/<name>`` under ``results_dir`` with exactly ``columns``
+    (a notebook's own table that SUMMARY.md reads back), or None when there is none."""
+    found = sorted(Path(results_dir).glob(f"*/{name}"))
+    if not found:
+        return None
+    table = pd.read_csv(found[0], keep_default_na=False, na_values=[""])
+    check_columns(table, columns, what=what)
+    return found[0], table
+
+
 def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
     """{notebook: a caveat} for the notebooks whose kind of attention is not shown to pay (its oracle below the needed
     gain, or undecided) on the
@@ -526,11 +537,10 @@ COMPARISON_COLUMNS = ["arm", "kind", "top-1", "top-1 low", "top-1 high", "effect
 def headline_table(results_dir: PathLike) -> List[str]:
     """SUMMARY.md's opening section: notebook 06's comparison of every attention method and oracle under one
     recipe (``comparison.csv``), each number with its 95 % interval; [] without the file."""
-    found = sorted(Path(results_dir).glob(f"*/{COMPARISON_NAME}"))
-    if not found:
+    found = _notebook_table(results_dir, COMPARISON_NAME, COMPARISON_COLUMNS, "comparison table")
+    if found is None:
         return []
-    table = pd.read_csv(found[0], keep_default_na=False, na_values=[""])
-    check_columns(table, COMPARISON_COLUMNS, what="comparison table")
+    path, table = found
 
     def interval(value, low, high, digits=1):
         if pd.isna(value):
@@ -552,7 +562,7 @@ def headline_table(results_dir: PathLike) -> List[str]:
                                    for p, b in zip(table["part pointing"], table["bird pointing"])],
         "MACs (G)": table["MACs (G)"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
         "train images/s": table["train images/s"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")})
-    where = found[0].parent.name
+    where = path.parent.name
     return ["## Headline: the five attention methods under one recipe, against oracle attention", "",
             f"From [{where}/{COMPARISON_NAME}]({where}/{COMPARISON_NAME}) (notebook {where}): every arm trained with "
             "the baseline's optimiser, schedule, epochs, data, seeds and learning rate (chosen by the baseline on a "
@@ -586,14 +596,14 @@ def variance_finding(results_dir: PathLike) -> str:
     and the initialisation; "" without the file."""
     from .study.knobs import choice_text
 
-    found = sorted(Path(results_dir).glob(f"*/{KNOBS_NAME}"))
-    if not found:
+    found = _notebook_table(results_dir, KNOBS_NAME, KNOB_COLUMNS, "knob table")
+    if found is None:
         return ""
-    table = pd.read_csv(found[0], keep_default_na=False, na_values=[""])
-    check_columns(table, KNOB_COLUMNS, what="knob table")
+    path, table = found
+    choice = choice_text(table, MAIN_HALF_WIDTH)   # raises unless one row is the study's own recipe
     own = table[table["own recipe"].astype(str) == "True"].iloc[0]
-    text = (f"Variance (`{found[0].parent.name}/{KNOBS_NAME}`, the paired comparison {own['comparison']} at each "
-            f"point of a grid of compute knobs): " + choice_text(table, MAIN_HALF_WIDTH))
+    text = (f"Variance (`{path.parent.name}/{KNOBS_NAME}`, the paired comparison {own['comparison']} at each "
+            f"point of a grid of compute knobs): " + choice)
     split = table.set_index("kind")
     if {"data order fixed", "initialisation fixed"} <= set(split.index):
         text += (f" Standard deviation over seeds of the difference: {own['difference sd']:.2f} points with both "

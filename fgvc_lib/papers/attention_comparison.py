@@ -99,12 +99,6 @@ REAL_DATA_ORACLES = ("oracle-object",)
 TABLE_COLUMNS = COMPARISON_COLUMNS   # the table's format, which SUMMARY.md reads back
 
 
-def common_recipe(settings) -> TrainConfig:
-    """The one recipe of every arm: notebook 00's baseline recipe (SGD with momentum, cosine decay)."""
-    return TrainConfig(epochs=settings.epochs, lr=synthetic_dataset.LR, momentum=synthetic_dataset.MOMENTUM,
-                       weight_decay=synthetic_dataset.WEIGHT_DECAY, scheduler="cosine")
-
-
 def paper_settings(module_name: str, settings):
     """The settings the method's own notebook would resolve with this notebook's common parameters (its own
     parameters at their defaults; rates fixed: the common recipe replaces them)."""
@@ -157,14 +151,14 @@ def oracle_variants(settings, recipe: TrainConfig) -> List[Variant]:
     else:
         planned = {"oracle-object": Variant("oracle-object", BaselineNet, cross_entropy_loss, recipe, seeds,
                                             data=(("crop", "object"),))}
-    return [dataclasses.replace(planned[name], train=dataclasses.replace(recipe), seeds=seeds, lr_trials=(),
+    return [dataclasses.replace(planned[name], train=recipe, seeds=seeds, lr_trials=(),
                                 lr_from="", details=(("arm", ORACLES[name][0]), ("kind", "oracle"),
                                                      ("from", f"00_synthetic_dataset: {name}")))
             for name in oracles(settings)]
 
 
 def plan(settings):
-    recipe = common_recipe(settings)
+    recipe = synthetic_dataset.recipe_of(settings)   # the one recipe of every arm: notebook 00's baseline's
     variants = [Variant(BASELINE, BaselineNet, cross_entropy_loss, recipe, tuple(settings.seeds),
                         details=(("arm", "baseline CNN"), ("kind", "baseline"), ("from", "backbone + GAP + linear")))]
     variants += [method_variant(method, settings, recipe) for method in METHODS + REFERENCES]
@@ -200,10 +194,6 @@ def claims(settings):
                                                                         "attention (see notebook 00)")
             for name, (label, _) in ORACLES.items() if name in oracles(settings)]
     return out, []
-
-
-def attention_sites(settings, backbone):
-    return synthetic_dataset.attention_sites(settings, backbone)
 
 
 # --------------------------------------------------------------------------- the comparison table
@@ -368,6 +358,6 @@ BACKBONES = ("vgg16",)
 
 STUDY = Paper(key="attention_comparison", notebook="06_comparison",
               title="The five attention methods under one recipe, against oracle attention", backbones=BACKBONES,
-              plan=plan, cells=cells, claims=claims, attention_sites=attention_sites,
+              plan=plan, cells=cells, claims=claims, attention_sites=synthetic_dataset.attention_sites,
               parameters=(recipes.selection_parameter("the baseline's (every method and oracle trains at it)"),),
               recipe_epochs=30, recipe_batch_size=32, output_strides=OUTPUT_STRIDES)

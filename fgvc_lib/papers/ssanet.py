@@ -39,7 +39,6 @@ import functools
 from typing import Dict, List, Optional, Tuple
 
 from ..data import DATASET_LABELS as BENCHMARK_LABELS
-from ..backbones import TOP_STRIDE
 from ..study import Accuracy, Cell, Claim, Paper, Parameter, Printed, Score, Variant, recipes
 from ..study.parameters import non_negative_number, optional_flag
 
@@ -518,7 +517,7 @@ def _recipe(field: str) -> int:
 def attention_sites(settings, backbone) -> Dict[str, int]:
     """Where SSANet attends: the SSA block weighs the cells of ``F`` (sec. 3.2), pool5 of VGG-16 (sec. 4.1;
     the deepest stage of another backbone), whose cells are ``stride`` input pixels apart."""
-    return {"F (pool5), read by the SSA block": TOP_STRIDE[settings.backbone]}
+    return {"F (pool5), read by the SSA block": max(backbone.stage_strides.values())}
 
 
 # The cpu profile's input for SSANet: the SSA block weighs pool5's cells (stride 32), and a discriminative

@@ -34,7 +34,7 @@ import functools
 
 import pandas as pd
 
-from ..backbones import TOP_STRIDE, is_vgg
+from ..backbones import is_vgg
 from ..data.synthetic import SyntheticConfig
 from ..engine import TrainConfig
 from ..models.baseline import BaselineNet, cross_entropy_loss
@@ -90,9 +90,13 @@ NEAR_ERRORS = "errors one attribute apart: excess share"        # per seed, poin
 KNOB_ARMS = ("baseline", "oracle-object")
 
 
+def recipe_of(settings) -> TrainConfig:
+    """The baseline's recipe (module comment above), for the profile's epochs; notebook 06 trains every arm with it."""
+    return TrainConfig(epochs=settings.epochs, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, scheduler="cosine")
+
+
 def plan(settings):
-    recipe = TrainConfig(epochs=settings.epochs, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
-                         scheduler="cosine")
+    recipe = recipe_of(settings)
     seeds = tuple(settings.seeds)
     pooled = (("model", "backbone + GAP + linear"), ("input", "whole image"))
     variants = [Variant("baseline", BaselineNet, cross_entropy_loss, recipe, seeds, details=pooled)]
@@ -237,8 +241,9 @@ def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
 
 
 def attention_sites(settings, backbone):
-    """Where an attention mechanism could act on the baseline: its top feature map."""
-    return {"top feature map (Grad-CAM target)": TOP_STRIDE[settings.backbone]}
+    """Where an attention mechanism could act on the baseline: its top feature map, at the stride the study's
+    backbone runs at."""
+    return {"top feature map (Grad-CAM target)": max(backbone.stage_strides.values())}
 
 
 def _num_classes(settings) -> int:

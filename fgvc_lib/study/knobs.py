@@ -91,15 +91,13 @@ def point_jobs(study, point: Knobs, arm: str, dataset: Optional[str] = None) -> 
         raise ValueError(f"the study plans no variant {arm!r}; its variants: {', '.join(study.variants)}")
     variant = study.variants[arm]
     train = variant.train
-    changes = {"lr": train.lr * point.lr_factor}
+    changes = {} if point.lr_factor == 1.0 else {"lr": train.lr * point.lr_factor}   # 1: the study's own key
     if point.epochs is not None:
         changes["epochs"] = point.epochs
     if point.scheduler is not None:
         changes["scheduler"] = point.scheduler
     if point.fixed:
         changes[f"{point.fixed}_seed"] = 0
-    if point.lr_factor == 1.0:
-        changes["lr"] = train.lr   # no float round trip: the study's own point keeps the study's run key
     variant = dataclasses.replace(variant, train=dataclasses.replace(train, **changes))
     data = dataclasses.replace(study.data_spec(dataset), options=variant.data)
     if point.batch_size is not None:
@@ -198,14 +196,14 @@ def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str
     needed = mine["seeds for target"]
     here += (f" Of its standard error ({math.hypot(mine['se_seed'], mine['se_test']):.2f} points), the test images' "
              f"part is {mine['se_test']:.2f} and the seeds' {mine['se_seed']:.2f}: more seeds alone would need "
-             + (f"{int(needed)} seeds" if needed == needed else "more than 200 seeds")
+             + ("more than 200 seeds" if math.isnan(needed) else f"{int(needed)} seeds")
              + f" to reach +-{half_width:g}, while more test images (free on the synthetic set) shrink the other part.")
-    caveat = (f" With {seeds} seeds each spread is known only to within a factor of "
-              f"{_sd_factors(seeds)[0]:.1f} to {_sd_factors(seeds)[1]:.1f} (95 %), so the choice is indicative."
-              if seeds > 1 else "")
+    low, high = _sd_factors(seeds) if seeds > 1 else (math.nan, math.nan)
+    caveat = (f" With {seeds} seeds each spread is known only to within a factor of {low:.1f} to {high:.1f} (95 %), "
+              f"so the choice is indicative." if seeds > 1 else "")
     if best is None:
         widest = table[table["kind"] == "recipe"]["half-width"].min()
-        return (f"{here} No recipe point of the grid reaches +-{half_width:g} points with {int(mine['seeds'])} "
+        return (f"{here} No recipe point of the grid reaches +-{half_width:g} points with {seeds} "
                 f"seeds (the narrowest: {widest:.2f}); more seeds are the lever (column 'seeds for target').{caveat}")
     if best["point"] == current:
         return f"{here} It is the cheapest point of the grid that reaches +-{half_width:g} points.{caveat}"

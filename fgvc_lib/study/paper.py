@@ -289,12 +289,13 @@ class Paper:
         differences = []
         for entry in claim.printed:
             if isinstance(entry, Printed):   # a gain the paper prints as a gain
-                printed = (self.printed_value(entry, dataset),)
+                difference = self.printed_value(entry, dataset)
             else:
-                printed = (self.printed_value(entry[0], dataset), self.printed_value(entry[1], dataset))
-            if any(value is None for value in printed):
+                low, high = self.printed_value(entry[0], dataset), self.printed_value(entry[1], dataset)
+                difference = None if low is None or high is None else high - low
+            if difference is None:
                 return None
-            differences.append(printed[0] if len(printed) == 1 else printed[1] - printed[0])
+            differences.append(difference)
         return round(float(claim.combine(differences)), 6)
 
     def printed_table(self, table: str):

@@ -178,8 +178,7 @@ class Study:
         self.cells: List[Cell] = list(paper.cells(self.settings))
         for cell in self.cells:
             if cell.printed is not None:   # a printed cell the paper does not declare stops here, not at the table
-                for dataset in self.datasets:
-                    self.paper.printed_value(cell.printed, dataset)
+                self.paper.printed_value(cell.printed, self.datasets[0])
             if isinstance(cell.measure, Score):
                 continue   # a measurement the notebook records (study.record) before it reports the table
             if cell.measure.variant not in self.variants:
