@@ -3,6 +3,8 @@
 #                  [DATASET=cub] [DATA_ROOT=/data/CUB_200_2011] [BACKBONE=vgg16]
 #                  [EXECUTOR=auto|inline|local|slurm] [WORKERS=2]
 #                  [SLURM_PARTITION=gpu] [SLURM_TIME=240] [SLURM_GPUS=1]
+#                  [LOADER_WORKERS=4] [COMPILE=1] [PLAN=1]
+#                  PLAN=1: print each notebook's runs, epochs and estimated hours on this machine; train nothing
 #   make test      the whole test suite: unit tests + nbval over every notebook (smoke profile)
 #   make lab       JupyterLab on notebooks/ with the project's environment
 PYTHON ?= python3
@@ -19,6 +21,9 @@ WORKERS ?=
 SLURM_PARTITION ?=
 SLURM_TIME ?=
 SLURM_GPUS ?=
+LOADER_WORKERS ?=
+COMPILE ?=
+PLAN ?=
 
 .PHONY: setup reproduce test lab benchmark clean-cache
 
@@ -34,7 +39,8 @@ reproduce: $(STAMP)
 	$(PY) -m fgvc_lib.reproduce --profile "$(PROFILE)" --notebooks "$(NOTEBOOKS)" \
 		--dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --backbone "$(BACKBONE)" \
 		--executor "$(EXECUTOR)" --workers "$(WORKERS)" --slurm-partition "$(SLURM_PARTITION)" \
-		--slurm-time "$(SLURM_TIME)" --slurm-gpus "$(SLURM_GPUS)"
+		--slurm-time "$(SLURM_TIME)" --slurm-gpus "$(SLURM_GPUS)" \
+		--loader-workers "$(LOADER_WORKERS)" --compile "$(COMPILE)" --plan "$(PLAN)"
 
 test: $(STAMP)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \

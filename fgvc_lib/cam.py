@@ -10,7 +10,9 @@ contract to it:
   of one branch, because Grad-CAM needs a single logits tensor.
 * :func:`compute_cams` runs a grad-cam method on a batch and leaves the model as it found it
   (train/eval flags, parameter gradients, no hooks left behind). It also works when the layers
-  before the target layer are frozen (``requires_grad=False``, e.g. SSANet's fixed extractor).
+  before the target layer are frozen (``requires_grad=False``, e.g. SSANet's fixed extractor). It
+  runs where the model is (:func:`model_device`), a batch at a time (:func:`view_batch_size`), as do
+  the views of ``fgvc_lib/papers/*_views.py``; results come back to the CPU.
 * :func:`pointing_game`, :func:`energy_in_box`, :func:`localization_scores` score a map against a
   ground-truth box (x, y, w, h in image pixels) - the quantitative check the synthetic dataset makes
   possible (pointing game: Zhang et al., ECCV 2016; energy-based pointing: Wang et al.,
@@ -57,6 +59,30 @@ CAM_METHODS = {
 
 Box = Sequence[float]
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
+
+# Images per model call of a view (CAMs, stage maps, attention) on an accelerator. On the CPU a view keeps
+# its whole-batch call unless told otherwise, so that its numbers stay those of the committed outputs.
+DEVICE_BATCH_SIZE = 32
+
+
+def model_device(model) -> torch.device:
+    """Where ``model`` runs: the device of its first parameter (or buffer); the CPU for a model holding
+    neither (or a stand-in that is no module). Every view moves its input images there, a batch at a
+    time, and returns its results on the CPU."""
+    for method in ("parameters", "buffers"):
+        for tensor in getattr(model, method, tuple)():
+            return tensor.device
+    return torch.device("cpu")
+
+
+def view_batch_size(batch_size: Optional[int], n: int, device: Union[str, torch.device]) -> int:
+    """Images per model call of a view: ``batch_size`` when given, else the whole batch of ``n`` on the CPU
+    (today's arithmetic, bit for bit) and :data:`DEVICE_BATCH_SIZE` on an accelerator."""
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+        return batch_size
+    return max(1, n) if torch.device(device).type == "cpu" else DEVICE_BATCH_SIZE
 
 
 # --------------------------------------------------------------------------- model adapter
@@ -185,10 +211,14 @@ def compute_cams(model: nn.Module, images: torch.Tensor,
         targets: class per image (ints, a tensor of labels, or grad-cam target objects); default:
             the class the chosen branch predicts.
         method: one of ``CAM_METHODS`` (default ``"gradcam"``).
-        batch_size: optional chunk size to bound memory.
+        batch_size: images per pass (:func:`view_batch_size`; default: the whole batch on the CPU,
+            :data:`DEVICE_BATCH_SIZE` on an accelerator).
 
     Returns:
         ``float32`` array ``(B, H, W)`` with every map scaled to ``[0, 1]`` (an all-zero map stays 0).
+
+    The maps are computed where the model is (:func:`model_device`): ``images`` may stay on the CPU,
+    each batch is moved to the model's device, and only the maps come back (as a numpy array).
 
     The model's train/eval flags and parameter gradients are restored and grad-cam's hooks are
     removed, even when an error is raised. Gradients are enabled inside even if the caller is under
@@ -208,20 +238,20 @@ def compute_cams(model: nn.Module, images: torch.Tensor,
         raise ValueError("target_layers is empty; give at least one layer to explain")
     wrapped = BranchLogits(model, branch)
     all_targets = _as_targets(targets, images.shape[0])
-    chunk = batch_size or images.shape[0]
+    device = next(model.parameters(), images).device
+    chunk = view_batch_size(batch_size, images.shape[0], device)
 
     modes = {m: m.training for m in model.modules()}
     grads = {p: p.grad for p in model.parameters()}
     cam = None
     try:
         model.eval()
-        device = next(model.parameters(), images).device
         target_layers = _layers_reaching_branch(wrapped, target_layers, images[:1].to(device), explicit_layers)
         cam = CAM_METHODS[method](model=wrapped, target_layers=target_layers)  # registers hooks, sets eval
         maps = []
         with torch.enable_grad():
             for start in range(0, images.shape[0], chunk):
-                x = images[start:start + chunk].detach().contiguous().clone().requires_grad_(True)
+                x = images[start:start + chunk].to(device).detach().contiguous().clone().requires_grad_(True)
                 t = None if all_targets is None else all_targets[start:start + chunk]
                 maps.append(cam(input_tensor=x, targets=t))
     finally:
@@ -239,15 +269,16 @@ def feature_activation_map(feature_map: torch.Tensor, size: Optional[Sequence[in
 
     Accepts ``(C, h, w)`` (returns ``(H, W)``) or ``(B, C, h, w)`` (returns ``(B, H, W)``); ``size``
     defaults to the feature map's own resolution. Scaling and resizing use grad-cam's
-    ``scale_cam_image`` so these maps look like the CAMs next to them.
+    ``scale_cam_image`` so these maps look like the CAMs next to them. The channel mean is taken where
+    the feature map is (e.g. on the GPU); only the mean comes to the CPU.
     """
     if not isinstance(feature_map, torch.Tensor) or feature_map.dim() not in (3, 4):
         raise ValueError("feature_map must be a (C, h, w) or (B, C, h, w) tensor")
     single = feature_map.dim() == 3
-    fmap = feature_map.detach().float().cpu()
+    fmap = feature_map.detach().float()
     if single:
         fmap = fmap.unsqueeze(0)
-    mean = fmap.mean(dim=1).numpy()
+    mean = fmap.mean(dim=1).cpu().numpy()
     h, w = size if size is not None else mean.shape[-2:]
     maps = np.clip(scale_cam_image(mean, target_size=(int(w), int(h))), 0.0, 1.0)
     return maps[0] if single else maps

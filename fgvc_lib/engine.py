@@ -67,8 +67,10 @@ class TrainConfig:
     # (fgvc_lib.study.jobs.execute_run; the engine never builds a model); None: ``seed``. Fixing one of the
     # two while ``seed`` varies separates the two sources of seed-to-seed variation (notebook 00's grid).
     device: str = "auto"              # "auto" = cuda if available else cpu
-    amp: bool = True                  # mixed precision, used on CUDA only
+    amp: bool = True                  # mixed precision, used on CUDA only: bf16 where the GPU has it, else fp16
     channels_last: bool = True        # memory format, used on CUDA only (CPU stays contiguous NCHW)
+    compile: bool = False             # torch.compile the model for the training steps (opt-in; the same
+    # parameters and checkpoints, so not part of the fingerprint, like device)
     max_batches: Optional[int] = None  # cap batches per epoch (smoke profile)
     loss_weights: Dict[str, float] = field(default_factory=dict)
     on_divergence: str = "raise"      # one of ON_DIVERGENCE (module docstring)
@@ -97,7 +99,7 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the result (not device, progress or AMP availability)."""
-        keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("progress", "device")}
+        keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("progress", "device", "compile")}
         if keep["on_divergence"] == "raise":
             del keep["on_divergence"]   # checkpoints written before the option existed keep their fingerprint
         for name in ("data_seed", "init_seed"):   # the same for the separated seeds
@@ -143,6 +145,14 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The mixed-precision type on ``device``: bf16 where the GPU computes it natively (Ampere and later:
+    no loss scaling needed), else fp16 with a GradScaler."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float16
 
 
 def seed_everything(seed: int) -> None:
@@ -222,6 +232,34 @@ def _weighted_sum(terms: Dict[str, torch.Tensor], weights: Dict[str, float]) -> 
     return total
 
 
+def mixed_precision(config: TrainConfig, device: torch.device):
+    """``(autocast context, GradScaler)`` of a run on ``device``: on CUDA with ``config.amp``, autocast to
+    :func:`autocast_dtype` and a scaler enabled for fp16 only; elsewhere no autocast and a disabled scaler."""
+    use_amp = config.amp and device.type == "cuda"
+    dtype = autocast_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
+    return (torch.autocast(device.type, dtype=dtype) if use_amp else contextlib.nullcontext()), scaler
+
+
+def training_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn,
+                  weights: Dict[str, float], optimizer: torch.optim.Optimizer, scaler, autocast):
+    """One optimisation step (forward under ``autocast``, weighted loss, backward, step through ``scaler``);
+    returns ``(output, loss terms, total loss)``."""
+    with autocast:
+        output = model(images)
+        terms = loss_fn(output, targets)
+        loss = _weighted_sum(terms, weights)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return output, terms, loss
+
+
 def _to_device(images: torch.Tensor, targets: torch.Tensor, device: torch.device, channels_last: bool):
     images = images.to(device, non_blocking=True)
     if channels_last:
@@ -260,11 +298,13 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if cuda:
+        torch.backends.cudnn.benchmark = True   # the fastest kernels for the run's fixed input size
     data_seed = config.seed if config.data_seed is None else config.data_seed
     seed_everything(data_seed)
     optimizer = _make_optimizer(model, config)
     scheduler = _make_scheduler(optimizer, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and cuda)
+    autocast, scaler = mixed_precision(config, device)
     history, start_epoch = History(), 0
     ckpt_path = None
     if checkpoint_dir is not None:
@@ -279,8 +319,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             history = History(state["history"])
             start_epoch = state["epoch"]
     weights = config.loss_weights
-    use_amp = config.amp and cuda
-    autocast = torch.autocast(device.type) if use_amp else contextlib.nullcontext()
+    step_model = torch.compile(model) if config.compile else model
     resumed_from = start_epoch
     diverged = next((e["epoch"] for e in history.epochs if e.get("diverged")), None)
     stop_on_divergence = config.on_divergence == "stop"
@@ -293,8 +332,11 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             model.start_epoch(epoch, config.epochs)
         model.train()
         started = time.perf_counter()
-        sums: Dict[str, float] = {}
-        correct = seen = 0
+        # sums stay on the device (double precision, the same arithmetic as Python floats) and are read at
+        # progress updates and at the epoch's end only: no host synchronisation per batch
+        sums: Dict[str, torch.Tensor] = {}
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
         total_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
         if config.max_batches is not None and total_batches is not None:
             total_batches = min(total_batches, config.max_batches)
@@ -304,29 +346,19 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             if config.max_batches is not None and batch_index >= config.max_batches:
                 break
             images, targets = _to_device(images, targets, device, channels_last)
-            with autocast:
-                output = model(images)
-                terms = loss_fn(output, targets)
-                loss = _weighted_sum(terms, weights)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler.is_enabled():
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+            output, terms, loss = training_step(step_model, images, targets, loss_fn, weights, optimizer, scaler,
+                                                autocast)
             if stop_on_divergence and not math.isfinite(loss.item()):
                 diverged = epoch + 1
                 break
             n = targets.shape[0]
             seen += n
-            sums["loss"] = sums.get("loss", 0.0) + loss.item() * n
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + value.item() * n
-            correct += (output.logits.argmax(1) == targets).sum().item()
+            for name, value in (("loss", loss), *terms.items()):
+                term = value.detach().double() * n
+                sums[name] = term if name not in sums else sums[name] + term
+            correct += (output.logits.detach().argmax(1) == targets).sum()
             if config.progress and batch_index % 10 == 0:
-                bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{correct / seen:.3f}")
+                bar.set_postfix(loss=f"{float(sums['loss']) / seen:.3f}", acc=f"{int(correct) / seen:.3f}")
         bar.close()
         if diverged is not None:
             model.load_state_dict(epoch_start_state)
@@ -344,8 +376,8 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
         if seen == 0:
             raise ValueError("the training loader yielded no batch; is the training split empty?")
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        record.update({("train_loss" if k == "loss" else f"train_{k}"): v / seen for k, v in sums.items()})
-        record["train_acc"] = correct / seen
+        record.update({("train_loss" if k == "loss" else f"train_{k}"): float(v) / seen for k, v in sums.items()})
+        record["train_acc"] = int(correct) / seen
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, config.max_batches).items()})
         record["seconds"] = time.perf_counter() - started
@@ -374,7 +406,10 @@ def _cpu_copy(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 @torch.no_grad()
 def collect_outputs(model: nn.Module, loader: Iterable, max_batches: Optional[int] = None,
                     device: Optional[torch.device] = None) -> Dict[str, torch.Tensor]:
-    """Logits of the final prediction (``"final"``) and of every branch, plus ``"targets"``, on CPU."""
+    """Logits of the final prediction (``"final"``) and of every branch, plus ``"targets"``, on CPU.
+
+    The model runs where its parameters are (or on ``device``); on CUDA the batches go channels-last and
+    the logits stay on the GPU until the last batch, so the loop never waits for a copy to the host."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -383,16 +418,17 @@ def collect_outputs(model: nn.Module, loader: Iterable, max_batches: Optional[in
         for batch_index, (images, targets) in enumerate(loader):
             if max_batches is not None and batch_index >= max_batches:
                 break
-            output = model(images.to(device).contiguous())
-            chunks.setdefault("final", []).append(output.logits.float().cpu())
+            images, targets = _to_device(images, targets, device, channels_last=device.type == "cuda")
+            output = model(images)
+            chunks.setdefault("final", []).append(output.logits.float())
             for name, logits in output.extras.get("branch_logits", {}).items():
-                chunks.setdefault(name, []).append(logits.float().cpu())
-            chunks.setdefault("targets", []).append(targets.cpu())
+                chunks.setdefault(name, []).append(logits.float())
+            chunks.setdefault("targets", []).append(targets)
     finally:
         model.train(was_training)
     if not chunks:
         raise ValueError("the evaluation loader yielded no batch; is the test split empty?")
-    return {name: torch.cat(parts) for name, parts in chunks.items()}
+    return {name: torch.cat(parts).cpu() for name, parts in chunks.items()}
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:

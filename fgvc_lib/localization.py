@@ -94,12 +94,12 @@ def score_cams(cams: np.ndarray, sample: CamSample, per_image: bool = False) -> 
 
 
 def localize(model, sample: CamSample, branch: Optional[str] = None, target_layers=None,
-             method: str = "gradcam", per_image: bool = False):
+             method: str = "gradcam", per_image: bool = False, batch_size: Optional[int] = None):
     """Grad-CAM maps of ``sample`` for the ground-truth classes, and their localization scores (means,
-    or per image with ``per_image``, see :func:`score_cams`)."""
-    device = next(model.parameters()).device
-    cams = compute_cams(model, sample.images.to(device), target_layers=target_layers, branch=branch,
-                        targets=sample.labels, method=method)
+    or per image with ``per_image``, see :func:`score_cams`). The maps are computed on the model's
+    device, ``batch_size`` images at a time (:func:`fgvc_lib.cam.view_batch_size`); the scores on the CPU."""
+    cams = compute_cams(model, sample.images, target_layers=target_layers, branch=branch,
+                        targets=sample.labels, method=method, batch_size=batch_size)
     return cams, score_cams(cams, sample, per_image=per_image)
 
 

@@ -7,10 +7,17 @@ committed default results. The notebook itself writes its tables (CSV) and figur
 Only the parameters a notebook declares are passed to it. A failing notebook stops the command with
 the notebook's error printed. SUMMARY.md is then rebuilt over every results folder.
 
+With ``--plan`` nothing is executed or trained: each selected notebook's ``Study`` is built from its paper's
+declaration (``fgvc_lib/papers/<paper>.py``, ``STUDY``) with the parameters the notebook would get (its
+parameters cell's values, overridden by the command's), and its plan table and cost plan
+(:mod:`fgvc_lib.study.cost_plan`: runs, epochs, images and the hours from a short throughput probe on this
+machine) are printed, then the grand total of hours.
+
     python -m fgvc_lib.reproduce [--notebooks "00_synthetic_dataset 03_clan"] [--profile cpu]
                                  [--dataset cub] [--data-root DIR] [--backbone vgg16]
                                  [--executor auto|inline|local|slurm] [--workers N]
                                  [--slurm-partition P] [--slurm-time MINUTES] [--slurm-gpus N]
+                                 [--loader-workers N] [--compile 1] [--plan 1]
 """
 from __future__ import annotations
 
@@ -53,6 +60,64 @@ def notebook_parameters(path: Path, wanted: Dict[str, Optional[str]]) -> Dict[st
     return {k: v for k, v in wanted.items() if v not in (None, "") and k in declared}
 
 
+def parse_flag(option: str, value) -> Optional[bool]:
+    """A make-variable flag: "" means the default (None); 1/true/yes/on and 0/false/no/off."""
+    text = str(value).strip().lower()
+    if text == "":
+        return None
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"--{option} must be 1 or 0 (empty: the default); got {value!r}")
+
+
+def declared_defaults(path: Path) -> Dict[str, object]:
+    """The values of the notebook's parameters cell (literals only), by name, in order."""
+    import ast
+
+    import nbformat
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise SystemExit(f"{path.name} needs exactly one cell tagged 'parameters'")
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cells[0].source).body
+            if isinstance(node, ast.Assign)}
+
+
+def paper_of(name: str):
+    """The paper declaration (``STUDY``) of notebook ``name``, from the module of fgvc_lib.papers that declares it."""
+    import importlib
+    import pkgutil
+
+    from . import papers
+
+    for module in pkgutil.iter_modules(papers.__path__):
+        if module.name.endswith("_views"):
+            continue
+        study = getattr(importlib.import_module(f"{papers.__name__}.{module.name}"), "STUDY", None)
+        if study is not None and study.notebook == name:
+            return study
+    raise SystemExit(f"no paper module in fgvc_lib/papers declares notebook {name!r} (a STUDY with that notebook)")
+
+
+def plan_notebook(name: str, wanted: Dict[str, object]):
+    """Print notebook ``name``'s plan table and cost plan, built from its paper's declaration with the parameters
+    it would get (nothing is executed or trained); returns the cost table."""
+    from .study import Study
+
+    values = declared_defaults(NOTEBOOK_DIR / f"{name}.ipynb")
+    given = {k: v for k, v in wanted.items() if v not in (None, "") and k in values}
+    values.update(given)
+    print(f"== {name}: plan ({', '.join(f'{k}={v}' for k, v in given.items()) or 'defaults'})", flush=True)
+    study = Study(paper_of(name), **values)
+    runs = sum(len(v.seeds) for v in study.variants.values()) * len(study.datasets)
+    # not study.describe(): it names (and so creates) the results folder, and a plan writes nothing
+    print(f"{study.paper.title}\n{study.settings.describe()}\n{len(study.variants)} variant(s), {runs} run(s)")
+    print(study.plan_table().to_string(), flush=True)
+    return study.cost_plan()
+
+
 def executed_path(name: str, profile: str) -> Path:
     """Where the executed copy of notebook ``name`` run in ``profile`` goes (its folder is created)."""
     return results_dir(name, profile) / f"{name}.ipynb"
@@ -86,6 +151,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--slurm-partition", default="")
     parser.add_argument("--slurm-time", default="", help="minutes per run on Slurm")
     parser.add_argument("--slurm-gpus", default="", help="GPUs per run on Slurm")
+    parser.add_argument("--loader-workers", default="", help="data-loader workers per run (empty: automatic)")
+    parser.add_argument("--compile", nargs="?", const="1", default="", help="1: torch.compile the models")
+    parser.add_argument("--plan", nargs="?", const="1", default="",
+                        help="1: print each notebook's runs, epochs and estimated hours (a short throughput probe "
+                             "on this machine) and train nothing")
     args = parser.parse_args(argv)
 
     from .profiles import get_profile
@@ -100,17 +170,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit(f"DATA_ROOT {args.data_root} is not a folder")
     wanted = {"profile": profile, "dataset": args.dataset, "data_root": args.data_root,
               "backbone": args.backbone, "executor": args.executor, "slurm_partition": args.slurm_partition}
-    for name in ("workers", "slurm_time", "slurm_gpus"):  # whole numbers: the notebooks check their type
+    for name in ("workers", "slurm_time", "slurm_gpus", "loader_workers"):  # whole numbers: the notebooks check type
         value = getattr(args, name)
         if value not in ("", None):
             if not str(value).isdigit():
                 raise SystemExit(f"--{name.replace('_', '-')} must be a whole number; got {value!r}")
             wanted[name] = int(value)
+    compile_models = parse_flag("compile", args.compile)
+    if compile_models is not None:
+        wanted["compile"] = compile_models
+    plan = parse_flag("plan", args.plan)
     os.environ.setdefault("MPLBACKEND", "Agg")
     # papermill streams each cell's output (runs, epochs, progress) through its logger: show it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.INFO)
     names = select_notebooks(args.notebooks)
+    if plan:
+        return plan_all(names, wanted)
     for index, name in enumerate(names, start=1):
         print(f"[notebook {index}/{len(names)}]", flush=True)
         try:
@@ -121,6 +197,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 1
     summary = write_summary(results_root())
     print(f"summary: {summary}")
+    return 0
+
+
+def plan_all(names: List[str], wanted: Dict[str, object]) -> int:
+    """``--plan``: every notebook's plan and cost plan (:func:`plan_notebook`), then the grand total of hours."""
+    total, device = 0.0, ""
+    for index, name in enumerate(names, start=1):
+        print(f"[notebook {index}/{len(names)}]", flush=True)
+        table = plan_notebook(name, wanted)
+        total += float(table.loc["total", "hours"])
+        device = table.attrs.get("device", device)
+        print(flush=True)
+    print(f"grand total ({len(names)} notebook(s)): {total:.3g} hours on this machine's {device}; nothing was "
+          f"trained (run without PLAN=1 to train)", flush=True)
     return 0
 
 

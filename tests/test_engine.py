@@ -113,8 +113,9 @@ def test_options_added_later_leave_the_default_fingerprint_alone():
     assert config().fingerprint() != config(on_divergence="stop").fingerprint()
     assert config().fingerprint() != config(data_seed=0).fingerprint()
     assert config(init_seed=0).fingerprint() not in (config().fingerprint(), config(data_seed=0).fingerprint())
+    assert config(compile=True).fingerprint() == config().fingerprint()   # how fast, not what is trained
     # the hash of the fields the options did not exist among (checkpoints written before them still resume)
-    added_later = ("on_divergence", "data_seed", "init_seed")
+    added_later = ("on_divergence", "data_seed", "init_seed", "compile")
     fields = {k: v for k, v in dataclasses.asdict(config()).items() if k not in ("progress", "device", *added_later)}
     before = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
     assert config().fingerprint() == before

@@ -28,6 +28,11 @@ def test_settings_fill_defaults_from_the_profile(tmp_path, monkeypatch):
     assert settings.datasets[0].root is None and settings.backbone == "vgg16"   # the paper's first backbone
     assert settings.seeds == [0] and settings.epochs == 1 and settings.image_size == 64
     assert settings.batch_size == 16 and settings.execution.executor == "auto"
+    assert (settings.execution.loader_workers, settings.execution.compile, settings.execution.plan_only) == \
+        (None, False, False)
+    chosen = _resolve(loader_workers=3, compile=True, plan_only=True).execution
+    assert (chosen.loader_workers, chosen.compile, chosen.plan_only) == (3, True, True)
+    assert _resolve(loader_workers="").execution.loader_workers is None
     custom = _resolve(profile="cpu", seeds="3,4", epochs=2, image_size=80, batch_size=8, backbone="resnet50")
     assert (custom.seeds, custom.epochs, custom.image_size, custom.batch_size) == ([3, 4], 2, 80, 8)
     assert custom.backbone == "resnet50" and _resolve(seeds=2).seeds == [0, 1]
@@ -61,6 +66,10 @@ def test_settings_fill_defaults_from_the_profile(tmp_path, monkeypatch):
     (dict(seeds="1,1"), ValueError, "parameter seeds: names a seed twice"),
     (dict(executor="gpu"), ValueError, "parameter executor: got 'gpu'; valid: 'auto', 'inline', 'local'"),
     (dict(workers=-2), ValueError, "parameter workers: must be an integer >= 0"),
+    (dict(loader_workers=-1), ValueError, "parameter loader_workers: must be an integer >= 0; got -1"),
+    (dict(loader_workers=1.5), ValueError, "parameter loader_workers: must be an integer >= 0"),
+    (dict(compile="yes"), ValueError, "parameter compile: must be True or False; got 'yes'"),
+    (dict(plan_only=1), ValueError, "parameter plan_only: must be True or False; got 1"),
     (dict(lr=0.1), ValueError, r"unknown parameter\(s\) lr; valid: profile, dataset, data_root, backbone"),
 ])
 def test_bad_parameters_stop_before_any_work(values, error, message):

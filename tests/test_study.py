@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from scipy import stats
 
 import study_paper
+from conftest import use_smoke_folders
 from fgvc_lib.engine import TrainConfig
 from fgvc_lib.locks import exclusive
 from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
@@ -46,10 +47,7 @@ def study_env(tmp_path_factory):
     """Smoke profile; caches, runs and results in a folder of this module; tests/ importable by workers."""
     root = tmp_path_factory.mktemp("study")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FGVC_PROFILE", "smoke")
-        mp.setenv("FGVC_CACHE_DIR", str(root / "cache"))
-        mp.setenv("FGVC_RUNS_DIR", str(root / "runs"))
-        mp.setenv("FGVC_RESULTS_DIR", str(root / "results"))
+        use_smoke_folders(mp, root)
         mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p))
         threads = torch.get_num_threads()
         yield root

@@ -27,6 +27,7 @@ from .aircraft import FGVCAircraft
 from .cars import StanfordCars
 from .cub import CUB200
 from .dogs import StanfordDogs
+from .drawn import DrawingSampler, DrawnDataset
 from .images import (
     CorruptImageError,
     DatasetLayoutError,
@@ -46,6 +47,7 @@ __all__ = [
     "build_dataset",
     "build_loaders",
     "build_test_loader",
+    "loader_options",
     "CUB200",
     "StanfordCars",
     "StanfordDogs",
@@ -156,13 +158,28 @@ def _collate_contiguous(batch):
     return images, targets
 
 
+def loader_options(num_workers: int = 0, pin_memory: bool = False) -> dict:
+    """DataLoader keywords for ``num_workers`` worker processes: they stay alive from epoch to epoch
+    and keep a few batches ready; ``pin_memory`` pins each batch for a fast, asynchronous copy to a GPU."""
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    options = {"num_workers": num_workers, "pin_memory": bool(pin_memory)}
+    if num_workers > 0:
+        options.update(persistent_workers=True, prefetch_factor=4)
+    return options
+
+
 def build_loaders(dataset_name: str, root, image_size, batch_size: int, num_workers: int = 0, seed: int = 0,
-                  **options) -> tuple[DataLoader, DataLoader]:
+                  pin_memory: bool = False, decoded_cache: bool = False, **options) -> tuple[DataLoader, DataLoader]:
     """``(train_loader, test_loader)`` for ``dataset_name`` with :func:`build_transforms` applied.
 
     The train loader shuffles with a generator seeded by ``seed`` (so two runs see the same order)
     and drops a last batch of a single image (it would break batch norm); the test loader keeps
-    the dataset order. Transform options ``flip`` and ``resize_mode`` and loader option
+    the dataset order. The random crops and flips are drawn in this process in the shuffled order
+    (:mod:`fgvc_lib.data.drawn`), so the batches are the same for any ``num_workers``; ``pin_memory``
+    and the worker options are :func:`loader_options`'. ``decoded_cache`` serves both splits from the
+    decoded-image cache (:mod:`fgvc_lib.data.decoded_cache`; bit-identical images, decoded once) where the
+    reader allows it. Transform options ``flip`` and ``resize_mode`` and loader option
     ``test_batch_size`` are taken from ``options``; the rest go to :func:`build_dataset`.
     ``validation`` (a share in (0, 1)) carves a validation split out of the training split
     (:mod:`fgvc_lib.data.validation`): the train loader reads the rest and the "test" loader the
@@ -174,26 +191,32 @@ def build_loaders(dataset_name: str, root, image_size, batch_size: int, num_work
     test_batch_size = options.pop("test_batch_size", None) or batch_size
     validation = options.get("validation")
     dataset_options = {k: v for k, v in options.items() if k != "validation"}
-    train_set = build_dataset(dataset_name, root, "train",
-                              build_transforms(image_size, train=True, flip=flip, resize_mode=resize_mode),
-                              **dataset_options)
+    transform = build_transforms(image_size, train=True, flip=flip, resize_mode=resize_mode)
+    train_set = build_dataset(dataset_name, root, "train", transform, **dataset_options)
     if len(train_set) == 0:
         raise ValueError(f"dataset {dataset_name!r} at {root!r} has no training images")
+    if decoded_cache:
+        train_set, transform = _from_decoded_cache(train_set, transform, num_workers)
     if validation is not None:
         train_set = DatasetPart(train_set, validation_indices(train_set.targets, validation)[0])
-    generator = torch.Generator()
-    generator.manual_seed(int(seed))
+    shuffle, workers_seed = torch.Generator(), torch.Generator()   # the loader draws its workers' seed apart
+    shuffle.manual_seed(int(seed))
+    workers_seed.manual_seed(int(seed))
+    workers = loader_options(num_workers, pin_memory)
     train_loader = DataLoader(
-        train_set, batch_size=batch_size, shuffle=True, num_workers=num_workers, generator=generator,
+        DrawnDataset(train_set, transform), batch_size=batch_size,
+        sampler=DrawingSampler(len(train_set), shuffle, transform), generator=workers_seed,
         drop_last=len(train_set) % batch_size == 1 and len(train_set) > 1, collate_fn=_collate_contiguous,
-    )
+        **workers)
     test_loader = build_test_loader(dataset_name, root, image_size, test_batch_size, num_workers,
-                                    resize_mode=resize_mode, **options)
+                                    resize_mode=resize_mode, pin_memory=pin_memory, decoded_cache=decoded_cache,
+                                    **options)
     return train_loader, test_loader
 
 
 def build_test_loader(dataset_name: str, root, image_size, batch_size: int, num_workers: int = 0,
-                      view: str | None = None, **options) -> DataLoader:
+                      view: str | None = None, pin_memory: bool = False, decoded_cache: bool = False,
+                      **options) -> DataLoader:
     """The test split of ``dataset_name`` in dataset order, as :func:`build_loaders` reads it, or
     in another test ``view`` of its ``resize_mode`` (:data:`~fgvc_lib.data.transforms.TEST_VIEWS`).
 
@@ -209,12 +232,30 @@ def build_test_loader(dataset_name: str, root, image_size, batch_size: int, num_
     if validation is None:
         test_set = build_dataset(dataset_name, root, "test", transform, **options)
     else:   # the held-out part of the training split, seen as test images are
-        train_split = build_dataset(dataset_name, root, "train", transform, **options)
-        test_set = DatasetPart(train_split, validation_indices(train_split.targets, validation)[1])
+        test_set = build_dataset(dataset_name, root, "train", transform, **options)
+    if decoded_cache:
+        test_set, transform = _from_decoded_cache(test_set, transform, num_workers)
+    if validation is not None:
+        test_set = DatasetPart(test_set, validation_indices(test_set.targets, validation)[1])
     if view is not None and str(dataset_name).lower() != "synthetic":
         batch_size = 1
-    return DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=_collate_contiguous)
+    return DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=_collate_contiguous,
+                      **loader_options(num_workers, pin_memory))
+
+
+def _from_decoded_cache(reader, transform, num_workers: int):
+    """``(dataset, transform)``: ``reader`` served from the decoded-image cache, with the pipeline after its
+    resize step; the reader as it is where its images cannot be cached (a region crop, a mask channel)."""
+    from ..paths import cache_dir
+    from .decoded_cache import DecodedDataset, DecodedImages, can_cache
+    from .transforms import TrainTransform
+
+    if not can_cache(reader):
+        return reader, transform
+    resize, rest = transform.transforms[0], transform.transforms[1:]
+    rest = TrainTransform(rest) if isinstance(transform, TrainTransform) else type(transform)(rest)
+    images = DecodedImages(reader, resize, cache_dir() / "decoded", workers=num_workers)
+    return DecodedDataset(reader, images, rest), rest
 
 
 def _check_batch_size(batch_size) -> None:

@@ -15,7 +15,9 @@ evaluates); they then differ in size from image to image unless the originals sh
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
+from typing import Optional
 
 import torch
 from torchvision import transforms as T
@@ -26,6 +28,7 @@ __all__ = [
     "RESIZE_MODES",
     "TEST_VIEWS",
     "build_transforms",
+    "TrainTransform",
     "check_view",
     "denormalize",
     "scale_box",
@@ -58,8 +61,9 @@ def _square(image_size) -> tuple[int, int]:
 
 
 def build_transforms(image_size, train: bool, flip: bool = True, resize_mode: str = "resize",
-                     view: str | None = None) -> T.Compose:
-    """Transform from an RGB ``PIL.Image`` to a normalised float tensor ``(3, H, W)``.
+                     view: str | None = None):
+    """Transform from an RGB ``PIL.Image`` to a normalised float tensor ``(3, H, W)`` (for training, a
+    :class:`TrainTransform`).
 
     ``image_size``: int ``s`` (square ``s x s``) or ``(height, width)``. ``train`` adds a random
     horizontal flip when ``flip`` is true. ``resize_mode``: ``"resize"`` or ``"resize_crop"``
@@ -70,20 +74,66 @@ def build_transforms(image_size, train: bool, flip: bool = True, resize_mode: st
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"unknown resize_mode {resize_mode!r}; valid modes: {list(RESIZE_MODES)}")
     check_view(view, resize_mode, train)
-    steps: list = []
     if resize_mode == "resize":
-        steps.append(T.Resize(size, antialias=True))
-    else:
-        if size[0] == size[1]:   # shorter side to s * 8/7, aspect ratio kept
-            steps.append(T.Resize(int(round(size[0] * _CROP_MARGIN)), antialias=True))
-        else:                    # a (height, width) target: both sides scaled alike
-            steps.append(T.Resize(tuple(int(round(s * _CROP_MARGIN)) for s in size), antialias=True))
-        if view is None:
-            steps.append(T.RandomCrop(size) if train else T.CenterCrop(size))
+        resize = T.Resize(size, antialias=True)
+    elif size[0] == size[1]:   # shorter side to s * 8/7, aspect ratio kept
+        resize = T.Resize(int(round(size[0] * _CROP_MARGIN)), antialias=True)
+    else:                      # a (height, width) target: both sides scaled alike
+        resize = T.Resize(tuple(int(round(s * _CROP_MARGIN)) for s in size), antialias=True)
+    steps: list = [resize]
+    if resize_mode == "resize_crop" and view is None:
+        steps.append(T.RandomCrop(size) if train else T.CenterCrop(size))
     if train and flip:
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    return T.Compose(steps)
+    return TrainTransform(steps) if train else T.Compose(steps)
+
+
+class TrainTransform(T.Compose):
+    """The training pipeline, whose random numbers can be drawn apart from the image.
+
+    :meth:`draw` notes the state of torch's global generator and moves it on by as many numbers as one
+    image takes (a random crop two, a flip one, as torchvision draws them); inside
+    ``with transform.preset(draw):`` a call replays that state, so the image gets exactly the crop and
+    flip it would have got had it been transformed at the moment of the draw. The training loader draws
+    each epoch's numbers in the main process, in the order its sampler yields the images
+    (:mod:`fgvc_lib.data.drawn`): the batches are the same for any number of worker processes, and the
+    same as when every image was transformed in the main process one after the other. Called outside a
+    preset it draws for itself, like any torchvision pipeline."""
+
+    def __init__(self, transforms) -> None:
+        super().__init__(transforms)
+        self._preset: Optional[torch.Tensor] = None
+
+    def draw(self) -> Optional[torch.Tensor]:
+        """One image's draw: the generator state its random steps start from (None: nothing is random)."""
+        random_steps = [t for t in self.transforms if isinstance(t, (T.RandomCrop, T.RandomHorizontalFlip))]
+        if not random_steps:
+            return None
+        state = torch.get_rng_state()
+        for step in random_steps:   # the same calls, hence the same numbers used, as the steps make
+            if isinstance(step, T.RandomCrop):
+                torch.randint(0, 2, size=(1,))
+                torch.randint(0, 2, size=(1,))
+            else:
+                torch.rand(1)
+        return state
+
+    @contextlib.contextmanager
+    def preset(self, draw: Optional[torch.Tensor]):
+        """Calls inside the block replay ``draw`` (from :meth:`draw`) instead of drawing."""
+        previous, self._preset = self._preset, draw
+        try:
+            yield self
+        finally:
+            self._preset = previous
+
+    def __call__(self, image):
+        if self._preset is None:
+            return super().__call__(image)
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._preset)
+            return super().__call__(image)
 
 
 def check_view(view: str | None, resize_mode: str, train: bool = False) -> None:

@@ -58,6 +58,9 @@ keeps a file per fingerprint and input form under ``fgvc_lib.paths.cache_dir()/f
   fingerprint is computed again: if the weights changed without the state token noticing, the
   entries are dropped (with a warning), never stored under the old fingerprint.
 * Only CPU entries are stored on disk (entries on another device stay in memory).
+* The extractor always runs where the images are (the model's device: a view moves each batch of images
+  there, :func:`fgvc_lib.cam.model_device`), on the whole batch of misses at once; only the hashing copies
+  a batch to the host. On a device the memo is not set for, it stands aside and the extractor runs there.
 
 Exactness: a hit returns the very tensor the extractor produced for that image, and that tensor does not
 depend on which images it was computed with. On CPU the extractor computes an image's features

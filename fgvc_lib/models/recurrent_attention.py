@@ -96,6 +96,10 @@ class RecurrentAttentionConfig:
     local_lr_multiplier: float = 10.0  # sec. 4.2: local stream 1e-2 over the global stream's 1e-3
     key_fraction: float = 0.5         # c_k / c (ch. 7): not stated, an even split of keys and values
     spatial_channels: Optional[int] = None  # c_s (ch. 7): not stated; None = c // 8
+    # Not an option: where the training patch choices sit in torch's global random stream. Since the loader
+    # draws each epoch's crops and flips before its first batch (fgvc_lib.data.drawn) they come after them,
+    # not between batches; the field keeps runs trained before that under other run keys.
+    patch_draws: str = "after_augmentations"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,6 +108,7 @@ class RecurrentAttentionConfig:
         for name, valid in (("local", LOCAL_VARIANTS), ("step_attention", STEP_ATTENTIONS),
                             ("test_patch", PATCH_CHOICES), ("rank_gradient", RANK_GRADIENTS)):
             check_choice(name, getattr(self, name), valid)
+        check_choice("patch_draws", self.patch_draws, ("after_augmentations",))
         for name in ("self_attention", "ranking_loss"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")

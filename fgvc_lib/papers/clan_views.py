@@ -6,7 +6,10 @@ scores on the synthetic ground truth.
 * Figure 5: Grad-CAM of the final prediction for the true class at each layer;
 * Figure 6: CLSA's attention maps ``M^s`` (eq. 8) of the mid levels.
 
-Every map is upsampled to the image size and scaled to [0, 1]. :func:`score_maps` scores each map of
+Every map is upsampled to the image size and scaled to [0, 1]. The models run on their own device
+(:func:`fgvc_lib.cam.model_device`), ``batch_size`` images at a time (:func:`fgvc_lib.cam.view_batch_size`:
+by default the whole sample on the CPU, as before); the maps come back to the CPU as numpy arrays.
+:func:`score_maps` scores each map of
 each model and seed against the sample's ground truth, one value per test image (so that a claim's
 interval counts the test images as well as the seeds):
 
@@ -45,60 +48,85 @@ def stage_layer(model, stage: str):
     return model.backbone.stage_module(stage)
 
 
+def _in_batches(model, images: torch.Tensor, batch_size: Optional[int], maps) -> Dict[str, np.ndarray]:
+    """``maps(model, chunk)`` (a dict of ``(b, H, W)`` arrays) over ``images``, ``batch_size`` at a time
+    (:func:`fgvc_lib.cam.view_batch_size`), concatenated; one call when one batch holds every image."""
+    from ..cam import model_device, view_batch_size
+
+    chunk = view_batch_size(batch_size, len(images), model_device(model))
+    if chunk >= len(images):
+        return maps(model, images)
+    parts = [maps(model, images[start:start + chunk]) for start in range(0, len(images), chunk)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 @torch.no_grad()
 def stage_maps(model, images: torch.Tensor, stages: Sequence[str]) -> Dict[str, torch.Tensor]:
-    """Each stage's feature map as the model uses it (CLAN: refined mid maps; else the backbone's)."""
+    """Each stage's feature map as the model uses it (CLAN: refined mid maps; else the backbone's), for
+    ``images`` moved to the model's device; the maps stay there."""
+    from ..cam import model_device
+
+    images = images.to(model_device(model)).contiguous()
     was_training = model.training
     model.eval()
     try:
         found: Dict[str, torch.Tensor] = {}
         if isinstance(model, CLAN):
-            found.update(model(images.contiguous()).extras["features"])
+            found.update(model(images).extras["features"])
         missing = [s for s in stages if s not in found]
         if missing:
-            found.update(model.backbone(images.contiguous(), missing))
+            found.update(model.backbone(images, missing))
     finally:
         model.train(was_training)
     return {s: found[s] for s in stages}
 
 
-def activation_maps(model, images: torch.Tensor, stages: Sequence[str]) -> Dict[str, np.ndarray]:
+def activation_maps(model, images: torch.Tensor, stages: Sequence[str],
+                    batch_size: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Channel-mean activation of each stage's map at image size, scaled to [0, 1] (Figure 4)."""
     from ..cam import feature_activation_map
 
     size = tuple(images.shape[-2:])
-    return {s: feature_activation_map(m, size) for s, m in stage_maps(model, images, stages).items()}
+    return _in_batches(model, images, batch_size, lambda net, chunk: {
+        s: feature_activation_map(m, size) for s, m in stage_maps(net, chunk, stages).items()})
 
 
-def gradcam_maps(model, images: torch.Tensor, labels: torch.Tensor, stages: Sequence[str]) -> Dict[str, np.ndarray]:
+def gradcam_maps(model, images: torch.Tensor, labels: torch.Tensor, stages: Sequence[str],
+                 batch_size: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Grad-CAM of the final prediction for the true class at each stage (Figure 5)."""
     from ..cam import compute_cams
 
-    return {s: compute_cams(model, images, target_layers=[stage_layer(model, s)], targets=labels) for s in stages}
+    return {s: compute_cams(model, images, target_layers=[stage_layer(model, s)], targets=labels,
+                            batch_size=batch_size) for s in stages}
 
 
 @torch.no_grad()
-def clsa_maps(model, images: torch.Tensor) -> Dict[str, np.ndarray]:
-    """CLSA's attention maps of each mid stage at image size in [0, 1] (Figure 6); empty without CLSA."""
-    from ..cam import feature_activation_map
+def _clsa_batch(model, images: torch.Tensor) -> Dict[str, np.ndarray]:
+    from ..cam import feature_activation_map, model_device
 
-    if not isinstance(model, CLAN) or not model.config.use_clsa:
-        return {}
     was_training = model.training
     model.eval()
     try:
-        attention = model(images.contiguous()).extras["clsa_attention"]
+        attention = model(images.to(model_device(model)).contiguous()).extras["clsa_attention"]
     finally:
         model.train(was_training)
     size = tuple(images.shape[-2:])
     return {stage: feature_activation_map(m, size) for stage, m in attention.items()}
 
 
-def model_maps(model, images: torch.Tensor, labels: torch.Tensor, stages: Sequence[str]) -> Dict[str, np.ndarray]:
+def clsa_maps(model, images: torch.Tensor, batch_size: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """CLSA's attention maps of each mid stage at image size in [0, 1] (Figure 6); empty without CLSA."""
+    if not isinstance(model, CLAN) or not model.config.use_clsa:
+        return {}
+    return _in_batches(model, images, batch_size, _clsa_batch)
+
+
+def model_maps(model, images: torch.Tensor, labels: torch.Tensor, stages: Sequence[str],
+               batch_size: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Every map of one model: ``"<stage> activation"``, ``"<stage> Grad-CAM"``, ``"CLSA <stage>"``."""
-    maps = {f"{s} activation": m for s, m in activation_maps(model, images, stages).items()}
-    maps.update({f"{s} Grad-CAM": m for s, m in gradcam_maps(model, images, labels, stages).items()})
-    maps.update({f"CLSA {s}": m for s, m in clsa_maps(model, images).items()})
+    maps = {f"{s} activation": m for s, m in activation_maps(model, images, stages, batch_size).items()}
+    maps.update({f"{s} Grad-CAM": m for s, m in gradcam_maps(model, images, labels, stages, batch_size).items()})
+    maps.update({f"CLSA {s}": m for s, m in clsa_maps(model, images, batch_size).items()})
     return maps
 
 
@@ -188,18 +216,20 @@ def part_boxes(dataset, sample) -> Optional[List[Dict[str, Box]]]:
 
 
 def score_maps(models: Mapping[str, List], stages: Sequence[str], sample,
-               parts: Optional[Sequence[Mapping[str, Box]]] = None) -> Dict[str, Dict[int, np.ndarray]]:
+               parts: Optional[Sequence[Mapping[str, Box]]] = None,
+               batch_size: Optional[int] = None) -> Dict[str, Dict[int, np.ndarray]]:
     """Per-image scores of every map of every model and seed, in percent: ``{"<model>: <map>: <metric>":
     {seed: (B,) array}}`` (the images of ``sample``, in its order, for every seed), plus ``"<model>:
     top/mid Grad-CAM correlation"`` (x100). ``models`` maps a label to its runs (objects with ``.seed``
-    and ``.model``). With ``parts`` (:func:`part_boxes`) every map also gets ``part_diversity``."""
+    and ``.model``). With ``parts`` (:func:`part_boxes`) every map also gets ``part_diversity``. Each
+    model's maps are computed on its device, ``batch_size`` images at a time (module docstring)."""
     from ..localization import score_cams
 
     top, mid = stages[:2]
     scores: Dict[str, Dict[int, np.ndarray]] = {}
     for label, runs in models.items():
         for run in runs:
-            maps = model_maps(run.model, sample.images, sample.labels, stages)
+            maps = model_maps(run.model, sample.images, sample.labels, stages, batch_size)
             for name, m in maps.items():
                 metrics = {k: 100.0 * v for k, v in score_cams(m, sample, per_image=True).items()}
                 if parts is not None:
@@ -211,9 +241,11 @@ def score_maps(models: Mapping[str, List], stages: Sequence[str], sample,
     return scores
 
 
-def map_figure(models: Mapping[str, object], stages: Sequence[str], sample, kind: str):
+def map_figure(models: Mapping[str, object], stages: Sequence[str], sample, kind: str,
+               batch_size: Optional[int] = None):
     """Figure 4 (``kind="activation"``), 5 (``"Grad-CAM"``) or 6 (``"CLSA"``): one row per image,
-    one column per model and layer. ``models`` maps a label to one trained model."""
+    one column per model and layer. ``models`` maps a label to one trained model (maps computed on its
+    device, ``batch_size`` images at a time)."""
     from ..cam import cam_grid
     from ..data.transforms import denormalize
 
@@ -222,11 +254,11 @@ def map_figure(models: Mapping[str, object], stages: Sequence[str], sample, kind
     columns = {}
     for label, model in models.items():
         if kind == "activation":
-            maps = activation_maps(model, sample.images, stages)
+            maps = activation_maps(model, sample.images, stages, batch_size)
         elif kind == "Grad-CAM":
-            maps = gradcam_maps(model, sample.images, sample.labels, stages)
+            maps = gradcam_maps(model, sample.images, sample.labels, stages, batch_size)
         else:
-            maps = clsa_maps(model, sample.images)
+            maps = clsa_maps(model, sample.images, batch_size)
         for stage, m in maps.items():
             columns[f"{label}{' CLSA' if kind == 'CLSA' else ''}\n{stage}"] = m
     return cam_grid(sample.images, columns, titles=sample.titles, boxes=sample.first_part_boxes(),

@@ -27,9 +27,14 @@ GAMMA_NAMES = ("x (horizontal location)", "y (vertical location)", "scale", "ang
 
 @torch.no_grad()
 def attend(model, images: torch.Tensor, batch_size: int = 64) -> Dict[str, torch.Tensor]:
-    """The ART module's output for ``images`` (eval mode, batched; model left in eval mode)."""
+    """The ART module's output for ``images`` (eval mode, batched; model left in eval mode), computed on
+    the model's device a batch at a time and returned on the CPU."""
+    from ..cam import model_device
+
     model.eval()
-    parts = [model.attend(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    device = model_device(model)
+    parts = [{key: value.cpu() for key, value in model.attend(images[i:i + batch_size].to(device)).items()}
+             for i in range(0, len(images), batch_size)]
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 

@@ -32,15 +32,18 @@ from ..masks import box_mask
 
 @torch.no_grad()
 def upsampled_stage_maps(model, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """(B, stages, H, W): each stage's channel-mean map of ``X_e``, bilinearly resized to the image."""
+    """(B, stages, H, W): each stage's channel-mean map of ``X_e``, bilinearly resized to the image;
+    computed on the model's device, ``batch_size`` images at a time, and returned on the CPU."""
+    from ..cam import model_device
     from ..models.cra_smra import stage_activation_maps
 
+    device = model_device(model)
     out = []
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
+        chunk = images[start:start + batch_size].to(device)
         maps = stage_activation_maps(model, chunk)
         out.append(torch.stack([F.interpolate(m[:, None], size=chunk.shape[-2:], mode="bilinear",
-                                              align_corners=False)[:, 0] for m in maps.values()], dim=1))
+                                              align_corners=False)[:, 0] for m in maps.values()], dim=1).cpu())
     return torch.cat(out)
 
 
@@ -110,7 +113,9 @@ def suppressed_channel_shares(model, images: torch.Tensor, batch_size: int = 64)
 
     The share is counted from the channel importance ``I`` the model returns (``softmax(I)_c >= delta *
     max softmax(I)``, eq. 5 as the model reads it), so it does not depend on omega (omega = 1 leaves the
-    map unchanged but the channels are still the ones selected). ``{}`` for a model without CRAM."""
+    map unchanged but the channels are still the ones selected). ``{}`` for a model without CRAM.
+    The model runs on its own device, ``batch_size`` images at a time; ``I`` is read on the CPU."""
+    from ..cam import model_device
     from ..models.cra_smra import ChannelReAttention
 
     sites = {stage: site for stage, site in model.sites.items() if isinstance(site, ChannelReAttention)}
@@ -120,11 +125,12 @@ def suppressed_channel_shares(model, images: torch.Tensor, batch_size: int = 64)
     model.eval()
     shares: Dict[str, list] = {stage: [] for stage in sites}
     spreads: Dict[str, list] = {stage: [] for stage in sites}
+    device = model_device(model)
     try:
         for start in range(0, len(images), batch_size):
-            importance = model(images[start:start + batch_size]).extras["channel_importance"]
+            importance = model(images[start:start + batch_size].to(device)).extras["channel_importance"]
             for stage, site in sites.items():
-                values = importance[stage].double()
+                values = importance[stage].cpu().double()
                 normalised = torch.softmax(values, dim=1)
                 chosen = normalised >= site.delta * normalised.amax(dim=1, keepdim=True)
                 shares[stage].append(100.0 * chosen.double().mean(dim=1))

@@ -15,6 +15,10 @@ steps classify an image correctly; Figure 7.3 compares the maps with and without
   (percent), beside ``centre box covers a part``, a box of the same size in the image's centre, and
   ``parts' share of the patch``: the share of the patch the parts cover (percent), what a flat map
   scores as ``map on parts``.
+
+The model runs on its own device (:func:`fgvc_lib.cam.model_device`), ``batch_size`` images at a time
+(:func:`fgvc_lib.cam.view_batch_size`: by default the whole sample on the CPU, as before); patches, boxes
+and maps come back to the CPU.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..cam import compute_cams
+from ..cam import compute_cams, model_device, view_batch_size
 from ..masks import union_mask
 from . import recurrent_attention as paper
 
@@ -53,16 +57,25 @@ def _evaluated(model, call):
         model.train(training)
 
 
-def evaluation_patches(model, images: torch.Tensor):
-    """(patches, boxes (B, 4) x1 y1 x2 y2) as the model picks them in evaluation."""
-    return _evaluated(model, lambda: model.patches(images))
+def evaluation_patches(model, images: torch.Tensor, batch_size: Optional[int] = None):
+    """(patches, boxes (B, 4) x1 y1 x2 y2) as the model picks them in evaluation, on the CPU (computed on
+    the model's device, ``batch_size`` images at a time)."""
+    device = model_device(model)
+    chunk = view_batch_size(batch_size, len(images), device)
+    parts = [_evaluated(model, lambda x=images[start:start + chunk].to(device): model.patches(x))
+             for start in range(0, len(images), chunk)]
+    if len(parts) == 1:
+        return tuple(t.cpu() for t in parts[0])
+    return torch.cat([p.cpu() for p, _ in parts]), torch.cat([b.cpu() for _, b in parts])
 
 
-def step_cams(model, patches: torch.Tensor, labels: torch.Tensor, steps: Optional[Sequence[int]] = None) -> np.ndarray:
-    """(len(steps), B, p, p): each step's Grad-CAM map of the true class on the patches, in [0, 1]."""
+def step_cams(model, patches: torch.Tensor, labels: torch.Tensor, steps: Optional[Sequence[int]] = None,
+              batch_size: Optional[int] = None) -> np.ndarray:
+    """(len(steps), B, p, p): each step's Grad-CAM map of the true class on the patches, in [0, 1]
+    (on the model's device, ``batch_size`` patches at a time)."""
     steps = list(steps or range(1, model.steps + 1))
     return np.stack([compute_cams(StepClassifier(model, t), patches, target_layers=model.patch_target_layers(),
-                                  targets=labels) for t in steps])
+                                  targets=labels, batch_size=batch_size) for t in steps])
 
 
 def half_mass_area(cam: np.ndarray) -> float:
@@ -101,12 +114,13 @@ def centre_box(image_size: Sequence[int], side: float) -> List[float]:
     return [(width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2]
 
 
-def step_map_scores(model, sample, steps: Optional[Sequence[int]] = None) -> Dict[str, np.ndarray]:
+def step_map_scores(model, sample, steps: Optional[Sequence[int]] = None,
+                    batch_size: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Per image of ``sample`` (:class:`fgvc_lib.localization.CamSample`): ``"step <t>: map area"`` for
     every step, and, when the sample has part boxes, ``"step <t>: map on parts"`` (module docstring)."""
     steps = list(steps or range(1, model.steps + 1))
-    patches, boxes = evaluation_patches(model, sample.images)
-    cams = step_cams(model, patches, sample.labels, steps)
+    patches, boxes = evaluation_patches(model, sample.images, batch_size)
+    cams = step_cams(model, patches, sample.labels, steps, batch_size)
     size = patches.shape[-1]
     scores = {f"step {t}: {paper.MAP_AREA}": np.array([half_mass_area(c) for c in cams[k]])
               for k, t in enumerate(steps)}
@@ -117,10 +131,10 @@ def step_map_scores(model, sample, steps: Optional[Sequence[int]] = None) -> Dic
     return scores
 
 
-def patch_scores(model, sample) -> Dict[str, np.ndarray]:
+def patch_scores(model, sample, batch_size: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Per image: does the model's test box, and a centred box of the same size, cover a part, and how much
     of the patch the parts cover (percent)."""
-    patches, boxes = evaluation_patches(model, sample.images)
+    patches, boxes = evaluation_patches(model, sample.images, batch_size)
     side = float(boxes[0, 2] - boxes[0, 0])
     centre = centre_box(sample.images.shape[-2:], side)
     size = patches.shape[-1]
@@ -150,8 +164,8 @@ def step_map_figure(models: Mapping[str, object], sample, denormalize, count: in
     cache = {}
     for label, model in models.items():
         patches, boxes = evaluation_patches(model, images)
-        branches = _evaluated(model, lambda: model(images).extras["branch_logits"])
-        correct = np.stack([(branches[f"step{t}"].argmax(1) == labels).numpy() for t in steps])
+        branches = _evaluated(model, lambda: model(images.to(model_device(model))).extras["branch_logits"])
+        correct = np.stack([(branches[f"step{t}"].argmax(1).cpu() == labels).numpy() for t in steps])
         cache[label] = (patches, boxes, step_cams(model, patches, labels, steps), correct)
     for row, (label, model, index) in enumerate(rows):
         patches, boxes, cams, correct = cache[label]

@@ -143,6 +143,23 @@ def make_executor(execution: Execution, runs: int, log_folder: Path, profile_thr
     return PoolExecutor(workers, devices, threads)
 
 
+MAX_LOADER_WORKERS = 16   # decoding processes per run beyond which a GPU run gains nothing measurable
+
+
+def loader_workers(requested: Optional[int], device: str, runs_at_once: int) -> int:
+    """Data-loader worker processes for one run: ``requested`` when given (the ``loader_workers`` parameter);
+    otherwise, on a GPU, the CPU cores shared among the runs in flight less one for each run's own process
+    (at most :data:`MAX_LOADER_WORKERS`), and none on a CPU, where decoding in the training process costs
+    less than feeding a single-threaded run from other processes."""
+    if requested is not None:
+        return int(requested)
+    from ..engine import resolve_device
+
+    if resolve_device(device).type != "cuda":
+        return 0
+    return max(1, min(MAX_LOADER_WORKERS, cpu_cores() // max(1, runs_at_once) - 1))
+
+
 def worker_traceback(err: BaseException) -> str:
     """The traceback of a failed run as its worker saw it (process pools attach it as the cause)."""
     cause = err.__cause__

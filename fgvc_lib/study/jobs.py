@@ -41,6 +41,7 @@ def outputs_name(view: Optional[str] = None) -> str:
     """The file of a run's test logits: the training transform's test images, or another ``view``."""
     return OUTPUTS_NAME if view is None else f"outputs-{view}.pt"
 LOG_NAME = "train.log"
+EVAL_BATCHES = 4   # on a GPU, a run's test images are scored this many training batches at a time
 LOCK_NAME = "lock"
 
 
@@ -67,10 +68,17 @@ class DataSpec:
             options["config"] = SyntheticConfig(**dict(self.synthetic))
         return options
 
-    def loaders(self):
+    def loaders(self, num_workers: int = 0, pin_memory: bool = False, test_batch_size: Optional[int] = None,
+                decoded_cache: bool = False):
+        """``(train_loader, test_loader)``; ``num_workers`` decoding processes, ``pin_memory`` and the
+        ``decoded_cache`` change how fast the batches come, never what they hold (:mod:`fgvc_lib.data.drawn`,
+        :mod:`fgvc_lib.data.decoded_cache`), and the test batch size only how many images are scored at once:
+        none of them is part of the data's identity."""
         from ..data import build_loaders
 
-        return build_loaders(self.dataset, self.root, self.image_size, self.batch_size, **self._dataset_options())
+        return build_loaders(self.dataset, self.root, self.image_size, self.batch_size, num_workers=num_workers,
+                             pin_memory=pin_memory, test_batch_size=test_batch_size, decoded_cache=decoded_cache,
+                             **self._dataset_options())
 
     def test_loader(self, view: Optional[str] = None):
         """The test split alone, as :meth:`loaders` reads it or in another test ``view``."""
@@ -174,6 +182,9 @@ class RunJob:
     device: str = "auto"
     threads: Optional[int] = None      # torch intra-op threads while training (None: leave as is)
     progress: bool = False             # epoch lines on the console (in-process runs); always in train.log
+    loader_workers: Optional[int] = None   # data-loader processes; None: fgvc_lib.study.executors.loader_workers
+    runs_at_once: int = 1              # runs sharing this machine's CPU cores (for the automatic loader_workers)
+    compile: bool = False              # torch.compile the model while it trains (TrainConfig.compile)
 
 
 @dataclass
@@ -241,7 +252,7 @@ def execute_run(job: RunJob) -> RunRecord:
 
 
 def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
-    from ..engine import TrainConfig, accuracy, collect_outputs, fit
+    from ..engine import TrainConfig, accuracy, collect_outputs, fit, resolve_device
     from ..locks import exclusive
 
     with exclusive(run_dir / LOCK_NAME):
@@ -249,15 +260,26 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
         if finished is not None:
             return finished
         with _log_to(run_dir / LOG_NAME, also_console=job.progress):
-            train_loader, test_loader = job.data.loaders()
+            from .executors import loader_workers
+
+            cuda = resolve_device(job.device).type == "cuda"
+            workers = loader_workers(job.loader_workers, job.device, job.runs_at_once)   # resolved where it trains
+            # on a GPU: images decoded once (the decoded-image cache), batches pinned for asynchronous copies,
+            # and the test images scored EVAL_BATCHES training batches at a time
+            train_loader, test_loader = job.data.loaders(workers, pin_memory=cuda, decoded_cache=cuda,
+                                                         test_batch_size=EVAL_BATCHES * job.data.batch_size if cuda else None)
             init_seed = job.variant.train.init_seed
             torch.manual_seed(job.seed if init_seed is None else init_seed)  # the initialisation's seed only
             model = job.variant.model(job.backbone.build(), len(train_loader.dataset.classes))
             config = TrainConfig(**{**job.variant.train.__dict__, "seed": job.seed,
-                                    "max_batches": job.data.max_batches, "device": job.device, "progress": True})
+                                    "max_batches": job.data.max_batches, "device": job.device, "progress": True,
+                                    "compile": job.compile})
             result = fit(model, train_loader, job.variant.loss, config, checkpoint_dir=run_dir,
                          desc=f"{job.variant.name} s{job.seed}")
-            outputs = collect_outputs(result.model, test_loader, job.data.max_batches)
+            cap = job.data.max_batches   # the same images as a training batch's count would score
+            if cap is not None and test_loader.batch_size != job.data.batch_size:
+                cap = -(-cap * job.data.batch_size // test_loader.batch_size)
+            outputs = collect_outputs(result.model, test_loader, cap)
             for view in job.variant.test_views:
                 save_view_outputs(result.model, job.data, view, run_dir)
         atomic_torch_save(outputs, run_dir / OUTPUTS_NAME)

@@ -55,6 +55,18 @@ def non_negative_number(value) -> float:
     return float(value)
 
 
+def flag(value) -> bool:
+    """``True`` or ``False`` (nothing else: a papermill boolean)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"must be True or False; got {value!r}")
+    return value
+
+
+def optional_whole_number(value) -> Optional[int]:
+    """``None`` or ``""`` (automatic), else an integer >= 0."""
+    return None if value in (None, "") else whole_number(0)(value)
+
+
 def optional_flag(value) -> Optional[bool]:
     """``None`` (the profile's choice), ``True`` or ``False``."""
     if value not in (None, "", True, False):
@@ -112,6 +124,11 @@ COMMON: Tuple[Parameter, ...] = (
     Parameter("slurm_partition", "", "Slurm partition (executor='slurm')"),
     Parameter("slurm_time", 240, "minutes per run on Slurm", whole_number(1)),
     Parameter("slurm_gpus", 1, "GPUs per run on Slurm", whole_number()),
+    Parameter("loader_workers", None, "data-loader worker processes per training run; None: automatic (on CUDA a "
+                                      "share of the CPU cores per run, on CPU 0)", optional_whole_number),
+    Parameter("compile", False, "torch.compile the model while training (opt-in)", flag),
+    Parameter("plan_only", False, "print the cost plan (runs, epochs, estimated hours from a short throughput "
+                                  "probe) and train nothing", flag),
 )
 COMMON_NAMES = tuple(p.name for p in COMMON)
 
@@ -133,6 +150,9 @@ class Execution:
     slurm_partition: str = ""
     slurm_time: int = 240
     slurm_gpus: int = 1
+    loader_workers: Optional[int] = None   # data-loader workers per run; None: automatic (CUDA: a share of the cores)
+    compile: bool = False                  # torch.compile the model while training
+    plan_only: bool = False                # Study.run prints the cost plan and trains nothing
 
 
 @dataclass
@@ -246,7 +266,7 @@ def resolve(paper, values: Mapping[str, object]) -> Settings:
     if image_size < minimum:
         _fail("image_size", ValueError(f"{image_size} is below the minimum {minimum} that {backbone} needs"))
     execution = Execution(**{k: given[k] for k in ("executor", "workers", "slurm_partition", "slurm_time",
-                                                   "slurm_gpus")})
+                                                   "slurm_gpus", "loader_workers", "compile", "plan_only")})
     if execution.executor == "slurm" and not (execution.slurm_partition or os.environ.get("SLURM_PARTITION")):
         _fail("slurm_partition", ValueError("executor='slurm' needs the partition to submit to (or $SLURM_PARTITION)"))
     options = {}

@@ -98,10 +98,13 @@ class Run:
 
     @cached_property
     def model(self) -> torch.nn.Module:
+        """The trained network in eval mode on :attr:`Study.device`, where the views run it (the
+        checkpoint is loaded straight onto that device)."""
         from ..engine import CHECKPOINT_NAME
 
-        model = self.study.untrained_model(self.variant.name, self.dataset)
-        state = torch.load(self.run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+        device = self.study.device
+        model = self.study.untrained_model(self.variant.name, self.dataset, device=device)
+        state = torch.load(self.run_dir / CHECKPOINT_NAME, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         return model.eval()
 
@@ -216,6 +219,14 @@ class Study:
     def runs_dir(self) -> Path:
         return paths.runs_dir(self.paper.notebook, self.profile.name)
 
+    @property
+    def device(self) -> torch.device:
+        """Where this process runs the trained models (:attr:`Run.model`) and so their views (CAMs,
+        localization, stage maps): ``fgvc_lib.engine.resolve_device("auto")``, CUDA when available."""
+        from ..engine import resolve_device
+
+        return resolve_device("auto")
+
     def describe(self) -> str:
         lines = [f"{self.paper.notebook}: {self.paper.title}", self.settings.describe(), f"torch threads: {self.threads or torch.get_num_threads()} per training "
                  f"run, {torch.get_num_threads()} for the analysis in this process",
@@ -281,7 +292,13 @@ class Study:
     def run(self) -> "Study":
         """Train, resume or load every run (in parallel where the executor allows) and keep them; the
         variants with ``lr_trials`` first get their rate chosen on a validation split
-        (:meth:`select_recipes`)."""
+        (:meth:`select_recipes`). With the notebook's ``plan_only``, prints :meth:`cost_plan` and raises
+        :class:`~fgvc_lib.study.cost_plan.PlanOnly` instead: nothing is trained."""
+        if self.settings.execution.plan_only:
+            from .cost_plan import PlanOnly, plan_only_message
+
+            self.cost_plan()
+            raise PlanOnly(plan_only_message(self.paper.notebook))
         for dataset in self.datasets:
             self.data(dataset)  # generates a synthetic set once, here, before any worker needs it
         self.select_recipes()
@@ -292,6 +309,16 @@ class Study:
             run = Run(self, dataset, job.variant, records[index])
             self.runs.setdefault(dataset, {}).setdefault(job.variant.name, []).append(run)
         return self
+
+    def cost_plan(self, probe_steps: Optional[int] = None) -> pd.DataFrame:
+        """Print and return the cost table (:func:`fgvc_lib.study.cost_plan.cost_plan`): per variant its runs,
+        epochs, training images, recipe trials and the hours they take on this machine, from a short throughput
+        probe of each distinct model (``probe_steps`` timed steps); nothing is trained."""
+        from .cost_plan import PROBE_STEPS, cost_plan, plan_text
+
+        table = cost_plan(self, probe_steps=probe_steps or PROBE_STEPS)
+        print(plan_text(table), flush=True)
+        return table
 
     def select_recipes(self) -> pd.DataFrame:
         """Choose the learning rate of every variant that lists ``lr_trials`` (:mod:`fgvc_lib.study.recipes`):
@@ -386,9 +413,14 @@ class Study:
                     index = pending.pop(0)
                     dataset, job = jobs[index]
                     slot = free_slots.pop(0) if free_slots else 0
-                    job = RunJob(job.variant, job.seed, job.data, job.backbone, job.run_dir,
-                                 device=executor.devices[slot % len(executor.devices)], threads=executor.threads,
-                                 progress=executor.kind == "inline" and self.profile.name == "paper")
+                    device = executor.devices[slot % len(executor.devices)]
+                    execution = self.settings.execution
+                    job = dataclasses.replace(
+                        job, device=device, threads=executor.threads,
+                        progress=executor.kind == "inline" and self.profile.name == "paper",
+                        loader_workers=getattr(execution, "loader_workers", None),
+                        runs_at_once=1 if executor.kind.startswith(("slurm", "submitit")) else min(executor.capacity, total),
+                        compile=bool(getattr(execution, "compile", False)))
                     bar.write(f"[run {index + 1}/{total}] start  {self._label(dataset, job)}")
                     started = time.perf_counter()   # before submit: an in-process executor trains inside it
                     in_flight[index] = (executor.submit(execute_run, job), started, slot)
@@ -426,10 +458,13 @@ class Study:
         if not self.runs:
             raise RuntimeError("no runs yet: call study.run() first")
 
-    def untrained_model(self, variant: str, dataset: Optional[str] = None) -> torch.nn.Module:
+    def untrained_model(self, variant: str, dataset: Optional[str] = None,
+                        device: Union[str, torch.device, None] = None) -> torch.nn.Module:
         """``variant``'s network on a freshly built backbone, without pretrained weights: for a
-        checkpoint to be loaded into, or for counting parameters and multiply-adds."""
-        return self.variants[variant].model(self.backbone_spec.build(weights=False), self.data(dataset).num_classes)
+        checkpoint to be loaded into, or for counting parameters and multiply-adds. Built on the CPU,
+        then moved to ``device`` when given (:attr:`Run.model` passes :attr:`device`)."""
+        model = self.variants[variant].model(self.backbone_spec.build(weights=False), self.data(dataset).num_classes)
+        return model if device is None else model.to(device)
 
     def runs_of(self, variant: str, dataset: Optional[str] = None) -> List[Run]:
         self._require_runs()
@@ -672,7 +707,8 @@ class Study:
     # ------------------------------------------------------------------ CAMs
     def cam_sample(self, dataset: Optional[str] = None, per_class: int = 0):
         """Test images for CAM figures (the profile's count, one per class), or ``per_class`` images
-        of every class for scoring."""
+        of every class for scoring. The images stay on the CPU: each view moves them to its model's
+        device (:attr:`device`) a batch at a time."""
         from ..localization import cam_sample
 
         test_set = self.data(dataset).test_set
@@ -682,16 +718,18 @@ class Study:
         return cam_sample(test_set, self.profile.cam_images)
 
     def localization(self, models: Mapping[str, Tuple[str, Optional[str]]], sample, dataset: Optional[str] = None,
-                     prefix: str = "") -> Dict[str, List[Dict[str, float]]]:
+                     prefix: str = "", batch_size: Optional[int] = None) -> Dict[str, List[Dict[str, float]]]:
         """Grad-CAM localization scores (means over ``sample``) of every seed of each ``{label: (variant,
         branch)}``; every score is also recorded per image (percent) as ``"<prefix><label>: <score>"``,
-        so that claims on it count the scored images' variation."""
+        so that claims on it count the scored images' variation. The maps are computed on :attr:`device`
+        (where :attr:`Run.model` is), ``batch_size`` images at a time (:func:`fgvc_lib.cam.view_batch_size`)."""
         from ..localization import localize
 
         scores: Dict[str, List[Dict[str, float]]] = {}
         for label, (variant, branch) in models.items():
             runs = self.runs_of(variant, dataset)
-            per_image = [localize(run.model, sample, branch=branch, per_image=True)[1] for run in runs]
+            per_image = [localize(run.model, sample, branch=branch, per_image=True, batch_size=batch_size)[1]
+                         for run in runs]
             for metric in per_image[0]:
                 self.record(f"{prefix}{label}: {metric}",
                             {run.seed: 100.0 * score[metric] for run, score in zip(runs, per_image)}, dataset)

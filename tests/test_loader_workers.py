@@ -1,0 +1,85 @@
+"""The training batches do not depend on the loader's worker count (fgvc_lib.data.drawn, issue 20).
+
+Reference: the plain main-process pipeline, every image transformed one after the other in the shuffled
+order with torch's global generator seeded as the engine seeds an epoch. The loader must give exactly those
+batches with 0 and with 2 worker processes, and a run trained from either must end with the same weights.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fgvc_lib.data import build_loaders
+from fgvc_lib.data.synthetic import SyntheticConfig
+from fgvc_lib.engine import TrainConfig, _epoch_seed, _seed_epoch, fit
+
+TINY = SyntheticConfig(num_classes=3, train_per_class=7, test_per_class=1, image_size=48)
+
+
+def _loaders(workers: int, **options):
+    return build_loaders("synthetic", None, 40, 4, num_workers=workers, seed=5, config=TINY, **options)
+
+
+def _epoch_batches(loader, epoch: int, seed: int = 11):
+    _seed_epoch(loader, _epoch_seed(seed, epoch))
+    return [(images.clone(), targets.clone()) for images, targets in loader]
+
+
+def _reference_batches(loader, epoch: int, seed: int = 11):
+    """The same epoch the slow way: shuffle with the sampler's generator as torch's RandomSampler does after
+    the DataLoader's one draw for its workers, then transform each image in that order, drawing as it goes."""
+    dataset = loader.dataset.dataset
+    generator = torch.Generator()
+    generator.manual_seed(_epoch_seed(seed, epoch))
+    torch.manual_seed(_epoch_seed(seed, epoch))
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(len(dataset), generator=generator).tolist()
+    batches = []
+    for start in range(0, len(order), loader.batch_size):
+        if loader.drop_last and len(order) - start < loader.batch_size:
+            break   # a last batch of a single image is dropped (it would break batch norm)
+        items = [dataset[i] for i in order[start:start + loader.batch_size]]
+        batches.append((torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])))
+    return batches
+
+
+@pytest.mark.parametrize("options", [{}, {"resize_mode": "resize_crop"}, {"mask": "parts"}],
+                         ids=["flip", "crop-and-flip", "mask-channel"])
+def test_batches_equal_the_sequential_pipeline_for_0_and_2_workers(options):
+    for workers in (0, 2):
+        train_loader, _ = _loaders(workers, **options)
+        for epoch in (0, 1):   # the second epoch checks that persistent workers are re-seeded alike
+            got = _epoch_batches(train_loader, epoch)
+            want = _reference_batches(train_loader, epoch)
+            assert len(got) == len(want)
+            for (images, targets), (ref_images, ref_targets) in zip(got, want):
+                assert torch.equal(targets, ref_targets)
+                assert torch.equal(images, ref_images), f"{workers} workers, epoch {epoch}"
+
+
+def test_augmentations_are_really_random():
+    """The test above could pass with no augmentation at all: the flips must differ between epochs."""
+    train_loader, _ = _loaders(0)
+    first, second = _epoch_batches(train_loader, 0), _epoch_batches(train_loader, 1)
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, second))
+
+
+def test_trained_weights_equal_for_0_and_2_workers():
+    from fgvc_lib.backbones import build_backbone
+    from fgvc_lib.models.baseline import BaselineNet, cross_entropy_loss
+
+    weights = []
+    for workers in (0, 2):
+        train_loader, _ = _loaders(workers)
+        torch.manual_seed(0)
+        model = BaselineNet(build_backbone("vgg16", width=0.0625), 3)
+        fit(model, train_loader, cross_entropy_loss, TrainConfig(epochs=2, lr=0.01, seed=3, progress=False))
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+def test_loader_options_reject_a_negative_worker_count():
+    with pytest.raises(ValueError, match="num_workers"):
+        _loaders(-1)
