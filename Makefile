@@ -52,6 +52,7 @@ lab: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/gpu_throughput.py
 	$(PY) benchmarks/run_grid.py
 
 clean-cache:

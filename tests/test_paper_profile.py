@@ -1,9 +1,11 @@
 """The paper profile end to end (docs/DESIGN.md, Tests): every notebook, run headlessly by papermill with
 ``profile="paper"``, on a tiny CUB-200-2011 fixture in the official layout, at full width, with
-ImageNet-format weight files (random values) in a temporary TORCH_HOME. No GPU is used and nothing
-may be downloaded: the test hides any GPU, points every proxy at a closed local port (a download
-attempt fails at once instead of fetching 500 MB), and checks afterwards that the hub cache holds
-exactly the files placed in it.
+ImageNet-format weight files (random values) in a temporary TORCH_HOME. The runs train where the
+project puts them: on CUDA when a GPU is present, on the CPU otherwise (the device follows
+``torch.cuda.is_available()``, nothing forces either); each notebook's test prints the device its runs
+trained on, read from their checkpoints, and asserts it is that one. Nothing may be downloaded: the
+test points every proxy at a closed local port (a download attempt fails at once instead of fetching
+500 MB), and checks afterwards that the hub cache holds exactly the files placed in it.
 
 The fixtures are built once per session (tests/fixtures_datasets.py ``make_cub_photos``, and
 tests/paper_fixtures.py for the weight files); each notebook is its own test.
@@ -102,7 +104,8 @@ def paper_torch_home(tmp_path_factory):
 
 def isolate(monkeypatch, tmp_path: Path, torch_home: Path) -> dict:
     """The environment of one notebook run (inherited by the papermill kernel): every output and
-    cache in ``tmp_path``, weights from ``torch_home``, no GPU, no network."""
+    cache in ``tmp_path``, weights from ``torch_home``, no network. The GPUs stay as they are: the
+    runs train on CUDA where there is one (:func:`expected_device`)."""
     env = {
         "TORCH_HOME": str(torch_home),
         "FGVC_RESULTS_DIR": str(tmp_path / "results"),
@@ -110,7 +113,6 @@ def isolate(monkeypatch, tmp_path: Path, torch_home: Path) -> dict:
         "FGVC_CACHE_DIR": str(tmp_path / "cache"),
         "FGVC_PROFILE": PROFILE,
         "MPLBACKEND": "Agg",
-        "CUDA_VISIBLE_DEVICES": "",
     }
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         env[var] = NO_NETWORK_PROXY
@@ -119,6 +121,29 @@ def isolate(monkeypatch, tmp_path: Path, torch_home: Path) -> dict:
     for var in ("NO_PROXY", "no_proxy"):  # a proxy exemption would let a download through
         monkeypatch.delenv(var, raising=False)
     return env
+
+
+def expected_device() -> str:
+    """Where the project trains a run here: ``fgvc_lib.engine.resolve_device("auto")``, i.e. CUDA when
+    ``torch.cuda.is_available()``, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def checkpoint_devices(runs_dir: Path) -> dict:
+    """``{run folder: device types}`` of every run checkpoint (``last.pt``) under ``runs_dir``: where the
+    tensors it holds were when the engine saved them (the model's and optimizer's, so the device the run
+    trained on). Read from the storage locations in the file, so a CUDA checkpoint reads on a CPU too."""
+    found = {}
+    for path in sorted(Path(runs_dir).rglob("last.pt")):
+        locations = set()
+
+        def record(storage, location):
+            locations.add(location.split(":")[0])
+            return storage
+
+        torch.load(path, map_location=record, weights_only=False)
+        found[str(path.parent.relative_to(runs_dir))] = locations
+    return found
 
 
 # --------------------------------------------------------------------------- the fixtures themselves
@@ -191,6 +216,14 @@ def test_notebook_runs_in_paper_profile(name, paper_cub, paper_torch_home, tmp_p
         failure = f"{name} failed in the paper profile with {params}; executed copy: {executed}\n{err}"
     if failure:
         pytest.fail(failure, pytrace=False)
+
+    devices = checkpoint_devices(Path(env["FGVC_RUNS_DIR"]))
+    used = set().union(*devices.values()) if devices else set()
+    print(f"{name}: {len(devices)} run(s) trained on {', '.join(sorted(used)) or 'nothing'} "
+          f"(expected {expected_device()})")
+    assert devices, f"{name} left no run checkpoint (last.pt) under {env['FGVC_RUNS_DIR']}"
+    wrong = {run: found for run, found in devices.items() if found != {expected_device()}}
+    assert not wrong, f"{name}: runs not trained on {expected_device()} alone: {wrong}"
 
     results = Path(env["FGVC_RESULTS_DIR"])
     folders = result_folders(results, name, PROFILE)
