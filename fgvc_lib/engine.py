@@ -69,8 +69,9 @@ class TrainConfig:
     device: str = "auto"              # "auto" = cuda if available else cpu
     amp: bool = True                  # mixed precision, used on CUDA only: bf16 where the GPU has it, else fp16
     channels_last: bool = True        # memory format, used on CUDA only (CPU stays contiguous NCHW)
-    compile: bool = False             # torch.compile the model for the training steps (opt-in; the same
-    # parameters and checkpoints, so not part of the fingerprint, like device)
+    compile: bool = False             # torch.compile the model for the training steps, on CUDA only (opt-in; the
+    # same parameters and checkpoints, so not part of the fingerprint, like device; on CPU it would change the
+    # bits of a run that the CPU profiles keep identical, so it is ignored there)
     max_batches: Optional[int] = None  # cap batches per epoch (smoke profile)
     loss_weights: Dict[str, float] = field(default_factory=dict)
     on_divergence: str = "raise"      # one of ON_DIVERGENCE (module docstring)
@@ -150,7 +151,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 def autocast_dtype(device: torch.device) -> torch.dtype:
     """The mixed-precision type on ``device``: bf16 where the GPU computes it natively (Ampere and later:
     no loss scaling needed), else fp16 with a GradScaler."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0):
         return torch.bfloat16
     return torch.float16
 
@@ -315,11 +316,12 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, config: Train
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and state.get("scheduler") is not None:
                 scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
+            if state["scaler"] and scaler.is_enabled():   # a bf16 or CPU run saved a disabled (empty) scaler
+                scaler.load_state_dict(state["scaler"])
             history = History(state["history"])
             start_epoch = state["epoch"]
     weights = config.loss_weights
-    step_model = torch.compile(model) if config.compile else model
+    step_model = torch.compile(model) if config.compile and cuda else model
     resumed_from = start_epoch
     diverged = next((e["epoch"] for e in history.epochs if e.get("diverged")), None)
     stop_on_divergence = config.on_divergence == "stop"
@@ -408,9 +410,11 @@ def collect_outputs(model: nn.Module, loader: Iterable, max_batches: Optional[in
                     device: Optional[torch.device] = None) -> Dict[str, torch.Tensor]:
     """Logits of the final prediction (``"final"``) and of every branch, plus ``"targets"``, on CPU.
 
-    The model runs where its parameters are (or on ``device``); on CUDA the batches go channels-last and
-    the logits stay on the GPU until the last batch, so the loop never waits for a copy to the host."""
+    The model runs where its parameters are (or on ``device``); on CUDA in autocast, the batches channels-last,
+    and the logits stay on the GPU until the last batch, so the loop never waits for a copy to the host."""
     device = device or next(model.parameters()).device
+    # on CUDA in the training recipe's default mixed precision (TrainConfig.amp); on CPU in fp32, as always
+    autocast = torch.autocast("cuda", dtype=autocast_dtype(device)) if device.type == "cuda" else contextlib.nullcontext()
     was_training = model.training
     model.eval()
     chunks: Dict[str, List[torch.Tensor]] = {}
@@ -419,7 +423,8 @@ def collect_outputs(model: nn.Module, loader: Iterable, max_batches: Optional[in
             if max_batches is not None and batch_index >= max_batches:
                 break
             images, targets = _to_device(images, targets, device, channels_last=device.type == "cuda")
-            output = model(images)
+            with autocast:
+                output = model(images)
             chunks.setdefault("final", []).append(output.logits.float())
             for name, logits in output.extras.get("branch_logits", {}).items():
                 chunks.setdefault(name, []).append(logits.float())

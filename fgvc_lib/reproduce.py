@@ -209,7 +209,7 @@ def plan_all(names: List[str], wanted: Dict[str, object]) -> int:
         total += float(table.loc["total", "hours"])
         device = table.attrs.get("device", device)
         print(flush=True)
-    print(f"grand total ({len(names)} notebook(s)): {total:.3g} hours on this machine's {device}; nothing was "
+    print(f"grand total ({len(names)} notebook(s)): {total:.3g} hours of one run at a time on this machine's {device}; nothing was "
           f"trained (run without PLAN=1 to train)", flush=True)
     return 0
 

@@ -7,3 +7,5 @@ every stored run. A module of its own so that models, which never import the stu
 """
 RUN_KEY = "run_key"            # the field metadata entry: False keeps the field out of the key
 UNKEYED = {RUN_KEY: False}
+KEYED_WHEN_SET = {RUN_KEY: "when set"}   # in the key only when not None: a field added later that leaves the
+# keys of configs that do not set it (and so their stored runs) as they were

@@ -54,7 +54,7 @@ def test_cost_table_counts_runs_epochs_and_images_per_variant(smoke_env, batch_s
     assert math.isclose(total["hours"], rows["hours"].sum())
     assert table.attrs["device"]
     printed = capsys.readouterr().out
-    assert "cost plan of 99_tiny" in printed and f"hours on this machine's {table.attrs['device']}" in printed
+    assert "cost plan of 99_tiny" in printed and f"hours of one run at a time on this machine's {table.attrs['device']}" in printed
     assert not study.runs_dir.exists()                # nothing trained, no run folder
 
 
@@ -93,7 +93,7 @@ def test_reproduce_plan_prints_a_grand_total_without_papermill(smoke_env, monkey
                            "--compile", ""]) == 0
     out = capsys.readouterr().out
     assert "== 05_ssanet: plan (profile=smoke, loader_workers=0)" in out and "cost plan of 05_ssanet" in out
-    assert "grand total (1 notebook(s)): " in out and "hours on this machine's " in out
+    assert "grand total (1 notebook(s)): " in out and "hours of one run at a time on this machine's " in out
     assert not results.exists()                         # no executed copy, no SUMMARY.md
 
 

@@ -83,3 +83,21 @@ def test_trained_weights_equal_for_0_and_2_workers():
 def test_loader_options_reject_a_negative_worker_count():
     with pytest.raises(ValueError, match="num_workers"):
         _loaders(-1)
+
+
+def test_a_draw_is_plain_bytes():
+    """A draw travels to the worker processes with its image's index: as a tensor it would go through shared
+    memory, one open file per image of the epoch (a CUB epoch would pass a 1,024-file limit)."""
+    train_loader, _ = _loaders(2)
+    index, draw = next(iter(train_loader.sampler))
+    assert isinstance(index, int) and isinstance(draw, bytes)
+
+
+def test_random_pairs_of_cra_cnn_are_keyed_apart_and_consecutive_pairs_keep_their_key():
+    """CRA-CNN's random pairs draw from the global generator between batches, so their runs changed with the
+    drawn augmentations and got another key; consecutive pairs draw nothing and kept theirs."""
+    from fgvc_lib.models.cra_cnn import CRACNNConfig
+    from fgvc_lib.study.jobs import describe
+
+    assert "pair_draws" not in describe(CRACNNConfig())
+    assert describe(CRACNNConfig(pairing="random"))["pair_draws"] == "after_augmentations"

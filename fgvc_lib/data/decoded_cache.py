@@ -9,8 +9,8 @@ processes and runs) with their shapes in ``<key>.json``, and :class:`DecodedData
 rest of the pipeline (random crop, flip, tensor, normalisation). The result is bit-identical to decoding
 (a test checks it): the resize is deterministic, and the steps after it see the same ``PIL.Image``.
 
-The key hashes the reader's class, root and split, every image's path, size and modification time, and the
-resize step, so a changed file or another image size builds another cache. Building is locked (two runs
+The key hashes the reader's class and settings (root, split, options), every image's path, size and
+modification time, the resize step and the versions of Pillow and torchvision, so a changed file or another image size builds another cache. Building is locked (two runs
 asking for the same cache: the second waits and reads the first's) and atomic (a killed build leaves none).
 Readers that crop to a region or add a mask channel (``crop``, ``mask``) keep decoding: their images are
 not the file's pixels resized.
@@ -63,6 +63,8 @@ class DecodedImages:
         self.pixels_path, self.index_path = folder / f"{self.key}.u8", folder / f"{self.key}.json"
         with exclusive(folder / f"{self.key}.lock"):
             if not self.index_path.is_file():
+                for stale in folder.glob(f".{self.key}.*.tmp"):   # a build killed before its end (we hold the lock)
+                    stale.unlink(missing_ok=True)
                 _build(_Resized(reader, resize), self.pixels_path, self.index_path, workers)
         index = json.loads(self.index_path.read_text())
         self.shapes: List[Tuple[int, int]] = [tuple(s) for s in index["shapes"]]
@@ -89,12 +91,20 @@ class DecodedImages:
 
 def cache_key(reader, resize) -> str:
     """A hash of what the cached pixels depend on (module docstring)."""
+    import PIL
+    import torchvision
+
     files = []
     for path, _ in reader.samples:
         stat = os.stat(path)
         files.append((str(path), stat.st_size, stat.st_mtime_ns))
+    # the reader's own settings (root, split, and options such as FGVC-Aircraft's crop_banner, which changes
+    # what load_image returns), and the versions of the libraries that decode and resize
+    settings = {name: value for name, value in sorted(vars(reader).items()) if not name.startswith("_")
+                and isinstance(value, (str, int, float, bool, type(None)))}
     blob = json.dumps({"reader": type(reader).__qualname__, "root": str(getattr(reader, "root", "")),
-                       "split": getattr(reader, "split", ""), "files": files, "resize": repr(resize)})
+                       "settings": settings, "files": files, "resize": repr(resize),
+                       "versions": [PIL.__version__, torchvision.__version__]}, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

@@ -39,7 +39,7 @@ class DrawingSampler(Sampler):
     def __len__(self) -> int:
         return self.num_images
 
-    def __iter__(self) -> Iterator[Tuple[int, Optional[torch.Tensor]]]:
+    def __iter__(self) -> Iterator[Tuple[int, Optional[bytes]]]:
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         order = list(RandomSampler(range(self.num_images), generator=self.generator))
         draws = [self.transform.draw() for _ in order]   # all at once: before any batch runs through a model

@@ -103,14 +103,15 @@ class TrainTransform(T.Compose):
 
     def __init__(self, transforms) -> None:
         super().__init__(transforms)
-        self._preset: Optional[torch.Tensor] = None
+        self._preset: Optional[bytes] = None
 
-    def draw(self) -> Optional[torch.Tensor]:
-        """One image's draw: the generator state its random steps start from (None: nothing is random)."""
+    def draw(self) -> Optional[bytes]:
+        """One image's draw: the generator state its random steps start from, as bytes (a tensor would travel
+        to worker processes through shared memory, one open file per image), or None: nothing is random."""
         random_steps = [t for t in self.transforms if isinstance(t, (T.RandomCrop, T.RandomHorizontalFlip))]
         if not random_steps:
             return None
-        state = torch.get_rng_state()
+        state = torch.get_rng_state().numpy().tobytes()
         for step in random_steps:   # the same calls, hence the same numbers used, as the steps make
             if isinstance(step, T.RandomCrop):
                 torch.randint(0, 2, size=(1,))
@@ -120,7 +121,7 @@ class TrainTransform(T.Compose):
         return state
 
     @contextlib.contextmanager
-    def preset(self, draw: Optional[torch.Tensor]):
+    def preset(self, draw: Optional[bytes]):
         """Calls inside the block replay ``draw`` (from :meth:`draw`) instead of drawing."""
         previous, self._preset = self._preset, draw
         try:
@@ -132,7 +133,7 @@ class TrainTransform(T.Compose):
         if self._preset is None:
             return super().__call__(image)
         with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._preset)
+            torch.set_rng_state(torch.frombuffer(bytearray(self._preset), dtype=torch.uint8))
             return super().__call__(image)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from ..backbones import FeatureBackbone, min_image_size
 from ..profiles import scale_epochs
+from ..run_keys import KEYED_WHEN_SET
 from .baseline import BaselineNet
 from .cra_transform import (GAMMA_SIZE, REDUNDANCY_RESOLUTIONS, TRANSFORMS,
                             AttentionRedundancyTransformer)
@@ -100,6 +101,13 @@ class CRACNNConfig:
                                            # code: random disjoint pairs
     triplet: str = "paper"                 # eq. 8: anchor r^m, positive r^n, negative a^m; "code": a^m, a^n, r^m
     contrast_features: str = "logits"      # f_ar: "the output of the final fully connected layer in N_ar"
+    # Not an option: random pairs are drawn from torch's global generator in the loss, after the epoch's crops
+    # and flips since the loader draws those before its first batch (fgvc_lib.data.drawn); set from pairing,
+    # and keyed only when set, so runs of random pairs drawn between batches keep other keys.
+    pair_draws: Optional[str] = field(default=None, init=False, metadata=KEYED_WHEN_SET)
+
+    def __post_init__(self) -> None:
+        self.pair_draws = "after_augmentations" if self.pairing == "random" else None
 
     def validate(self) -> None:
         check_choice("transform", self.transform, TRANSFORMS)

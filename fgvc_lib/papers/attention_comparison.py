@@ -308,37 +308,24 @@ def oracle_pays(by_text: pd.DataFrame, oracle: str) -> str:
 
 
 def training_speed(study, arms: Sequence[str], steps: int = 3) -> Dict[str, float]:
-    """Training images per second of each of ``arms``, measured here one after the other on the same machine and
-    thread count (the profile's), a fresh model each, on the first batches of the common training data: forward,
-    the arm's loss, backward and an SGD step, after one warm-up step. The runs' own wall-clock times are not used:
-    they shared a CPU pool with other runs."""
-    import time
-
+    """Training images per second of each of ``arms``, measured here one after the other on the study's device
+    (with the profile's thread count on a CPU), a fresh model each, on the common training data: the probe of the
+    cost plan (:func:`fgvc_lib.study.cost_plan.probe_rate`: the arm's recipe, loss, optimizer step and mixed
+    precision, after a warm-up step). The runs' own wall-clock times are not used: they shared a pool with other
+    runs."""
     import torch
 
-    batches = []
-    for images, targets in study.data().train_loader:
-        batches.append((images, targets))
-        if len(batches) == steps + 1:
-            break
+    from ..study.cost_plan import probe_rate
+
     speeds = {}
     threads = torch.get_num_threads()
-    torch.set_num_threads(study.threads or threads)
+    if study.device.type == "cpu":
+        torch.set_num_threads(study.threads or threads)
     try:
         for arm in arms:
-            model = study.untrained_model(arm).train()
-            loss_fn = study.variants[arm].loss
-            optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-            seen, started = 0, None
-            for index, (images, targets) in enumerate(batches):
-                if index == 1:
-                    started = time.perf_counter()
-                terms = loss_fn(model(images), targets)
-                optimizer.zero_grad()
-                sum(terms.values()).backward()
-                optimizer.step()
-                seen += len(targets) if index else 0
-            speeds[arm] = seen / (time.perf_counter() - started) if started and seen else math.nan
+            variant = study.variants[arm]
+            speeds[arm] = probe_rate(study.untrained_model(arm), study.data().train_loader, variant.loss,
+                                     variant.train, study.device, steps=steps, warmup=1)
     finally:
         torch.set_num_threads(threads)
     return speeds

@@ -105,8 +105,13 @@ def probe_rate(model: torch.nn.Module, loader, loss_fn, train, device: torch.dev
         model.start_epoch(0, train.epochs)
     model.train()
     optimizer = _make_optimizer(model, train)
-    step_model = torch.compile(model) if compile_model else model
+    step_model = torch.compile(model) if compile_model and cuda else model   # as fit: compile on CUDA only
     autocast, scaler = mixed_precision(train, device)
+    if cuda:
+        torch.backends.cudnn.benchmark = True   # as fit sets it
+        # the loader's workers keep batches decoded ahead; the timed steps start once that queue has been
+        # drawn down, so that a loader slower than the model shows in the rate
+        warmup = max(warmup, (getattr(loader, "prefetch_factor", None) or 0) * getattr(loader, "num_workers", 0))
     batches = _cycle(loader)
     timed_images, started = 0, None
     for step in range(warmup + steps):
@@ -218,4 +223,5 @@ def plan_text(table: pd.DataFrame) -> str:
         f"cost plan of {table.attrs.get('notebook', 'the study')}: measured on {table.attrs.get('device', '?')} "
         f"({table.attrs.get('probe', 'a short probe')}); training steps only, no evaluation or pretraining",
         shown.to_string(),
-        f"total: {total:.3g} hours on this machine's {table.attrs.get('device', 'device')}"])
+        f"total: {total:.3g} hours of one run at a time on this machine's {table.attrs.get('device', 'device')} "
+        f"(runs that train at once, on several GPUs or CPU cores, share them out)"])

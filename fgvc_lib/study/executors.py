@@ -116,8 +116,12 @@ class SubmititExecutor:
         self._executor = submitit.AutoExecutor(folder=str(folder), cluster=None if cluster == "slurm" else cluster)
         options = dict(timeout_min=execution.slurm_time, name="fgvc-run")
         if cluster == "slurm":
+            cpus = max(1, threads or 1)
+            if execution.slurm_gpus > 0:   # a GPU run's loader workers need cores of their own, plus the run's
+                workers = execution.loader_workers
+                cpus = 1 + (SLURM_GPU_LOADER_WORKERS if workers is None else workers)
             options.update(slurm_partition=execution.slurm_partition or os.environ.get("SLURM_PARTITION", ""),
-                           gpus_per_node=execution.slurm_gpus, cpus_per_task=max(1, threads or 1), tasks_per_node=1)
+                           gpus_per_node=execution.slurm_gpus, cpus_per_task=cpus, tasks_per_node=1)
         self._executor.update_parameters(**options)
 
     def submit(self, fn: Callable, *args):
@@ -144,6 +148,8 @@ def make_executor(execution: Execution, runs: int, log_folder: Path, profile_thr
 
 
 MAX_LOADER_WORKERS = 16   # decoding processes per run beyond which a GPU run gains nothing measurable
+SLURM_GPU_LOADER_WORKERS = 8   # loader workers a Slurm GPU run asks cores for when loader_workers is automatic
+# (the job then finds them in its allocation: loader_workers below counts the cores it may use)
 
 
 def loader_workers(requested: Optional[int], device: str, runs_at_once: int) -> int:

@@ -30,7 +30,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..atomic import atomic_torch_save, atomic_write_text
-from ..run_keys import RUN_KEY   # the field metadata that leaves a config field out of run keys
+from ..run_keys import KEYED_WHEN_SET, RUN_KEY   # field metadata: out of run keys, or in them only when set
 from .paper import Variant
 
 RECORD_NAME = "record.json"
@@ -41,7 +41,8 @@ def outputs_name(view: Optional[str] = None) -> str:
     """The file of a run's test logits: the training transform's test images, or another ``view``."""
     return OUTPUTS_NAME if view is None else f"outputs-{view}.pt"
 LOG_NAME = "train.log"
-EVAL_BATCHES = 4   # on a GPU, a run's test images are scored this many training batches at a time
+EVAL_BATCHES = 2   # on a GPU, a run's test images are scored this many training batches at a time (in the
+# run's autocast: no stored activations and half-size ones, so twice the batch fits where training did)
 LOCK_NAME = "lock"
 
 
@@ -148,7 +149,8 @@ def describe(obj) -> object:
                 "keywords": {k: describe(v) for k, v in sorted(obj.keywords.items())}}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {"type": f"{type(obj).__module__}.{type(obj).__qualname__}",
-                **{f.name: describe(getattr(obj, f.name)) for f in keyed_fields(obj)}}
+                **{f.name: describe(getattr(obj, f.name)) for f in keyed_fields(obj)
+                   if not (f.metadata.get(RUN_KEY) == KEYED_WHEN_SET[RUN_KEY] and getattr(obj, f.name) is None)}}
     if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
         return f"{obj.__module__}.{obj.__qualname__}"
     if isinstance(obj, (list, tuple)):
@@ -266,8 +268,9 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
             workers = loader_workers(job.loader_workers, job.device, job.runs_at_once)   # resolved where it trains
             # on a GPU: images decoded once (the decoded-image cache), batches pinned for asynchronous copies,
             # and the test images scored EVAL_BATCHES training batches at a time
+            larger = cuda and job.data.max_batches is None   # a capped (smoke) run scores the batches it always did
             train_loader, test_loader = job.data.loaders(workers, pin_memory=cuda, decoded_cache=cuda,
-                                                         test_batch_size=EVAL_BATCHES * job.data.batch_size if cuda else None)
+                                                         test_batch_size=EVAL_BATCHES * job.data.batch_size if larger else None)
             init_seed = job.variant.train.init_seed
             torch.manual_seed(job.seed if init_seed is None else init_seed)  # the initialisation's seed only
             model = job.variant.model(job.backbone.build(), len(train_loader.dataset.classes))
@@ -276,10 +279,7 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
                                     "compile": job.compile})
             result = fit(model, train_loader, job.variant.loss, config, checkpoint_dir=run_dir,
                          desc=f"{job.variant.name} s{job.seed}")
-            cap = job.data.max_batches   # the same images as a training batch's count would score
-            if cap is not None and test_loader.batch_size != job.data.batch_size:
-                cap = -(-cap * job.data.batch_size // test_loader.batch_size)
-            outputs = collect_outputs(result.model, test_loader, cap)
+            outputs = collect_outputs(result.model, test_loader, job.data.max_batches)
             for view in job.variant.test_views:
                 save_view_outputs(result.model, job.data, view, run_dir)
         atomic_torch_save(outputs, run_dir / OUTPUTS_NAME)
