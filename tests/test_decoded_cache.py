@@ -66,3 +66,19 @@ def test_a_region_crop_keeps_decoding(cub_root):
         from fgvc_lib.data.transforms import build_transforms
         DecodedImages(build_dataset("cub", cub_root, "train", crop="object"),
                       build_transforms(48, train=False).transforms[0], cub_root / "c")
+
+
+def test_synthetic_images_from_the_cache_equal_decoded_ones(tmp_path, monkeypatch):
+    """The CPU profiles read the embedded synthetic set through the cache too."""
+    from fgvc_lib.data.synthetic import SyntheticConfig
+
+    monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path / "cache"))
+    config = SyntheticConfig(num_classes=3, train_per_class=6, test_per_class=2, image_size=64)
+    plain = build_loaders("synthetic", None, 48, 4, seed=2, config=config)
+    cached = build_loaders("synthetic", None, 48, 4, seed=2, config=config, decoded_cache=True, validation=0.25)
+    reference = build_loaders("synthetic", None, 48, 4, seed=2, config=config, validation=0.25)
+    for (x, y), (cx, cy) in zip(_batches(reference[0], 0), _batches(cached[0], 0), strict=True):
+        assert torch.equal(y, cy) and torch.equal(x, cx)
+    for (x, y), (cx, cy) in zip(_batches(reference[1]), _batches(cached[1]), strict=True):   # the held-out images
+        assert torch.equal(y, cy) and torch.equal(x, cx)
+    assert len(plain[0].dataset) > len(cached[0].dataset)   # the validation share is held out of the cached split

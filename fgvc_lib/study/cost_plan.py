@@ -181,11 +181,10 @@ def cost_plan(study, probe_steps: int = PROBE_STEPS, warmup: int = WARMUP_STEPS,
                 with torch.random.fork_rng(devices=devices):
                     torch.manual_seed(variant.seeds[0] if variant.seeds else 0)
                     model = study.untrained_model(variant.name, first)
-                    # the training loader as a run reads it: its workers, on CUDA pinned batches and the
-                    # decoded-image cache (built here once if it is missing, as the first run would build it)
+                    # the training loader as a run reads it: its workers, the decoded-image cache (built here
+                    # once if it is missing, as the first run would build it), on CUDA pinned batches
                     spec = dataclasses.replace(study.data_spec(first), options=variant.data)
-                    cuda = device.type == "cuda"
-                    loader = spec.loaders(num_workers=workers, pin_memory=cuda, decoded_cache=cuda)[0]
+                    loader = spec.loaders(num_workers=workers, pin_memory=device.type == "cuda", decoded_cache=True)[0]
                     rates[key] = probe_rate(model, loader, variant.loss, variant.train, device, probe_steps, warmup,
                                             compile_model, max_seconds)
                     del loader
