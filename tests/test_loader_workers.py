@@ -101,3 +101,26 @@ def test_random_pairs_of_cra_cnn_are_keyed_apart_and_consecutive_pairs_keep_thei
 
     assert "pair_draws" not in describe(CRACNNConfig())
     assert describe(CRACNNConfig(pairing="random"))["pair_draws"] == "after_augmentations"
+
+
+def test_automatic_loader_workers_share_the_cores_on_a_gpu_and_are_none_on_a_cpu(monkeypatch):
+    import fgvc_lib.engine
+    from fgvc_lib.study import executors
+
+    assert executors.loader_workers(None, "cpu", 1) == 0
+    assert executors.loader_workers(3, "cpu", 1) == 3        # the notebook's loader_workers wins
+    monkeypatch.setattr(fgvc_lib.engine, "resolve_device", lambda device="auto": torch.device("cuda"))
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 16)
+    # 16 cores: one run keeps 1 for itself (15 workers); 4 runs get 16 / 4 - 1 = 3 each; 20 runs still get 1
+    assert [executors.loader_workers(None, "cuda:0", n) for n in (1, 4, 20)] == [15, 3, 1]
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 64)
+    assert executors.loader_workers(None, "cuda:0", 1) == executors.MAX_LOADER_WORKERS == 16
+
+
+def test_runs_sharing_the_cores_per_executor():
+    from fgvc_lib.study.executors import runs_at_once
+
+    assert runs_at_once("slurm", 10 ** 6, 40) == 1          # each job has its own allocation
+    assert runs_at_once("submitit-debug", 10 ** 6, 40) == 1  # one after the other
+    assert runs_at_once("submitit-local", 10 ** 6, 40) == 40  # all at once on this machine
+    assert runs_at_once("local", 2, 40) == 2 and runs_at_once("local", 8, 3) == 3 and runs_at_once("inline", 1, 5) == 1

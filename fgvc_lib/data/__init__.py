@@ -164,8 +164,8 @@ def loader_options(num_workers: int = 0, pin_memory: bool = False) -> dict:
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     options = {"num_workers": num_workers, "pin_memory": bool(pin_memory)}
-    if num_workers > 0:
-        options.update(persistent_workers=True, prefetch_factor=4)
+    if num_workers > 0:   # torch's default prefetch (2 batches a worker): the batches wait in shared memory
+        options.update(persistent_workers=True, prefetch_factor=2)
     return options
 
 

@@ -152,6 +152,15 @@ SLURM_GPU_LOADER_WORKERS = 8   # loader workers a Slurm GPU run asks cores for w
 # (the job then finds them in its allocation: loader_workers below counts the cores it may use)
 
 
+def runs_at_once(kind: str, capacity: int, runs: int) -> int:
+    """How many runs share this machine's CPU cores at once under executor ``kind``: one on a Slurm node (its
+    own allocation) and under submitit's debug executor (one after the other), all of them under submitit's
+    local one, else as many as the executor's capacity allows."""
+    if kind in ("slurm", "submitit-debug"):
+        return 1
+    return max(1, runs if kind == "submitit-local" else min(capacity, runs))
+
+
 def loader_workers(requested: Optional[int], device: str, runs_at_once: int) -> int:
     """Data-loader worker processes for one run: ``requested`` when given (the ``loader_workers`` parameter);
     otherwise, on a GPU, the CPU cores shared among the runs in flight less one for each run's own process

@@ -28,7 +28,7 @@ import torch
 
 from .. import paths
 from ..backbones import is_vgg
-from .executors import RunFailed, make_executor, worker_traceback
+from .executors import RunFailed, make_executor, runs_at_once, worker_traceback
 from .jobs import (LOG_NAME, OUTPUTS_NAME, RECORD_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run,
                    outputs_name, read_record, run_key, save_view_outputs)
 from .paper import (TOP1, Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table,  # noqa: F401
@@ -419,7 +419,7 @@ class Study:
                         job, device=device, threads=executor.threads,
                         progress=executor.kind == "inline" and self.profile.name == "paper",
                         loader_workers=getattr(execution, "loader_workers", None),
-                        runs_at_once=1 if executor.kind.startswith(("slurm", "submitit")) else min(executor.capacity, total),
+                        runs_at_once=runs_at_once(executor.kind, executor.capacity, total),
                         compile=bool(getattr(execution, "compile", False)))
                     bar.write(f"[run {index + 1}/{total}] start  {self._label(dataset, job)}")
                     started = time.perf_counter()   # before submit: an in-process executor trains inside it
