@@ -41,8 +41,8 @@ def outputs_name(view: Optional[str] = None) -> str:
     """The file of a run's test logits: the training transform's test images, or another ``view``."""
     return OUTPUTS_NAME if view is None else f"outputs-{view}.pt"
 LOG_NAME = "train.log"
-EVAL_BATCHES = 2   # on a GPU, a run's test images are scored this many training batches at a time (in the
-# run's autocast: no stored activations and half-size ones, so twice the batch fits where training did)
+EVAL_BATCHES = 2   # on a GPU, a run's test images are scored this many training batches at a time (in autocast
+# and without stored activations; not yet measured on a GPU against the training batch's memory)
 LOCK_NAME = "lock"
 
 
@@ -266,9 +266,9 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
 
             cuda = resolve_device(job.device).type == "cuda"
             workers = loader_workers(job.loader_workers, job.device, job.runs_at_once)   # resolved where it trains
-            # images decoded once (the decoded-image cache: the same pixels; a CPU run of the cpu profile reads its
-            # batches three times as fast, a GPU run is fed at its speed); on a GPU, batches pinned for
-            # asynchronous copies and the test images scored EVAL_BATCHES training batches at a time
+            # images decoded once (the decoded-image cache: the same pixels; the cpu profile's loader reads three
+            # times as many images a second here); on a GPU, batches pinned for asynchronous copies and the test
+            # images scored EVAL_BATCHES training batches at a time
             larger = cuda and job.data.max_batches is None   # a capped (smoke) run scores the batches it always did
             train_loader, test_loader = job.data.loaders(workers, pin_memory=cuda, decoded_cache=True,
                                                          test_batch_size=EVAL_BATCHES * job.data.batch_size if larger else None)
