@@ -73,16 +73,16 @@ def parse_flag(option: str, value) -> Optional[bool]:
 
 
 def declared_defaults(path: Path) -> Dict[str, object]:
-    """The values of the notebook's parameters cell (literals only), by name, in order."""
+    """The values of the notebook's parameters cell, by name, in order, read as :func:`notebook_parameters` reads
+    the cell (papermill's inspection)."""
     import ast
 
-    import nbformat
+    import papermill
 
-    cells = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise SystemExit(f"{path.name} needs exactly one cell tagged 'parameters'")
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cells[0].source).body
-            if isinstance(node, ast.Assign)}
+    declared = papermill.inspect_notebook(str(path))
+    if not declared:
+        raise SystemExit(f"{path.name} needs a cell tagged 'parameters'")
+    return {name: ast.literal_eval(entry["default"]) for name, entry in declared.items()}
 
 
 def paper_of(name: str):

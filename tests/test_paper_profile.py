@@ -12,7 +12,6 @@ tests/paper_fixtures.py for the weight files); each notebook is its own test.
 """
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import sys
@@ -57,12 +56,7 @@ NO_NETWORK_PROXY = "http://127.0.0.1:9"
 
 def declared_default(notebook: str, parameter: str):
     """The default value of ``parameter`` in ``notebook``'s parameters cell (None if not declared)."""
-    import papermill
-
-    declared = papermill.inspect_notebook(str(reproduce.NOTEBOOK_DIR / f"{notebook}.ipynb"))
-    if parameter not in declared:
-        return None
-    return ast.literal_eval(declared[parameter]["default"])
+    return reproduce.declared_defaults(reproduce.NOTEBOOK_DIR / f"{notebook}.ipynb").get(parameter)
 
 
 def paper_backbones() -> list:

@@ -207,7 +207,8 @@ def cost_plan(study, probe_steps: int = PROBE_STEPS, warmup: int = WARMUP_STEPS,
         table[column] = table[column].astype("Int64")
     table.attrs["device"] = device_name(device, threads)
     table.attrs["notebook"] = study.paper.notebook
-    table.attrs["probe"] = (f"{probe_steps} timed step(s) per distinct model after {warmup} warm-up step(s), "
+    table.attrs["probe"] = (f"{probe_steps} timed step(s) per distinct model after {warmup} warm-up step(s)"
+                            + (" or the loader's prefetched batches if more" if device.type == "cuda" else "") + ", "
                             f"{workers} loader worker(s)" + (", torch.compile" if compile_model else ""))
     return table
 
