@@ -5,6 +5,8 @@
 #                  [SLURM_PARTITION=gpu] [SLURM_TIME=240] [SLURM_GPUS=1]
 #                  [LOADER_WORKERS=4] [COMPILE=1] [PLAN=1]
 #                  PLAN=1: print each notebook's runs, epochs and estimated hours on this machine; train nothing
+#   make check     train notebook 00's first recipe trial (about 5 minutes cold) and say whether this machine
+#                  reproduces the committed numbers exactly (exit code 0) or not (3)
 #   make test      the whole test suite: unit tests + nbval over every notebook (smoke profile)
 #   make lab       JupyterLab on notebooks/ with the project's environment
 PYTHON ?= python3
@@ -25,7 +27,7 @@ LOADER_WORKERS ?=
 COMPILE ?=
 PLAN ?=
 
-.PHONY: setup reproduce test lab benchmark clean-cache
+.PHONY: setup reproduce check test lab benchmark clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +43,9 @@ reproduce: $(STAMP)
 		--executor "$(EXECUTOR)" --workers "$(WORKERS)" --slurm-partition "$(SLURM_PARTITION)" \
 		--slurm-time "$(SLURM_TIME)" --slurm-gpus "$(SLURM_GPUS)" \
 		--loader-workers "$(LOADER_WORKERS)" --compile "$(COMPILE)" --plan "$(PLAN)"
+
+check: $(STAMP)
+	$(PY) -m fgvc_lib.reproduce --check
 
 test: $(STAMP)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \

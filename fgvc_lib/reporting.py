@@ -18,6 +18,7 @@ Implements the "Results" section of docs/DESIGN.md (no paper equation: this is b
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 from pathlib import Path
@@ -439,7 +440,7 @@ def build_summary(results_dir: PathLike) -> str:
         if notebooks:
             section += ["Executed notebook: " + ", ".join(f"[{n.name}]({_link(n, root)})" for n in notebooks), ""]
         where = "default" if default else f"not the default {DEFAULT_PROFILE}: kept in its own folder, never committed"
-        section += [f"Profile: {profile} ({where})", ""]
+        section += [f"Profile: {profile} ({where})", "", machines_line(folder), ""]
         others = [p for p in recorded[folder] if p != profile]
         if others:
             section += [f"*Warning: the tables of this folder record profile(s) {', '.join(recorded[folder])}, "
@@ -688,6 +689,39 @@ def _shown_claims(claims: pd.DataFrame) -> pd.DataFrame:
                         for v, below in zip(shown["verdict"], shown["below_smallest_effect"])]
     shown["claim"] = [f"**{text}** (main)" if main else text for text, main in zip(shown["claim"], shown["main"])]
     return shown[SUMMARY_CLAIM_COLUMNS]
+
+
+MACHINES_NAME = "machines.json"
+
+
+def write_machines(found: Sequence[Optional[dict]], path: PathLike) -> Path:
+    """Write the machines a notebook's runs trained on (``found``: one :func:`fgvc_lib.machine.facts` per run, None
+    for a run whose record predates them) as ``{"machines": [{"runs": n, "machine": facts}], "unrecorded": m}``,
+    most runs first."""
+    counts: Dict[str, Tuple[int, dict]] = {}
+    for machine in found:
+        if machine is not None:
+            key = json.dumps(machine, sort_keys=True)
+            counts[key] = (counts.get(key, (0, machine))[0] + 1, machine)
+    text = json.dumps({"machines": [{"runs": n, "machine": m} for n, m in sorted(counts.values(),
+                                                                                key=lambda c: -c[0])],
+                       "unrecorded": sum(machine is None for machine in found)}, indent=1, sort_keys=True)
+    return atomic_write_text(Path(path), text + "\n")
+
+
+def machines_line(folder: PathLike) -> str:
+    """SUMMARY.md's line naming the machines a results folder's runs trained on (from its ``machines.json``)."""
+    from .machine import describe
+
+    path = Path(folder) / MACHINES_NAME
+    if not path.is_file():
+        return ("Trained on: not recorded (these results predate the machine's name in each run's record; numbers "
+                "from another CPU differ: `make check`).")
+    data = json.loads(path.read_text())
+    parts = [f"{describe(entry['machine'])} ({entry['runs']} run(s))" for entry in data.get("machines", [])]
+    if data.get("unrecorded"):
+        parts.append(f"not recorded ({data['unrecorded']} run(s) trained before records named their machine)")
+    return "Trained on: " + "; ".join(parts) + "."
 
 
 def write_summary(results_dir: PathLike) -> Path:

@@ -13,11 +13,16 @@ parameters cell's values, overridden by the command's), and its plan table and c
 (:mod:`fgvc_lib.study.cost_plan`: runs, epochs, images and the hours from a short throughput probe on this
 machine) are printed, then the grand total of hours.
 
+With ``--check`` (``make check``) no notebook runs: notebook 00's first recipe trial is trained (or loaded) and
+compared with the committed one (:mod:`fgvc_lib.reproduction_check`); exit code 0 when this machine reproduces it
+exactly, 3 when it differs, 2 when the committed table or row is missing. It ignores every other option.
+
     python -m fgvc_lib.reproduce [--notebooks "00_synthetic_dataset 03_clan"] [--profile cpu]
                                  [--dataset cub] [--data-root DIR] [--backbone vgg16]
                                  [--executor auto|inline|local|slurm] [--workers N]
                                  [--slurm-partition P] [--slurm-time MINUTES] [--slurm-gpus N]
                                  [--loader-workers N] [--compile 1] [--plan 1]
+    python -m fgvc_lib.reproduce --check
 """
 from __future__ import annotations
 
@@ -156,7 +161,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--plan", nargs="?", const="1", default="",
                         help="1: print each notebook's runs, epochs and estimated hours (a short throughput probe "
                              "on this machine) and train nothing")
+    parser.add_argument("--check", action="store_true",
+                        help="train notebook 00's first recipe trial and say whether this machine reproduces the "
+                             "committed one (other options are ignored); exit code 0: exactly, 3: it differs, "
+                             "2: the committed table or row is missing")
     args = parser.parse_args(argv)
+    if args.check:
+        from .reproduction_check import run_check
+
+        return run_check()
 
     from .profiles import get_profile
     from .reporting import write_summary
@@ -202,15 +215,21 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def plan_all(names: List[str], wanted: Dict[str, object]) -> int:
     """``--plan``: every notebook's plan and cost plan (:func:`plan_notebook`), then the grand total of hours."""
-    total, device = 0.0, ""
+    total, main, wall, device = 0.0, 0.0, 0.0, ""
     for index, name in enumerate(names, start=1):
         print(f"[notebook {index}/{len(names)}]", flush=True)
         table = plan_notebook(name, wanted)
         total += float(table.loc["total", "hours"])
+        main += table.attrs.get("main_hours", 0.0)
+        at_once = table.attrs.get("at_once")
+        wall = wall + float(table.loc["total", "hours"]) / at_once if at_once and wall is not None else None
         device = table.attrs.get("device", device)
         print(flush=True)
-    print(f"grand total ({len(names)} notebook(s)): {total:.3g} hours of one run at a time on this machine's {device}; nothing was "
-          f"trained (run without PLAN=1 to train)", flush=True)
+    print(f"grand total ({len(names)} notebook(s)): {total:.3g} hours of one run at a time on this machine's {device}, "
+          f"{main:.3g} of them for the main comparisons' variants"
+          + (f"; about {wall:.3g} hours of wall clock with the executors' runs at once (a lower bound: training "
+             f"steps only, runs that do not slow each other)" if wall is not None else "")
+          + "; nothing was trained (run without PLAN=1 to train)", flush=True)
     return 0
 
 

@@ -113,3 +113,52 @@ def test_reproduce_passes_the_new_parameters_to_papermill(tmp_path, monkeypatch)
     for bad in (["--loader-workers", "-1"], ["--compile", "maybe"], ["--plan", "2"]):
         with pytest.raises(SystemExit):
             reproduce.main(["--profile", "smoke", "--notebooks", "03", *bad])
+
+
+def test_a_frozen_extractors_memo_is_filled_once_then_read():
+    from fgvc_lib.study.cost_plan import MEMO_FORMS, _hours
+
+    assert MEMO_FORMS == 2                                    # an image as it is and flipped
+    # no memo: every image at the probed rate
+    assert _hours(1000, 100, 10.0, None, 0) == (1000 / 10.0 / 3600.0, 0)
+    # the first variant fills the memo: 2 epochs' worth (200 images) at 10/s, the other 800 at 100/s
+    hours, filled = _hours(1000, 100, 10.0, 100.0, 0)
+    assert hours == pytest.approx((200 / 10.0 + 800 / 100.0) / 3600.0) and filled == 200
+    # a later variant of the same notebook finds it filled: all at the memo's rate
+    assert _hours(1000, 100, 10.0, 100.0, 200) == (pytest.approx(1000 / 100.0 / 3600.0), 200)
+    # a variant smaller than the memo's share
+    assert _hours(150, 100, 10.0, 100.0, 0) == (pytest.approx(150 / 10.0 / 3600.0), 150)
+
+
+def test_the_main_column_marks_the_variants_of_the_main_comparisons(smoke_env):
+    from fgvc_lib.papers import synthetic_dataset
+    from fgvc_lib.study.cost_plan import main_variants
+
+    study = Study(synthetic_dataset.STUDY, profile="smoke", executor="inline")
+    # notebook 00's main claims: the zoom oracle (head) against the baseline, the keypoint-mask spatial oracle
+    # against the baseline at its stride, and the baseline against chance (a fixed number, no variant)
+    assert main_variants(study) == {"baseline", "oracle-zoom-head", "baseline-os8", "oracle-pool-keypoints"}
+
+
+def test_notebook_00s_plan_counts_its_knob_grid(smoke_env):
+    from fgvc_lib.papers import synthetic_dataset
+
+    study = Study(synthetic_dataset.STUDY, profile="smoke", executor="inline", seeds="0,1", knob_grid=True)
+    points = [p for p in synthetic_dataset.knob_points(study.settings) if not p.is_own]
+    extra = synthetic_dataset.knob_grid_runs(study)
+    assert [label for label, _ in extra] == [f"knob grid: {p.label}" for p in points]
+    assert all(len(jobs) == 2 * 2 for _, jobs in extra)       # two arms x two seeds; the own point adds none
+    planned = {job.run_dir for _, job in study.jobs()}
+    assert not planned & {job.run_dir for _, jobs in extra for job in jobs}
+    table = study.cost_plan(probe_steps=1)
+    per_class = dict(study.data_spec("synthetic").synthetic)["train_per_class"]
+    for point in points:
+        row = table.loc[f"knob grid: {point.label}"]
+        assert row["runs"] == 4 and row["trial_runs"] == 0 and not row["main"]
+        if point.train_per_class is not None:                # the smaller generated set, read whole
+            assert point.train_per_class < per_class
+            assert row["images"] == 4 * row["epochs"] * row["images_per_epoch"]
+    assert table.loc["total", "runs"] == sum(len(v.seeds) for v in study.variants.values()) + 4 * len(points)
+    assert table.attrs["main_hours"] == pytest.approx(table[table["main"]]["hours"].sum())
+    without = Study(synthetic_dataset.STUDY, profile="smoke", executor="inline", seeds="0,1", knob_grid=False)
+    assert synthetic_dataset.knob_grid_runs(without) == []

@@ -374,3 +374,22 @@ def test_summary_carries_the_testbed_caveat_to_the_notebooks_whose_attention_doe
     section = summary[summary.index("## 01_cra_cnn"):summary.index("## 02_cra_smra")]
     assert caveats["01_cra_cnn"] in section
     assert "Testbed control" not in summary[summary.index("## 02_cra_smra"):]
+
+
+# --------------------------------------------------------------------------- machines.json
+def test_machines_are_counted_and_named_in_summary(tmp_path):
+    import json as _json
+
+    a = {"cpu": "CPU A", "cpu_capability": "AVX2", "gpu": "", "python": "3.11.7", "torch": "2.14.1",
+         "torchvision": "0.29.1", "numpy": "2.4.6", "PIL": "13.0.0"}
+    b = {**a, "cpu": "CPU B", "cpu_capability": "AVX512"}
+    path = reporting.write_machines([a, None, b, a, None, a], tmp_path / reporting.MACHINES_NAME)
+    assert _json.loads(path.read_text()) == {"machines": [{"runs": 3, "machine": a}, {"runs": 1, "machine": b}],
+                                             "unrecorded": 2}
+    line = reporting.machines_line(tmp_path)
+    assert line == ("Trained on: CPU A (AVX2), torch 2.14.1, torchvision 0.29.1, numpy 2.4.6, PIL 13.0.0 (3 run(s)); "
+                    "CPU B (AVX512), torch 2.14.1, torchvision 0.29.1, numpy 2.4.6, PIL 13.0.0 (1 run(s)); "
+                    "not recorded (2 run(s) trained before records named their machine).")
+    assert reporting.machines_line(tmp_path / "elsewhere").startswith("Trained on: not recorded")
+    from fgvc_lib.machine import describe
+    assert describe({**a, "gpu": "NVIDIA H200"}).startswith("NVIDIA H200, torch 2.14.1")

@@ -274,6 +274,18 @@ def test_inline_grid_trains_every_run_once(inline_grid):
     assert inline_grid.threads_after == 2                 # the caller's thread count is restored
     summary = inline_grid.runs_summary()
     assert list(summary.index) == [("plain", 0), ("slow", 0)] and "train_s" in summary
+    # each record names the machine it trained on; the study writes them beside its results
+    import platform
+    import torch
+    from fgvc_lib import reporting
+    from fgvc_lib.study.jobs import read_machine
+
+    machine = read_machine(inline_grid.runs["synthetic"]["plain"][0].run_dir)
+    assert machine["torch"] == torch.__version__ and machine["python"] == platform.python_version()
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    written = json.loads(inline_grid.write_machines().read_text())
+    assert written == {"machines": [{"runs": 2, "machine": machine}], "unrecorded": 0}
+    assert reporting.machines_line(inline_grid.results_dir).startswith(f"Trained on: {machine['cpu']}")
 
 
 def test_a_test_view_is_scored_when_the_run_ends_and_read_by_accuracy(runs_dir, loss_hook):

@@ -41,6 +41,7 @@ from ..models.baseline import BaselineNet, cross_entropy_loss
 from ..models.mask_pooling import MaskPooledNet, strided_baseline
 from ..reporting import CONTROL_COLUMNS   # the controls table's format, which SUMMARY.md reads back
 from ..study import Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, recipes
+from ..study import knobs
 from ..study.knobs import Knobs
 from ..study.parameters import Parameter, optional_flag
 
@@ -154,6 +155,14 @@ def runs_knob_grid(settings) -> bool:
     return settings.profile.name != "paper" and bool(settings.profile.synthetic)
 
 
+def knob_grid_runs(study):
+    """The runs the knob grid adds to the plan's, per point (:func:`fgvc_lib.study.knobs.grid_runs`), when the
+    notebook trains it: what the cost plan counts beyond the variants."""
+    if not runs_knob_grid(study.settings):
+        return []
+    return knobs.grid_runs(study, *KNOB_ARMS, knob_points(study.settings))
+
+
 def mask_stride(settings):
     """The spatial oracles' output stride: :data:`MASK_STRIDES` for VGG backbones, else None (published)."""
     return MASK_STRIDES.get(settings.profile.name) if is_vgg(settings.backbone) else None
@@ -262,4 +271,4 @@ STUDY = Paper(key="synthetic_dataset", notebook="00_synthetic_dataset",
                                     "recipe's compute knobs): True | False | None (the cpu and smoke profiles)",
                                     optional_flag)),
               claims=claims, attention_sites=attention_sites, recipe_epochs=30, recipe_batch_size=32,
-              datasets=("synthetic",))
+              datasets=("synthetic",), extra_runs=knob_grid_runs)

@@ -16,12 +16,20 @@ take on this machine, estimated from a short throughput probe (issue 20, item 6)
   loader, read as a run reads it (the notebook's ``loader_workers``, automatic as in
   :func:`fgvc_lib.study.executors.loader_workers`; pinned batches on CUDA), on the device a run trains on (CUDA when there is one) with the thread count of a run; the first steps
   are a warm-up and are not timed. Variants with the same model, loss and data options share one probe;
-* ``hours``: images / images_per_s / 3600.
+* ``hours``: images / images_per_s / 3600. A model with a frozen extractor's memo (SSANet:
+  :mod:`fgvc_lib.models.frozen_features`) is probed twice, on new images and on the same batches again; the memo
+  is shared on disk by the notebook's runs, so only the first two epochs' worth of images (each image as it is and
+  flipped) go at the first rate and the rest at the second (issue 19: the single rate put notebook 05 at 3.2 hours,
+  where it trained in 11 minutes);
+* ``main``: the variant is read by one of the notebook's main comparisons (claims marked ``main``).
 
-A last row ``total`` sums runs, trial runs, images and hours (its ``images_per_s`` is the total's effective rate).
-``table.attrs["device"]`` names the hardware the probes ran on. The estimate counts training steps only: not the
-test-set evaluation, the embedded pretraining, data generation, or other runs sharing the device; and a run
-already finished (loaded, not trained) is still counted.
+Runs a notebook trains beyond its variants' (notebook 00's knob grid: :attr:`fgvc_lib.study.Paper.extra_runs`) get
+a row each, less any run the plan trains anyway. A last row ``total`` sums runs, trial runs, images and hours (its
+``images_per_s`` is the total's effective rate). ``table.attrs``: ``device`` names the hardware the probes ran on,
+``main_hours`` sums the main comparisons' rows, ``at_once`` is how many runs the notebook's executor trains at once
+here (None under Slurm). The estimate counts training steps only: not the test-set evaluation, the embedded
+pretraining, data generation, or the slowing of runs that share a machine's memory; and a run already finished
+(loaded, not trained) is still counted. So the wall clock it prints (hours / ``at_once``) is a lower bound.
 
 :class:`PlanOnly` is what ``Study.run()`` raises after printing the plan when the notebook's ``plan_only`` is set.
 """
@@ -39,7 +47,7 @@ import torch
 PROBE_STEPS = 5          # timed training steps per probe
 WARMUP_STEPS = 2         # steps before the timed ones (allocations, cuDNN autotuning, compilation)
 PROBE_SECONDS = 20.0     # a probe stops timing after this many seconds (at least one timed step)
-COLUMNS = ["runs", "epochs", "images_per_epoch", "trial_runs", "images", "images_per_s", "hours"]
+COLUMNS = ["runs", "epochs", "images_per_epoch", "trial_runs", "images", "images_per_s", "hours"]   # and "main"
 
 
 class PlanOnly(Exception):
@@ -89,9 +97,12 @@ def _cycle(loader):
 
 
 def probe_rate(model: torch.nn.Module, loader, loss_fn, train, device: torch.device, steps: int = PROBE_STEPS,
-               warmup: int = WARMUP_STEPS, compile_model: bool = False, max_seconds: float = PROBE_SECONDS) -> float:
+               warmup: int = WARMUP_STEPS, compile_model: bool = False, max_seconds: float = PROBE_SECONDS,
+               repeat: bool = False):
     """Training images per second of ``model`` on ``loader`` (as :func:`fgvc_lib.engine.fit` steps it with recipe
-    ``train``): ``warmup`` untimed steps, then up to ``steps`` timed ones (fewer after ``max_seconds``)."""
+    ``train``): ``warmup`` untimed steps, then up to ``steps`` timed ones (fewer after ``max_seconds``).
+    ``repeat``: returns (that rate, the rate of the same timed batches stepped again), the second one the rate of
+    images a frozen extractor's memo (:mod:`fgvc_lib.models.frozen_features`) has seen before."""
     from ..engine import _make_optimizer, _to_device, mixed_precision, training_step
 
     if steps < 1:
@@ -113,6 +124,7 @@ def probe_rate(model: torch.nn.Module, loader, loss_fn, train, device: torch.dev
         # drawn down, so that a loader slower than the model shows in the rate
         warmup = max(warmup, (getattr(loader, "prefetch_factor", None) or 0) * getattr(loader, "num_workers", 0))
     batches = _cycle(loader)
+    timed: List[Tuple[torch.Tensor, torch.Tensor]] = []
     timed_images, started = 0, None
     for step in range(warmup + steps):
         if step == warmup:
@@ -124,12 +136,59 @@ def probe_rate(model: torch.nn.Module, loader, loss_fn, train, device: torch.dev
         training_step(step_model, images, targets, loss_fn, train.loss_weights, optimizer, scaler, autocast)
         if step >= warmup:
             timed_images += int(targets.shape[0])
+            if repeat:
+                timed.append((images, targets))
             if cuda:
                 torch.cuda.synchronize(device)
             if time.perf_counter() - started > max_seconds:
                 break
     seconds = time.perf_counter() - started
-    return timed_images / max(seconds, 1e-9)
+    if not repeat:
+        return timed_images / max(seconds, 1e-9)
+    started = time.perf_counter()   # the same batches again: every image seen before
+    for images, targets in timed:
+        training_step(step_model, images, targets, loss_fn, train.loss_weights, optimizer, scaler, autocast)
+    if cuda:
+        torch.cuda.synchronize(device)
+    return timed_images / max(seconds, 1e-9), timed_images / max(time.perf_counter() - started, 1e-9)
+
+
+MEMO_FORMS = 2   # forms in which a training image reaches a frozen extractor: as it is and flipped (no random crop)
+
+
+def _hours(images: int, per_epoch: float, rate: float, warm: Optional[float], memo_images: int) -> Tuple[float, int]:
+    """Hours for ``images`` training images at ``rate`` a second; with a frozen extractor's memo (``warm``: the
+    rate on images the memo holds) only the images not yet in the memo go at ``rate``: the memo is shared on disk
+    by every run of the notebook with the same extractor, so the first :data:`MEMO_FORMS` epochs' worth of images
+    (``per_epoch`` each) fill it once and everything after reads it (a lower bound where the memo's disk budget
+    evicts entries). Returns the hours and the images now in the memo."""
+    if warm is None:
+        return images / rate / 3600.0, memo_images
+    cold = max(0, min(images, int(MEMO_FORMS * per_epoch) - memo_images))
+    return (cold / rate + (images - cold) / warm) / 3600.0, memo_images + cold
+
+
+def main_variants(study) -> set:
+    """The variants the notebook's main comparisons read (claims marked ``main``)."""
+    from .paper import Accuracy
+
+    claims, _ = study.paper.claims(study.settings)
+    return {side.variant for claim in claims if claim.main for pair in claim.pairs
+            for side in (pair if isinstance(pair, tuple) else (pair,)) if isinstance(side, Accuracy)}
+
+
+def runs_at_once_here(study, device: torch.device, runs: int) -> Optional[int]:
+    """How many runs the notebook's executor trains at once on this machine (:func:`fgvc_lib.study.executors.make_executor`):
+    None under Slurm or submitit (the cluster decides)."""
+    from .executors import cpu_cores, cuda_devices
+
+    execution = study.settings.execution
+    if execution.executor in ("slurm", "submitit-local", "submitit-debug"):
+        return None
+    if execution.executor == "inline":
+        return 1
+    slots = cuda_devices() if device.type == "cuda" else cpu_cores()
+    return max(1, min(execution.workers or slots, runs))
 
 
 def _probe_key(variant) -> str:
@@ -162,10 +221,52 @@ def cost_plan(study, probe_steps: int = PROBE_STEPS, warmup: int = WARMUP_STEPS,
     def epoch_images(dataset: str, data: Tuple) -> int:
         return images_per_epoch(train_loader(dataset, data), study.profile.max_batches)
 
-    rates: Dict[str, float] = {}
+    rates: Dict[str, Tuple[float, Optional[float]]] = {}   # probe key -> (rate, rate on images the memo holds)
     rows: List[Dict[str, object]] = []
     previous_threads = torch.get_num_threads()
     first = study.datasets[0]
+    main = main_variants(study)
+    memo_images = 0   # training images a frozen extractor's memo has been filled with so far (see _hours)
+
+    def probe(variant) -> Tuple[float, Optional[float]]:
+        key = _probe_key(variant)
+        if key not in rates:
+            devices = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(variant.seeds[0] if variant.seeds else 0)
+                model = study.untrained_model(variant.name, first)
+                memo = getattr(model, "feature_memo", None) is not None
+                if memo:   # in memory only: a plan writes nothing
+                    from ..models.frozen_features import FrozenFeatureMemo
+
+                    model.feature_memo = FrozenFeatureMemo(disk=False)
+                # the training loader as a run reads it: its workers, the decoded-image cache (built here
+                # once if it is missing, as the first run would build it), on CUDA pinned batches
+                spec = dataclasses.replace(study.data_spec(first), options=variant.data)
+                loader = spec.loaders(num_workers=workers, pin_memory=device.type == "cuda", decoded_cache=True)[0]
+                measured = probe_rate(model, loader, variant.loss, variant.train, device, probe_steps, warmup,
+                                      compile_model, max_seconds, repeat=memo)
+                rates[key] = measured if memo else (measured, None)
+                del loader
+            del model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        return rates[key]
+
+    def add_row(name: str, runs: int, epochs: int, per_epoch: float, trial_runs: int,
+                parts: List[Tuple[int, object]], is_main: bool) -> None:
+        """One row; ``parts``: (training images, variant) pairs, each at its variant's probed rate."""
+        nonlocal memo_images
+        hours = 0.0
+        for part_images, variant in parts:
+            rate, warm = probe(variant)
+            part_hours, memo_images = _hours(part_images, per_epoch, rate, warm, memo_images)
+            hours += part_hours
+        images = sum(part_images for part_images, _ in parts)
+        rows.append({"variant": name, "runs": runs, "epochs": epochs, "images_per_epoch": round(per_epoch),
+                     "trial_runs": trial_runs, "images": images, "images_per_s": images / hours / 3600.0,
+                     "hours": hours, "main": is_main})
+
     try:
         if threads:
             torch.set_num_threads(threads)
@@ -175,34 +276,26 @@ def cost_plan(study, probe_steps: int = PROBE_STEPS, warmup: int = WARMUP_STEPS,
             images = len(variant.seeds) * variant.train.epochs * sum(per_dataset)
             trials = trial_variants(variant) if variant.lr_trials and variant.name not in study.chosen_rates else []
             images += sum(t.train.epochs * epoch_images(first, t.data) for t in trials)
-            key = _probe_key(variant)
-            if key not in rates:
-                devices = [device] if device.type == "cuda" else []
-                with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(variant.seeds[0] if variant.seeds else 0)
-                    model = study.untrained_model(variant.name, first)
-                    # the training loader as a run reads it: its workers, the decoded-image cache (built here
-                    # once if it is missing, as the first run would build it), on CUDA pinned batches
-                    spec = dataclasses.replace(study.data_spec(first), options=variant.data)
-                    loader = spec.loaders(num_workers=workers, pin_memory=device.type == "cuda", decoded_cache=True)[0]
-                    rates[key] = probe_rate(model, loader, variant.loss, variant.train, device, probe_steps, warmup,
-                                            compile_model, max_seconds)
-                    del loader
-                del model
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-            rate = rates[key]
-            rows.append({"variant": variant.name, "runs": runs, "epochs": variant.train.epochs,
-                         "images_per_epoch": round(sum(per_dataset) / len(per_dataset)), "trial_runs": len(trials),
-                         "images": images, "images_per_s": rate, "hours": images / rate / 3600.0})
+            add_row(variant.name, runs, variant.train.epochs, sum(per_dataset) / len(per_dataset), len(trials),
+                    [(images, variant)], variant.name in main)
+        planned = {job.run_dir for _, job in study.jobs()}
+        for label, jobs in (study.paper.extra_runs(study) if study.paper.extra_runs else []):
+            jobs = [job for job in jobs if job.run_dir not in planned]   # a run the plan trains anyway is not extra
+            if not jobs:
+                continue
+            per_run = [images_per_epoch(job.data.loaders()[0], job.data.max_batches) for job in jobs]
+            add_row(label, len(jobs), jobs[0].variant.train.epochs, sum(per_run) / len(per_run), 0,
+                    [(job.variant.train.epochs * n, job.variant) for job, n in zip(jobs, per_run)], False)
     finally:
         torch.set_num_threads(previous_threads)
     total_images, total_hours = sum(r["images"] for r in rows), sum(r["hours"] for r in rows)
     rows.append({"variant": "total", "runs": sum(r["runs"] for r in rows), "epochs": None, "images_per_epoch": None,
                  "trial_runs": sum(r["trial_runs"] for r in rows), "images": total_images,
                  "images_per_s": total_images / (total_hours * 3600.0) if total_hours else float("nan"),
-                 "hours": total_hours})
-    table = pd.DataFrame(rows, columns=["variant"] + COLUMNS).set_index("variant")
+                 "hours": total_hours, "main": False})
+    table = pd.DataFrame(rows, columns=["variant"] + COLUMNS + ["main"]).set_index("variant")
+    table.attrs["main_hours"] = float(sum(r["hours"] for r in rows[:-1] if r["main"]))
+    table.attrs["at_once"] = runs_at_once_here(study, device, int(table.loc["total", "runs"]))
     for column in ("runs", "epochs", "images_per_epoch", "trial_runs", "images"):
         table[column] = table[column].astype("Int64")
     table.attrs["device"] = device_name(device, threads)
@@ -224,4 +317,14 @@ def plan_text(table: pd.DataFrame) -> str:
         f"({table.attrs.get('probe', 'a short probe')}); training steps only, no evaluation or pretraining",
         shown.to_string(),
         f"total: {total:.3g} hours of one run at a time on this machine's {table.attrs.get('device', 'device')} "
-        f"(runs that train at once, on several GPUs or CPU cores, share them out)"])
+        f"(runs that train at once, on several GPUs or CPU cores, share them out)" + wall_text(table)])
+
+
+def wall_text(table: pd.DataFrame) -> str:
+    """The plan's total as wall-clock hours with the executor's runs at once, and the main comparisons' share."""
+    total, at_once = float(table.loc["total", "hours"]), table.attrs.get("at_once")
+    text = f"; the main comparisons' variants (column main): {table.attrs.get('main_hours', 0.0):.3g} hours"
+    if at_once:
+        text += (f"; with {at_once} run(s) at a time, as this machine's executor trains them: about "
+                 f"{total / at_once:.3g} hours of wall clock if they do not slow each other (a lower bound)")
+    return text

@@ -30,6 +30,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..atomic import atomic_torch_save, atomic_write_text
+from ..machine import facts as machine_facts
 from ..run_keys import KEYED_WHEN_SET, RUN_KEY   # field metadata: out of run keys, or in them only when set
 from .paper import Variant
 
@@ -203,6 +204,15 @@ class RunRecord:
     diverged_epoch: Optional[int] = None   # the epoch whose loss stopped being finite (TrainConfig.on_divergence)
 
 
+def read_machine(run_dir: os.PathLike) -> Optional[dict]:
+    """The machine a finished run trained on (:func:`fgvc_lib.machine.facts`), or None for a run trained before
+    records named it (or not finished)."""
+    path = Path(run_dir) / RECORD_NAME
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("machine")
+
+
 def read_record(run_dir: os.PathLike) -> Optional[RunRecord]:
     path = Path(run_dir) / RECORD_NAME
     if not path.is_file():
@@ -290,7 +300,8 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
                            len(result.history.epochs), loaded=result.resumed_from_epoch >= config.epochs,
                            diverged_epoch=result.diverged_epoch)
         atomic_write_text(run_dir / RECORD_NAME, json.dumps(
-            {**dataclasses.asdict(record), "history": result.history.epochs, "finished": time.time()}, indent=1))
+            {**dataclasses.asdict(record), "history": result.history.epochs, "finished": time.time(),
+             "machine": machine_facts(job.device)}, indent=1))   # where it trained (numbers depend on it)
     return record
 
 

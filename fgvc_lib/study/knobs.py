@@ -112,12 +112,11 @@ def point_jobs(study, point: Knobs, arm: str, dataset: Optional[str] = None) -> 
     return [RunJob(variant, seed, data, study.backbone_spec, str(folder / f"seed{seed}")) for seed in variant.seeds]
 
 
-def knob_table(study, a: str, b: str, points: Sequence[Knobs], dataset: Optional[str] = None,
-               half_width: float = MAIN_HALF_WIDTH) -> pd.DataFrame:
-    """Train (or load) ``a`` and ``b`` at every point and measure their comparison (module docstring).
-    Run after ``study.run()``: a point's learning rate is a factor of the rate the study chose for ``a``."""
-    from .runner import Run
-
+def grid_jobs(study, a: str, b: str, points: Sequence[Knobs], dataset: Optional[str] = None
+              ) -> Tuple[List[Tuple[str, RunJob]], List[Tuple[int, str]]]:
+    """Every run of the grid, (dataset, job) pairs, and for each the (point index, arm) it belongs to: arms ``a``
+    and ``b`` on the study's seeds at each point (:func:`point_jobs`). The study's own point is among them: its
+    jobs are the study's own runs (same folders)."""
     dataset = dataset or study.datasets[0]
     labels = [p.label for p in points]
     if len(set(labels)) != len(labels):
@@ -131,6 +130,25 @@ def knob_table(study, a: str, b: str, points: Sequence[Knobs], dataset: Optional
             for job in point_jobs(study, point, arm, dataset):
                 jobs.append((dataset, job))
                 where.append((index, arm))
+    return jobs, where
+
+
+def grid_runs(study, a: str, b: str, points: Sequence[Knobs]) -> List[Tuple[str, List[RunJob]]]:
+    """The runs the grid adds to the study's own, per point: (the point's label, its jobs); the study's own
+    point adds none (its runs are the study's). What the cost plan counts (:attr:`fgvc_lib.study.Paper.extra_runs`)."""
+    jobs, where = grid_jobs(study, a, b, points)
+    return [(f"knob grid: {point.label}", [job for (_, job), (index, _) in zip(jobs, where) if index == number])
+            for number, point in enumerate(points) if not point.is_own]
+
+
+def knob_table(study, a: str, b: str, points: Sequence[Knobs], dataset: Optional[str] = None,
+               half_width: float = MAIN_HALF_WIDTH) -> pd.DataFrame:
+    """Train (or load) ``a`` and ``b`` at every point and measure their comparison (module docstring).
+    Run after ``study.run()``: a point's learning rate is a factor of the rate the study chose for ``a``."""
+    from .runner import Run
+
+    dataset = dataset or study.datasets[0]
+    jobs, where = grid_jobs(study, a, b, points, dataset)
     generated = set()
     for _, job in jobs:   # a generated set of other sizes is written here once, before any worker reads it
         if job.data.synthetic and job.data.synthetic not in generated:

@@ -244,6 +244,8 @@ class Paper:
     recipe_epochs: int = 0                           # the paper's epochs (paper profile)
     recipe_batch_size: int = 0                       # the paper's batch size (paper profile)
     finalize: Optional[Callable] = None              # settings -> None: cross-parameter checks
+    extra_runs: Optional[Callable] = None            # study -> [(label, [RunJob])]: runs the notebook trains
+    # beyond its variants' (notebook 00's knob grid), which the cost plan counts
     paper_column: Mapping[str, str] = field(default_factory=dict)  # dataset -> printed column
     max_datasets: int = 1
     datasets: Tuple[str, ...] = ()                   # the only datasets it takes (first = default); (): any

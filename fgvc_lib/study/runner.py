@@ -689,7 +689,19 @@ class Study:
 
         path = write_claims(df, self.results_dir / CLAIMS_NAME)
         print(claims_tally_text(df, synthetic=any(is_synthetic(d, self.profile.name) for d in self.datasets)))
+        self.write_machines()
         return path
+
+    def write_machines(self) -> Path:
+        """Write ``machines.json`` beside the results: the machines this notebook's runs trained on
+        (:mod:`fgvc_lib.machine`), each with its count of runs, and the count of runs whose records predate the
+        machine's name in them. SUMMARY.md reads it (:func:`fgvc_lib.reporting.machines_line`)."""
+        from ..reporting import MACHINES_NAME, write_machines
+        from .jobs import read_machine
+
+        found = [read_machine(run.record.run_dir) for per_variant in self.runs.values()
+                 for runs in per_variant.values() for run in runs]
+        return write_machines(found, self.results_dir / MACHINES_NAME)
 
     # ------------------------------------------------------------------ room for attention
     def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:

@@ -1,0 +1,54 @@
+"""Which machine a run trained on: its CPU (model and the vector instructions torch uses), its GPU when it trained
+on one, and the versions of the libraries that shape the numbers.
+
+Why it is recorded (issue 19): a cold run of notebook 00 on another CPU, with the same code and the same images,
+did not reproduce the committed numbers (2026-12-05: a recipe trial's validation top-1 came out 38.19 % against
+the committed 56.94 %, on an AMD EPYC with AVX2; three pretraining seeds agreed, so it is the machine, not a
+draw). Float results depend on the kernels a CPU gets; a run's record therefore says where it was made
+(:mod:`fgvc_lib.study.jobs` writes these facts into ``record.json``), the study writes the machines of a
+notebook's runs beside its results (``machines.json``), and SUMMARY.md names them.
+"""
+from __future__ import annotations
+
+import platform
+from typing import Dict, Optional
+
+LIBRARIES = ("torch", "torchvision", "numpy", "PIL")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def facts(device: Optional[str] = None) -> Dict[str, str]:
+    """The machine's facts: ``cpu``, ``cpu_capability`` (torch's vector-instruction level, e.g. AVX2), ``gpu`` (the
+    CUDA device's name when ``device`` is a CUDA device, else ""), ``python`` and each of :data:`LIBRARIES`."""
+    import importlib
+
+    import torch
+
+    gpu = ""
+    if device and str(device).startswith("cuda") and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(torch.device(device))
+    found = {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu,
+             "python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = getattr(importlib.import_module(name), "__version__", "?")
+        except ImportError:
+            found[name] = "not installed"
+    return found
+
+
+def describe(machine: Dict[str, str]) -> str:
+    """One line: ``AMD EPYC (AVX2), torch 2.14.1, torchvision 0.29.1, numpy 2.4.6, PIL 13.0.0``."""
+    where = machine.get("gpu") or f"{machine.get('cpu', '?')} ({machine.get('cpu_capability', '?')})"
+    return ", ".join([where] + [f"{name} {machine[name]}" for name in LIBRARIES if name in machine])

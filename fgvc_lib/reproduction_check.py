@@ -1,0 +1,134 @@
+"""``make check``: does this machine reproduce the committed numbers?
+
+It trains one run, the baseline's recipe trial of notebook 00 (``00_synthetic_dataset``) at the default
+learning rate, exactly as the notebook trains it in the cpu profile, and compares its validation top-1 with the
+one committed in ``results/00_synthetic_dataset/recipe_trials.csv``. The same code on the same synthetic images
+trains to a different network on a CPU whose numerics differ from those of the machine that produced the
+committed results, so a cold ``make reproduce`` there gives other accuracies (a replication, not a
+reproduction); this run, a few minutes the first time, tells which case this machine is in before the hours
+of ``make reproduce``.
+
+The trial is trained into the folder the study itself uses (:meth:`fgvc_lib.study.Study.select_recipes`), so a
+later ``make reproduce`` loads it instead of training it again, and a second check is instant.
+
+Exit codes (:func:`run_check`): 0 the trial reproduces exactly, 3 it differs, 2 the committed table or its
+row is missing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Optional, Tuple
+
+from . import paths
+from .papers import synthetic_dataset
+from .study.jobs import RunJob, execute_run, read_record, run_key   # execute_run: looked up here (tests replace it)
+
+NOTEBOOK = synthetic_dataset.STUDY.notebook
+PROFILE = "cpu"
+VARIANT = "baseline"
+TOLERANCE = 1e-6   # points of top-1: equal to within this is "exactly"
+
+EXACT, DIFFERENT, MISSING = 0, 3, 2
+
+
+class MissingCommitted(Exception):
+    """The committed recipe-trials table, or the trial's row in it, is not there."""
+
+
+def committed_path() -> Path:
+    """The committed recipe-trials table of notebook 00 (cpu profile)."""
+    return paths.results_dir(NOTEBOOK, PROFILE) / "recipe_trials.csv"
+
+
+def committed_trial(lr: float = synthetic_dataset.LR) -> dict:
+    """The committed row of the baseline's trial at ``lr``: its ``validation_top1``, ``seed`` and the rest."""
+    import pandas as pd
+
+    path = committed_path()
+    if not path.is_file():
+        raise MissingCommitted(f"no committed recipe trials at {path}: the check compares with that file "
+                               f"(restore it from git: git checkout -- {path.name})")
+    table = pd.read_csv(path)
+    missing = {"variant", "lr", "validation_top1", "seed"} - set(table.columns)
+    if missing:
+        raise MissingCommitted(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
+    rows = table[(table["variant"] == VARIANT) & table["lr"].map(lambda v: math.isclose(float(v), float(lr)))]
+    if rows.empty:
+        raise MissingCommitted(f"{path} has no row for variant {VARIANT!r} at lr {lr:g}: nothing to compare with")
+    return rows.iloc[0].to_dict()
+
+
+def machine_description() -> str:
+    """This machine in one line (:func:`fgvc_lib.machine.describe`)."""
+    from .machine import describe, facts
+
+    return describe(facts())
+
+
+def compare(measured: float, committed: float, machine: str) -> Tuple[int, str]:
+    """The verdict: exit code (0 exact, 3 different) and its text, from the measured and committed top-1 (%)."""
+    difference = measured - committed
+    head = (f"validation top-1 of the baseline's trial at lr {synthetic_dataset.LR:g}: measured {measured:.2f} %, "
+            f"committed {committed:.2f} % (difference {difference:+.2f} points)")
+    if abs(difference) <= TOLERANCE:
+        return EXACT, (f"{head}\nthis machine reproduces the committed trial exactly: a cold `make reproduce` should "
+                       f"give the committed numbers\nmachine: {machine}")
+    return DIFFERENT, (f"{head}\nthis machine differs from the one that produced the committed results: a cold "
+                       f"`make reproduce` here will give other numbers, so compare the verdicts and intervals, "
+                       f"not the accuracies\nmachine: {machine}")
+
+
+def trial_job(study, lr: float = synthetic_dataset.LR) -> RunJob:
+    """The baseline's recipe trial at ``lr`` as :meth:`~fgvc_lib.study.Study.select_recipes` builds it."""
+    from .study.recipes import trial_variants
+
+    trials = [t for t in trial_variants(study.variants[VARIANT]) if math.isclose(t.train.lr, float(lr))]
+    if not trials:
+        raise MissingCommitted(f"the {PROFILE} plan of {NOTEBOOK} has no trial of {VARIANT!r} at lr {lr:g}")
+    trial = trials[0]
+    dataset = study.datasets[0]
+    data = dataclasses.replace(study.data_spec(dataset), options=trial.data)
+    seed = trial.seeds[0]
+    folder = study.runs_dir / dataset / run_key(trial, data, study.backbone_spec) / f"seed{seed}"
+    return RunJob(trial, seed, data, study.backbone_spec, str(folder), threads=study.threads)
+
+
+def run_check() -> int:
+    """Train (or load) the trial, print the verdict; the exit code (0 exact, 3 different, 2 missing)."""
+    from .study import Study
+
+    try:
+        row = committed_trial()
+        study = Study(synthetic_dataset.STUDY, profile=PROFILE)
+        job = trial_job(study)
+    except MissingCommitted as err:
+        print(f"check: {err}", flush=True)
+        return MISSING
+    if int(row["seed"]) != job.seed:
+        print(f"check: the committed trial used seed {int(row['seed'])}, the plan's trial seed {job.seed}: "
+              f"nothing to compare with", flush=True)
+        return MISSING
+    if read_record(job.run_dir) is not None:
+        print(f"check: loading the trial trained before in {job.run_dir}", flush=True)
+    else:
+        print(f"check: training notebook {NOTEBOOK}'s first recipe trial ({job.variant.name}, seed {job.seed}) on "
+              f"this machine; the first time this also runs the embedded pretraining (about 4 minutes on a laptop "
+              f"CPU) and then the trial (about 1 minute). It goes to {job.run_dir}, where `make reproduce` will "
+              f"find it.", flush=True)
+    study.data()
+    record = execute_run(job)
+    code, text = compare(float(record.accuracy), float(row["validation_top1"]), machine_description())
+    if record.diverged_epoch is not None:
+        text += f"\n(the trial diverged at epoch {record.diverged_epoch})"
+    from .machine import describe, facts
+    from .study.jobs import read_machine
+
+    trained_on = read_machine(job.run_dir)
+    if record.loaded and trained_on != facts(job.device):
+        text += ("\n(the trial was loaded, not trained here: it trained on "
+                 + (describe(trained_on) if trained_on else "a machine its record does not name")
+                 + "; delete its folder to check this machine)")
+    print(text, flush=True)
+    return code
