@@ -30,16 +30,19 @@ def cpu_model() -> str:
 
 def facts(device: Optional[str] = None) -> Dict[str, str]:
     """The machine's facts: ``cpu``, ``cpu_capability`` (torch's vector-instruction level, e.g. AVX2), ``gpu`` (the
-    CUDA device's name when ``device`` is a CUDA device, else ""), ``python`` and each of :data:`LIBRARIES`."""
+    CUDA device's name when ``device`` resolves to one, "auto" included, else ""), ``cuda`` and ``cudnn`` (their
+    versions on a GPU), ``python`` and each of :data:`LIBRARIES`."""
     import importlib
 
     import torch
 
-    gpu = ""
-    if device and str(device).startswith("cuda") and torch.cuda.is_available():
-        gpu = torch.cuda.get_device_name(torch.device(device))
+    from .engine import resolve_device
+
+    where = resolve_device(str(device or "cpu"))   # "auto" (the inline executor's) is CUDA when there is one
+    gpu = torch.cuda.get_device_name(where) if where.type == "cuda" else ""
     found = {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu,
-             "python": platform.python_version()}
+             "cuda": (torch.version.cuda or "") if gpu else "",
+             "cudnn": str(torch.backends.cudnn.version() or "") if gpu else "", "python": platform.python_version()}
     for name in LIBRARIES:
         try:
             found[name] = getattr(importlib.import_module(name), "__version__", "?")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
-__all__ = ["repo_root", "results_root", "results_dir", "runs_dir", "cache_dir"]
+__all__ = ["repo_root", "results_root", "results_dir", "runs_root", "runs_dir", "cache_dir"]
 
 
 def _from_env(variable: str, default: Path) -> Path:
@@ -67,6 +67,11 @@ def results_dir(notebook: str, profile: str) -> Path:
     return folder
 
 
+def runs_root() -> Path:
+    """The folder of all training runs: ``$FGVC_RUNS_DIR`` if set, else ``<repository>/.cache/runs``."""
+    return _from_env("FGVC_RUNS_DIR", repo_root() / ".cache" / "runs")
+
+
 def runs_dir(notebook: str, profile: str) -> Path:
     """Where a notebook's training runs in ``profile`` keep their checkpoints (not created).
 
@@ -75,7 +80,7 @@ def runs_dir(notebook: str, profile: str) -> Path:
     """
     _check_name("notebook", notebook, "05_ssanet")
     _check_name("profile", profile, DEFAULT_PROFILE)
-    return _from_env("FGVC_RUNS_DIR", repo_root() / ".cache" / "runs") / notebook / profile
+    return runs_root() / notebook / profile
 
 
 def cache_dir() -> Path:

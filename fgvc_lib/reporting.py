@@ -483,6 +483,7 @@ def build_summary(results_dir: PathLike) -> str:
         power = main_power_table(found)
         if not power.empty:
             lines += ["#### The main comparisons: spread and power", "", POWER_NOTE, "", markdown_table(power), ""]
+    lines += replication_sections(root)
     for section in sections:
         lines += section
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -715,13 +716,46 @@ def machines_line(folder: PathLike) -> str:
 
     path = Path(folder) / MACHINES_NAME
     if not path.is_file():
-        return ("Trained on: not recorded (these results predate the machine's name in each run's record; numbers "
-                "from another CPU differ: `make check`).")
+        return (f"Trained on: not recorded (no {MACHINES_NAME}: results written before runs named their machine, "
+                f"2026-12-05, or by a run that stopped before its claims; numbers from another CPU differ: "
+                f"`make check`).")
     data = json.loads(path.read_text())
     parts = [f"{describe(entry['machine'])} ({entry['runs']} run(s))" for entry in data.get("machines", [])]
     if data.get("unrecorded"):
         parts.append(f"not recorded ({data['unrecorded']} run(s) trained before records named their machine)")
     return "Trained on: " + "; ".join(parts) + "."
+
+
+def replication_sections(root: Path) -> List[str]:
+    """SUMMARY.md's section on the replications (:mod:`fgvc_lib.replication`): per replication the machine, each
+    claim's committed and replicated verdict, and a tally of what became of the verdicts; [] without any."""
+    from .replication import UNMATCHED, comparison, committed_folder, replications, settings_of
+
+    found = replications(root)
+    if not found:
+        return []
+    lines = ["## Replications on other machines", "",
+             "Claims measured again from runs trained cold on another machine (`results/replications/`, "
+             "`python -m fgvc_lib.replication`), beside the committed ones. A change of verdict between machines "
+             "is a change the committed intervals did not count: they vary the seeds, not the machine.", ""]
+    for notebook, label, folder in found:
+        settings = settings_of(folder)
+        lines += [f"### {notebook}: {label}", "", machines_line(folder), "",
+                  f"Profile {settings.get('profile')}; variants {', '.join(settings.get('variants', [])) or '?'}; "
+                  f"seeds {', '.join(map(str, settings.get('seeds', []))) or '?'}.", ""]
+        committed = committed_folder(root, notebook, settings.get("profile", "cpu")) / CLAIMS_NAME
+        replicated = folder / CLAIMS_NAME
+        if not (committed.is_file() and replicated.is_file()):
+            lines += [f"*No claims to compare: {committed.name} or the replication's is missing.*", ""]
+            continue
+        table = comparison(read_claims(committed), read_claims(replicated))
+        counts = table["change"].value_counts()
+        lines += [markdown_table(table), "",
+                  f"Of {len(table)} claim(s): " + ", ".join(f"{counts[c]} {c}" for c in
+                                                           ("same", "lost", "gained", "opposite", "changed",
+                                                            UNMATCHED)
+                                                           if c in counts) + ".", ""]
+    return lines
 
 
 def write_summary(results_dir: PathLike) -> Path:

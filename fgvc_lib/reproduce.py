@@ -13,7 +13,7 @@ parameters cell's values, overridden by the command's), and its plan table and c
 (:mod:`fgvc_lib.study.cost_plan`: runs, epochs, images and the hours from a short throughput probe on this
 machine) are printed, then the grand total of hours.
 
-With ``--check`` (``make check``) no notebook runs: notebook 00's first recipe trial is trained (or loaded) and
+With ``--check`` (``make check``) no notebook runs: notebook 00's baseline recipe trial at the default rate is trained (or loaded) and
 compared with the committed one (:mod:`fgvc_lib.reproduction_check`); exit code 0 when this machine reproduces it
 exactly, 3 when it differs, 2 when the committed table or row is missing. It ignores every other option.
 
@@ -162,7 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="1: print each notebook's runs, epochs and estimated hours (a short throughput probe "
                              "on this machine) and train nothing")
     parser.add_argument("--check", action="store_true",
-                        help="train notebook 00's first recipe trial and say whether this machine reproduces the "
+                        help="train notebook 00's baseline recipe trial at the default rate and say whether this machine reproduces the "
                              "committed one (other options are ignored); exit code 0: exactly, 3: it differs, "
                              "2: the committed table or row is missing")
     args = parser.parse_args(argv)
@@ -227,8 +227,8 @@ def plan_all(names: List[str], wanted: Dict[str, object]) -> int:
         print(flush=True)
     print(f"grand total ({len(names)} notebook(s)): {total:.3g} hours of one run at a time on this machine's {device}, "
           f"{main:.3g} of them for the main comparisons' variants"
-          + (f"; about {wall:.3g} hours of wall clock with the executors' runs at once (a lower bound: training "
-             f"steps only, runs that do not slow each other)" if wall is not None else "")
+          + (f"; about {wall:.3g} hours of wall clock with the executors' runs at once (an estimate: training "
+             f"steps only; runs trained at once slow each other)" if wall is not None else "")
           + "; nothing was trained (run without PLAN=1 to train)", flush=True)
     return 0
 

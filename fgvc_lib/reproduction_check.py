@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from . import paths
+from .machine import describe, facts
 from .papers import synthetic_dataset
 from .study.jobs import RunJob, execute_run, read_record, run_key   # execute_run: looked up here (tests replace it)
 
@@ -62,13 +63,14 @@ def committed_trial(lr: float = synthetic_dataset.LR) -> dict:
 
 def machine_description() -> str:
     """This machine in one line (:func:`fgvc_lib.machine.describe`)."""
-    from .machine import describe, facts
-
     return describe(facts())
 
 
 def compare(measured: float, committed: float, machine: str) -> Tuple[int, str]:
     """The verdict: exit code (0 exact, 3 different) and its text, from the measured and committed top-1 (%)."""
+    if math.isnan(measured) or math.isnan(committed):   # a diverged trial scores NaN: nothing to compare
+        return DIFFERENT, (f"validation top-1 of the baseline's trial: measured {measured:.2f} %, committed "
+                           f"{committed:.2f} %: a diverged trial cannot be compared\nmachine: {machine}")
     difference = measured - committed
     head = (f"validation top-1 of the baseline's trial at lr {synthetic_dataset.LR:g}: measured {measured:.2f} %, "
             f"committed {committed:.2f} % (difference {difference:+.2f} points)")
@@ -113,7 +115,8 @@ def run_check() -> int:
     if read_record(job.run_dir) is not None:
         print(f"check: loading the trial trained before in {job.run_dir}", flush=True)
     else:
-        print(f"check: training notebook {NOTEBOOK}'s first recipe trial ({job.variant.name}, seed {job.seed}) on "
+        print(f"check: training notebook {NOTEBOOK}'s baseline recipe trial at the default rate ({job.variant.name}, "
+              f"seed {job.seed}) on "
               f"this machine; the first time this also runs the embedded pretraining (about 4 minutes on a laptop "
               f"CPU) and then the trial (about 1 minute). It goes to {job.run_dir}, where `make reproduce` will "
               f"find it.", flush=True)
@@ -122,7 +125,6 @@ def run_check() -> int:
     code, text = compare(float(record.accuracy), float(row["validation_top1"]), machine_description())
     if record.diverged_epoch is not None:
         text += f"\n(the trial diverged at epoch {record.diverged_epoch})"
-    from .machine import describe, facts
     from .study.jobs import read_machine
 
     trained_on = read_machine(job.run_dir)

@@ -60,17 +60,27 @@ def test_check_trains_the_trial_select_recipes_would(tmp_path, monkeypatch, caps
     monkeypatch.setattr(reproduction_check, "execute_run", fake_execute_run)
     assert reproduce.main(["--check", "--profile", "smoke", "--notebooks", "03"]) == 3   # other options ignored
 
-    # the folder as Study.select_recipes computes it
+    # the job Study.select_recipes itself hands to train_jobs (captured, not recomputed here)
     from fgvc_lib.study import Study
-    from fgvc_lib.study.jobs import run_key
-    from fgvc_lib.study.recipes import trial_variants
 
+    class Captured(Exception):
+        pass
+
+    captured = {}
+
+    def capture(self, jobs, what):
+        captured[what] = jobs
+        raise Captured
+    monkeypatch.setattr(Study, "train_jobs", capture)
     study = Study(synthetic_dataset.STUDY, profile="cpu")
-    trial = next(t for t in trial_variants(study.variants["baseline"]) if t.train.lr == lr)
-    data = dataclasses.replace(study.data_spec("synthetic"), options=trial.data)
-    expected = study.runs_dir / "synthetic" / run_key(trial, data, study.backbone_spec) / f"seed{trial.seeds[0]}"
+    with pytest.raises(Captured):
+        study.select_recipes()
+    trial_job = next(job for _, job in captured["trials"] if job.variant.train.lr == lr)
+    expected = Path(trial_job.run_dir)
+    data = trial_job.data
 
     (job,) = received
+    assert job.variant == trial_job.variant
     assert job.variant.name == f"baseline@lr{lr!r}" and job.variant.train.lr == lr and job.seed == 0
     assert Path(job.run_dir) == expected
     assert str(expected).startswith(str(tmp_path / "fgvc_runs_dir" / "00_synthetic_dataset" / "cpu"))

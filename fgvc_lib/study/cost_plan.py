@@ -29,7 +29,9 @@ a row each, less any run the plan trains anyway. A last row ``total`` sums runs,
 ``main_hours`` sums the main comparisons' rows, ``at_once`` is how many runs the notebook's executor trains at once
 here (None under Slurm). The estimate counts training steps only: not the test-set evaluation, the embedded
 pretraining, data generation, or the slowing of runs that share a machine's memory; and a run already finished
-(loaded, not trained) is still counted. So the wall clock it prints (hours / ``at_once``) is a lower bound.
+(loaded, not trained) is still counted. The wall clock it prints (hours / ``at_once``) is an estimate, not a
+bound: it leaves out evaluation and pretraining and the slowing of runs trained at once, and counts finished
+runs again.
 
 :class:`PlanOnly` is what ``Study.run()`` raises after printing the plan when the notebook's ``plan_only`` is set.
 """
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -72,8 +73,10 @@ def device_name(device: torch.device, threads: Optional[int] = None) -> str:
     """The hardware a probe ran on, in words (a GPU's name, or the CPU with the threads of one run)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    from ..machine import cpu_model
+
     threads = threads or torch.get_num_threads()
-    return f"CPU ({platform.processor() or platform.machine()}, {threads} thread(s) per run)"
+    return f"CPU ({cpu_model()}, {threads} thread(s) per run)"
 
 
 def probe_workers(requested: Optional[int], device: torch.device) -> int:
@@ -178,17 +181,16 @@ def main_variants(study) -> set:
 
 
 def runs_at_once_here(study, device: torch.device, runs: int) -> Optional[int]:
-    """How many runs the notebook's executor trains at once on this machine (:func:`fgvc_lib.study.executors.make_executor`):
-    None under Slurm or submitit (the cluster decides)."""
-    from .executors import cpu_cores, cuda_devices
+    """How many runs the notebook's executor trains at once on this machine (one inline; the local pool's
+    :func:`fgvc_lib.study.executors.pool_size`): None under Slurm or submitit (the cluster decides)."""
+    from .executors import cuda_devices, pool_size
 
     execution = study.settings.execution
     if execution.executor in ("slurm", "submitit-local", "submitit-debug"):
         return None
     if execution.executor == "inline":
         return 1
-    slots = cuda_devices() if device.type == "cuda" else cpu_cores()
-    return max(1, min(execution.workers or slots, runs))
+    return pool_size(execution, runs, cuda_devices() if device.type == "cuda" else 0)
 
 
 def _probe_key(variant) -> str:
@@ -253,6 +255,14 @@ def cost_plan(study, probe_steps: int = PROBE_STEPS, warmup: int = WARMUP_STEPS,
                 torch.cuda.empty_cache()
         return rates[key]
 
+    extra_sizes: Dict[object, int] = {}
+
+    def extra_epoch_images(data) -> int:
+        """Training images per epoch of a job's data (one loader per distinct data spec)."""
+        if data not in extra_sizes:
+            extra_sizes[data] = images_per_epoch(data.loaders()[0], data.max_batches)
+        return extra_sizes[data]
+
     def add_row(name: str, runs: int, epochs: int, per_epoch: float, trial_runs: int,
                 parts: List[Tuple[int, object]], is_main: bool) -> None:
         """One row; ``parts``: (training images, variant) pairs, each at its variant's probed rate."""
@@ -283,7 +293,7 @@ def cost_plan(study, probe_steps: int = PROBE_STEPS, warmup: int = WARMUP_STEPS,
             jobs = [job for job in jobs if job.run_dir not in planned]   # a run the plan trains anyway is not extra
             if not jobs:
                 continue
-            per_run = [images_per_epoch(job.data.loaders()[0], job.data.max_batches) for job in jobs]
+            per_run = [extra_epoch_images(job.data) for job in jobs]
             add_row(label, len(jobs), jobs[0].variant.train.epochs, sum(per_run) / len(per_run), 0,
                     [(job.variant.train.epochs * n, job.variant) for job, n in zip(jobs, per_run)], False)
     finally:
@@ -326,5 +336,6 @@ def wall_text(table: pd.DataFrame) -> str:
     text = f"; the main comparisons' variants (column main): {table.attrs.get('main_hours', 0.0):.3g} hours"
     if at_once:
         text += (f"; with {at_once} run(s) at a time, as this machine's executor trains them: about "
-                 f"{total / at_once:.3g} hours of wall clock if they do not slow each other (a lower bound)")
+                 f"{total / at_once:.3g} hours of wall clock (an estimate: training steps only, and runs that share "
+                 f"a machine's memory slow each other)")
     return text

@@ -131,6 +131,12 @@ class SubmititExecutor:
         pass  # submitted jobs belong to the cluster; a resubmitted run resumes or loads them
 
 
+def pool_size(execution: Execution, runs: int, gpus: int) -> int:
+    """Runs the local pool trains at once: the notebook's ``workers``, else one per GPU (``gpus``) or per CPU core,
+    never more than ``runs``."""
+    return min(execution.workers or (gpus if gpus else cpu_cores()), max(1, runs))
+
+
 def make_executor(execution: Execution, runs: int, log_folder: Path, profile_threads: Optional[int]):
     """The executor for ``runs`` runs (see the module docstring)."""
     kind = execution.executor
@@ -138,8 +144,7 @@ def make_executor(execution: Execution, runs: int, log_folder: Path, profile_thr
     if kind in ("slurm", "submitit-local", "submitit-debug"):
         cluster = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}[kind]
         return SubmititExecutor(cluster, log_folder, execution, profile_threads)
-    slots = gpus if gpus else cpu_cores()
-    workers = min(execution.workers or slots, max(1, runs))
+    workers = pool_size(execution, runs, gpus)
     if kind == "inline" or (kind == "auto" and workers <= 1):
         return InlineExecutor(None if gpus else profile_threads)
     devices = [f"cuda:{i % gpus}" for i in range(workers)] if gpus else ["cpu"] * workers

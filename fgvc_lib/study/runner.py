@@ -201,6 +201,7 @@ class Study:
         self.chosen_rates: Dict[str, float] = {}        # variant -> learning rate chosen on validation
         self._trial_scores: Dict[str, Tuple[List[Tuple[float, float]], float]] = {}
         self.recipe_trials: Optional[pd.DataFrame] = None
+        self._run_dirs: set = set()                   # every run folder train_jobs trained or loaded
 
     # ------------------------------------------------------------------ names and folders
     @property
@@ -376,6 +377,7 @@ class Study:
         from tqdm import tqdm
 
         records: Dict[int, RunRecord] = {}
+        self._run_dirs.update(job.run_dir for _, job in jobs)   # their machines go to machines.json
         todo = []
         for index, (dataset, job) in enumerate(jobs):
             done = read_record(job.run_dir)
@@ -692,16 +694,16 @@ class Study:
         self.write_machines()
         return path
 
-    def write_machines(self) -> Path:
-        """Write ``machines.json`` beside the results: the machines this notebook's runs trained on
-        (:mod:`fgvc_lib.machine`), each with its count of runs, and the count of runs whose records predate the
+    def write_machines(self, path: Optional[Path] = None) -> Path:
+        """Write ``machines.json`` (default: beside the results): the machines every run this study trained or
+        loaded so far ran on (its runs, recipe trials and any other jobs, e.g. the knob grid's:
+        :mod:`fgvc_lib.machine`), each with its count of runs, and the count of runs whose records predate the
         machine's name in them. SUMMARY.md reads it (:func:`fgvc_lib.reporting.machines_line`)."""
         from ..reporting import MACHINES_NAME, write_machines
         from .jobs import read_machine
 
-        found = [read_machine(run.record.run_dir) for per_variant in self.runs.values()
-                 for runs in per_variant.values() for run in runs]
-        return write_machines(found, self.results_dir / MACHINES_NAME)
+        found = [read_machine(run_dir) for run_dir in sorted(self._run_dirs)]
+        return write_machines(found, path or self.results_dir / MACHINES_NAME)
 
     # ------------------------------------------------------------------ room for attention
     def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:

@@ -1,0 +1,172 @@
+"""Replications: some of a notebook's claims measured again from runs trained cold on another machine, kept
+beside the committed results and compared with them claim by claim (issue 19).
+
+Why: float results depend on the CPU's kernels (:mod:`fgvc_lib.machine`). On 2026-12-05 a cold run on an AMD EPYC
+with AVX2, with the committed code and images, did not reproduce notebook 00's committed numbers, so the study's
+question became whether its *verdicts* survive another machine. A replication answers that for the claims whose
+variants it trains:
+
+* :func:`replicate` builds the notebook's study (its default parameters unless given), keeps only the variants ``keep``
+  (the recipe protocol still chooses their rates on validation, as the notebook does; a kept variant that takes
+  another's rate needs that one kept too), trains them in a runs folder of its own and writes
+  ``results/replications/<notebook>/<label>/claims.csv`` (every claim those variants decide, under the one verdict
+  rule), ``machines.json`` and ``replication.json`` (profile, variants, seeds, parameters);
+* :func:`comparison` joins a replication's claims with the notebook's committed ``claims.csv``: both effects with
+  their intervals and verdicts, and what happened to the verdict (:func:`verdict_change`);
+* SUMMARY.md has a section per replication (:func:`fgvc_lib.reporting.build_summary`).
+
+Command line: ``python -m fgvc_lib.replication 00_synthetic_dataset --variants baseline,oracle-zoom-head
+--label amd-epyc-2026-12-05`` (``--seeds``, ``--profile`` as the notebook's parameters).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from . import paths
+from .atomic import atomic_write_text
+
+REPLICATIONS = "replications"
+SETTINGS_NAME = "replication.json"   # what a replication was run with
+DECIDED = ("held", "reversed")
+
+
+def replication_dir(notebook: str, label: str, root: Optional[Path] = None) -> Path:
+    """``<results>/replications/<notebook>/<label>``."""
+    if not label or "/" in label or label.startswith("."):
+        raise ValueError(f"a replication's label must be a plain folder name; got {label!r}")
+    return Path(root or paths.results_root()) / REPLICATIONS / notebook / label
+
+
+def replicate(paper, keep: Sequence[str], label: str, **params) -> Path:
+    """Train the variants ``keep`` of ``paper``'s study cold (their own runs folder: ``<runs>/replications/<label>``) and
+    write the claims they decide and their machines under :func:`replication_dir`; returns that folder."""
+    from .reporting import CLAIMS_NAME, MACHINES_NAME, write_claims
+    from .study import Study
+
+    folder = replication_dir(paper.notebook, label)
+    # runs of its own (<runs>/replications/<label>/...): a replication never loads the notebook's runs
+    with _runs_under(paths.runs_root() / REPLICATIONS / label):
+        study = Study(paper, **params)
+        unknown = [v for v in keep if v not in study.variants]
+        if unknown:
+            raise ValueError(f"{paper.notebook} plans no variant(s) {', '.join(unknown)}; its variants: "
+                             f"{', '.join(study.variants)}")
+        # a kept variant that takes another's chosen rate needs that one: else it would train at its default
+        leads = sorted({study.variants[v].lr_from for v in keep if study.variants[v].lr_from} - set(keep))
+        if leads:
+            raise ValueError(f"the kept variants take their learning rate from {', '.join(leads)} (lr_from): "
+                             f"keep {'it' if len(leads) == 1 else 'them'} too")
+        study.variants = {name: v for name, v in study.variants.items() if name in keep}
+        study.run()
+    table, _ = study.claims_table()   # a claim that reads a variant left out is not measured here
+    write_claims(table, folder / CLAIMS_NAME)
+    study.write_machines(folder / MACHINES_NAME)
+    atomic_write_text(folder / SETTINGS_NAME, json.dumps(
+        {"profile": study.profile.name, "variants": list(keep), "seeds": list(study.settings.seeds),
+         "parameters": {k: v for k, v in params.items()}}, indent=1, sort_keys=True, default=str) + "\n")
+    return folder
+
+
+def settings_of(folder: Path) -> dict:
+    """What a replication was run with (its ``replication.json``); the cpu profile when the file is missing."""
+    path = Path(folder) / SETTINGS_NAME
+    return json.loads(path.read_text()) if path.is_file() else {"profile": "cpu"}
+
+
+def committed_folder(root: Path, notebook: str, profile: str) -> Path:
+    """The committed results a replication in ``profile`` is compared with: the notebook's folder of that
+    profile (:func:`fgvc_lib.paths.results_dir`'s layout)."""
+    from .profiles import DEFAULT_PROFILE
+
+    return Path(root) / notebook if profile == DEFAULT_PROFILE else Path(root) / notebook / profile
+
+
+@contextlib.contextmanager
+def _runs_under(folder: Path):
+    """``$FGVC_RUNS_DIR`` set to ``folder`` meanwhile (worker processes inherit it), restored after."""
+    before = os.environ.get("FGVC_RUNS_DIR")
+    os.environ["FGVC_RUNS_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FGVC_RUNS_DIR", None)
+        else:
+            os.environ["FGVC_RUNS_DIR"] = before
+
+
+def verdict_change(committed: str, replicated: str) -> str:
+    """What became of a committed verdict: "same", "opposite" (held <-> reversed), "lost" (a decided verdict now
+    undecided), "gained" (an undecided one now decided), else "changed"."""
+    if committed == replicated:
+        return "same"
+    if committed in DECIDED and replicated in DECIDED:
+        return "opposite"
+    if committed in DECIDED:
+        return "lost"
+    if replicated in DECIDED:
+        return "gained"
+    return "changed"
+
+
+def _interval(row: pd.Series) -> str:
+    return f"{row['our_effect']:.1f} [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
+
+
+UNMATCHED = "not in the committed table"
+
+
+def comparison(committed: pd.DataFrame, replicated: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim the replication measured: the committed and the replicated effect with its interval and
+    verdict, and the change (:func:`verdict_change`); a claim the committed table lacks (its text names other
+    parameters, say) is listed with the change :data:`UNMATCHED`."""
+    known = committed.drop_duplicates("claim").set_index("claim")
+    rows = []
+    for _, row in replicated.iterrows():
+        if row["claim"] not in known.index:
+            rows.append({"claim": row["claim"], "committed": "", "committed verdict": "",
+                         "replication": _interval(row), "replication verdict": row["verdict"], "change": UNMATCHED})
+            continue
+        then = known.loc[row["claim"]]
+        rows.append({"claim": row["claim"], "committed": _interval(then), "committed verdict": then["verdict"],
+                     "replication": _interval(row), "replication verdict": row["verdict"],
+                     "change": verdict_change(then["verdict"], row["verdict"])})
+    return pd.DataFrame(rows, columns=["claim", "committed", "committed verdict", "replication",
+                                       "replication verdict", "change"])
+
+
+def replications(root: Path) -> List[Tuple[str, str, Path]]:
+    """``(notebook, label, folder)`` of every replication under ``root`` (results), sorted."""
+    base = Path(root) / REPLICATIONS
+    if not base.is_dir():
+        return []
+    return [(notebook.name, folder.name, folder) for notebook in sorted(p for p in base.iterdir() if p.is_dir())
+            for folder in sorted(p for p in notebook.iterdir() if p.is_dir())]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .reproduce import paper_of
+
+    parser = argparse.ArgumentParser(prog="python -m fgvc_lib.replication", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", help="a notebook name, e.g. 00_synthetic_dataset")
+    parser.add_argument("--variants", required=True, help="comma-separated variants to train")
+    parser.add_argument("--label", required=True, help="the replication's folder name, e.g. amd-epyc-2026-12-05")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seeds", default="", help="the notebook's seeds parameter ('' keeps its default)")
+    args = parser.parse_args(argv)
+    params = {"profile": args.profile, **({"seeds": args.seeds} if args.seeds else {})}
+    folder = replicate(paper_of(args.notebook), [v for v in args.variants.split(",") if v], args.label, **params)
+    print(f"replication written to {folder}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

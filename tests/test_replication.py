@@ -1,0 +1,98 @@
+"""Replications of a notebook's claims on another machine (fgvc_lib.replication) and their SUMMARY.md section."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fgvc_lib import reporting
+from fgvc_lib.replication import comparison, replication_dir, replications, verdict_change
+
+
+def test_what_became_of_a_verdict():
+    assert verdict_change("held", "held") == "same"
+    assert verdict_change("held", "reversed") == "opposite" and verdict_change("reversed", "held") == "opposite"
+    assert verdict_change("held", "inconclusive") == "lost" and verdict_change("reversed", "no effect") == "lost"
+    assert verdict_change("inconclusive", "held") == "gained"
+    assert verdict_change("inconclusive", "no effect") == "changed"
+
+
+def _claims(rows):
+    """A claims table by hand: (claim, effect, low, high, verdict) rows; the other columns blank or plain."""
+    full = []
+    for claim, effect, low, high, verdict in rows:
+        full.append({**{c: "" for c in reporting.CLAIM_COLUMNS}, "claim": claim, "main": False,
+                     "measure": "accuracy", "direction": 1, "smallest_effect": 1.0, "our_effect": effect,
+                     "ci_low": low, "ci_high": high, "verdict": verdict, "against_paper": "",
+                     "below_smallest_effect": False, "n_seeds": 5, "n_images": 1200})
+    return pd.DataFrame(full, columns=reporting.CLAIM_COLUMNS)
+
+
+def test_comparison_joins_by_claim_and_says_what_changed():
+    committed = _claims([("a beats b", 5.93, 3.73, 8.14, "held"), ("c beats d", -7.37, -10.71, -4.02, "reversed"),
+                         ("e beats f", 0.5, -2.0, 3.0, "inconclusive")])
+    replicated = _claims([("c beats d", -1.0, -3.0, 1.0, "inconclusive"), ("a beats b", -4.0, -6.0, -2.0, "reversed")])
+    table = comparison(committed, replicated)
+    assert list(table["claim"]) == ["c beats d", "a beats b"]          # the replication's claims, its order
+    assert list(table["change"]) == ["lost", "opposite"]
+    assert table.iloc[1]["committed"] == "5.9 [3.7, 8.1]" and table.iloc[1]["replication"] == "-4.0 [-6.0, -2.0]"
+    unmatched = comparison(committed, _claims([("new claim", 1.0, 0.0, 2.0, "held")]))
+    assert list(unmatched["change"]) == ["not in the committed table"] and unmatched.iloc[0]["committed"] == ""
+
+
+def test_summary_has_a_section_per_replication(tmp_path):
+    reporting.write_claims(_claims([("a beats b", 5.93, 3.73, 8.14, "held"),
+                                    ("c beats d", -7.37, -10.71, -4.02, "reversed")]),
+                           tmp_path / "00_synthetic_dataset" / reporting.CLAIMS_NAME)
+    folder = replication_dir("00_synthetic_dataset", "other-cpu", root=tmp_path)
+    reporting.write_claims(_claims([("a beats b", 1.0, -1.0, 3.0, "inconclusive"),
+                                    ("c beats d", -6.0, -9.0, -3.0, "reversed")]), folder / reporting.CLAIMS_NAME)
+    assert replications(tmp_path) == [("00_synthetic_dataset", "other-cpu", folder)]
+    text = reporting.build_summary(tmp_path)
+    assert "## Replications on other machines" in text and "### 00_synthetic_dataset: other-cpu" in text
+    assert "Of 2 claim(s): 1 same, 1 lost." in text and "Profile cpu; variants ?" in text
+    assert "Trained on: not recorded" in text               # no machines.json in the replication's folder
+    # the replications folder is not taken for a notebook's results
+    assert "## replications" not in text
+
+
+def test_a_label_is_a_plain_folder_name(tmp_path):
+    for bad in ("", "a/b", ".hidden"):
+        with pytest.raises(ValueError, match="plain folder name"):
+            replication_dir("00_synthetic_dataset", bad, root=tmp_path)
+
+
+def test_replicate_trains_in_runs_of_its_own_and_writes_claims_and_machines(private_dirs, tmp_path, monkeypatch):
+    import dataclasses
+    import json
+    import os
+
+    import study_paper
+    from fgvc_lib import paths
+    from fgvc_lib.replication import replicate
+    from fgvc_lib.study import Accuracy, Claim
+
+    monkeypatch.setenv("FGVC_PROFILE", "smoke")
+    claim = Claim("slow beats plain", ((Accuracy("plain"), Accuracy("slow")),))
+    paper = dataclasses.replace(study_paper.PAPER, claims=lambda settings: ([claim], []))
+    runs_before = os.environ["FGVC_RUNS_DIR"]
+    with pytest.raises(ValueError, match="plans no variant"):
+        replicate(paper, ["plain", "nope"], "here", executor="inline")
+    with pytest.raises(ValueError, match="take their learning rate from tuned"):
+        replicate(paper, ["shared"], "here", executor="inline", variants="tuned,shared")
+    folder = replicate(paper, ["plain", "slow"], "here", executor="inline", seeds="0,1")
+    assert os.environ["FGVC_RUNS_DIR"] == runs_before                    # restored
+    assert folder == paths.results_root() / "replications" / "99_tiny" / "here"
+    claims = reporting.read_claims(folder / reporting.CLAIMS_NAME)
+    assert list(claims["claim"]) == ["slow beats plain"] and claims.iloc[0]["n_seeds"] == 2
+    machines = json.loads((folder / reporting.MACHINES_NAME).read_text())
+    assert machines["unrecorded"] == 0 and sum(m["runs"] for m in machines["machines"]) == 4
+    trained = list((paths.runs_dir("99_tiny", "smoke").parent.parent / "replications" / "here").rglob("record.json"))
+    assert len(trained) == 4                                              # never the notebook's own runs folder
+    assert not paths.runs_dir("99_tiny", "smoke").exists()
+    assert json.loads((folder / "replication.json").read_text()) == {
+        "profile": "smoke", "variants": ["plain", "slow"], "seeds": [0, 1],
+        "parameters": {"executor": "inline", "seeds": "0,1"}}
+    # compared with the committed claims of its profile (here smoke: results/99_tiny/smoke/)
+    reporting.write_claims(claims, paths.results_dir("99_tiny", "smoke") / reporting.CLAIMS_NAME)
+    text = reporting.build_summary(paths.results_root())
+    assert "### 99_tiny: here" in text and "Of 1 claim(s): 1 same." in text and "Profile smoke" in text
