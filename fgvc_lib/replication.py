@@ -10,7 +10,8 @@ variants it trains:
   (the recipe protocol still chooses their rates on validation, as the notebook does; a kept variant that takes
   another's rate needs that one kept too), trains them in a runs folder of its own and writes
   ``results/replications/<notebook>/<label>/claims.csv`` (every claim those variants decide, under the one verdict
-  rule), ``machines.json`` and ``replication.json`` (profile, variants, seeds, parameters);
+  rule), ``recipe_trials.csv`` (the rates the protocol chose there), ``machines.json`` and ``replication.json``
+  (profile, variants, seeds, parameters);
 * :func:`comparison` joins a replication's claims with the notebook's committed ``claims.csv``: both effects with
   their intervals and verdicts, and what happened to the verdict (:func:`verdict_change`);
 * SUMMARY.md has a section per replication (:func:`fgvc_lib.reporting.build_summary`).
@@ -35,6 +36,7 @@ from .atomic import atomic_write_text
 
 REPLICATIONS = "replications"
 SETTINGS_NAME = "replication.json"   # what a replication was run with
+TRIALS_NAME = "recipe_trials.csv"    # its recipe trials (the notebook's file name)
 DECIDED = ("held", "reversed")
 
 
@@ -68,11 +70,25 @@ def replicate(paper, keep: Sequence[str], label: str, **params) -> Path:
         study.run()
     table, _ = study.claims_table()   # a claim that reads a variant left out is not measured here
     write_claims(table, folder / CLAIMS_NAME)
+    if study.recipe_trials is not None and not study.recipe_trials.empty:   # the rates the protocol chose here
+        from .reporting import write_csv
+        from .study.recipes import TRIAL_COLUMNS
+
+        write_csv(study.recipe_trials, folder / TRIALS_NAME, TRIAL_COLUMNS, "recipe trials table")
     study.write_machines(folder / MACHINES_NAME)
     atomic_write_text(folder / SETTINGS_NAME, json.dumps(
         {"profile": study.profile.name, "variants": list(keep), "seeds": list(study.settings.seeds),
          "parameters": {k: v for k, v in params.items()}}, indent=1, sort_keys=True, default=str) + "\n")
     return folder
+
+
+def chosen_rates(folder: Path) -> dict:
+    """Variant -> the learning rate a replication's protocol chose (its ``recipe_trials.csv``); {} without it."""
+    path = Path(folder) / TRIALS_NAME
+    if not path.is_file():
+        return {}
+    trials = pd.read_csv(path)
+    return {row["variant"]: float(row["lr"]) for _, row in trials[trials["chosen"].astype(str) == "True"].iterrows()}
 
 
 def settings_of(folder: Path) -> dict:

@@ -419,6 +419,8 @@ def build_summary(results_dir: PathLike) -> str:
         lines += ["Accuracies measured on the embedded synthetic dataset (profiles smoke/cpu) are **not comparable** "
                   "with the papers' numbers; what is compared is each claim - the sign and size of an effect "
                   "between variants, with its confidence interval.", ""]
+    warning = replication_warning(root)
+    lines += [warning, ""] if warning else []
     lines += headline_table(root)
     from .study.recipes import RATE_FACTORS
 
@@ -726,10 +728,32 @@ def machines_line(folder: PathLike) -> str:
     return "Trained on: " + "; ".join(parts) + "."
 
 
+def replication_warning(root: Path) -> str:
+    """One line for SUMMARY.md's head when a replication changed committed verdicts: per replication, how many
+    decided verdicts it lost or turned into the opposite (:mod:`fgvc_lib.replication`); "" when none did."""
+    from .replication import comparison, committed_folder, replications, settings_of
+
+    changed = []
+    for notebook, label, folder in replications(root):
+        committed = committed_folder(root, notebook, settings_of(folder).get("profile", "cpu")) / CLAIMS_NAME
+        if not (committed.is_file() and (folder / CLAIMS_NAME).is_file()):
+            continue
+        counts = comparison(read_claims(committed), read_claims(folder / CLAIMS_NAME))["change"].value_counts()
+        parts = [f"{counts[c]} {word}" for c, word in (("opposite", "turned into the opposite verdict"),
+                                                       ("lost", "no longer decided")) if c in counts]
+        if parts:
+            changed.append(f"{notebook} on {label}: " + ", ".join(parts))
+    if not changed:
+        return ""
+    return ("**Not robust to the machine.** Claims re-measured from runs trained cold on another machine changed "
+            "committed verdicts (" + "; ".join(changed) + "): see \"Replications on other machines\" below. "
+            "Read every verdict here as one machine's.")
+
+
 def replication_sections(root: Path) -> List[str]:
     """SUMMARY.md's section on the replications (:mod:`fgvc_lib.replication`): per replication the machine, each
     claim's committed and replicated verdict, and a tally of what became of the verdicts; [] without any."""
-    from .replication import UNMATCHED, comparison, committed_folder, replications, settings_of
+    from .replication import UNMATCHED, chosen_rates, comparison, committed_folder, replications, settings_of
 
     found = replications(root)
     if not found:
@@ -740,10 +764,14 @@ def replication_sections(root: Path) -> List[str]:
              "is a change the committed intervals did not count: they vary the seeds, not the machine.", ""]
     for notebook, label, folder in found:
         settings = settings_of(folder)
+        committed_dir = committed_folder(root, notebook, settings.get("profile", "cpu"))
+        rates = "; ".join(f"{variant} {lr:g} (committed: {chosen_rates(committed_dir).get(variant, float('nan')):g})"
+                          for variant, lr in chosen_rates(folder).items())
         lines += [f"### {notebook}: {label}", "", machines_line(folder), "",
                   f"Profile {settings.get('profile')}; variants {', '.join(settings.get('variants', [])) or '?'}; "
-                  f"seeds {', '.join(map(str, settings.get('seeds', []))) or '?'}.", ""]
-        committed = committed_folder(root, notebook, settings.get("profile", "cpu")) / CLAIMS_NAME
+                  f"seeds {', '.join(map(str, settings.get('seeds', []))) or '?'}."
+                  + (f" Rates the recipe protocol chose there: {rates}." if rates else ""), ""]
+        committed = committed_dir / CLAIMS_NAME
         replicated = folder / CLAIMS_NAME
         if not (committed.is_file() and replicated.is_file()):
             lines += [f"*No claims to compare: {committed.name} or the replication's is missing.*", ""]

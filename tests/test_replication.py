@@ -51,6 +51,9 @@ def test_summary_has_a_section_per_replication(tmp_path):
     assert "## Replications on other machines" in text and "### 00_synthetic_dataset: other-cpu" in text
     assert "Of 2 claim(s): 1 same, 1 lost." in text and "Profile cpu; variants ?" in text
     assert "Trained on: not recorded" in text               # no machines.json in the replication's folder
+    assert ("**Not robust to the machine.** Claims re-measured from runs trained cold on another machine changed "
+            "committed verdicts (00_synthetic_dataset on other-cpu: 1 no longer decided)") in text
+    assert text.index("Not robust to the machine") < text.index("## Replications on other machines")
     # the replications folder is not taken for a notebook's results
     assert "## replications" not in text
 
