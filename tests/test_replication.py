@@ -99,3 +99,21 @@ def test_replicate_trains_in_runs_of_its_own_and_writes_claims_and_machines(priv
     reporting.write_claims(claims, paths.results_dir("99_tiny", "smoke") / reporting.CLAIMS_NAME)
     text = reporting.build_summary(paths.results_root())
     assert "### 99_tiny: here" in text and "Of 1 claim(s): 1 same." in text and "Profile smoke" in text
+
+
+def test_the_rates_a_replication_chose_are_named_beside_the_committed_ones(tmp_path):
+    from fgvc_lib.replication import chosen_rates
+
+    trials = ("variant,lr,validation_top1,validation_se,chosen,seed,held_out_images\n"
+              "baseline,0.015,36.1,4.0,{a},0,144\nbaseline,0.05,38.2,4.0,{b},0,144\n")
+    (tmp_path / "00_synthetic_dataset").mkdir()
+    (tmp_path / "00_synthetic_dataset" / "recipe_trials.csv").write_text(trials.format(a=True, b=False))
+    reporting.write_claims(_claims([("a beats b", 5.93, 3.73, 8.14, "held")]),
+                           tmp_path / "00_synthetic_dataset" / reporting.CLAIMS_NAME)
+    folder = replication_dir("00_synthetic_dataset", "other-cpu", root=tmp_path)
+    reporting.write_claims(_claims([("a beats b", 5.0, 3.0, 7.0, "held")]), folder / reporting.CLAIMS_NAME)
+    (folder / "recipe_trials.csv").write_text(trials.format(a=False, b=True))
+    assert chosen_rates(folder) == {"baseline": 0.05} and chosen_rates(tmp_path / "nowhere") == {}
+    text = reporting.build_summary(tmp_path)
+    assert "Rates the recipe protocol chose there: baseline 0.05 (committed: 0.015)." in text
+    assert "Not robust to the machine" not in text            # the verdict stayed: no warning at the head
