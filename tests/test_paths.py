@@ -101,7 +101,7 @@ def test_cache_dir_default_and_environment(clean_env, tmp_path):
 def test_module_has_exactly_the_documented_functions():
     public = sorted(n for n in vars(paths) if not n.startswith("_") and callable(getattr(paths, n))
                     and getattr(getattr(paths, n), "__module__", None) == paths.__name__)
-    assert public == sorted(["repo_root", "results_root", "results_dir", "runs_dir", "cache_dir"])
+    assert public == sorted(["repo_root", "results_root", "results_dir", "runs_root", "runs_dir", "cache_dir"])
     assert paths.__doc__ and "results/<notebook>/<profile>/" in paths.__doc__
 
 
@@ -121,3 +121,6 @@ def test_only_the_default_profile_results_are_committed():
             for profile in OTHER_PROFILES:
                 assert _ignored(f"results/{name}/{profile}/{table}")
     assert not _ignored("results/SUMMARY.md")
+    # a replication on another machine (fgvc_lib/replication.py) is committed too
+    for name in ("claims.csv", "machines.json", "replication.json", "recipe_trials.csv"):
+        assert not _ignored(f"results/replications/00_synthetic_dataset/some-machine/{name}")

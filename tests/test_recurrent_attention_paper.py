@@ -1,5 +1,7 @@
 """Recurrent attention's printed numbers (fgvc_lib.papers.recurrent_attention), pinned cell by cell against
 the thesis's Tables 5.1, 5.2, 6.1 and 6.2, and the paper's effects the runner computes from them."""
+import tempfile
+
 import pytest
 
 from fgvc_lib.papers import recurrent_attention as paper
@@ -40,7 +42,7 @@ def _cells_and_claims(**parameters):
 
 def _effects(dataset, **parameters):
     """The paper's effect of every claim, as the runner computes it from the claim's printed cells."""
-    settings, _, claims = _cells_and_claims(profile="paper", dataset=dataset, data_root="/tmp/none", **parameters)
+    settings, _, claims = _cells_and_claims(profile="paper", dataset=dataset, data_root=tempfile.gettempdir(), **parameters)
     return {c.text: paper.STUDY.paper_effect(c, settings.dataset) for c in claims}
 
 
@@ -102,7 +104,7 @@ def test_printed_numbers_sit_beside_vgg_streams_only():
     assert all(n is None for n in numbers(settings, cells).values())
     assert all(effect(settings, c) is None for c in claims)
     # on Stanford Dogs itself, with the paper's VGG-19 streams: Table 5.2 unlabelled, Tables 6.1-6.2 blank
-    settings, cells, claims = _cells_and_claims(profile="paper", dataset="dogs", data_root="/tmp/none")
+    settings, cells, claims = _cells_and_claims(profile="paper", dataset="dogs", data_root=tempfile.gettempdir())
     shown = {key: n for key, n in numbers(settings, cells).items() if n is not None}
     assert shown == {("table5", "VGG19"): 77.2, ("table5", "VGG19 + local-stream (attention)"): 78.7}
     assert {c.paper_setting for c in cells + claims} == {""}
