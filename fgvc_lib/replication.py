@@ -168,6 +168,23 @@ def replications(root: Path) -> List[Tuple[str, str, Path]]:
             for folder in sorted(p for p in notebook.iterdir() if p.is_dir())]
 
 
+def compared(root: Path) -> List[Tuple[str, str, Path, dict, Path, Optional[pd.DataFrame]]]:
+    """Every replication under ``root`` with what SUMMARY.md says of it, read once: (notebook, label, folder, its
+    settings, the committed folder it is compared with, the :func:`comparison` table or None when either claims
+    file is missing)."""
+    from .reporting import CLAIMS_NAME, read_claims
+
+    found = []
+    for notebook, label, folder in replications(root):
+        settings = settings_of(folder)
+        committed_dir = committed_folder(root, notebook, settings.get("profile", "cpu"))
+        committed, replicated = committed_dir / CLAIMS_NAME, folder / CLAIMS_NAME
+        table = comparison(read_claims(committed), read_claims(replicated)) \
+            if committed.is_file() and replicated.is_file() else None
+        found.append((notebook, label, folder, settings, committed_dir, table))
+    return found
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .reproduce import paper_of
 

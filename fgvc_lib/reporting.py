@@ -419,7 +419,10 @@ def build_summary(results_dir: PathLike) -> str:
         lines += ["Accuracies measured on the embedded synthetic dataset (profiles smoke/cpu) are **not comparable** "
                   "with the papers' numbers; what is compared is each claim - the sign and size of an effect "
                   "between variants, with its confidence interval.", ""]
-    warning = replication_warning(root)
+    from .replication import compared
+
+    replicated = compared(root)   # read once: the head's warning and the section below
+    warning = replication_warning(replicated)
     lines += [warning, ""] if warning else []
     lines += headline_table(root)
     from .study.recipes import RATE_FACTORS
@@ -485,7 +488,7 @@ def build_summary(results_dir: PathLike) -> str:
         power = main_power_table(found)
         if not power.empty:
             lines += ["#### The main comparisons: spread and power", "", POWER_NOTE, "", markdown_table(power), ""]
-    lines += replication_sections(root)
+    lines += replication_sections(replicated)
     for section in sections:
         lines += section
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -728,17 +731,15 @@ def machines_line(folder: PathLike) -> str:
     return "Trained on: " + "; ".join(parts) + "."
 
 
-def replication_warning(root: Path) -> str:
+def replication_warning(found: Sequence[tuple]) -> str:
     """One line for SUMMARY.md's head when a replication changed committed verdicts: per replication, how many
-    decided verdicts it lost or turned into the opposite (:mod:`fgvc_lib.replication`); "" when none did."""
-    from .replication import comparison, committed_folder, replications, settings_of
-
+    decided verdicts it lost or turned into the opposite; ``found``: :func:`fgvc_lib.replication.compared`;
+    "" when none did."""
     changed = []
-    for notebook, label, folder in replications(root):
-        committed = committed_folder(root, notebook, settings_of(folder).get("profile", "cpu")) / CLAIMS_NAME
-        if not (committed.is_file() and (folder / CLAIMS_NAME).is_file()):
+    for notebook, label, _, _, _, table in found:
+        if table is None:
             continue
-        counts = comparison(read_claims(committed), read_claims(folder / CLAIMS_NAME))["change"].value_counts()
+        counts = table["change"].value_counts()
         parts = [f"{counts[c]} {word}" for c, word in (("opposite", "turned into the opposite verdict"),
                                                        ("lost", "no longer decided")) if c in counts]
         if parts:
@@ -750,33 +751,28 @@ def replication_warning(root: Path) -> str:
             "Read every verdict here as one machine's.")
 
 
-def replication_sections(root: Path) -> List[str]:
-    """SUMMARY.md's section on the replications (:mod:`fgvc_lib.replication`): per replication the machine, each
-    claim's committed and replicated verdict, and a tally of what became of the verdicts; [] without any."""
-    from .replication import UNMATCHED, chosen_rates, comparison, committed_folder, replications, settings_of
+def replication_sections(found: Sequence[tuple]) -> List[str]:
+    """SUMMARY.md's section on the replications (``found``: :func:`fgvc_lib.replication.compared`): per
+    replication the machine, each claim's committed and replicated verdict, and a tally of what became of the
+    verdicts; [] without any."""
+    from .replication import UNMATCHED, chosen_rates
 
-    found = replications(root)
     if not found:
         return []
     lines = ["## Replications on other machines", "",
              "Claims measured again from runs trained cold on another machine (`results/replications/`, "
              "`python -m fgvc_lib.replication`), beside the committed ones. A change of verdict between machines "
              "is a change the committed intervals did not count: they vary the seeds, not the machine.", ""]
-    for notebook, label, folder in found:
-        settings = settings_of(folder)
-        committed_dir = committed_folder(root, notebook, settings.get("profile", "cpu"))
+    for notebook, label, folder, settings, committed_dir, table in found:
         rates = "; ".join(f"{variant} {lr:g} (committed: {chosen_rates(committed_dir).get(variant, float('nan')):g})"
                           for variant, lr in chosen_rates(folder).items())
         lines += [f"### {notebook}: {label}", "", machines_line(folder), "",
                   f"Profile {settings.get('profile')}; variants {', '.join(settings.get('variants', [])) or '?'}; "
                   f"seeds {', '.join(map(str, settings.get('seeds', []))) or '?'}."
                   + (f" Rates the recipe protocol chose there: {rates}." if rates else ""), ""]
-        committed = committed_dir / CLAIMS_NAME
-        replicated = folder / CLAIMS_NAME
-        if not (committed.is_file() and replicated.is_file()):
-            lines += [f"*No claims to compare: {committed.name} or the replication's is missing.*", ""]
+        if table is None:
+            lines += [f"*No claims to compare: {CLAIMS_NAME} or the replication's is missing.*", ""]
             continue
-        table = comparison(read_claims(committed), read_claims(replicated))
         counts = table["change"].value_counts()
         lines += [markdown_table(table), "",
                   f"Of {len(table)} claim(s): " + ", ".join(f"{counts[c]} {c}" for c in
