@@ -5,7 +5,7 @@
 #                  [SLURM_PARTITION=gpu] [SLURM_TIME=240] [SLURM_GPUS=1]
 #                  [LOADER_WORKERS=4] [COMPILE=1] [PLAN=1]
 #                  PLAN=1: print each notebook's runs, epochs and estimated hours on this machine; train nothing
-#   make check     train notebook 00's baseline trial at the default rate (about 5 minutes cold) and say whether this machine
+#   make check     train notebook 00's baseline trial at the default rate (about 12 minutes cold, most of it the one-off pretraining) and say whether this machine
 #                  reproduces the committed numbers exactly (exit code 0) or not (3)
 #   make test      the whole test suite: unit tests + nbval over every notebook (smoke profile)
 #   make lab       JupyterLab on notebooks/ with the project's environment

@@ -1,12 +1,15 @@
 """Which machine a run trained on: its CPU (model and the vector instructions torch uses), its GPU when it trained
 on one, and the versions of the libraries that shape the numbers.
 
-Why it is recorded (issue 19): a cold run of notebook 00 on another CPU, with the same code and the same images,
-did not reproduce the committed numbers (2026-12-05: a recipe trial's validation top-1 came out 38.19 % against
-the committed 56.94 %, on an AMD EPYC with AVX2; three pretraining seeds agreed, so it is the machine, not a
-draw). Float results depend on the kernels a CPU gets; a run's record therefore says where it was made
-(:mod:`fgvc_lib.study.jobs` writes these facts into ``record.json``), the study writes the machines of a
-notebook's runs beside its results (``machines.json``), and SUMMARY.md names them.
+Why it is recorded (issue 19): the committed cpu results of 2026-12-04 could not be reproduced from their own code
+on a clean machine. The cause turned out to be the embedded pretraining every run starts from
+(:mod:`fgvc_lib.pretraining`): its outcome moves with the float rounding of whatever trains it. On 2026-12-05 the
+same code and images gave notebook 00's recipe trial 38.19 % from a pretraining trained at one torch thread and
+52.78 % from one trained at two (56.94 % committed), while this machine reproduced the results of 2026-11-23 to
+every digit. torch 2.13.0+cpu and 2.14.1+cu130 gave equal trials there. A run's record therefore says where it was
+made (:mod:`fgvc_lib.study.jobs` writes these facts into ``record.json``), the pretraining writes a record of its
+own, the study writes the machines and the pretraining of a notebook's runs beside its results
+(``machines.json``), and SUMMARY.md names them.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 PROFILE_ENV = "FGVC_PROFILE"
 DEFAULT_PROFILE = "cpu"
@@ -93,13 +93,29 @@ PROFILES: Dict[str, Profile] = {
 PROFILE_NAMES = tuple(PROFILES)
 
 
-def get_profile(name: Optional[str] = None) -> Profile:
-    """The named profile; ``None`` means ``$FGVC_PROFILE`` or ``cpu``."""
+def get_profile(name: Union[str, Profile, None] = None) -> Profile:
+    """The named profile; ``None`` means ``$FGVC_PROFILE`` or ``cpu``; a :class:`Profile` is returned as it is (a
+    named one changed, e.g. :func:`with_pretraining_seed`)."""
+    if isinstance(name, Profile):
+        return name
     if name is None or name == "":
         name = os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
     return PROFILES[name]
+
+
+def with_pretraining_seed(profile: Profile, seed: int) -> Profile:
+    """``profile`` with another draw of its embedded pretraining (:class:`fgvc_lib.pretraining.PretrainingConfig`'s
+    ``seed``: its initialisation and data order). Every run of a notebook starts from the one pretraining, so
+    a claim that holds under one draw and not another rests on that draw (issue 19; see
+    :func:`fgvc_lib.replication.replicate`)."""
+    if profile.pretrained != "synthetic":
+        raise ValueError(f"profile {profile.name!r} has no embedded pretraining (pretrained={profile.pretrained!r}): "
+                         f"there is no pretraining draw to change")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"a pretraining seed is a whole number; got {seed!r}")
+    return profile.replace(pretraining={**profile.pretraining, "seed": seed})
 
 
 def scale_epochs(paper_epochs: int, paper_value: int, epochs: int) -> int:

@@ -1,10 +1,13 @@
-"""Replications: some of a notebook's claims measured again from runs trained cold on another machine, kept
-beside the committed results and compared with them claim by claim (issue 19).
+"""Replications: some of a notebook's claims measured again from runs trained cold, on another machine or from
+another draw of the embedded pretraining, kept beside the committed results and compared with them claim by claim
+(issue 19).
 
-Why: float results depend on the CPU's kernels (:mod:`fgvc_lib.machine`). On 2026-12-05 a cold run on an AMD EPYC
-with AVX2, with the committed code and images, did not reproduce notebook 00's committed numbers, so the study's
-question became whether its *verdicts* survive another machine. A replication answers that for the claims whose
-variants it trains:
+Why: every run of a notebook starts from one embedded pretraining (:mod:`fgvc_lib.pretraining`), whose outcome moves
+with its seed and with the float rounding of the machine that trains it; the committed intervals vary the
+fine-tuning seeds and the test images, not that draw. On 2026-12-05 a cold run with the committed code and images
+did not reproduce notebook 00's committed numbers (its pretraining was another draw), so the study's question
+became whether its *verdicts* survive another draw. A replication answers that for the claims whose variants it
+trains:
 
 * :func:`replicate` builds the notebook's study (its default parameters unless given), keeps only the variants ``keep``
   (the recipe protocol still chooses their rates on validation, as the notebook does; a kept variant that takes
@@ -17,7 +20,8 @@ variants it trains:
 * SUMMARY.md has a section per replication (:func:`fgvc_lib.reporting.build_summary`).
 
 Command line: ``python -m fgvc_lib.replication 00_synthetic_dataset --variants baseline,oracle-zoom-head
---label amd-epyc-2026-12-05`` (``--seeds``, ``--profile`` as the notebook's parameters).
+--label amd-epyc-2026-12-05`` (``--seeds``, ``--profile`` as the notebook's parameters; ``--pretraining-seed N``
+starts every run from another draw of the pretraining, :func:`fgvc_lib.profiles.with_pretraining_seed`).
 """
 from __future__ import annotations
 
@@ -47,13 +51,20 @@ def replication_dir(notebook: str, label: str, root: Optional[Path] = None) -> P
     return Path(root or paths.results_root()) / REPLICATIONS / notebook / label
 
 
-def replicate(paper, keep: Sequence[str], label: str, **params) -> Path:
+def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional[int] = None, **params) -> Path:
     """Train the variants ``keep`` of ``paper``'s study cold (their own runs folder: ``<runs>/replications/<label>``) and
-    write the claims they decide and their machines under :func:`replication_dir`; returns that folder."""
+    write the claims they decide and their machines under :func:`replication_dir`; returns that folder.
+    ``pretraining_seed``: start every run from another draw of the embedded pretraining
+    (:func:`fgvc_lib.profiles.with_pretraining_seed`); None keeps the profile's."""
+    from .pretraining import describe_spec
+    from .profiles import get_profile, with_pretraining_seed
     from .reporting import CLAIMS_NAME, MACHINES_NAME, write_claims
     from .study import Study
 
     folder = replication_dir(paper.notebook, label)
+    settings_params = dict(params)
+    if pretraining_seed is not None:
+        params = {**params, "profile": with_pretraining_seed(get_profile(params.get("profile")), pretraining_seed)}
     # runs of its own (<runs>/replications/<label>/...): a replication never loads the notebook's runs
     with _runs_under(paths.runs_root() / REPLICATIONS / label):
         study = Study(paper, **params)
@@ -76,9 +87,14 @@ def replicate(paper, keep: Sequence[str], label: str, **params) -> Path:
 
         write_csv(study.recipe_trials, folder / TRIALS_NAME, TRIAL_COLUMNS, "recipe trials table")
     study.write_machines(folder / MACHINES_NAME)
-    atomic_write_text(folder / SETTINGS_NAME, json.dumps(
-        {"profile": study.profile.name, "variants": list(keep), "seeds": list(study.settings.seeds),
-         "parameters": {k: v for k, v in params.items()}}, indent=1, sort_keys=True, default=str) + "\n")
+    written = {"profile": study.profile.name, "variants": list(keep), "seeds": list(study.settings.seeds),
+               "parameters": settings_params}
+    if pretraining_seed is not None:
+        written["pretraining_seed"] = pretraining_seed
+    pretrained = describe_spec(study.backbone_spec)
+    if pretrained:
+        written["pretraining"] = pretrained
+    atomic_write_text(folder / SETTINGS_NAME, json.dumps(written, indent=1, sort_keys=True, default=str) + "\n")
     return folder
 
 
@@ -194,9 +210,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--label", required=True, help="the replication's folder name, e.g. amd-epyc-2026-12-05")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--seeds", default="", help="the notebook's seeds parameter ('' keeps its default)")
+    parser.add_argument("--pretraining-seed", type=int, default=None,
+                        help="start every run from this draw of the embedded pretraining (default: the profile's)")
     args = parser.parse_args(argv)
     params = {"profile": args.profile, **({"seeds": args.seeds} if args.seeds else {})}
-    folder = replicate(paper_of(args.notebook), [v for v in args.variants.split(",") if v], args.label, **params)
+    folder = replicate(paper_of(args.notebook), [v for v in args.variants.split(",") if v], args.label,
+                       pretraining_seed=args.pretraining_seed, **params)
     print(f"replication written to {folder}", flush=True)
     return 0
 

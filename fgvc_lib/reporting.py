@@ -700,18 +700,21 @@ def _shown_claims(claims: pd.DataFrame) -> pd.DataFrame:
 MACHINES_NAME = "machines.json"
 
 
-def write_machines(found: Sequence[Optional[dict]], path: PathLike) -> Path:
+def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining: str = "") -> Path:
     """Write the machines a notebook's runs trained on (``found``: one :func:`fgvc_lib.machine.facts` per run, None
     for a run whose record predates them) as ``{"machines": [{"runs": n, "machine": facts}], "unrecorded": m}``,
-    most runs first."""
+    most runs first, with ``"pretraining"``: the embedded pretraining they started from
+    (:func:`fgvc_lib.pretraining.describe_spec`) when given."""
     counts: Dict[str, Tuple[int, dict]] = {}
     for machine in found:
         if machine is not None:
             key = json.dumps(machine, sort_keys=True)
             counts[key] = (counts.get(key, (0, machine))[0] + 1, machine)
-    text = json.dumps({"machines": [{"runs": n, "machine": m} for n, m in sorted(counts.values(),
-                                                                                key=lambda c: -c[0])],
-                       "unrecorded": sum(machine is None for machine in found)}, indent=1, sort_keys=True)
+    data = {"machines": [{"runs": n, "machine": m} for n, m in sorted(counts.values(), key=lambda c: -c[0])],
+            "unrecorded": sum(machine is None for machine in found)}
+    if pretraining:
+        data["pretraining"] = pretraining
+    text = json.dumps(data, indent=1, sort_keys=True)
     return atomic_write_text(Path(path), text + "\n")
 
 
@@ -721,14 +724,18 @@ def machines_line(folder: PathLike) -> str:
 
     path = Path(folder) / MACHINES_NAME
     if not path.is_file():
-        return (f"Trained on: not recorded (no {MACHINES_NAME}: results written before runs named their machine, "
-                f"2026-12-05, or by a run that stopped before its claims; numbers from another CPU differ: "
-                f"`make check`).")
+        return (f"Trained on: not recorded (no {MACHINES_NAME}: results written before runs named their machine and "
+                f"pretraining, 2026-12-05, or by a run that stopped before its claims). A cold run starts from "
+                f"another draw of the embedded pretraining and gives other numbers: `make check`.")
     data = json.loads(path.read_text())
     parts = [f"{describe(entry['machine'])} ({entry['runs']} run(s))" for entry in data.get("machines", [])]
     if data.get("unrecorded"):
         parts.append(f"not recorded ({data['unrecorded']} run(s) trained before records named their machine)")
-    return "Trained on: " + "; ".join(parts) + "."
+    line = "Trained on: " + "; ".join(parts) + "."
+    return line + (f" Started from the {data['pretraining']}." if data.get("pretraining") else "")
+
+
+REPLICATIONS_TITLE = "Replications: runs trained cold again"
 
 
 def replication_warning(found: Sequence[tuple]) -> str:
@@ -746,9 +753,10 @@ def replication_warning(found: Sequence[tuple]) -> str:
             changed.append(f"{notebook} on {label}: " + ", ".join(parts))
     if not changed:
         return ""
-    return ("**Not robust to the machine.** Claims re-measured from runs trained cold on another machine changed "
-            "committed verdicts (" + "; ".join(changed) + "): see \"Replications on other machines\" below. "
-            "Read every verdict here as one machine's.")
+    return ("**Not reproducible from a cold start.** Claims re-measured from runs trained cold again (on another "
+            "machine, or from another draw of the embedded pretraining) changed committed verdicts ("
+            + "; ".join(changed) + "): see \"" + REPLICATIONS_TITLE + "\" below. Every run of a notebook starts "
+            "from one pretraining draw, which the intervals here do not count: read every verdict as that draw's.")
 
 
 def replication_sections(found: Sequence[tuple]) -> List[str]:
@@ -759,15 +767,19 @@ def replication_sections(found: Sequence[tuple]) -> List[str]:
 
     if not found:
         return []
-    lines = ["## Replications on other machines", "",
-             "Claims measured again from runs trained cold on another machine (`results/replications/`, "
-             "`python -m fgvc_lib.replication`), beside the committed ones. A change of verdict between machines "
-             "is a change the committed intervals did not count: they vary the seeds, not the machine.", ""]
+    lines = [f"## {REPLICATIONS_TITLE}", "",
+             "Claims measured again from runs trained cold (`results/replications/`, `python -m fgvc_lib.replication`), "
+             "beside the committed ones: on another machine, or from another draw of the embedded pretraining "
+             "(`--pretraining-seed`). Every run of a notebook starts from one pretraining, whose outcome moves with its "
+             "seed and with the float rounding of the machine that trains it; the committed intervals vary the "
+             "fine-tuning seeds and the test images, not that draw. A change of verdict here is a change they did "
+             "not count.", ""]
     for notebook, label, folder, settings, committed_dir, table in found:
         rates = "; ".join(f"{variant} {lr:g} (committed: {chosen_rates(committed_dir).get(variant, float('nan')):g})"
                           for variant, lr in chosen_rates(folder).items())
+        draw = (f"; pretraining seed {settings['pretraining_seed']}" if "pretraining_seed" in settings else "")
         lines += [f"### {notebook}: {label}", "", machines_line(folder), "",
-                  f"Profile {settings.get('profile')}; variants {', '.join(settings.get('variants', [])) or '?'}; "
+                  f"Profile {settings.get('profile')}{draw}; variants {', '.join(settings.get('variants', [])) or '?'}; "
                   f"seeds {', '.join(map(str, settings.get('seeds', []))) or '?'}."
                   + (f" Rates the recipe protocol chose there: {rates}." if rates else ""), ""]
         if table is None:

@@ -2,11 +2,13 @@
 
 It trains one run, the baseline's recipe trial of notebook 00 (``00_synthetic_dataset``) at the default
 learning rate, exactly as the notebook trains it in the cpu profile, and compares its validation top-1 with the
-one committed in ``results/00_synthetic_dataset/recipe_trials.csv``. The same code on the same synthetic images
-trains to a different network on a CPU whose numerics differ from those of the machine that produced the
-committed results, so a cold ``make reproduce`` there gives other accuracies (a replication, not a
-reproduction); this run, a few minutes the first time, tells which case this machine is in before the hours
-of ``make reproduce``.
+one committed in ``results/00_synthetic_dataset/recipe_trials.csv``. Every run starts from the embedded
+pretraining (:mod:`fgvc_lib.pretraining`), trained once per machine and cached; its outcome moves with the float
+rounding of whatever trains it (thread count, CPU kernels), and every accuracy downstream moves with it
+(issue 19: with the 12-epoch pretraining of 2026-12-04 the same code gave this trial 38.19 % from a pretraining
+trained at one torch thread and 52.78 % from one trained at two). So a machine whose pretraining differs from the committed runs' gives other accuracies (a
+replication, not a reproduction); this run, minutes the first time, tells which case this machine is in before
+the hours of ``make reproduce``, and prints the pretraining it started from.
 
 The trial is trained into the folder the study itself uses (:meth:`fgvc_lib.study.Study.select_recipes`), so a
 later ``make reproduce`` loads it instead of training it again, and a second check is instant.
@@ -23,6 +25,7 @@ from typing import Optional, Tuple
 
 from . import paths
 from .machine import describe, facts
+from .pretraining import describe_spec
 from .papers import synthetic_dataset
 from .study.jobs import RunJob, execute_run, read_record, run_key   # execute_run: looked up here (tests replace it)
 
@@ -77,9 +80,9 @@ def compare(measured: float, committed: float, machine: str) -> Tuple[int, str]:
     if abs(difference) <= TOLERANCE:
         return EXACT, (f"{head}\nthis machine reproduces the committed trial exactly: a cold `make reproduce` should "
                        f"give the committed numbers\nmachine: {machine}")
-    return DIFFERENT, (f"{head}\nthis machine differs from the one that produced the committed results: a cold "
-                       f"`make reproduce` here will give other numbers, so compare the verdicts and intervals, "
-                       f"not the accuracies\nmachine: {machine}")
+    return DIFFERENT, (f"{head}\nthis trial does not reproduce the committed one: its runs started from another "
+                       f"draw of the embedded pretraining (or other code), so a cold `make reproduce` here will give "
+                       f"other numbers; compare the verdicts and intervals, not the accuracies\nmachine: {machine}")
 
 
 def trial_job(study, lr: float = synthetic_dataset.LR) -> RunJob:
@@ -117,9 +120,9 @@ def run_check() -> int:
     else:
         print(f"check: training notebook {NOTEBOOK}'s baseline recipe trial at the default rate ({job.variant.name}, "
               f"seed {job.seed}) on "
-              f"this machine; the first time this also runs the embedded pretraining (about 4 minutes on a laptop "
-              f"CPU) and then the trial (about 1 minute). It goes to {job.run_dir}, where `make reproduce` will "
-              f"find it.", flush=True)
+              f"this machine; the first time this also runs the embedded pretraining (about 11 minutes on one core of "
+              f"the project's 2-core machine) and then the trial (about 1 minute). It goes to {job.run_dir}, where "
+              f"`make reproduce` will find it.", flush=True)
     study.data()
     record = execute_run(job)
     code, text = compare(float(record.accuracy), float(row["validation_top1"]), machine_description())
@@ -132,5 +135,5 @@ def run_check() -> int:
         text += ("\n(the trial was loaded, not trained here: it trained on "
                  + (describe(trained_on) if trained_on else "a machine its record does not name")
                  + "; delete its folder to check this machine)")
-    print(text, flush=True)
+    print(text + "\n" + describe_spec(job.backbone), flush=True)
     return code

@@ -136,6 +136,27 @@ def test_synthetic_pretraining_runs_caches_and_loads(tmp_path, monkeypatch):
     assert len(list((tmp_path / "pretrained").glob("*.pt"))) == 1      # the second call trained nothing
 
 
+def test_pretraining_writes_a_record_of_its_epochs_and_machine(tmp_path, monkeypatch):
+    """The record beside the cached file says how far the pretraining got (its epochs' training accuracy) and
+    where it was trained; a pretraining cached without one (before records existed) reads as None."""
+    monkeypatch.setenv("FGVC_CACHE_DIR", str(tmp_path))
+    assert pretraining.pretraining_record("vgg16", 0.125, batch_norm=True, **PRETRAINING) is None
+    assert "no record" in pretraining.describe_record(None)
+    pretrained_backbone("vgg16", 0.125, batch_norm=True, progress=False, **dict(PRETRAINING, epochs=2))
+    record = pretraining.pretraining_record("vgg16", 0.125, batch_norm=True, **dict(PRETRAINING, epochs=2))
+    cached = pretraining.cache_path("vgg16", 0.125, batch_norm=True, **dict(PRETRAINING, epochs=2))
+    assert cached.is_file() and record["file"] == cached.name
+    assert [epoch["epoch"] for epoch in record["history"]] == [1, 2]
+    assert record["final_train_acc"] == record["history"][-1]["train_acc"]
+    assert 0.0 <= record["final_train_acc"] <= 1.0
+    assert record["threads"] == pretraining.PRETRAINING_THREADS and record["config"]["epochs"] == 2
+    assert record["machine"]["torch"] == torch.__version__
+    line = pretraining.describe_record(record)
+    assert cached.name in line and f"{100 * record['final_train_acc']:.1f} %" in line and "after 2 epochs" in line
+    # another setting: another file, and no record of it yet
+    assert pretraining.pretraining_record("vgg16", 0.125, batch_norm=True, **PRETRAINING) is None
+
+
 def test_pretraining_on_first_use_leaves_the_callers_random_state_and_threads_alone(tmp_path, monkeypatch):
     """A cold cache must not change the runs that follow (their initialisation, data order, thread
     count), and the weights must not depend on the caller's thread count."""

@@ -1,4 +1,5 @@
 """Profiles and the two descriptions of the environment (pyproject.toml and environment.yml)."""
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -60,3 +61,18 @@ def test_slim_profiles_train_on_one_thread_and_restore_the_callers_threads():
     assert PROFILES["cpu"].threads == 1 and PROFILES["smoke"].threads == 1 and PROFILES["paper"].threads is None
     inline = make_executor(Execution(executor="inline"), 3, REPO / ".unused", PROFILES["cpu"].threads)
     assert isinstance(inline, InlineExecutor) and inline.threads == (None if torch.cuda.is_available() else 1)
+
+
+def test_another_pretraining_draw_changes_only_the_pretrainings_seed():
+    from fgvc_lib.profiles import get_profile, with_pretraining_seed
+
+    cpu = get_profile("cpu")
+    other = with_pretraining_seed(cpu, 3)
+    assert other.pretraining == {**cpu.pretraining, "seed": 3} and other.name == "cpu"
+    assert dataclasses.replace(other, pretraining=cpu.pretraining) == cpu       # nothing else moved
+    assert get_profile(other) is other                                         # a Profile passes through
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="whole number"):
+            with_pretraining_seed(cpu, bad)
+    with pytest.raises(ValueError, match="no embedded pretraining"):
+        with_pretraining_seed(get_profile("paper"), 1)

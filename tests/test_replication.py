@@ -48,12 +48,13 @@ def test_summary_has_a_section_per_replication(tmp_path):
                                     ("c beats d", -6.0, -9.0, -3.0, "reversed")]), folder / reporting.CLAIMS_NAME)
     assert replications(tmp_path) == [("00_synthetic_dataset", "other-cpu", folder)]
     text = reporting.build_summary(tmp_path)
-    assert "## Replications on other machines" in text and "### 00_synthetic_dataset: other-cpu" in text
+    assert f"## {reporting.REPLICATIONS_TITLE}" in text and "### 00_synthetic_dataset: other-cpu" in text
     assert "Of 2 claim(s): 1 same, 1 lost." in text and "Profile cpu; variants ?" in text
     assert "Trained on: not recorded" in text               # no machines.json in the replication's folder
-    assert ("**Not robust to the machine.** Claims re-measured from runs trained cold on another machine changed "
-            "committed verdicts (00_synthetic_dataset on other-cpu: 1 no longer decided)") in text
-    assert text.index("Not robust to the machine") < text.index("## Replications on other machines")
+    assert ("**Not reproducible from a cold start.** Claims re-measured from runs trained cold again (on another "
+            "machine, or from another draw of the embedded pretraining) changed committed verdicts "
+            "(00_synthetic_dataset on other-cpu: 1 no longer decided)") in text
+    assert text.index("Not reproducible from a cold start") < text.index(f"## {reporting.REPLICATIONS_TITLE}")
     # the replications folder is not taken for a notebook's results
     assert "## replications" not in text
 
@@ -92,13 +93,24 @@ def test_replicate_trains_in_runs_of_its_own_and_writes_claims_and_machines(priv
     trained = list((paths.runs_dir("99_tiny", "smoke").parent.parent / "replications" / "here").rglob("record.json"))
     assert len(trained) == 4                                              # never the notebook's own runs folder
     assert not paths.runs_dir("99_tiny", "smoke").exists()
-    assert json.loads((folder / "replication.json").read_text()) == {
-        "profile": "smoke", "variants": ["plain", "slow"], "seeds": [0, 1],
-        "parameters": {"executor": "inline", "seeds": "0,1"}}
+    written = json.loads((folder / "replication.json").read_text())
+    started_from = written.pop("pretraining")
+    assert written == {"profile": "smoke", "variants": ["plain", "slow"], "seeds": [0, 1],
+                       "parameters": {"executor": "inline", "seeds": "0,1"}}
+    assert started_from.startswith("pretraining: vgg16_bn_") and "training accuracy" in started_from
+    assert machines["pretraining"] == started_from                        # machines.json names it too
+    # another draw of the embedded pretraining: another file, other runs, and the draw in replication.json
+    other = replicate(paper, ["plain", "slow"], "draw1", pretraining_seed=1, executor="inline", seeds="0")
+    written = json.loads((other / "replication.json").read_text())
+    assert written["pretraining_seed"] == 1 and written["parameters"] == {"executor": "inline", "seeds": "0"}
+    assert written["pretraining"].split(",")[0] != started_from.split(",")[0]   # other file
+    assert written["profile"] == "smoke"
     # compared with the committed claims of its profile (here smoke: results/99_tiny/smoke/)
     reporting.write_claims(claims, paths.results_dir("99_tiny", "smoke") / reporting.CLAIMS_NAME)
     text = reporting.build_summary(paths.results_root())
     assert "### 99_tiny: here" in text and "Of 1 claim(s): 1 same." in text and "Profile smoke" in text
+    assert "Profile smoke; pretraining seed 1; variants plain, slow" in text
+    assert f"Started from the {started_from}." in text
 
 
 def test_the_rates_a_replication_chose_are_named_beside_the_committed_ones(tmp_path):
@@ -116,4 +128,4 @@ def test_the_rates_a_replication_chose_are_named_beside_the_committed_ones(tmp_p
     assert chosen_rates(folder) == {"baseline": 0.05} and chosen_rates(tmp_path / "nowhere") == {}
     text = reporting.build_summary(tmp_path)
     assert "Rates the recipe protocol chose there: baseline 0.05 (committed: 0.015)." in text
-    assert "Not robust to the machine" not in text            # the verdict stayed: no warning at the head
+    assert "Not reproducible from a cold start" not in text   # the verdict stayed: no warning at the head

@@ -697,13 +697,14 @@ class Study:
     def write_machines(self, path: Optional[Path] = None) -> Path:
         """Write ``machines.json`` (default: beside the results): the machines every run this study trained or
         loaded so far ran on (its runs, recipe trials and any other jobs, e.g. the knob grid's:
-        :mod:`fgvc_lib.machine`), each with its count of runs, and the count of runs whose records predate the
-        machine's name in them. SUMMARY.md reads it (:func:`fgvc_lib.reporting.machines_line`)."""
+        :mod:`fgvc_lib.machine`), each with its count of runs, the count of runs whose records predate the
+        machine's name in them, and the embedded pretraining they started from (its record, in a line). SUMMARY.md reads it (:func:`fgvc_lib.reporting.machines_line`)."""
+        from ..pretraining import describe_spec
         from ..reporting import MACHINES_NAME, write_machines
         from .jobs import read_machine
 
         found = [read_machine(run_dir) for run_dir in sorted(self._run_dirs)]
-        return write_machines(found, path or self.results_dir / MACHINES_NAME)
+        return write_machines(found, path or self.results_dir / MACHINES_NAME, describe_spec(self.backbone_spec))
 
     # ------------------------------------------------------------------ room for attention
     def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:
