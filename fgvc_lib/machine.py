@@ -2,11 +2,12 @@
 on one, and the versions of the libraries that shape the numbers.
 
 Why it is recorded (issue 19): the committed cpu results of 2026-12-04 could not be reproduced from their own code
-on a clean machine. The cause turned out to be the embedded pretraining every run starts from
-(:mod:`fgvc_lib.pretraining`): its outcome moves with the float rounding of whatever trains it. On 2026-12-05 the
-same code and images gave notebook 00's recipe trial 38.19 % from a pretraining trained at one torch thread and
-52.78 % from one trained at two (56.94 % committed), while this machine reproduced the results of 2026-11-23 to
-every digit. torch 2.13.0+cpu and 2.14.1+cu130 gave equal trials there. A run's record therefore says where it was
+on a clean machine. The likeliest cause is the embedded pretraining every run starts from
+(:mod:`fgvc_lib.pretraining`), whose outcome moved with the float rounding of what trained it: on 2026-12-05 the
+same code and images gave notebook 00's recipe trial 38.19 % from the 12-epoch pretraining trained at one torch
+thread and 52.78 % from one trained at two (by editing ``PRETRAINING_THREADS``; 56.94 % committed, from a
+pretraining nobody recorded), while that machine reproduced the results of 2026-11-23 to every digit, and torch
+2.13.0+cpu and 2.14.1+cu130 gave equal trials there. A run's record therefore says where it was
 made (:mod:`fgvc_lib.study.jobs` writes these facts into ``record.json``), the pretraining writes a record of its
 own, the study writes the machines and the pretraining of a notebook's runs beside its results
 (``machines.json``), and SUMMARY.md names them.

@@ -6,18 +6,21 @@ downloaded here, so the CPU profiles mirror the fine-tuning regime with a stand-
 first trained on a *different* synthetic problem (another generator seed, hence other class
 definitions, more classes) and the study's tasks then start from those weights.
 
-The result is deterministic: fixed seeds, and a fixed number of torch threads
+The result is deterministic on one machine and torch build: fixed seeds, and a fixed number of torch threads
 (:data:`PRETRAINING_THREADS`) whatever the caller runs with, because float reductions in another
 order give other weights. It is cached under ``$FGVC_CACHE_DIR`` or ``~/.cache/fgvc_lib/pretrained/``
 keyed by every setting that changes it (the thread count included), written atomically, trained by
 one process at a time (a lock beside the cache file), and never committed.
 
 Beside each cached file a record (``<file>.json``, :func:`pretraining_record`) gives the pretraining's
-per-epoch training loss and accuracy and the machine it was trained on: the pretraining is one draw that every
-run of a notebook starts from, and its quality moves every accuracy downstream (issue 19: the same code at 12
-epochs ended at 29 % training accuracy at one torch thread and its fine-tuned baseline trial scored 38.2 %,
-where the pretraining run at two threads, or on the machine of the 2026-12-04 results, escaped the loss's
-plateau earlier and the trial scored 52.8 % and 56.9 %).
+per-epoch training loss and accuracy and the machine it was trained on. The pretraining is one draw that every
+run of a notebook starts from, and its quality moves every accuracy downstream. Issue 19, measured on one machine
+on 2026-12-05 with the former 12 epochs: at one torch thread the pretraining sat on a loss plateau (about 1.85)
+and ended at 29 % training accuracy, and notebook 00's baseline trial fine-tuned from it scored 38.19 %; with
+:data:`PRETRAINING_THREADS` edited to two, the same code's pretraining left the plateau earlier and the trial
+scored 52.78 % (the committed results of 2026-12-04, from a pretraining nobody recorded, 56.94 %). At 30 epochs
+both left the plateau (around epoch 13 at one thread, 7 at two) and the trials scored 66.67 % and 74.31 %: a gap
+of 7.6 points remains between the two draws, against 14.6 at 12 epochs.
 
 This module sits above :mod:`fgvc_lib.backbones`: it trains a backbone and hands the weights to
 ``build_backbone(..., state_dict=...)`` (:func:`pretrained_backbone`); the backbones never call it.
@@ -90,7 +93,11 @@ def synthetic_pretrained_state(backbone: str, width: float, image_size: Optional
             # pretraining on first use must not shift the caller's random draws or thread setting
             state, history = _pretrain(backbone, width, batch_norm, config, progress)
         atomic_torch_save(state, path)
-        _write_record(path, config, history)
+        try:
+            _write_record(path, config, history)
+        except OSError as err:   # the weights are good; only their provenance is missing
+            print(f"warning: the pretraining's record could not be written beside {path.name} ({err}); "
+                  f"machines.json will say its pretraining is not recorded", flush=True)
     return state
 
 
@@ -112,23 +119,36 @@ def pretraining_record(backbone: str, width: float, batch_norm: bool = False, **
     return json.loads(path.read_text())
 
 
-def describe_spec(spec) -> str:
-    """The embedded pretraining a study's backbone (a :class:`fgvc_lib.study.jobs.BackboneSpec`) starts from, in one
-    line (:func:`describe_record`); "" when it has none (no weights, or ImageNet's)."""
+def spec_record(spec) -> Optional[dict]:
+    """The record of the embedded pretraining a study's backbone (a :class:`fgvc_lib.study.jobs.BackboneSpec`) starts
+    from, as cached now; None when it has none (no weights, ImageNet's, or a file cached without a record)."""
     if spec.pretrained != "synthetic":
-        return ""
-    return describe_record(pretraining_record(spec.name, spec.width, spec.batch_norm, **dict(spec.pretraining)))
+        return None
+    return pretraining_record(spec.name, spec.width, spec.batch_norm, **dict(spec.pretraining))
+
+
+def describe_spec(spec) -> str:
+    """:func:`describe_record` of :func:`spec_record`; "" when there is no record to describe."""
+    record = spec_record(spec)
+    return describe_record(record) if record is not None else ""
+
+
+NO_RECORD = "pretraining: no record (cached before records were written, or not trained yet)"
 
 
 def describe_record(record: Optional[dict]) -> str:
-    """One line on a pretraining's record: its last epoch's training accuracy and where it was trained."""
+    """One line on a pretraining's record: its last epoch's training accuracy and where it was trained
+    (:data:`NO_RECORD` for None; a field the record lacks reads "?")."""
     from .machine import describe
 
     if record is None:
-        return "pretraining: no record (cached before records were written, or not trained yet)"
-    return (f"pretraining: {record['file']}, last epoch's training accuracy {100 * record['final_train_acc']:.1f} % "
-            f"after {len(record['history'])} epochs at {record['threads']} torch thread(s), trained on "
-            f"{describe(record['machine'])}")
+        return NO_RECORD
+    final = record.get("final_train_acc")
+    accuracy = f"{100 * final:.1f} %" if isinstance(final, (int, float)) else "?"
+    epochs = record["epochs"] if "epochs" in record else len(record.get("history") or [])   # a run's copy: "epochs"
+    return (f"pretraining: {record.get('file', '?')}, last epoch's training accuracy {accuracy} after "
+            f"{epochs} epochs at {record.get('threads', '?')} torch thread(s), trained on "
+            f"{describe(record.get('machine') or {})}")
 
 
 def pretrained_backbone(name: str, width: float, batch_norm: bool = False, progress: bool = True,

@@ -115,7 +115,17 @@ def with_pretraining_seed(profile: Profile, seed: int) -> Profile:
                          f"there is no pretraining draw to change")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"a pretraining seed is a whole number; got {seed!r}")
+    from .pretraining import PretrainingConfig
+
+    if seed == profile.pretraining.get("seed", PretrainingConfig().seed):
+        return profile   # the profile's own draw: the same key, so its cached pretraining and runs are reused
     return profile.replace(pretraining={**profile.pretraining, "seed": seed})
+
+
+def is_registered(profile: Profile) -> bool:
+    """Whether ``profile`` is one of :data:`PROFILES` as declared (not a changed copy, e.g. another pretraining
+    draw), i.e. whether its results may go to the profile's results folder."""
+    return PROFILES.get(profile.name) == profile
 
 
 def scale_epochs(paper_epochs: int, paper_value: int, epochs: int) -> int:

@@ -2,11 +2,11 @@
 another draw of the embedded pretraining, kept beside the committed results and compared with them claim by claim
 (issue 19).
 
-Why: every run of a notebook starts from one embedded pretraining (:mod:`fgvc_lib.pretraining`), whose outcome moves
-with its seed and with the float rounding of the machine that trains it; the committed intervals vary the
-fine-tuning seeds and the test images, not that draw. On 2026-12-05 a cold run with the committed code and images
-did not reproduce notebook 00's committed numbers (its pretraining was another draw), so the study's question
-became whether its *verdicts* survive another draw. A replication answers that for the claims whose variants it
+Why: every run of a notebook starts from one embedded pretraining (:mod:`fgvc_lib.pretraining`), whose outcome moved
+with the float rounding of what trained it; the committed intervals vary the fine-tuning seeds and the test images,
+not that draw. On 2026-12-05 a cold run with the committed code and images did not reproduce notebook 00's
+committed numbers (likeliest cause: another pretraining draw, see :mod:`fgvc_lib.machine`), so the study's
+question became whether its *verdicts* survive another draw, or another machine. A replication answers that for the claims whose variants it
 trains:
 
 * :func:`replicate` builds the notebook's study (its default parameters unless given), keeps only the variants ``keep``
@@ -91,6 +91,10 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
                "parameters": settings_params}
     if pretraining_seed is not None:
         written["pretraining_seed"] = pretraining_seed
+    if study.backbone_spec.pretrained == "synthetic":   # the pretraining recipe: twins() pairs only equal ones
+        from .pretraining import PretrainingConfig
+
+        written["pretraining_epochs"] = PretrainingConfig(**dict(study.backbone_spec.pretraining)).epochs
     pretrained = describe_spec(study.backbone_spec)
     if pretrained:
         written["pretraining"] = pretrained
@@ -199,6 +203,32 @@ def compared(root: Path) -> List[Tuple[str, str, Path, dict, Path, Optional[pd.D
             if committed.is_file() and replicated.is_file() else None
         found.append((notebook, label, folder, settings, committed_dir, table))
     return found
+
+
+def twins(found: Sequence[tuple]) -> List[Tuple[str, str, str, pd.DataFrame]]:
+    """Replications that trained the same variants and seeds of one notebook in one profile from the same pretraining
+    recipe (``pretraining_epochs`` of their ``replication.json``; a replication written before it was recorded pairs
+    with none), compared with each other (e.g. two pretraining draws on one machine): ``(notebook, first label,
+    second label, table)`` for each label and the next one in sorted order, the table as :func:`comparison`'s with the first in the committed columns, renamed
+    after the labels; ``found``: :func:`compared`."""
+    from .reporting import CLAIMS_NAME, read_claims
+
+    groups: dict = {}
+    for notebook, label, folder, settings, _, _ in found:
+        if (Path(folder) / CLAIMS_NAME).is_file():
+            key = (notebook, settings.get("profile"), tuple(sorted(settings.get("variants", []))),
+                   tuple(settings.get("seeds", [])), settings.get("pretraining_epochs"))
+            groups.setdefault(key, []).append((label, Path(folder)))
+    pairs = []
+    for (notebook, *_), members in sorted(groups.items(), key=lambda item: str(item[0])):
+        members.sort()
+        for (first, first_dir), (second, second_dir) in zip(members, members[1:]):
+            table = comparison(read_claims(first_dir / CLAIMS_NAME), read_claims(second_dir / CLAIMS_NAME))
+            table = table.rename(columns={"committed": first, "committed verdict": f"{first} verdict",
+                                          "replication": second, "replication verdict": f"{second} verdict"})
+            table["change"] = table["change"].replace(UNMATCHED, f"not in {first}")
+            pairs.append((notebook, first, second, table))
+    return pairs
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -424,6 +424,9 @@ def build_summary(results_dir: PathLike) -> str:
     replicated = compared(root)   # read once: the head's warning and the section below
     warning = replication_warning(replicated)
     lines += [warning, ""] if warning else []
+    unrecorded = pretraining_warning([(name, profile, folder) for name, profile, folder in folders
+                                      if profile in SYNTHETIC_PROFILES])
+    lines += [unrecorded, ""] if unrecorded else []
     lines += headline_table(root)
     from .study.recipes import RATE_FACTORS
 
@@ -725,8 +728,8 @@ def machines_line(folder: PathLike) -> str:
     path = Path(folder) / MACHINES_NAME
     if not path.is_file():
         return (f"Trained on: not recorded (no {MACHINES_NAME}: results written before runs named their machine and "
-                f"pretraining, 2026-12-05, or by a run that stopped before its claims). A cold run starts from "
-                f"another draw of the embedded pretraining and gives other numbers: `make check`.")
+                f"pretraining, 2026-12-05, or by a run that stopped before its claims). A cold run from another draw "
+                f"of the embedded pretraining may give other numbers: `make check`.")
     data = json.loads(path.read_text())
     parts = [f"{describe(entry['machine'])} ({entry['runs']} run(s))" for entry in data.get("machines", [])]
     if data.get("unrecorded"):
@@ -735,13 +738,34 @@ def machines_line(folder: PathLike) -> str:
     return line + (f" Started from the {data['pretraining']}." if data.get("pretraining") else "")
 
 
+def pretraining_warning(folders: Sequence[Tuple[str, str, Path]]) -> str:
+    """One line for SUMMARY.md's head naming the results folders (``(notebook, profile, folder)`` of profiles with the
+    embedded pretraining) whose ``machines.json`` does not name the pretraining their runs started from; "" when
+    every one does."""
+    missing = []
+    for name, profile, folder in folders:
+        path = Path(folder) / MACHINES_NAME
+        if not path.is_file() or not json.loads(path.read_text()).get("pretraining"):
+            missing.append(name if profile == "cpu" else f"{name} ({profile})")
+    if not missing:
+        return ""
+    from .pretraining import PretrainingConfig
+
+    return (f"**Pretraining not recorded.** The runs of {len(missing)} results folder(s) ({', '.join(missing)}) "
+            "started from an embedded pretraining that their files do not name: they were trained before runs recorded "
+            "it (2026-12-05). Results written before then started from the former 12-epoch pretraining, whose outcome "
+            "moved with the float rounding of what trained it; this code pretrains for "
+            f"{PretrainingConfig().epochs} epochs (the smoke profile fewer), so a cold `make reproduce` gives other "
+            "numbers.")
+
+
 REPLICATIONS_TITLE = "Replications: runs trained cold again"
 
 
 def replication_warning(found: Sequence[tuple]) -> str:
-    """One line for SUMMARY.md's head when a replication changed committed verdicts: per replication, how many
-    decided verdicts it lost or turned into the opposite; ``found``: :func:`fgvc_lib.replication.compared`;
-    "" when none did."""
+    """One line for SUMMARY.md's head when a replication changed committed verdicts (per replication, how many
+    decided verdicts it lost or turned into the opposite) or two replications of the same variants disagree
+    (:func:`fgvc_lib.replication.twins`); ``found``: :func:`fgvc_lib.replication.compared`; "" when neither."""
     changed = []
     for notebook, label, _, _, _, table in found:
         if table is None:
@@ -751,29 +775,44 @@ def replication_warning(found: Sequence[tuple]) -> str:
                                                        ("lost", "no longer decided")) if c in counts]
         if parts:
             changed.append(f"{notebook} on {label}: " + ", ".join(parts))
-    if not changed:
+    from .replication import twins
+
+    disagree = []
+    for notebook, first, second, table in twins(found):
+        counts = table["change"].value_counts()
+        parts = [f"{counts[c]} {word}" for c, word in (("opposite", "opposite"),) if c in counts]
+        one_only = sum(counts.get(c, 0) for c in ("lost", "gained"))
+        parts += [f"{one_only} decided in one only"] if one_only else []
+        if parts:
+            disagree.append(f"{notebook}, {first} against {second}: " + ", ".join(parts))
+    if not changed and not disagree:
         return ""
-    return ("**Not reproducible from a cold start.** Claims re-measured from runs trained cold again (on another "
-            "machine, or from another draw of the embedded pretraining) changed committed verdicts ("
-            + "; ".join(changed) + "): see \"" + REPLICATIONS_TITLE + "\" below. Every run of a notebook starts "
-            "from one pretraining draw, which the intervals here do not count: read every verdict as that draw's.")
+    text = "**Not reproducible from a cold start.**"
+    if changed:
+        text += (" Claims re-measured from runs trained cold again (on another machine, or from another draw of the "
+                 "embedded pretraining) changed committed verdicts (" + "; ".join(changed) + ").")
+    if disagree:
+        text += (" Two cold runs of the same variants and seeds disagree (" + "; ".join(disagree) + ").")
+    return (text + " See \"" + REPLICATIONS_TITLE + "\" below. Every run of a notebook starts from one pretraining "
+            "draw, which the intervals here do not count: read every verdict as that draw's.")
 
 
 def replication_sections(found: Sequence[tuple]) -> List[str]:
     """SUMMARY.md's section on the replications (``found``: :func:`fgvc_lib.replication.compared`): per
-    replication the machine, each claim's committed and replicated verdict, and a tally of what became of the
-    verdicts; [] without any."""
-    from .replication import UNMATCHED, chosen_rates
+    replication its machine and pretraining, each claim's committed and replicated verdict, and a tally of what became
+    of the verdicts; then replications of the same variants against each other (:func:`fgvc_lib.replication.twins`);
+    [] without any."""
+    from .replication import UNMATCHED, chosen_rates, twins
 
     if not found:
         return []
     lines = [f"## {REPLICATIONS_TITLE}", "",
              "Claims measured again from runs trained cold (`results/replications/`, `python -m fgvc_lib.replication`), "
              "beside the committed ones: on another machine, or from another draw of the embedded pretraining "
-             "(`--pretraining-seed`). Every run of a notebook starts from one pretraining, whose outcome moves with its "
-             "seed and with the float rounding of the machine that trains it; the committed intervals vary the "
-             "fine-tuning seeds and the test images, not that draw. A change of verdict here is a change they did "
-             "not count.", ""]
+             "(`--pretraining-seed`). Every run of a notebook starts from one pretraining, whose outcome moved with "
+             "the float rounding of what trained it (issue 19); the committed intervals vary the fine-tuning seeds and "
+             "the test images, not that draw. A change of verdict here is one they did not count (a replication that "
+             "chose another learning rate changed that too).", ""]
     for notebook, label, folder, settings, committed_dir, table in found:
         rates = "; ".join(f"{variant} {lr:g} (committed: {chosen_rates(committed_dir).get(variant, float('nan')):g})"
                           for variant, lr in chosen_rates(folder).items())
@@ -791,6 +830,12 @@ def replication_sections(found: Sequence[tuple]) -> List[str]:
                                                            ("same", "lost", "gained", "opposite", "changed",
                                                             UNMATCHED)
                                                            if c in counts) + ".", ""]
+    for notebook, first, second, table in twins(found):
+        counts = table["change"].value_counts()
+        lines += [f"### {notebook}: {first} against {second}", "",
+                  "The same variants and seeds trained cold twice; the second's verdict beside the first's.", "",
+                  markdown_table(table), "",
+                  f"Of {len(table)} claim(s): " + ", ".join(f"{n} {c}" for c, n in counts.items()) + ".", ""]
     return lines
 
 

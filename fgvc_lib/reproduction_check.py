@@ -25,7 +25,6 @@ from typing import Optional, Tuple
 
 from . import paths
 from .machine import describe, facts
-from .pretraining import describe_spec
 from .papers import synthetic_dataset
 from .study.jobs import RunJob, execute_run, read_record, run_key   # execute_run: looked up here (tests replace it)
 
@@ -135,5 +134,23 @@ def run_check() -> int:
         text += ("\n(the trial was loaded, not trained here: it trained on "
                  + (describe(trained_on) if trained_on else "a machine its record does not name")
                  + "; delete its folder to check this machine)")
-    print(text + "\n" + describe_spec(job.backbone), flush=True)
+    print(text + "\n" + pretraining_lines(job.backbone), flush=True)
     return code
+
+
+def pretraining_lines(backbone) -> str:
+    """The pretraining this machine's trial started from, and the one the committed results name (their
+    ``machines.json``), or that they name none."""
+    import json
+
+    from .pretraining import PretrainingConfig, describe_record, spec_record
+    from .reporting import MACHINES_NAME
+
+    here = f"this machine's {describe_record(spec_record(backbone))}"
+    path = committed_path().parent / MACHINES_NAME
+    committed = json.loads(path.read_text()).get("pretraining") if path.is_file() else None
+    if committed:
+        return f"{here}\ncommitted results' {committed}"
+    return (f"{here}\nthe committed results name no pretraining: they were trained before pretrainings were recorded "
+            f"(2026-12-05), from the former 12-epoch pretraining; this code pretrains for "
+            f"{PretrainingConfig().epochs} epochs, so their numbers are not expected here")

@@ -121,6 +121,6 @@ def test_only_the_default_profile_results_are_committed():
             for profile in OTHER_PROFILES:
                 assert _ignored(f"results/{name}/{profile}/{table}")
     assert not _ignored("results/SUMMARY.md")
-    # a replication on another machine (fgvc_lib/replication.py) is committed too
+    # a replication (runs trained cold again: fgvc_lib/replication.py) is committed too
     for name in ("claims.csv", "machines.json", "replication.json", "recipe_trials.csv"):
         assert not _ignored(f"results/replications/00_synthetic_dataset/some-machine/{name}")

@@ -1,4 +1,5 @@
-"""Replications of a notebook's claims on another machine (fgvc_lib.replication) and their SUMMARY.md section."""
+"""Replications of a notebook's claims from runs trained cold again, on another machine or from another pretraining
+draw (fgvc_lib.replication), and their SUMMARY.md section."""
 from __future__ import annotations
 
 import pandas as pd
@@ -96,13 +97,17 @@ def test_replicate_trains_in_runs_of_its_own_and_writes_claims_and_machines(priv
     written = json.loads((folder / "replication.json").read_text())
     started_from = written.pop("pretraining")
     assert written == {"profile": "smoke", "variants": ["plain", "slow"], "seeds": [0, 1],
-                       "parameters": {"executor": "inline", "seeds": "0,1"}}
+                       "parameters": {"executor": "inline", "seeds": "0,1"}, "pretraining_epochs": 1}
     assert started_from.startswith("pretraining: vgg16_bn_") and "training accuracy" in started_from
     assert machines["pretraining"] == started_from                        # machines.json names it too
     # another draw of the embedded pretraining: another file, other runs, and the draw in replication.json
     other = replicate(paper, ["plain", "slow"], "draw1", pretraining_seed=1, executor="inline", seeds="0")
     written = json.loads((other / "replication.json").read_text())
     assert written["pretraining_seed"] == 1 and written["parameters"] == {"executor": "inline", "seeds": "0"}
+    assert written["pretraining_epochs"] == 1                             # the smoke profile's pretraining recipe
+    draw0 = {p.parent.parent.name for p in (paths.runs_root() / "replications" / "here").rglob("record.json")}
+    draw1 = {p.parent.parent.name for p in (paths.runs_root() / "replications" / "draw1").rglob("record.json")}
+    assert draw0 and draw1 and not draw0 & draw1                          # other run keys: never loaded across draws
     assert written["pretraining"].split(",")[0] != started_from.split(",")[0]   # other file
     assert written["profile"] == "smoke"
     # compared with the committed claims of its profile (here smoke: results/99_tiny/smoke/)
@@ -129,3 +134,36 @@ def test_the_rates_a_replication_chose_are_named_beside_the_committed_ones(tmp_p
     text = reporting.build_summary(tmp_path)
     assert "Rates the recipe protocol chose there: baseline 0.05 (committed: 0.015)." in text
     assert "Not reproducible from a cold start" not in text   # the verdict stayed: no warning at the head
+
+
+def test_two_replications_of_the_same_variants_are_compared_with_each_other(tmp_path):
+    """Two cold runs of the same variants and seeds (e.g. two pretraining draws) are set side by side, and their
+    disagreement reaches SUMMARY.md's head; a replication of other variants is not paired with them."""
+    import json
+
+    from fgvc_lib.replication import compared, twins
+
+    reporting.write_claims(_claims([("a beats b", 5.93, 3.73, 8.14, "held")]),
+                           tmp_path / "00_synthetic_dataset" / reporting.CLAIMS_NAME)
+    runs = {"draw0": [("a beats b", 4.0, 2.0, 6.0, "held"), ("c beats d", 3.0, 1.0, 5.0, "held")],
+            "draw1": [("a beats b", -3.0, -5.0, -1.0, "reversed"), ("c beats d", 1.0, -1.0, 3.0, "inconclusive")],
+            "other": [("a beats b", 4.0, 2.0, 6.0, "held")]}
+    for label, rows in runs.items():
+        folder = replication_dir("00_synthetic_dataset", label, root=tmp_path)
+        reporting.write_claims(_claims(rows), folder / reporting.CLAIMS_NAME)
+        variants = ["baseline"] if label == "other" else ["baseline", "crop"]
+        (folder / "replication.json").write_text(json.dumps({"profile": "cpu", "variants": variants, "seeds": [0, 1],
+                                                             "pretraining_epochs": 30}))
+    # the same variants from another pretraining recipe (or an unrecorded one) pair with none of them
+    old = replication_dir("00_synthetic_dataset", "draw9-12-epochs", root=tmp_path)
+    reporting.write_claims(_claims(runs["draw1"]), old / reporting.CLAIMS_NAME)
+    (old / "replication.json").write_text(json.dumps({"profile": "cpu", "variants": ["baseline", "crop"],
+                                                      "seeds": [0, 1]}))
+    ((notebook, first, second, table),) = twins(compared(tmp_path))
+    assert (notebook, first, second) == ("00_synthetic_dataset", "draw0", "draw1")
+    assert list(table["change"]) == ["opposite", "lost"]
+    assert table.iloc[0]["draw0"] == "4.0 [2.0, 6.0]" and table.iloc[0]["draw1 verdict"] == "reversed"
+    text = reporting.build_summary(tmp_path)
+    assert "### 00_synthetic_dataset: draw0 against draw1" in text and "Of 2 claim(s): 1 opposite, 1 lost." in text
+    assert "Two cold runs of the same variants and seeds disagree (00_synthetic_dataset, draw0 against draw1: " \
+           "1 opposite, 1 decided in one only)" in text

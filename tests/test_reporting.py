@@ -393,3 +393,18 @@ def test_machines_are_counted_and_named_in_summary(tmp_path):
     assert reporting.machines_line(tmp_path / "elsewhere").startswith("Trained on: not recorded")
     from fgvc_lib.machine import describe
     assert describe({**a, "gpu": "NVIDIA H200"}).startswith("NVIDIA H200, torch 2.14.1")
+
+
+def test_the_head_names_results_whose_pretraining_is_not_recorded(tmp_path):
+    """A results folder of a profile with the embedded pretraining whose machines.json does not name the pretraining
+    its runs started from is named at SUMMARY.md's head; one that names it is not."""
+    for name in ("00_synthetic_dataset", "03_clan"):
+        (tmp_path / name).mkdir()
+    reporting.write_machines([None], tmp_path / "00_synthetic_dataset" / reporting.MACHINES_NAME)   # no pretraining
+    reporting.write_machines([None], tmp_path / "03_clan" / reporting.MACHINES_NAME,
+                             pretraining="pretraining: vgg16_bn_x.pt, last epoch's training accuracy 65.2 %")
+    folders = [("00_synthetic_dataset", "cpu", tmp_path / "00_synthetic_dataset"), ("03_clan", "cpu", tmp_path / "03_clan")]
+    line = reporting.pretraining_warning(folders)
+    assert line.startswith("**Pretraining not recorded.** The runs of 1 results folder(s) (00_synthetic_dataset) ")
+    assert reporting.pretraining_warning(folders[1:]) == ""
+    assert "Started from the pretraining: vgg16_bn_x.pt" in reporting.machines_line(tmp_path / "03_clan")

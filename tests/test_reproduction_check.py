@@ -89,7 +89,7 @@ def test_check_trains_the_trial_select_recipes_would(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert "measured 38.19 %, committed 56.94 % (difference -18.75 points)" in out and "machine: " in out
     # the pretraining it started from (none trained here: the run was faked, so its record is missing)
-    assert "pretraining: no record" in out
+    assert "this machine's pretraining: no record" in out and "the committed results name no pretraining" in out
 
 
 def test_make_check_is_listed():

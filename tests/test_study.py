@@ -284,8 +284,17 @@ def test_inline_grid_trains_every_run_once(inline_grid):
     assert machine["torch"] == torch.__version__ and machine["python"] == platform.python_version()
     assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     written = json.loads(inline_grid.write_machines().read_text())
+    started = written.pop("pretraining")
     assert written == {"machines": [{"runs": 2, "machine": machine}], "unrecorded": 0}
-    assert reporting.machines_line(inline_grid.results_dir).startswith(f"Trained on: {machine['cpu']}")
+    # and the pretraining the runs' records say they started from (the smoke profile's, trained in this test)
+    from fgvc_lib.pretraining import describe_record
+    from fgvc_lib.study.jobs import read_pretraining
+
+    named = read_pretraining(inline_grid.runs["synthetic"]["plain"][0].run_dir)
+    assert named["file"].startswith("vgg16_bn_w0.125_64px_") and named["epochs"] == 1 and "history" not in named
+    assert started == describe_record(named) and "after 1 epochs" in started
+    line = reporting.machines_line(inline_grid.results_dir)
+    assert line.startswith(f"Trained on: {machine['cpu']}") and line.endswith(f"Started from the {started}.")
 
 
 def test_a_test_view_is_scored_when_the_run_ends_and_read_by_accuracy(runs_dir, loss_hook):

@@ -213,6 +213,26 @@ def read_machine(run_dir: os.PathLike) -> Optional[dict]:
     return json.loads(path.read_text()).get("machine")
 
 
+def started_from(backbone: BackboneSpec) -> Optional[dict]:
+    """What a run's record keeps of the embedded pretraining it started from: its record
+    (:func:`fgvc_lib.pretraining.pretraining_record`) less the per-epoch history, plus the count of epochs; None
+    when it has none (no weights, ImageNet's, or a pretraining cached without a record)."""
+    from ..pretraining import spec_record
+
+    record = spec_record(backbone)
+    if record is None:
+        return None
+    return {**{k: v for k, v in record.items() if k != "history"}, "epochs": len(record.get("history") or [])}
+
+
+def read_pretraining(run_dir: os.PathLike) -> Optional[dict]:
+    """The pretraining a finished run started from (:func:`started_from`), or None (not recorded, or none)."""
+    path = Path(run_dir) / RECORD_NAME
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("pretraining")
+
+
 def read_record(run_dir: os.PathLike) -> Optional[RunRecord]:
     path = Path(run_dir) / RECORD_NAME
     if not path.is_file():
@@ -301,7 +321,8 @@ def _train_or_load(job: RunJob, run_dir: Path) -> RunRecord:
                            diverged_epoch=result.diverged_epoch)
         atomic_write_text(run_dir / RECORD_NAME, json.dumps(
             {**dataclasses.asdict(record), "history": result.history.epochs, "finished": time.time(),
-             "machine": machine_facts(job.device)}, indent=1))   # where it trained (numbers depend on it)
+             "machine": machine_facts(job.device),                # where it trained (numbers depend on it)
+             "pretraining": started_from(job.backbone)}, indent=1))   # and from which pretraining
     return record
 
 

@@ -214,6 +214,14 @@ class Study:
 
     @property
     def results_dir(self) -> Path:
+        """``results/<notebook>/`` (another profile's: ``results/<notebook>/<profile>/``); a study whose profile is a
+        changed copy (:func:`fgvc_lib.profiles.with_pretraining_seed`) has none, so it can never overwrite the
+        results of the profile it copies: :mod:`fgvc_lib.replication` writes its claims elsewhere."""
+        from ..profiles import is_registered
+
+        if not is_registered(self.profile):
+            raise ValueError(f"this study's profile is a changed copy of {self.profile.name!r} (e.g. another "
+                             f"pretraining draw) and writes no results folder; measure it with fgvc_lib.replication")
         return paths.results_dir(self.paper.notebook, self.profile.name)
 
     @property
@@ -229,9 +237,14 @@ class Study:
         return resolve_device("auto")
 
     def describe(self) -> str:
+        from ..profiles import is_registered
+
         lines = [f"{self.paper.notebook}: {self.paper.title}", self.settings.describe(), f"torch threads: {self.threads or torch.get_num_threads()} per training "
                  f"run, {torch.get_num_threads()} for the analysis in this process",
-                 f"results: {self.results_dir}", f"runs: {self.runs_dir}"]
+                 f"results: {self.results_dir if is_registered(self.profile) else 'none (a changed profile)'}",
+                 f"runs: {self.runs_dir}"]
+        if self.profile.pretraining.get("seed") is not None:
+            lines.append(f"pretraining seed: {self.profile.pretraining['seed']}")
         per_seed = sum(len(v.seeds) for v in self.variants.values())
         lines.append(f"{len(self.variants)} variant(s), {per_seed} run(s) per dataset, "
                      f"{per_seed * len(self.datasets)} in all")
@@ -699,12 +712,22 @@ class Study:
         loaded so far ran on (its runs, recipe trials and any other jobs, e.g. the knob grid's:
         :mod:`fgvc_lib.machine`), each with its count of runs, the count of runs whose records predate the
         machine's name in them, and the embedded pretraining they started from (its record, in a line). SUMMARY.md reads it (:func:`fgvc_lib.reporting.machines_line`)."""
-        from ..pretraining import describe_spec
+        from ..pretraining import describe_record, describe_spec
         from ..reporting import MACHINES_NAME, write_machines
-        from .jobs import read_machine
+        from .jobs import read_machine, read_pretraining
 
-        found = [read_machine(run_dir) for run_dir in sorted(self._run_dirs)]
-        return write_machines(found, path or self.results_dir / MACHINES_NAME, describe_spec(self.backbone_spec))
+        runs = sorted(self._run_dirs)
+        found = [read_machine(run_dir) for run_dir in runs]
+        named = [read_pretraining(run_dir) for run_dir in runs]
+        lines = sorted({describe_record(p) for p in named if p is not None})
+        if lines:   # what the runs' records say they started from
+            unnamed = sum(p is None for p in named)
+            pretraining = "; ".join(lines) + (f" ({unnamed} run(s) do not name theirs)" if unnamed else "")
+        else:       # runs trained before records named it: this machine's cached one, said so
+            cached = describe_spec(self.backbone_spec)
+            pretraining = (f"{cached} (read from this machine's cache when this file was written: the runs' records "
+                           f"do not name theirs)") if cached else ""
+        return write_machines(found, path or self.results_dir / MACHINES_NAME, pretraining)
 
     # ------------------------------------------------------------------ room for attention
     def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:
