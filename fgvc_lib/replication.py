@@ -6,8 +6,8 @@ Why: every run of a notebook starts from one embedded pretraining (:mod:`fgvc_li
 with the float rounding of what trained it; the committed intervals vary the fine-tuning seeds and the test images,
 not that draw. On 2026-12-05 a cold run with the committed code and images did not reproduce notebook 00's
 committed numbers (likeliest cause: another pretraining draw, see :mod:`fgvc_lib.machine`), so the study's
-question became whether its *verdicts* survive another draw, or another machine. A replication answers that for the claims whose variants it
-trains:
+question became whether its *verdicts* survive another draw, or another machine. A replication answers that for
+the claims whose variants it trains:
 
 * :func:`replicate` builds the notebook's study (its default parameters unless given), keeps only the variants ``keep``
   (the recipe protocol still chooses their rates on validation, as the notebook does; a kept variant that takes
@@ -56,7 +56,7 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
     write the claims they decide and their machines under :func:`replication_dir`; returns that folder.
     ``pretraining_seed``: start every run from another draw of the embedded pretraining
     (:func:`fgvc_lib.profiles.with_pretraining_seed`); None keeps the profile's."""
-    from .pretraining import describe_spec
+    from .pretraining import PretrainingConfig, describe_spec
     from .profiles import get_profile, with_pretraining_seed
     from .reporting import CLAIMS_NAME, MACHINES_NAME, write_claims
     from .study import Study
@@ -92,8 +92,6 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
     if pretraining_seed is not None:
         written["pretraining_seed"] = pretraining_seed
     if study.backbone_spec.pretrained == "synthetic":   # the pretraining recipe: twins() pairs only equal ones
-        from .pretraining import PretrainingConfig
-
         written["pretraining_epochs"] = PretrainingConfig(**dict(study.backbone_spec.pretraining)).epochs
     pretrained = describe_spec(study.backbone_spec)
     if pretrained:
@@ -209,8 +207,8 @@ def twins(found: Sequence[tuple]) -> List[Tuple[str, str, str, pd.DataFrame]]:
     """Replications that trained the same variants and seeds of one notebook in one profile from the same pretraining
     recipe (``pretraining_epochs`` of their ``replication.json``; a replication written before it was recorded pairs
     with none), compared with each other (e.g. two pretraining draws on one machine): ``(notebook, first label,
-    second label, table)`` for each label and the next one in sorted order, the table as :func:`comparison`'s with the first in the committed columns, renamed
-    after the labels; ``found``: :func:`compared`."""
+    second label, table)`` for each label and the next one in sorted order, the table as :func:`comparison`'s with
+    the first in the committed columns, renamed after the labels; ``found``: :func:`compared`."""
     from .reporting import CLAIMS_NAME, read_claims
 
     groups: dict = {}

@@ -706,8 +706,8 @@ MACHINES_NAME = "machines.json"
 def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining: str = "") -> Path:
     """Write the machines a notebook's runs trained on (``found``: one :func:`fgvc_lib.machine.facts` per run, None
     for a run whose record predates them) as ``{"machines": [{"runs": n, "machine": facts}], "unrecorded": m}``,
-    most runs first, with ``"pretraining"``: the embedded pretraining they started from
-    (:func:`fgvc_lib.pretraining.describe_spec`) when given."""
+    most runs first, with ``"pretraining"``: the embedded pretraining they started from, in one line
+    (:meth:`fgvc_lib.study.Study.write_machines` composes it from the runs' records), when given."""
     counts: Dict[str, Tuple[int, dict]] = {}
     for machine in found:
         if machine is not None:
