@@ -66,7 +66,7 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
     if pretraining_seed is not None:
         params = {**params, "profile": with_pretraining_seed(get_profile(params.get("profile")), pretraining_seed)}
     # runs of its own (<runs>/replications/<label>/...): a replication never loads the notebook's runs
-    with _runs_under(paths.runs_root() / REPLICATIONS / label):
+    with runs_under(paths.runs_root() / REPLICATIONS / label):
         study = Study(paper, **params)
         unknown = [v for v in keep if v not in study.variants]
         if unknown:
@@ -124,7 +124,7 @@ def committed_folder(root: Path, notebook: str, profile: str) -> Path:
 
 
 @contextlib.contextmanager
-def _runs_under(folder: Path):
+def runs_under(folder: Path):
     """``$FGVC_RUNS_DIR`` set to ``folder`` meanwhile (worker processes inherit it), restored after."""
     before = os.environ.get("FGVC_RUNS_DIR")
     os.environ["FGVC_RUNS_DIR"] = str(folder)

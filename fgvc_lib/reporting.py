@@ -464,7 +464,14 @@ def build_summary(results_dir: PathLike) -> str:
             else:
                 overall.setdefault(profile, []).append((name, claims))
                 tally = claim_tally(claims)
-                section += ["### Claims", "", _counted(tally) + ".", "", markdown_table(_shown_claims(claims)), ""]
+                untestable = name in caveats and default
+                shown = _shown_claims(claims, untestable)
+                relabelled = int((shown["verdict"].str.startswith(NOT_TESTABLE)).sum())
+                counted = _counted(tally) + "."
+                if relabelled:
+                    counted += (f" {relabelled} of the null accuracy verdicts are shown as *{NOT_TESTABLE}* (the "
+                                f"testbed control above).")
+                section += ["### Claims", "", counted, "", markdown_table(shown), ""]
         else:
             section += ["*No claims table written.*", ""]
         tables = [t for t in sorted(folder.glob("*.csv")) if t.name != CLAIMS_NAME]
@@ -513,11 +520,20 @@ def _notebook_table(results_dir: PathLike, name: str, columns: Sequence[str], wh
     return found[0], table
 
 
+def testbed_of(folder: PathLike) -> str:
+    """The synthetic task a results folder's runs trained on, as its ``machines.json`` names it; "" when it does not
+    (results written before 2026-12-05's recalibration named it, or no file)."""
+    path = Path(folder) / MACHINES_NAME
+    return str(json.loads(path.read_text()).get("testbed", "")) if path.is_file() else ""
+
+
 def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
-    """{notebook: a caveat} for the notebooks whose kind of attention is not shown to pay (its oracle below the needed
-    gain, or undecided) on the
-    testbed, from the ``controls.csv`` that notebook 00 writes into its results folder; {} without one."""
-    found = sorted(Path(results_dir).glob(f"*/{CONTROLS_NAME}"))
+    """{notebook: a caveat} for the notebooks whose kind of attention is not shown to pay on the testbed they trained
+    on, from the ``controls.csv`` that notebook 00 writes into its results folder; {} without one. Not shown: its
+    oracle below the needed gain or undecided, or the controls measured on another synthetic task than the
+    notebook's results (:func:`testbed_of`; unrecorded counts as another)."""
+    root = Path(results_dir)
+    found = sorted(root.glob(f"*/{CONTROLS_NAME}"))
     caveats: Dict[str, str] = {}
     for path in found:
         try:
@@ -525,16 +541,23 @@ def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
             check_columns(controls, CONTROL_COLUMNS, what="controls table")
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
             continue
+        measured_on = testbed_of(path.parent)
         for _, row in controls.iterrows():
-            if row["attention pays"] == "pays":
-                continue
-            text = (f"*Testbed control ({path.parent.name}): the synthetic testbed does not show that this "
-                    f"notebook's kind of attention, {row['mechanism']}, can gain the {float(row['needed']):g} points "
-                    f"it takes to test a method here: its nearly label-free oracle gains {float(row['gain']):.1f} "
-                    f"[{float(row['ci_low']):.1f}, {float(row['ci_high']):.1f}] points ({row['attention pays']}). "
-                    f"A null verdict of this notebook's method is therefore not evidence against the method.*")
+            gain = (f"its nearly label-free oracle gains {float(row['gain']):.1f} [{float(row['ci_low']):.1f}, "
+                    f"{float(row['ci_high']):.1f}] points ({row['attention pays']})")
             for notebook in str(row["notebooks"]).split():
-                caveats[notebook] = text
+                same = bool(measured_on) and testbed_of(root / notebook) == measured_on
+                if row["attention pays"] == "pays" and same:
+                    continue
+                if row["attention pays"] == "pays":
+                    why = (f"on the synthetic task of {path.parent.name}'s results {gain}, but this notebook's results "
+                           f"were trained on another task, or on one their files do not name: rerun it")
+                else:
+                    why = (f"the synthetic testbed does not show that it can gain the {float(row['needed']):g} points "
+                           f"it takes to test a method here: {gain}")
+                caveats[notebook] = (f"*Testbed control ({path.parent.name}): this notebook's kind of attention, "
+                                     f"{row['mechanism']}, is not shown to pay here: {why}. A null verdict of this "
+                                     f"notebook's method is therefore not evidence against the method.*")
     return caveats
 
 
@@ -691,11 +714,21 @@ def _multiplicity(claims: pd.DataFrame) -> str:
             f"{len(tested)} at once, {surviving} of the decided verdicts still exclude 0.")
 
 
-def _shown_claims(claims: pd.DataFrame) -> pd.DataFrame:
-    """The claims table as SUMMARY.md shows it: fewer columns, a decided verdict below m marked."""
+NOT_TESTABLE = "not testable on this testbed"
+NULL_VERDICTS = ("no effect", "inconclusive")
+
+
+def _shown_claims(claims: pd.DataFrame, untestable: bool = False) -> pd.DataFrame:
+    """The claims table as SUMMARY.md shows it: fewer columns, a decided verdict below m marked. ``untestable``: the
+    notebook's kind of attention is not shown to pay on the testbed (:func:`testbed_caveats`), so a null verdict of an
+    accuracy claim is shown as :data:`NOT_TESTABLE`, with the verdict it had (issue 19: a null result for a method
+    means something only on a task where its kind of attention pays). Decided verdicts stay: a gain or a loss
+    measured is one whatever the testbed's room."""
     shown = claims.copy()
-    shown["verdict"] = [f"{v} (below m)" if below else v
-                        for v, below in zip(shown["verdict"], shown["below_smallest_effect"])]
+    shown["verdict"] = [f"{NOT_TESTABLE} (statistically: {v})" if untestable and v in NULL_VERDICTS
+                        and measure == "accuracy" else f"{v} (below m)" if below else v
+                        for v, below, measure in zip(shown["verdict"], shown["below_smallest_effect"],
+                                                     shown["measure"])]
     shown["claim"] = [f"**{text}** (main)" if main else text for text, main in zip(shown["claim"], shown["main"])]
     return shown[SUMMARY_CLAIM_COLUMNS]
 
@@ -703,11 +736,12 @@ def _shown_claims(claims: pd.DataFrame) -> pd.DataFrame:
 MACHINES_NAME = "machines.json"
 
 
-def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining: str = "") -> Path:
+def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining: str = "", testbed: str = "") -> Path:
     """Write the machines a notebook's runs trained on (``found``: one :func:`fgvc_lib.machine.facts` per run, None
     for a run whose record predates them) as ``{"machines": [{"runs": n, "machine": facts}], "unrecorded": m}``,
     most runs first, with ``"pretraining"``: the embedded pretraining they started from, in one line
-    (:meth:`fgvc_lib.study.Study.write_machines` composes it from the runs' records), when given."""
+    (:meth:`fgvc_lib.study.Study.write_machines` composes it from the runs' records), and ``"testbed"``: the synthetic
+    task they trained on (:attr:`fgvc_lib.study.Study.testbed`), when given."""
     counts: Dict[str, Tuple[int, dict]] = {}
     for machine in found:
         if machine is not None:
@@ -717,6 +751,8 @@ def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining:
             "unrecorded": sum(machine is None for machine in found)}
     if pretraining:
         data["pretraining"] = pretraining
+    if testbed:
+        data["testbed"] = testbed
     text = json.dumps(data, indent=1, sort_keys=True)
     return atomic_write_text(Path(path), text + "\n")
 

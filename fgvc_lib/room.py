@@ -57,3 +57,39 @@ def room_table(sites: Mapping[str, int], dataset, image_size: int) -> pd.DataFra
                      "parts_scored": int(cells.size),
                      "room": ("yes" if median >= MIN_CELLS else "no") if known else "unknown"})
     return pd.DataFrame(rows, columns=ROOM_COLUMNS)
+
+
+def centre_cell_reach(features, image_size: int, square: float, images=None) -> dict:
+    """How much of the input one cell of a feature map sees: the input gradient of the map's centre cell (summed
+    over channels) on ``images`` (``(N, C, H, W)`` at ``image_size``; default one grey image), summed over images
+    and colour channels.
+
+    ``features``: a callable from images to the map ``(N, K, h, w)`` (e.g. a trained backbone's top stage, in
+    eval mode). Returns the side (pixels) of the smallest square around the centre that holds every pixel of
+    nonzero gradient (``support_side``: the theoretical receptive field, clipped to the image), that square's
+    share of the image (``support_share``), and the share of the gradient's mass inside the centred square of
+    ``square`` pixels (``mass_in_square``; a part's size, e.g. a keypoint square). Re-weighting the map's cells
+    can single out a part only where a cell sees little beyond it: a support that covers the whole image and a
+    small ``mass_in_square`` say that every cell also sees the rest of the image (issue 19, the spatial oracle)."""
+    import torch
+
+    if not 0 < square <= image_size:
+        raise ValueError(f"square={square} must be in (0, image_size={image_size}]")
+    if images is None:
+        images = torch.zeros(1, 3, image_size, image_size)
+    if tuple(images.shape[-2:]) != (image_size, image_size):
+        raise ValueError(f"images of shape {tuple(images.shape)} are not {image_size} x {image_size}")
+    images = images.detach().clone().requires_grad_(True)
+    grid = features(images)
+    h, w = grid.shape[-2:]
+    grid[:, :, h // 2, w // 2].sum().backward()
+    mass = images.grad.abs().sum(dim=(0, 1)).double()
+    centre = (image_size - 1) / 2.0
+    rows, cols = torch.nonzero(mass > 0, as_tuple=True)
+    if rows.numel() == 0:
+        raise ValueError("the centre cell's gradient is zero everywhere: nothing to measure")
+    reach = float(torch.max(torch.stack([(rows - centre).abs().max(), (cols - centre).abs().max()])))
+    side = min(float(image_size), 2.0 * reach + 1.0)
+    low, high = int(round(centre - square / 2.0 + 0.5)), int(round(centre + square / 2.0 + 0.5))
+    inside = float(mass[low:high, low:high].sum() / mass.sum())
+    return {"support_side": side, "support_share": (side / image_size) ** 2, "mass_in_square": inside}

@@ -238,3 +238,25 @@ def test_controls_table_reads_the_oracles_intervals_against_the_needed_gain():
     assert synthetic_dataset.controls_table(claims).iloc[1]["attention pays"] == "below the needed gain"
     with pytest.raises(ValueError, match="no claim starting with 'zoom oracle \\(head'"):
         synthetic_dataset.controls_table(claims.iloc[1:])
+
+
+def test_centre_cell_reach_on_a_hand_computed_network():
+    """Two stacked 3 x 3 convolutions of weight 1 on a 9 x 9 image: the centre cell sees a 5 x 5 square, and its
+    input gradient counts the paths from each pixel to it, the outer product of [1 2 3 2 1] with itself; the
+    central 3 x 3 square holds 49 of its 81 units of mass."""
+    import torch
+
+    from fgvc_lib.room import centre_cell_reach
+
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1, bias=False),
+                               torch.nn.Conv2d(1, 1, 3, padding=1, bias=False))
+    for layer in conv:
+        torch.nn.init.ones_(layer.weight)
+    found = centre_cell_reach(lambda x: conv(x[:, :1]), image_size=9, square=3, images=torch.zeros(1, 3, 9, 9))
+    # gradient of the centre output w.r.t. the input: the number of paths, [1 2 3 2 1] outer [1 2 3 2 1]
+    paths = torch.tensor([1., 2., 3., 2., 1.])
+    weights = torch.outer(paths, paths)
+    assert found["support_side"] == 5.0 and found["support_share"] == pytest.approx(25 / 81)
+    assert found["mass_in_square"] == pytest.approx(float(weights[1:4, 1:4].sum() / weights.sum()))   # 49 / 81
+    with pytest.raises(ValueError, match="square"):
+        centre_cell_reach(lambda x: conv(x[:, :1]), image_size=9, square=0)

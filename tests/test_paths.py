@@ -124,3 +124,6 @@ def test_only_the_default_profile_results_are_committed():
     # a replication (runs trained cold again: fgvc_lib/replication.py) is committed too
     for name in ("claims.csv", "machines.json", "replication.json", "recipe_trials.csv"):
         assert not _ignored(f"results/replications/00_synthetic_dataset/some-machine/{name}")
+    # and a screened candidate rendering of the testbed (fgvc_lib/calibration.py)
+    for name in ("claims.csv", "machines.json", "calibration.json"):
+        assert not _ignored(f"results/calibration/head-attributes/{name}")

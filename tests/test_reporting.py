@@ -367,6 +367,8 @@ def test_summary_carries_the_testbed_caveat_to_the_notebooks_whose_attention_doe
         {"mechanism": "spatial", "methods": "CRA-SMRA", "oracle": "spatial oracle", "gain": 9.0, "ci_low": 7.0,
          "ci_high": 11.0, "needed": 5.0, "attention pays": "pays", "notebooks": "02_cra_smra"},
     ]).to_csv(tmp_path / "00_synthetic_dataset" / "controls.csv", index=False)
+    for name in ("00_synthetic_dataset", "01_cra_cnn", "02_cra_smra"):   # all trained on one task
+        reporting.write_machines([None], tmp_path / name / reporting.MACHINES_NAME, testbed="synthetic: task A")
     caveats = testbed_caveats(tmp_path)
     assert list(caveats) == ["01_cra_cnn"]                          # only the kind that does not pay
     assert "below the needed gain" in caveats["01_cra_cnn"] and "-8.0 [-10.0, -6.0]" in caveats["01_cra_cnn"]
@@ -374,6 +376,45 @@ def test_summary_carries_the_testbed_caveat_to_the_notebooks_whose_attention_doe
     section = summary[summary.index("## 01_cra_cnn"):summary.index("## 02_cra_smra")]
     assert caveats["01_cra_cnn"] in section
     assert "Testbed control" not in summary[summary.index("## 02_cra_smra"):]
+    # controls measured on another task than a notebook's results do not show its kind paying there
+    reporting.write_machines([None], tmp_path / "02_cra_smra" / reporting.MACHINES_NAME, testbed="synthetic: task B")
+    caveats = testbed_caveats(tmp_path)
+    assert sorted(caveats) == ["01_cra_cnn", "02_cra_smra"] and "another task" in caveats["02_cra_smra"]
+    (tmp_path / "02_cra_smra" / reporting.MACHINES_NAME).unlink()     # results that name no task: the same
+    assert "another task, or on one their files do not name" in testbed_caveats(tmp_path)["02_cra_smra"]
+    assert reporting.testbed_of(tmp_path / "02_cra_smra") == ""
+
+
+def test_null_accuracy_verdicts_of_a_kind_that_does_not_pay_are_shown_as_not_testable(tmp_path):
+    """Issue 19: where the testbed does not show a kind of attention paying, a null verdict of a method of that kind
+    says nothing against it; SUMMARY.md shows it as not testable (keeping the statistical verdict), and keeps a
+    decided verdict and a score claim as they are, and every verdict of a kind that pays."""
+    from fgvc_lib.reporting import NOT_TESTABLE
+
+    pd.DataFrame([
+        {"mechanism": "zoom", "methods": "CRA-CNN", "oracle": "zoom oracle (head", "gain": 1.0, "ci_low": -2.0,
+         "ci_high": 4.0, "needed": 5.0, "attention pays": "below the needed gain", "notebooks": "01_cra_cnn"},
+        {"mechanism": "spatial", "methods": "CRA-SMRA", "oracle": "spatial oracle", "gain": 9.0, "ci_low": 7.0,
+         "ci_high": 11.0, "needed": 5.0, "attention pays": "pays", "notebooks": "02_cra_smra"},
+    ]).to_csv((tmp_path / "00_synthetic_dataset").mkdir() or tmp_path / "00_synthetic_dataset" / "controls.csv",
+              index=False)
+    for name in ("00_synthetic_dataset", "01_cra_cnn", "02_cra_smra"):
+        reporting.write_machines([None], tmp_path / name / reporting.MACHINES_NAME, testbed="synthetic: task A")
+    pairs = (("method beats baseline", [50, 52, 49], [50.5, 51, 50]),    # inconclusive
+             ("method loses to nothing", [50, 51, 52], [60, 61, 62]))    # held
+    for name in ("01_cra_cnn", "02_cra_smra"):
+        claims = _claims(*pairs)
+        claims.loc[len(claims)] = {**claims.iloc[0].to_dict(), "claim": "maps point at the part", "measure": "score"}
+        write_claims(claims, tmp_path / name / "claims.csv")
+    summary = build_summary(tmp_path)
+    cra = summary[summary.index("## 01_cra_cnn"):summary.index("## 02_cra_smra")]
+    smra = summary[summary.index("## 02_cra_smra"):]
+    assert cra.count(f"{NOT_TESTABLE} (statistically: inconclusive)") == 1     # the accuracy null only
+    assert "1 of the null accuracy verdicts are shown as" in cra
+    row = {line.split("|")[1].strip(): line for line in cra.splitlines() if line.startswith("| ")}
+    assert NOT_TESTABLE in row["method beats baseline"] and NOT_TESTABLE not in row["maps point at the part"]
+    assert "| held |" in row["method loses to nothing"]
+    assert NOT_TESTABLE not in smra and "inconclusive" in smra
 
 
 # --------------------------------------------------------------------------- machines.json

@@ -285,7 +285,11 @@ def test_inline_grid_trains_every_run_once(inline_grid):
     assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     written = json.loads(inline_grid.write_machines().read_text())
     started = written.pop("pretraining")
+    testbed = written.pop("testbed")     # the synthetic task, from the profile's generator settings
     assert written == {"machines": [{"runs": 2, "machine": machine}], "unrecorded": 0}
+    smoke = inline_grid.profile.synthetic
+    assert testbed.startswith("synthetic: ") and f"class_attributes={smoke['class_attributes']}" in testbed
+    assert f"num_classes={smoke['num_classes']}" in testbed and reporting.testbed_of(inline_grid.results_dir) == testbed
     # and the pretraining the runs' records say they started from (the smoke profile's, trained in this test)
     from fgvc_lib.pretraining import describe_record
     from fgvc_lib.study.jobs import read_pretraining

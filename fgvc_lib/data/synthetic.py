@@ -78,6 +78,9 @@ ATTRIBUTES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "tail_shape": ("tail", ("fan", "fork", "point")),
 }
 ATTRIBUTE_NAMES: Tuple[str, ...] = tuple(ATTRIBUTES)
+#: The attributes that live on the head (beak, eye, crown): the cpu and smoke profiles' classes differ in these
+#: alone (fgvc_lib.profiles.CPU_RENDERING; why: fgvc_lib.calibration).
+HEAD_ATTRIBUTES: Tuple[str, ...] = tuple(a for a, (part, _) in ATTRIBUTES.items() if part in ("beak", "eye", "crown"))
 
 # Colours of the class-defining parts (RGB). The background clutter reuses them on purpose.
 BEAK_COLOURS = {"orange": (240, 120, 10), "black": (30, 30, 30), "yellow": (245, 228, 50),

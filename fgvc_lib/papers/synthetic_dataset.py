@@ -12,8 +12,9 @@ and seeds given the ground truth in training and at test time (:mod:`fgvc_lib.da
   apart (``oracle-parts``): detail the network's 96-px input does not carry, which no method can reach;
 * the zoom oracles: a region cut from the network's own input and resized back, the ceiling of the methods
   that resample their input (CRA-CNN, the recurrent attention): the head's parts (``oracle-zoom-head``,
-  nearly label-free, the main control; a fixed crop hides the telling part of the classes that differ
-  outside the head) and the class's own parts (``oracle-zoom``, which also tells the class);
+  nearly label-free, the main control; it shows every telling part because the profiles' classes differ in the
+  head's attributes alone, :data:`fgvc_lib.profiles.CPU_RENDERING`) and the class's own parts (``oracle-zoom``,
+  which also tells the class);
 * the spatial-attention oracles: the top map pooled with a region's mask (:mod:`fgvc_lib.models.mask_pooling`)
   against the baseline at the same output stride (``baseline-os8``), the ceiling of the methods that
   re-weight feature maps (CLAN, CRA-SMRA, SSANet): fixed squares around every class-defining keypoint
@@ -249,6 +250,37 @@ def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
                      "ci_low": low, "ci_high": high, "needed": CONTROL_GAIN, "attention pays": pays,
                      "notebooks": " ".join(notebooks)})
     return pd.DataFrame(rows, columns=CONTROL_COLUMNS)
+
+
+REACH_IMAGES = 48   # test images (every n-th) whose input gradients the reach table sums
+
+
+def reach_table(study, variant: str = STRIDED_BASELINE) -> pd.DataFrame:
+    """How much of the input one cell of the top map sees, for the first seed's ``variant`` (default: the spatial
+    oracles' reference, whose map they re-weight), on :data:`REACH_IMAGES` test images: per square side (the
+    keypoint square of :data:`fgvc_lib.data.crops.KEYPOINT_SIDE`, twice it, half the image), the share of the
+    centre cell's input gradient inside the centred square, against the share a cell that sees the whole image
+    evenly would put there, and the side of the cell's theoretical receptive field (:func:`fgvc_lib.room.centre_cell_reach`).
+    A share far below 1 in a part-sized square means that re-weighting the map's cells cannot isolate a part."""
+    import torch
+
+    from ..data.crops import KEYPOINT_SIDE
+    from ..room import centre_cell_reach
+
+    run = study.runs_of(variant)[0]
+    backbone, size = run.model.backbone, study.settings.image_size
+    test = study.data().test_set
+    step = max(1, len(test) // REACH_IMAGES)
+    device = next(backbone.parameters()).device
+    images = torch.stack([test[i][0][:3] for i in range(0, len(test), step)][:REACH_IMAGES]).to(device)
+    rows = []
+    for name, side in (("keypoint square", KEYPOINT_SIDE * size), ("twice the keypoint square", 2 * KEYPOINT_SIDE * size),
+                       ("half the image's side", size / 2)):
+        found = centre_cell_reach(lambda x: backbone(x, (backbone.top_stage,))[backbone.top_stage], size, side, images)
+        rows.append({"square": name, "side (px)": side, "gradient inside (%)": 100 * found["mass_in_square"],
+                     "even spread (%)": 100 * (side / size) ** 2, "receptive field (px)": found["support_side"],
+                     "variant": f"{variant}, seed {run.seed}"})
+    return pd.DataFrame(rows)
 
 
 def attention_sites(settings, backbone):
