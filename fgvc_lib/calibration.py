@@ -7,6 +7,15 @@ head zoom lost about 10 points and the keypoint-mask pooling 4 to 6 (two pretrai
 ``results/replications/00_synthetic_dataset``) on the rendering the paper notebooks had run on, whose classes differ in
 six attributes, two of them (wing pattern, tail shape) away from the head.
 
+What the screens of 2026-12-05 found (``results/calibration``; 5 seeds unless said): with the classes defined by
+the head's four attributes the head zoom gained 18.9 [6.8, 31.0] points on the validation split (19.5 [7.9, 31.1]
+on the test split, which the first screens read), so that rendering became the profiles'
+(:data:`fgvc_lib.profiles.CPU_RENDERING`). The keypoint-mask pooling lost there (-5.4 [-17.4, 6.6] on validation,
+-7.9 [-15.3, -0.4] on test), and more clutter and distractor parts did not change that (2 seeds each): a cell of the
+stride-8 top map sees the whole 96-px input (:func:`fgvc_lib.room.centre_cell_reach`), so re-weighting cells
+cannot isolate a part there. The head's classes cost the baseline: about 42 % top-1 with a spread over seeds of
+about 5 points, against about 74 % and 3 to 4 points with all six attributes.
+
 A candidate is a set of :class:`fgvc_lib.data.synthetic.SyntheticConfig` overrides on top of the cpu profile's
 (:data:`fgvc_lib.profiles.CPU_RENDERING`). The embedded pretraining follows the rendering, so each candidate pretrains
 once (about 10 minutes on one core). :func:`screen` trains the kept variants of notebook 00 at the default rate (the

@@ -253,6 +253,7 @@ def controls_table(claims: pd.DataFrame) -> pd.DataFrame:
 
 
 REACH_IMAGES = 48   # test images (every n-th) whose input gradients the reach table sums
+REACH_COLUMNS = ["square", "side (px)", "gradient inside (%)", "even spread (%)", "receptive field (px)", "variant"]
 
 
 def reach_table(study, variant: str = STRIDED_BASELINE) -> pd.DataFrame:
@@ -280,7 +281,7 @@ def reach_table(study, variant: str = STRIDED_BASELINE) -> pd.DataFrame:
         rows.append({"square": name, "side (px)": side, "gradient inside (%)": 100 * found["mass_in_square"],
                      "even spread (%)": 100 * (side / size) ** 2, "receptive field (px)": found["support_side"],
                      "variant": f"{variant}, seed {run.seed}"})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=REACH_COLUMNS)
 
 
 def attention_sites(settings, backbone):
