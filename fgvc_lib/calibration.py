@@ -11,10 +11,14 @@ What the screens of 2026-12-05 found (``results/calibration``; 5 seeds unless sa
 the head's four attributes the head zoom gained 18.9 [6.8, 31.0] points on the validation split (19.5 [7.9, 31.1]
 on the test split, which the first screens read), so that rendering became the profiles'
 (:data:`fgvc_lib.profiles.CPU_RENDERING`). The keypoint-mask pooling lost there (-5.4 [-17.4, 6.6] on validation,
--7.9 [-15.3, -0.4] on test), and more clutter and distractor parts did not change that (2 seeds each): a cell of the
-stride-8 top map sees the whole 96-px input (:func:`fgvc_lib.room.centre_cell_reach`), so re-weighting cells
-cannot isolate a part there. The head's classes cost the baseline: about 42 % top-1 with a spread over seeds of
-about 5 points, against about 74 % and 3 to 4 points with all six attributes.
+-7.9 [-15.3, -0.4] on test); two 2-seed screens with more clutter and distractor parts left it undecided (one of
+them started from a pretraining on the head's classes: it was trained before the pretraining drew every
+attribute, and its folder was written with that rule set back, as its calibration.json says). Why it does not
+pay is not established: it gained +5.9 [3.7, 8.1] under the former 12-epoch pretraining on six attributes and
+lost under two 30-epoch draws; a cell of the stride-8 top map draws on the whole 96-px input, most of it from
+beyond a part-sized square (:func:`fgvc_lib.room.centre_cell_reach`), one possible reason. The head's classes
+cost the baseline: about 42 % top-1 with a spread over seeds of about 5 points, against about 74 % and 3 to 4
+points with all six attributes.
 
 A candidate is a set of :class:`fgvc_lib.data.synthetic.SyntheticConfig` overrides on top of the cpu profile's
 (:data:`fgvc_lib.profiles.CPU_RENDERING`). The embedded pretraining follows the rendering, so each candidate pretrains
@@ -47,20 +51,37 @@ from .atomic import atomic_write_text
 
 CALIBRATION = "calibration"
 SETTINGS_NAME = "calibration.json"
+# The generator seed of the task a screen draws (its classes and images): not the cpu profile's, so that a rendering
+# chosen on screens never read the test images the notebooks are scored on (fgvc_lib.profiles).
+SCREEN_SEED = 0
 # the screen's columns: each label-free oracle's claim (its text's start) -> the column it fills
 SCREENED = {"zoom oracle (head": "zoom gain", "spatial-attention oracle (keypoint mask": "spatial gain"}
 
 
 def calibration_dir(label: str, root: Optional[Path] = None) -> Path:
-    """``<results>/calibration/<label>``."""
-    if not label or "/" in label or label.startswith("."):
-        raise ValueError(f"a candidate's label must be a plain folder name; got {label!r}")
+    """``<results>/calibration/<label>``; a label must be a plain folder name and not a profile's (SUMMARY.md reads
+    ``<results>/<folder>/<profile>`` as a notebook's run in that profile)."""
+    from .profiles import PROFILE_NAMES
+
+    if not label or "/" in label or label.startswith(".") or label in PROFILE_NAMES:
+        raise ValueError(f"a candidate's label must be a plain folder name other than a profile's "
+                         f"({', '.join(PROFILE_NAMES)}); got {label!r}")
     return Path(root or paths.results_root()) / CALIBRATION / label
 
 
+def scored_on_validation(variants: Mapping[str, object], share: float) -> dict:
+    """``variants`` (name -> :class:`fgvc_lib.study.Variant`) each trained without ``share`` of every class's training
+    images and scored on them (the recipe protocol's validation split, :mod:`fgvc_lib.data.validation`)."""
+    import dataclasses
+
+    return {name: dataclasses.replace(v, data=tuple(o for o in v.data if o[0] != "validation") + (("validation", share),))
+            for name, v in variants.items()}
+
+
 def candidate_profile(rendering: Mapping[str, object], base: str = "cpu"):
-    """Profile ``base`` with its synthetic set drawn with ``rendering`` changed; a key the generator does not know is
-    a ValueError that names the valid ones (checked here, before anything trains)."""
+    """Profile ``base`` with its synthetic set drawn with generator seed :data:`SCREEN_SEED` and ``rendering``
+    changed (a ``seed`` in ``rendering`` wins); a key the generator does not know is a ValueError that names the
+    valid ones (checked here, before anything trains)."""
     import dataclasses
 
     from .data.synthetic import SyntheticConfig
@@ -71,7 +92,8 @@ def candidate_profile(rendering: Mapping[str, object], base: str = "cpu"):
     if unknown:
         raise ValueError(f"unknown rendering knob(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     profile = get_profile(base)
-    synthetic = {**profile.synthetic, **{k: tuple(v) if isinstance(v, list) else v for k, v in rendering.items()}}
+    synthetic = {**profile.synthetic, "seed": SCREEN_SEED,
+                 **{k: tuple(v) if isinstance(v, list) else v for k, v in rendering.items()}}
     SyntheticConfig(**synthetic)   # a bad value fails now, with the generator's own message
     return profile.replace(synthetic=synthetic)
 
@@ -85,8 +107,6 @@ def screen(label: str, rendering: Mapping[str, object], keep: Sequence[str], see
     default rate on ``seeds``, in ``<runs>/calibration/<label>`` (a re-run loads what finished), scored on
     ``scored_on`` (:data:`SCORED_ON`: the validation split, trained without it, or the test split), and write the
     candidate's folder (:func:`calibration_dir`); returns it."""
-    import dataclasses
-
     from .papers.synthetic_dataset import STUDY
     from .pretraining import describe_spec
     from .reporting import CLAIMS_NAME, MACHINES_NAME, write_claims
@@ -96,6 +116,8 @@ def screen(label: str, rendering: Mapping[str, object], keep: Sequence[str], see
 
     if scored_on not in SCORED_ON:
         raise ValueError(f"scored_on must be one of {', '.join(SCORED_ON)}; got {scored_on!r}")
+    if not keep:
+        raise ValueError("keep names no variant to train: give at least one of notebook 00's variants")
     folder = calibration_dir(label)
     profile = candidate_profile(rendering)
     with runs_under(paths.runs_root() / CALIBRATION / label):
@@ -106,8 +128,7 @@ def screen(label: str, rendering: Mapping[str, object], keep: Sequence[str], see
                              f"{', '.join(study.variants)}")
         study.variants = {name: v for name, v in study.variants.items() if name in keep}
         if scored_on == "validation":   # trained without the held-out share, scored on it
-            study.variants = {name: dataclasses.replace(v, data=v.data + (("validation", VALIDATION_SHARE),))
-                              for name, v in study.variants.items()}
+            study.variants = scored_on_validation(study.variants, VALIDATION_SHARE)
         study.run()
     table, _ = study.claims_table()
     write_claims(table, folder / CLAIMS_NAME)
@@ -121,14 +142,17 @@ def screen(label: str, rendering: Mapping[str, object], keep: Sequence[str], see
 
 
 def screen_table(root: Optional[Path] = None) -> pd.DataFrame:
-    """One row per screened candidate under ``<root>/calibration`` (default: the results folder): its rendering, seeds,
-    the baseline's mean top-1 and each label-free oracle's gain with its interval and verdict (:data:`SCREENED`; empty
-    where the candidate did not train it)."""
+    """One row per screened candidate under ``<root>/calibration`` (default: the results folder): its rendering, the
+    split it was scored on, seeds, the baseline's mean top-1 and each label-free oracle's gain with its interval and
+    verdict (:data:`SCREENED`; empty where the candidate did not train it). A folder without both files (a screen
+    that stopped before writing them) is left out."""
     from .reporting import CLAIMS_NAME, read_claims
 
     base = Path(root or paths.results_root()) / CALIBRATION
     rows = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
+        if not ((folder / SETTINGS_NAME).is_file() and (folder / CLAIMS_NAME).is_file()):
+            continue
         settings = json.loads((folder / SETTINGS_NAME).read_text())
         claims = read_claims(folder / CLAIMS_NAME)
         row = {"candidate": folder.name, "rendering": json.dumps(settings["rendering"], sort_keys=True),

@@ -88,7 +88,9 @@ PROFILES: Dict[str, Profile] = {
         # 192 px and the networks see them at the profile's 96 px (or at a paper's own input size):
         # a crop of the bird then carries detail the whole image does not, as a zoom of a real
         # photograph does (the oracle crops of notebook 00 measured no gain when drawn at 96 px).
-        synthetic=dict(num_classes=12, train_per_class=60, test_per_class=100, image_size=192, seed=0,
+        # Generator seed 1 (its classes and images): the rendering was chosen on screens of seed 0's task, some of
+        # which read its test split (fgvc_lib.calibration), so the notebooks measure on a draw nobody looked at.
+        synthetic=dict(num_classes=12, train_per_class=60, test_per_class=100, image_size=192, seed=1,
                        **CPU_RENDERING),
         pretraining=dict(), threads=1,
         description="real training on the embedded synthetic set, slim backbones, 5 paired seeds"),

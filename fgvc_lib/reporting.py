@@ -469,8 +469,8 @@ def build_summary(results_dir: PathLike) -> str:
                 relabelled = int((shown["verdict"].str.startswith(NOT_TESTABLE)).sum())
                 counted = _counted(tally) + "."
                 if relabelled:
-                    counted += (f" {relabelled} of the null accuracy verdicts are shown as *{NOT_TESTABLE}* (the "
-                                f"testbed control above).")
+                    counted += (f" {relabelled} of these verdicts (accuracy claims of a gain that found none, or of no "
+                                f"difference) are shown as *{NOT_TESTABLE}* (the testbed control above).")
                 section += ["### Claims", "", counted, "", markdown_table(shown), ""]
         else:
             section += ["*No claims table written.*", ""]
@@ -715,20 +715,32 @@ def _multiplicity(claims: pd.DataFrame) -> str:
 
 
 NOT_TESTABLE = "not testable on this testbed"
-NULL_VERDICTS = ("no effect", "inconclusive")
+# verdicts that say nothing where the kind of attention under test is not shown to pay, by the claim's direction:
+# a claim of a gain (+1) that found none, and a claim of no difference (0) that found none or could not tell
+UNINFORMATIVE = {1: ("no effect", "inconclusive"), 0: ("held", "inconclusive")}
+
+
+def _untestable(verdict: str, measure: str, direction) -> bool:
+    """Whether a claim's verdict is shown as :data:`NOT_TESTABLE` in a notebook whose kind of attention is not shown
+    to pay: an accuracy claim of a gain or of no difference whose verdict is :data:`UNINFORMATIVE` for it. A claim
+    that something is smaller (direction -1: a train-minus-test gap, an error) and a decided gain or loss stay."""
+    try:
+        direction = int(float(direction))
+    except (TypeError, ValueError):
+        return False
+    return measure == "accuracy" and verdict in UNINFORMATIVE.get(direction, ())
 
 
 def _shown_claims(claims: pd.DataFrame, untestable: bool = False) -> pd.DataFrame:
     """The claims table as SUMMARY.md shows it: fewer columns, a decided verdict below m marked. ``untestable``: the
-    notebook's kind of attention is not shown to pay on the testbed (:func:`testbed_caveats`), so a null verdict of an
-    accuracy claim is shown as :data:`NOT_TESTABLE`, with the verdict it had (issue 19: a null result for a method
-    means something only on a task where its kind of attention pays). Decided verdicts stay: a gain or a loss
-    measured is one whatever the testbed's room."""
+    notebook's kind of attention is not shown to pay on the task its results trained on (:func:`testbed_caveats`),
+    so a verdict that says nothing there (:func:`_untestable`) is shown as :data:`NOT_TESTABLE`, with the verdict it
+    had (issue 19: a null result for a method means something only on a task where its kind of attention pays)."""
     shown = claims.copy()
-    shown["verdict"] = [f"{NOT_TESTABLE} (statistically: {v})" if untestable and v in NULL_VERDICTS
-                        and measure == "accuracy" else f"{v} (below m)" if below else v
-                        for v, below, measure in zip(shown["verdict"], shown["below_smallest_effect"],
-                                                     shown["measure"])]
+    shown["verdict"] = [f"{NOT_TESTABLE} (statistically: {v})" if untestable and _untestable(v, measure, direction)
+                        else f"{v} (below m)" if below else v
+                        for v, below, measure, direction in zip(shown["verdict"], shown["below_smallest_effect"],
+                                                                shown["measure"], shown["direction"])]
     shown["claim"] = [f"**{text}** (main)" if main else text for text, main in zip(shown["claim"], shown["main"])]
     return shown[SUMMARY_CLAIM_COLUMNS]
 

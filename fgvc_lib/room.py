@@ -65,12 +65,13 @@ def centre_cell_reach(features, image_size: int, square: float, images=None) -> 
     and colour channels.
 
     ``features``: a callable from images to the map ``(N, K, h, w)`` (e.g. a trained backbone's top stage, in
-    eval mode). Returns the side (pixels) of the smallest square around the centre that holds every pixel of
-    nonzero gradient (``support_side``: the theoretical receptive field, clipped to the image), that square's
-    share of the image (``support_share``), and the share of the gradient's mass inside the centred square of
-    ``square`` pixels (``mass_in_square``; a part's size, e.g. a keypoint square). Re-weighting the map's cells
-    can single out a part only where a cell sees little beyond it: a support that covers the whole image and a
-    small ``mass_in_square`` say that every cell also sees the rest of the image (issue 19, the spatial oracle)."""
+    eval mode). Returns the side (pixels) of the smallest square around the cell's centre that holds every pixel
+    of nonzero gradient (``support_side``: the theoretical receptive field, clipped to the image), that square's
+    share of the image (``support_share``), and the share of the gradient's mass inside the square of ``square``
+    pixels centred on the cell (``mass_in_square``; a part's size, e.g. a keypoint square). A small
+    ``mass_in_square`` says that the cell's value depends mostly on what lies around that square, so weighting the
+    map's cells weights mostly their surroundings too. It describes the network; by itself it does not say whether
+    a spatial attention pays (issue 19, the spatial oracle)."""
     import torch
 
     if not 0 < square <= image_size:
@@ -82,14 +83,17 @@ def centre_cell_reach(features, image_size: int, square: float, images=None) -> 
     images = images.detach().clone().requires_grad_(True)
     grid = features(images)
     h, w = grid.shape[-2:]
-    grid[:, :, h // 2, w // 2].sum().backward()
+    row, col = h // 2, w // 2
+    grid[:, :, row, col].sum().backward()
     mass = images.grad.abs().sum(dim=(0, 1)).double()
-    centre = (image_size - 1) / 2.0
+    # the cell's centre in input pixels (pixel k spans [k, k + 1)): on an even map the centre cell sits off the
+    # image's centre, and the square is centred on the cell
+    centre_y, centre_x = (row + 0.5) * image_size / h, (col + 0.5) * image_size / w
     rows, cols = torch.nonzero(mass > 0, as_tuple=True)
     if rows.numel() == 0:
         raise ValueError("the centre cell's gradient is zero everywhere: nothing to measure")
-    reach = float(torch.max(torch.stack([(rows - centre).abs().max(), (cols - centre).abs().max()])))
+    reach = float(torch.max(torch.stack([(rows + 0.5 - centre_y).abs().max(), (cols + 0.5 - centre_x).abs().max()])))
     side = min(float(image_size), 2.0 * reach + 1.0)
-    low, high = int(round(centre - square / 2.0 + 0.5)), int(round(centre + square / 2.0 + 0.5))
-    inside = float(mass[low:high, low:high].sum() / mass.sum())
+    top, left = int(round(centre_y - square / 2.0)), int(round(centre_x - square / 2.0))
+    inside = float(mass[max(0, top):top + int(round(square)), max(0, left):left + int(round(square))].sum() / mass.sum())
     return {"support_side": side, "support_share": (side / image_size) ** 2, "mass_in_square": inside}

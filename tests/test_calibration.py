@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fgvc_lib import reporting
-from fgvc_lib.calibration import calibration_dir, candidate_profile, screen_table
+from fgvc_lib.calibration import SCREEN_SEED, calibration_dir, candidate_profile, screen_table
 from fgvc_lib.profiles import get_profile
 
 
@@ -16,10 +16,14 @@ def test_a_candidate_changes_only_the_rendering_it_names():
     cpu = get_profile("cpu")
     profile = candidate_profile({"clutter": 12, "class_attributes": ["beak_shape", "eye_ring", "crest"]})
     assert profile.synthetic["clutter"] == 12 and profile.synthetic["class_attributes"] == ("beak_shape", "eye_ring", "crest")
-    unchanged = {k: v for k, v in profile.synthetic.items() if k not in ("clutter", "class_attributes")}
-    assert unchanged == {k: v for k, v in cpu.synthetic.items() if k not in ("clutter", "class_attributes")}
+    changed = ("clutter", "class_attributes", "seed")
+    unchanged = {k: v for k, v in profile.synthetic.items() if k not in changed}
+    assert unchanged == {k: v for k, v in cpu.synthetic.items() if k not in changed}
     assert profile.replace(synthetic=cpu.synthetic) == cpu      # nothing else of the profile moved
     assert cpu.synthetic.get("clutter") != 12                   # the registered profile is untouched
+    # screens draw another task than the notebooks' (whose test images no screen reads), unless asked
+    assert profile.synthetic["seed"] == SCREEN_SEED != cpu.synthetic["seed"]
+    assert candidate_profile({"seed": 7}).synthetic["seed"] == 7
 
 
 @pytest.mark.parametrize("rendering, message", [
@@ -34,7 +38,7 @@ def test_a_bad_candidate_fails_before_anything_trains(rendering, message):
 
 def test_a_label_must_be_a_plain_folder_name(tmp_path):
     assert calibration_dir("head", tmp_path) == tmp_path / "calibration" / "head"
-    for bad in ("", "a/b", ".hidden"):
+    for bad in ("", "a/b", ".hidden", "smoke", "paper"):
         with pytest.raises(ValueError, match="plain folder name"):
             calibration_dir(bad, tmp_path)
 
@@ -66,6 +70,8 @@ def test_the_screen_sets_candidates_side_by_side(tmp_path):
     assert list(table["baseline top-1"]) == [55.0, 61.5]
     assert list(table["scored on"]) == ["test", "test"]          # written before screens named their split
     assert screen_table(tmp_path / "nothing-here").empty
+    (tmp_path / "calibration" / "c-stopped").mkdir()                          # a screen that stopped early
+    assert list(screen_table(tmp_path)["candidate"]) == ["a-head", "b-more-clutter"]
 
 
 def test_the_pretraining_follows_the_drawing_not_the_targets_classes():
@@ -102,3 +108,20 @@ def test_a_screen_reads_the_validation_split_or_the_test_split_only():
 
     with pytest.raises(ValueError, match="scored_on must be one of validation, test"):
         screen("x", {}, ["baseline"], scored_on="train")
+
+
+def test_a_screen_on_validation_trains_without_the_held_out_share():
+    from fgvc_lib.calibration import scored_on_validation
+    from fgvc_lib.papers.synthetic_dataset import STUDY
+    from fgvc_lib.study import Study
+
+    study = Study(STUDY, profile="smoke", lr_selection="fixed")
+    variants = {name: study.variants[name] for name in ("baseline", "oracle-zoom-head")}
+    moved = scored_on_validation(variants, 0.2)
+    assert dict(moved["baseline"].data) == {"validation": 0.2}
+    assert dict(moved["oracle-zoom-head"].data) == {**dict(variants["oracle-zoom-head"].data), "validation": 0.2}
+    assert dict(scored_on_validation(moved, 0.3)["baseline"].data) == {"validation": 0.3}   # replaced, not added
+    assert variants["baseline"].data == ()                                                  # the plan is untouched
+    with pytest.raises(ValueError, match="no variant"):
+        from fgvc_lib.calibration import screen
+        screen("x", {}, [])

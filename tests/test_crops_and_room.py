@@ -260,3 +260,19 @@ def test_centre_cell_reach_on_a_hand_computed_network():
     assert found["mass_in_square"] == pytest.approx(float(weights[1:4, 1:4].sum() / weights.sum()))   # 49 / 81
     with pytest.raises(ValueError, match="square"):
         centre_cell_reach(lambda x: conv(x[:, :1]), image_size=9, square=0)
+
+
+def test_centre_cell_reach_centres_the_square_on_the_cell_of_an_even_map():
+    """A 2 x 2 convolution of stride 2 on an 8 x 8 image: a 4 x 4 map whose cell (2, 2) sees exactly pixels 4-5 in
+    each direction, centred at 5.0, one pixel off the image's centre: a 2-px square on the cell holds all of its
+    gradient, one on the image's centre a quarter of it."""
+    import torch
+
+    from fgvc_lib.room import centre_cell_reach
+
+    conv = torch.nn.Conv2d(1, 1, 2, stride=2, bias=False)
+    torch.nn.init.ones_(conv.weight)
+    found = centre_cell_reach(lambda x: conv(x[:, :1]), image_size=8, square=2, images=torch.zeros(1, 3, 8, 8))
+    assert found["mass_in_square"] == pytest.approx(1.0)
+    assert found["support_side"] == 2.0            # pixels 4 and 5: the square [4, 6) around 5.0
+    assert centre_cell_reach(lambda x: conv(x[:, :1]), image_size=8, square=8)["mass_in_square"] == pytest.approx(1.0)

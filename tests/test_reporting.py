@@ -404,16 +404,22 @@ def test_null_accuracy_verdicts_of_a_kind_that_does_not_pay_are_shown_as_not_tes
              ("method loses to nothing", [50, 51, 52], [60, 61, 62]))    # held
     for name in ("01_cra_cnn", "02_cra_smra"):
         claims = _claims(*pairs)
-        claims.loc[len(claims)] = {**claims.iloc[0].to_dict(), "claim": "maps point at the part", "measure": "score"}
+        first = claims.iloc[0].to_dict()
+        claims.loc[len(claims)] = {**first, "claim": "maps point at the part", "measure": "score"}
+        claims.loc[len(claims)] = {**first, "claim": "the gap is smaller", "direction": -1}       # not a gain
+        claims.loc[len(claims)] = {**first, "claim": "two modules are alike", "direction": 0, "verdict": "held"}
+        claims.loc[len(claims)] = {**first, "claim": "two modules differ", "direction": 0, "verdict": "reversed"}
         write_claims(claims, tmp_path / name / "claims.csv")
     summary = build_summary(tmp_path)
     cra = summary[summary.index("## 01_cra_cnn"):summary.index("## 02_cra_smra")]
     smra = summary[summary.index("## 02_cra_smra"):]
-    assert cra.count(f"{NOT_TESTABLE} (statistically: inconclusive)") == 1     # the accuracy null only
-    assert "1 of the null accuracy verdicts are shown as" in cra
     row = {line.split("|")[1].strip(): line for line in cra.splitlines() if line.startswith("| ")}
-    assert NOT_TESTABLE in row["method beats baseline"] and NOT_TESTABLE not in row["maps point at the part"]
-    assert "| held |" in row["method loses to nothing"]
+    assert f"{NOT_TESTABLE} (statistically: inconclusive)" in row["method beats baseline"]
+    assert f"{NOT_TESTABLE} (statistically: held)" in row["two modules are alike"]     # a no-difference confirmed
+    for kept in ("maps point at the part", "the gap is smaller", "method loses to nothing", "two modules differ"):
+        assert NOT_TESTABLE not in row[kept], kept
+    assert "| held |" in row["method loses to nothing"] and "| reversed |" in row["two modules differ"]
+    assert "2 of these verdicts" in cra
     assert NOT_TESTABLE not in smra and "inconclusive" in smra
 
 

@@ -297,6 +297,7 @@ def test_inline_grid_trains_every_run_once(inline_grid):
     named = read_pretraining(inline_grid.runs["synthetic"]["plain"][0].run_dir)
     assert named["file"].startswith("vgg16_bn_w0.125_64px_") and named["epochs"] == 1 and "history" not in named
     assert started == describe_record(named) and "after 1 epochs" in started
+    assert f"; input {inline_grid.settings.image_size} px; pretraining {named['file']}" in testbed
     line = reporting.machines_line(inline_grid.results_dir)
     assert line.startswith(f"Trained on: {machine['cpu']}") and line.endswith(f"Started from the {started}.")
 

@@ -39,8 +39,9 @@ from .recipes import describe_trials
 # Keys of Profile.synthetic that define the target task: its size, and which attributes make its classes. The rest
 # are the rendering knobs the embedded pretraining copies so that its birds are drawn like the target task's. Its
 # classes combine every attribute whatever the target's (it stands for ImageNet, which knows nothing of the target's
-# classes). A pretraining on classes that differed in the head's attributes alone sat near its plateau (25 % training
-# accuracy after 28 of 30 epochs, 2026-12-05, against 65 % for the one on every attribute; fgvc_lib.calibration).
+# classes). One pretraining on classes that differed in the head's attributes alone sat near its plateau (25 %
+# training accuracy after 28 of 30 epochs in its log, 2026-12-05; stopped, so no file keeps it), another (more
+# clutter) reached 55 %, the one on every attribute 65 % (fgvc_lib.calibration).
 TASK_KEYS = ("num_classes", "train_per_class", "test_per_class", "image_size", "seed", "class_attributes")
 
 
@@ -734,12 +735,22 @@ class Study:
 
     @property
     def testbed(self) -> str:
-        """The synthetic task this study's runs train on, in one line (the profile's generator settings), which
-        ``machines.json`` records so that notebook 00's controls apply only to results of the same task
-        (:func:`fgvc_lib.reporting.testbed_caveats`); "" for a real dataset."""
-        if not any(name == "synthetic" for name in self.datasets) or not self.profile.synthetic:
+        """The synthetic task this study's runs train on, in one line: the profile's generator settings, the
+        network's input size and the embedded pretraining's file (its recipe and draw), which ``machines.json``
+        records so that notebook 00's controls apply only to results of the same testbed
+        (:func:`fgvc_lib.reporting.testbed_caveats`; the controls' verdicts moved with the pretraining draw, issue
+        19); "" for a real dataset or a synthetic set read from a folder of the user's."""
+        generated = [d for d in self.settings.datasets if d.name == "synthetic" and d.root is None]
+        if not generated or not self.profile.synthetic:
             return ""
-        return "synthetic: " + ", ".join(f"{k}={v}" for k, v in sorted(self.profile.synthetic.items()))
+        line = "synthetic: " + ", ".join(f"{k}={v}" for k, v in sorted(self.profile.synthetic.items()))
+        line += f"; input {self.settings.image_size} px"
+        spec = self.backbone_spec
+        if spec.pretrained == "synthetic":
+            from ..pretraining import cache_path
+
+            line += f"; pretraining {cache_path(spec.name, spec.width, spec.batch_norm, **dict(spec.pretraining)).name}"
+        return line
 
     # ------------------------------------------------------------------ room for attention
     def room_table(self, dataset: Optional[str] = None) -> pd.DataFrame:
