@@ -59,6 +59,10 @@ def room_table(sites: Mapping[str, int], dataset, image_size: int) -> pd.DataFra
     return pd.DataFrame(rows, columns=ROOM_COLUMNS)
 
 
+class ZeroGradient(ValueError):
+    """The centre cell's input gradient is zero everywhere (a dead cell): there is no reach to measure."""
+
+
 def centre_cell_reach(features, image_size: int, square: float, images=None) -> dict:
     """How much of the input one cell of a feature map sees: the input gradient of the map's centre cell (summed
     over channels) on ``images`` (``(N, C, H, W)`` at ``image_size``; default one grey image), summed over images
@@ -91,7 +95,7 @@ def centre_cell_reach(features, image_size: int, square: float, images=None) -> 
     centre_y, centre_x = (row + 0.5) * image_size / h, (col + 0.5) * image_size / w
     rows, cols = torch.nonzero(mass > 0, as_tuple=True)
     if rows.numel() == 0:
-        raise ValueError("the centre cell's gradient is zero everywhere: nothing to measure")
+        raise ZeroGradient("the centre cell's gradient is zero everywhere: nothing to measure")
     reach = float(torch.max(torch.stack([(rows + 0.5 - centre_y).abs().max(), (cols + 0.5 - centre_x).abs().max()])))
     side = min(float(image_size), 2.0 * reach + 1.0)
     top, left = int(round(centre_y - square / 2.0)), int(round(centre_x - square / 2.0))

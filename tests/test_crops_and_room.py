@@ -276,3 +276,8 @@ def test_centre_cell_reach_centres_the_square_on_the_cell_of_an_even_map():
     assert found["mass_in_square"] == pytest.approx(1.0)
     assert found["support_side"] == 2.0            # pixels 4 and 5: the square [4, 6) around 5.0
     assert centre_cell_reach(lambda x: conv(x[:, :1]), image_size=8, square=8)["mass_in_square"] == pytest.approx(1.0)
+    from fgvc_lib.room import ZeroGradient
+
+    torch.nn.init.zeros_(conv.weight)                # a dead cell: no gradient reaches the input
+    with pytest.raises(ZeroGradient, match="zero everywhere"):
+        centre_cell_reach(lambda x: conv(x[:, :1]), image_size=8, square=2)

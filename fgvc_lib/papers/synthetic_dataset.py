@@ -262,11 +262,13 @@ def reach_table(study, variant: str = STRIDED_BASELINE) -> pd.DataFrame:
     keypoint square of :data:`fgvc_lib.data.crops.KEYPOINT_SIDE`, twice it, half the image), the share of the
     centre cell's input gradient inside the centred square, against the share a cell that sees the whole image
     evenly would put there, and the side of the cell's theoretical receptive field (:func:`fgvc_lib.room.centre_cell_reach`).
-    A share far below 1 in a part-sized square means that re-weighting the map's cells cannot isolate a part."""
+    A small share in a part-sized square means that weighting the part's cells weights mostly their surroundings.
+    A network whose centre cell is dead on these images (no gradient reaches the input: a briefly trained one, as
+    in the test suite's paper-profile run) gives NaN shares and says so in ``variant``."""
     import torch
 
     from ..data.crops import KEYPOINT_SIDE
-    from ..room import centre_cell_reach
+    from ..room import ZeroGradient, centre_cell_reach
 
     run = study.runs_of(variant)[0]
     backbone, size = run.model.backbone, study.settings.image_size
@@ -277,10 +279,15 @@ def reach_table(study, variant: str = STRIDED_BASELINE) -> pd.DataFrame:
     rows = []
     for name, side in (("keypoint square", KEYPOINT_SIDE * size), ("twice the keypoint square", 2 * KEYPOINT_SIDE * size),
                        ("half the image's side", size / 2)):
-        found = centre_cell_reach(lambda x: backbone(x, (backbone.top_stage,))[backbone.top_stage], size, side, images)
+        label = f"{variant}, seed {run.seed}"
+        try:
+            found = centre_cell_reach(lambda x: backbone(x, (backbone.top_stage,))[backbone.top_stage], size, side,
+                                      images)
+        except ZeroGradient:
+            found, label = {"mass_in_square": float("nan"), "support_side": float("nan")}, f"{label}: dead centre cell"
         rows.append({"square": name, "side (px)": side, "gradient inside (%)": 100 * found["mass_in_square"],
                      "even spread (%)": 100 * (side / size) ** 2, "receptive field (px)": found["support_side"],
-                     "variant": f"{variant}, seed {run.seed}"})
+                     "variant": label})
     return pd.DataFrame(rows, columns=REACH_COLUMNS)
 
 
