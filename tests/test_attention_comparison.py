@@ -114,3 +114,20 @@ def test_an_oracle_gain_not_told_from_zero_gives_an_unbounded_share():
     fake = _fake({"baseline": [100] * 4, "oracle": [130, 70, 110, 90], "method": [110, 105, 100, 108]})
     share, low, high = comparison.oracle_share(fake, "method", "oracle")
     assert math.isinf(low) or math.isinf(high)
+
+
+def test_an_untrained_model_builds_no_weights_not_even_a_factory_s_own_backbone(study, monkeypatch):
+    """The recurrent attention's local stream builds its own backbone inside the model factory; an untrained model
+    (for a checkpoint, a count or the cost plan's timing) must not train the embedded pretraining for it (a plan
+    of the cpu profile trained the 30-epoch pretraining that way, 2026-12-05)."""
+    import fgvc_lib.pretraining as pretraining
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an untrained model asked for pretrained weights")
+
+    monkeypatch.setattr(pretraining, "pretrained_backbone", refuse)
+    monkeypatch.setattr(pretraining, "synthetic_pretrained_state", refuse)
+    assert study.profile.pretrained == "synthetic"
+    study.untrained_model("recurrent_attention")   # 04's arm: a patch backbone of its own
+    with pytest.raises(AssertionError, match="pretrained weights"):
+        study.backbone_spec.build()                  # outside the context, weights are still asked for

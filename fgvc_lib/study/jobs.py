@@ -16,6 +16,7 @@ two processes from training the same run at once: the second waits, then loads t
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -100,6 +101,21 @@ class DataSpec:
         return identity
 
 
+_NO_WEIGHTS = contextvars.ContextVar("fgvc_lib_no_weights", default=False)
+
+
+@contextlib.contextmanager
+def no_weights():
+    """Every :meth:`BackboneSpec.build` inside builds randomly initialised backbones, also those a model factory
+    builds itself (the recurrent attention's local stream): a model for a checkpoint to be loaded into, or for
+    counting and timing, must not train the embedded pretraining or fetch ImageNet weights."""
+    token = _NO_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _NO_WEIGHTS.reset(token)
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     """How to build the study's backbone: name, width, batch norm and weight source."""
@@ -115,6 +131,7 @@ class BackboneSpec:
         """The backbone; ``weights=False`` leaves it randomly initialised (a checkpoint follows)."""
         from ..backbones import build_backbone, set_output_stride
 
+        weights = weights and not _NO_WEIGHTS.get()
         if weights and self.pretrained == "synthetic":
             from ..pretraining import pretrained_backbone
 

@@ -30,7 +30,7 @@ from .. import paths
 from ..backbones import is_vgg
 from .executors import RunFailed, make_executor, runs_at_once, worker_traceback
 from .jobs import (LOG_NAME, OUTPUTS_NAME, RECORD_NAME, BackboneSpec, DataSpec, RunJob, RunRecord, execute_run,
-                   outputs_name, read_record, run_key, save_view_outputs)
+                   no_weights, outputs_name, read_record, run_key, save_view_outputs)
 from .paper import (TOP1, Accuracy, Cell, Claim, Fixed, Paper, Score, Variant, cells_by_table,  # noqa: F401
                     tier_seeds)
 from .parameters import Settings, resolve
@@ -482,7 +482,8 @@ class Study:
         """``variant``'s network on a freshly built backbone, without pretrained weights: for a
         checkpoint to be loaded into, or for counting parameters and multiply-adds. Built on the CPU,
         then moved to ``device`` when given (:attr:`Run.model` passes :attr:`device`)."""
-        model = self.variants[variant].model(self.backbone_spec.build(weights=False), self.data(dataset).num_classes)
+        with no_weights():   # also the backbones a model factory builds itself (04's local stream)
+            model = self.variants[variant].model(self.backbone_spec.build(), self.data(dataset).num_classes)
         return model if device is None else model.to(device)
 
     def runs_of(self, variant: str, dataset: Optional[str] = None) -> List[Run]:
