@@ -109,9 +109,7 @@ def screen(label: str, rendering: Mapping[str, object], keep: Sequence[str], see
     candidate's folder (:func:`calibration_dir`); returns it."""
     from .papers.synthetic_dataset import STUDY
     from .pretraining import describe_spec
-    from .reporting import CLAIMS_NAME, MACHINES_NAME, write_claims
-    from .replication import runs_under
-    from .study import Study
+    from .replication import train_kept, write_decided
     from .study.recipes import VALIDATION_SHARE
 
     if scored_on not in SCORED_ON:
@@ -119,24 +117,16 @@ def screen(label: str, rendering: Mapping[str, object], keep: Sequence[str], see
     if not keep:
         raise ValueError("keep names no variant to train: give at least one of notebook 00's variants")
     folder = calibration_dir(label)
-    profile = candidate_profile(rendering)
-    with runs_under(paths.runs_root() / CALIBRATION / label):
-        study = Study(STUDY, profile=profile, seeds=seeds, workers=workers, lr_selection="fixed")
-        unknown = [v for v in keep if v not in study.variants]
-        if unknown:
-            raise ValueError(f"notebook 00 plans no variant(s) {', '.join(unknown)}; its variants: "
-                             f"{', '.join(study.variants)}")
-        study.variants = {name: v for name, v in study.variants.items() if name in keep}
-        if scored_on == "validation":   # trained without the held-out share, scored on it
-            study.variants = scored_on_validation(study.variants, VALIDATION_SHARE)
-        study.run()
-    table, _ = study.claims_table()
-    write_claims(table, folder / CLAIMS_NAME)
-    study.write_machines(folder / MACHINES_NAME)
-    top1 = {name: sum(run.accuracy() for run in study.runs_of(name)) / len(study.runs_of(name)) for name in keep}
+    # on the validation split: trained without the held-out share, scored on it
+    held_out = (lambda variants: scored_on_validation(variants, VALIDATION_SHARE)) if scored_on == "validation" else None
+    study = train_kept(STUDY, keep, paths.runs_root() / CALIBRATION / label, prepare=held_out,
+                       profile=candidate_profile(rendering), seeds=seeds, workers=workers, lr_selection="fixed")
+    write_decided(study, folder)
+    runs = {name: study.runs_of(name) for name in keep}
+    top1 = {name: sum(run.accuracy() for run in runs[name]) / len(runs[name]) for name in keep}
     written = {"rendering": dict(rendering), "variants": list(keep), "seeds": list(study.settings.seeds),
                "lr_selection": "fixed", "mean_top1": top1, "pretraining": describe_spec(study.backbone_spec),
-               "scored_on": scored_on, "images_scored": int(len(study.runs_of(keep[0])[0].correct()))}
+               "scored_on": scored_on, "images_scored": int(len(runs[keep[0]][0].correct()))}
     atomic_write_text(folder / SETTINGS_NAME, json.dumps(written, indent=1, sort_keys=True, default=str) + "\n")
     return folder
 

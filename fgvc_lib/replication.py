@@ -31,7 +31,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -51,22 +51,14 @@ def replication_dir(notebook: str, label: str, root: Optional[Path] = None) -> P
     return Path(root or paths.results_root()) / REPLICATIONS / notebook / label
 
 
-def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional[int] = None, **params) -> Path:
-    """Train the variants ``keep`` of ``paper``'s study cold (their own runs folder: ``<runs>/replications/<label>``) and
-    write the claims they decide and their machines under :func:`replication_dir`; returns that folder.
-    ``pretraining_seed``: start every run from another draw of the embedded pretraining
-    (:func:`fgvc_lib.profiles.with_pretraining_seed`); None keeps the profile's."""
-    from .pretraining import PretrainingConfig, describe_spec
-    from .profiles import get_profile, with_pretraining_seed
-    from .reporting import CLAIMS_NAME, MACHINES_NAME, write_claims
+def train_kept(paper, keep: Sequence[str], runs_folder: Path,
+               prepare: Optional[Callable[[Dict[str, object]], Dict[str, object]]] = None, **params):
+    """Train only the variants ``keep`` of ``paper``'s study, in ``runs_folder`` (runs of their own: a replication or a
+    calibration screen never loads the notebook's runs, a re-run loads its own); ``prepare`` may change the kept
+    variants (name -> Variant) before they train. Returns the study, trained."""
     from .study import Study
 
-    folder = replication_dir(paper.notebook, label)
-    settings_params = dict(params)
-    if pretraining_seed is not None:
-        params = {**params, "profile": with_pretraining_seed(get_profile(params.get("profile")), pretraining_seed)}
-    # runs of its own (<runs>/replications/<label>/...): a replication never loads the notebook's runs
-    with runs_under(paths.runs_root() / REPLICATIONS / label):
+    with runs_under(runs_folder):
         study = Study(paper, **params)
         unknown = [v for v in keep if v not in study.variants]
         if unknown:
@@ -78,15 +70,41 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
             raise ValueError(f"the kept variants take their learning rate from {', '.join(leads)} (lr_from): "
                              f"keep {'it' if len(leads) == 1 else 'them'} too")
         study.variants = {name: v for name, v in study.variants.items() if name in keep}
+        if prepare is not None:
+            study.variants = prepare(study.variants)
         study.run()
-    table, _ = study.claims_table()   # a claim that reads a variant left out is not measured here
-    write_claims(table, folder / CLAIMS_NAME)
+    return study
+
+
+def write_decided(study, folder: Path) -> None:
+    """The claims a partly trained ``study`` decides (``claims.csv``; a claim that reads a variant left out is not
+    measured) and the machines its runs trained on (``machines.json``), in ``folder``."""
+    from .reporting import CLAIMS_NAME, MACHINES_NAME, write_claims
+
+    table, _ = study.claims_table()
+    write_claims(table, Path(folder) / CLAIMS_NAME)
+    study.write_machines(Path(folder) / MACHINES_NAME)
+
+
+def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional[int] = None, **params) -> Path:
+    """Train the variants ``keep`` of ``paper``'s study cold (their own runs folder: ``<runs>/replications/<label>``) and
+    write the claims they decide and their machines under :func:`replication_dir`; returns that folder.
+    ``pretraining_seed``: start every run from another draw of the embedded pretraining
+    (:func:`fgvc_lib.profiles.with_pretraining_seed`); None keeps the profile's."""
+    from .pretraining import PretrainingConfig, describe_spec
+    from .profiles import get_profile, with_pretraining_seed
+
+    folder = replication_dir(paper.notebook, label)
+    settings_params = dict(params)
+    if pretraining_seed is not None:
+        params = {**params, "profile": with_pretraining_seed(get_profile(params.get("profile")), pretraining_seed)}
+    study = train_kept(paper, keep, paths.runs_root() / REPLICATIONS / label, **params)
+    write_decided(study, folder)
     if study.recipe_trials is not None and not study.recipe_trials.empty:   # the rates the protocol chose here
         from .reporting import write_csv
         from .study.recipes import TRIAL_COLUMNS
 
         write_csv(study.recipe_trials, folder / TRIALS_NAME, TRIAL_COLUMNS, "recipe trials table")
-    study.write_machines(folder / MACHINES_NAME)
     written = {"profile": study.profile.name, "variants": list(keep), "seeds": list(study.settings.seeds),
                "parameters": settings_params}
     if pretraining_seed is not None:

@@ -520,17 +520,18 @@ def attention_sites(settings, backbone) -> Dict[str, int]:
     return {"F (pool5), read by the SSA block": max(backbone.stage_strides.values())}
 
 
-# The cpu profile's input for SSANet: the SSA block weighs pool5's cells (stride 32), and a discriminative
-# part of the synthetic birds covers about one of them from 256 px on (the room table prints it); at the
-# profile's 96 px pool5 is 3 x 3 and a part a sixth of a cell. The frozen extractor's features are
-# computed once per image and shared by every run (fgvc_lib/models/frozen_features.py), which is what
-# makes this size affordable.
-IMAGE_SIZES = {"cpu": 256}
+# The cpu profile's map F for SSANet: the SSA block weighs pool5's cells, and at the profile's 96 px VGG-16's
+# published stride 32 leaves a 3 x 3 pool5 with a discriminative part a sixth of a cell. The VGG runs at output
+# stride 8 instead (fgvc_lib.backbones.set_output_stride): pool5 is 12 x 12, near the paper's 14 x 14 at 448 px,
+# and at the input size, stride and pretraining of every other cpu notebook and of notebook 00's spatial-attention
+# oracle, so those controls speak for this notebook's testbed. (Until 2026-12-05 the cpu profile fed SSANet
+# 256-px images at stride 32, an 8 x 8 map, which needed a pretraining of its own at 256 px.)
+OUTPUT_STRIDES = {"cpu": 8}
 
 STUDY = Paper(key="ssanet", notebook="05_ssanet", title=PAPER["title"], backbones=BACKBONES, plan=plan, cells=cells,
               claims=claims, skipped=skipped_tables, parameters=PARAMETERS, recipe_epochs=_recipe("epochs"),
               recipe_batch_size=_recipe("batch_size"), finalize=finalize, printed=PRINTED, paper_column=PAPER_COLUMN,
-              max_datasets=3, attention_sites=attention_sites, image_sizes=IMAGE_SIZES)
+              max_datasets=3, attention_sites=attention_sites, output_strides=OUTPUT_STRIDES)
 
 
 # --------------------------------------------------------------------------- notebook views
