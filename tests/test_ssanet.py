@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import time
 import warnings
@@ -1327,6 +1328,25 @@ def test_complexity_of_each_table2_row():
     assert (table.loc["plus", "params"] - table.loc["plus", "trainable params"]
             == table.loc["no-attention", "params"] - table.loc["no-attention", "trainable params"])  # frozen FE
     assert set(table["feature map F"]) == {"64 x 2^2"}  # pool5 of the slim VGG-16 at 64 px
+
+
+def test_the_cpu_profile_reads_a_12_by_12_f_at_output_stride_8(tmp_path, monkeypatch):
+    """The cpu profile's SSANet: the profile's 96 px, VGG at output stride 8, so pool5 (F) is 96 / 8 = 12 cells a
+    side, as notebook 00's spatial oracle's map; the frozen features of stride 8 and stride 32 never share a memo
+    entry (the memo's fingerprint reads the module, dilations and pool sizes included)."""
+    monkeypatch.setenv("FGVC_RESULTS_DIR", str(tmp_path / "results"))
+    study = Study(paper.STUDY, profile="cpu")
+    assert study.settings.image_size == 96 and study.backbone_spec.output_stride == 8
+    backbone = study.backbone_spec.build(weights=False)
+    assert paper.attention_sites(study.settings, backbone) == {"F (pool5), read by the SSA block": 8}
+    model = study.variants["plus-ad"].model(backbone, NUM_CLASSES)
+    features = model.backbone(torch.zeros(2, 3, 96, 96), (model.feature_stage,))[model.feature_stage]
+    assert tuple(features.shape[-2:]) == (12, 12)
+    study._data["synthetic"] = DataBundle("synthetic", SimpleNamespace(classes=list(range(12))), [], None, None)
+    assert set(paper.complexity_table(study)["feature map F"]) == {"64 x 12^2"}
+    published = dataclasses.replace(study.backbone_spec, output_stride=None).build(weights=False)
+    published.load_state_dict(backbone.state_dict())   # the same weights, another stride
+    assert weights_fingerprint(published) != weights_fingerprint(backbone)
 
 
 def test_claims_pair_seeds_on_the_printed_heads_with_the_papers_effects():

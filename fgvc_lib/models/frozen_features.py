@@ -65,7 +65,7 @@ keeps a file per fingerprint and input form under ``fgvc_lib.paths.cache_dir()/f
 Exactness: a hit returns the very tensor the extractor produced for that image, and that tensor does not
 depend on which images it was computed with. On CPU the extractor computes an image's features
 identically in any batch of two or more images (measured for the slim VGG-16-BN at 64, 96 and 256 px,
-batches of 2 to 32, one or two threads: bit for bit), but a batch of a single image takes another
+batches of 2 to 32, one or two threads, and at 96 px with output stride 8, batches of 2 to 16: bit for bit), but a batch of a single image takes another
 convolution path whose result differs in the last bits (about 5e-8 on features of mean magnitude 6e-3).
 The memo therefore never runs the extractor on a single image: a lone miss is computed as a pair (the
 image twice) and the first row kept. Every stored entry, in memory or on disk, is thus what a batched
@@ -92,8 +92,8 @@ import torch.nn as nn
 
 from ..atomic import atomic_torch_save
 
-DEFAULT_MAX_BYTES = 64 * 2 ** 20    # per model; the cpu profile (720 training images in both flips, 1,200 test
-                                    # images) needs about 23 MiB at 192 px and 42 MiB at 256 px
+DEFAULT_MAX_BYTES = 128 * 2 ** 20   # per model; the cpu profile (720 training images in both flips, 1,200 test
+                                    # images) needs about 93 MiB at 96 px and output stride 8 (F: 64 x 12 x 12)
 DEFAULT_DEVICES = ("cpu",)
 DEFAULT_FOLDER_MAX_BYTES = 512 * 2 ** 20  # the whole frozen_features folder
 FOLDER_NAME = "frozen_features"
