@@ -55,7 +55,8 @@ SETTINGS_NAME = "calibration.json"
 # chosen on screens never read the test images the notebooks are scored on (fgvc_lib.profiles).
 SCREEN_SEED = 0
 # the screen's columns: each label-free oracle's claim (its text's start) -> the column it fills
-SCREENED = {"zoom oracle (head": "zoom gain", "spatial-attention oracle (keypoint mask": "spatial gain"}
+SCREENED = {"zoom oracle (head": "zoom gain", "spatial-attention oracle (keypoint mask": "spatial gain",
+            "spatial-attention oracle (head box mask": "spatial gain (head box)"}
 
 
 def calibration_dir(label: str, root: Optional[Path] = None) -> Path:
@@ -164,7 +165,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgvc_lib.calibration", description=__doc__.split("\n\n")[0])
     parser.add_argument("label", help="the candidate's folder name, e.g. head-attributes")
     parser.add_argument("--rendering", required=True, help="SyntheticConfig overrides as a JSON object")
-    parser.add_argument("--variants", default="baseline,oracle-zoom-head,baseline-os8,oracle-pool-keypoints",
+    parser.add_argument("--variants", default="baseline,oracle-zoom-head,baseline-os8,oracle-pool-keypoints,"
+                                              "oracle-pool-head",
                         help="comma-separated variants of notebook 00 to train")
     parser.add_argument("--seeds", default="0,1", help="the notebook's seeds parameter")
     parser.add_argument("--workers", type=int, default=0, help="runs at once (0: one per core)")

@@ -102,11 +102,12 @@ def test_the_oracle_share_interval_is_fiellers():
 def test_a_share_is_given_only_where_the_oracle_pays():
     import pandas as pd
 
-    label = comparison.ORACLES["oracle-pool-keypoints"][0]
+    label = comparison.ORACLES["oracle-pool-head"][0]
     by_text = pd.DataFrame({"ci_low": [comparison.synthetic_dataset.CONTROL_GAIN, 4.9]},
                            index=[comparison.claim_text(label), "other"])
-    assert comparison.oracle_pays(by_text, "oracle-pool-keypoints") == "pays"
-    assert comparison.oracle_pays(by_text.assign(ci_low=[4.9, 0.0]), "oracle-pool-keypoints") == "does not pay"
+    assert comparison.oracle_pays(by_text, "oracle-pool-head") == "pays"
+    assert comparison.oracle_pays(by_text.assign(ci_low=[4.9, 0.0]), "oracle-pool-head") == "does not pay"
+    assert comparison.KIND_ORACLE == {"zoom": "oracle-zoom-head", "spatial": "oracle-pool-head"}   # the same region
     assert comparison.oracle_pays(by_text, "oracle-zoom-head") == "not measured"
 
 

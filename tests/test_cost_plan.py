@@ -135,9 +135,9 @@ def test_the_main_column_marks_the_variants_of_the_main_comparisons(smoke_env):
     from fgvc_lib.study.cost_plan import main_variants
 
     study = Study(synthetic_dataset.STUDY, profile="smoke", executor="inline")
-    # notebook 00's main claims: the zoom oracle (head) against the baseline, the keypoint-mask spatial oracle
+    # notebook 00's main claims: the zoom oracle (head) against the baseline, the head-box-mask spatial oracle
     # against the baseline at its stride, and the baseline against chance (a fixed number, no variant)
-    assert main_variants(study) == {"baseline", "oracle-zoom-head", "baseline-os8", "oracle-pool-keypoints"}
+    assert main_variants(study) == {"baseline", "oracle-zoom-head", "baseline-os8", "oracle-pool-head"}
 
 
 def test_notebook_00s_plan_counts_its_knob_grid(smoke_env):

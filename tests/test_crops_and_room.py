@@ -136,6 +136,28 @@ def test_label_free_regions_are_fixed_squares_around_keypoints(tiny_root):
         whole.region_boxes(0, None)
 
 
+def test_the_head_box_mask_is_the_square_the_head_crop_cuts(tiny_root):
+    """"head-box": one box, the head crop's square (the zoom oracle's region), by hand from the head's squares:
+    their union, squared around its centre, grown by CROP_MARGIN of its side on each side, clipped to the image."""
+    from fgvc_lib.data.crops import CROP_MARGIN, HEAD_PARTS, KEYPOINT_SIDE
+
+    whole = build_dataset("synthetic", tiny_root, "test")
+    for index in range(len(whole)):
+        note = whole.annotation(index)
+        side = KEYPOINT_SIDE * 64
+        points = [note["parts"][p] for p in HEAD_PARTS if p in note["parts"]]
+        if not points:
+            continue
+        x0, y0 = min(x for x, _ in points) - side / 2, min(y for _, y in points) - side / 2
+        x1, y1 = max(x for x, _ in points) + side / 2, max(y for _, y in points) + side / 2
+        grown = max(x1 - x0, y1 - y0) * (1 + 2 * CROP_MARGIN)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(max(0.0, cx - grown / 2)), int(max(0.0, cy - grown / 2))
+        right, bottom = int(round(min(64.0, cx + grown / 2))), int(round(min(64.0, cy + grown / 2)))
+        assert whole.region_boxes(index, "head-box") == [(left, top, right - left, bottom - top)]
+        assert whole.crop_bounds(index, "head-box") == whole.crop_bounds(index, "head") == (left, top, right, bottom)
+
+
 def test_region_probe_finds_a_region_that_carries_the_label_and_not_one_that_does_not(tiny_root):
     import torch
 
@@ -192,7 +214,8 @@ def test_notebook_00_declares_the_positive_controls(monkeypatch, tmp_path):
     assert {name: dict(v.data) for name, v in study.variants.items()} == {
         "baseline": {}, "oracle-object": {"crop": "object"}, "oracle-parts": {"crop": "parts"},
         "oracle-zoom": {"crop": "parts", "crop_input_size": 96}, "oracle-zoom-head": {"crop": "head", "crop_input_size": 96},
-        "baseline-os8": {}, "oracle-pool-parts": {"mask": "parts"}, "oracle-pool-keypoints": {"mask": "keypoints"}}
+        "baseline-os8": {}, "oracle-pool-parts": {"mask": "parts"}, "oracle-pool-keypoints": {"mask": "keypoints"},
+        "oracle-pool-head": {"mask": "head-box"}}
     assert {v.seeds for v in study.variants.values()} == {tuple(study.settings.seeds)}   # paired seeds
     assert len(study.settings.seeds) >= 5
     # the baseline chooses its rate on validation; every oracle shares it
@@ -212,14 +235,15 @@ def test_notebook_00_declares_the_positive_controls(monkeypatch, tmp_path):
     zoom = [pairs for text, pairs in main.items() if text.startswith("zoom oracle")]
     assert zoom == [((Accuracy("baseline"), Accuracy("oracle-zoom-head")),)]
     spatial = [pairs for text, pairs in main.items() if text.startswith("spatial-attention oracle")]
-    assert spatial == [((Accuracy("baseline-os8"), Accuracy("oracle-pool-keypoints")),)]   # same stride: pooling alone
+    # same stride: pooling alone; the zoom oracle's region
+    assert spatial == [((Accuracy("baseline-os8"), Accuracy("oracle-pool-head")),)]
     assert all(synthetic_dataset.CONTROL_CLAIMS[k][0] in text for k, text in
                zip(synthetic_dataset.CONTROL_CLAIMS, [t for t in main if "oracle" in t]))
     chance = [c for c in claims if c.text == "baseline CNN beats chance"][0].pairs[0][0]
     assert chance.value == pytest.approx(100 / 12)                       # the cpu profile's 12 classes
     # every variant trains under its own run key
     keys = {dataset_job[1].run_dir.split("/")[-2] for dataset_job in study.jobs()}
-    assert len(keys) == 8
+    assert len(keys) == 9
 
 
 def test_controls_table_reads_the_oracles_intervals_against_the_needed_gain():
@@ -229,7 +253,7 @@ def test_controls_table_reads_the_oracles_intervals_against_the_needed_gain():
 
     claims = pd.DataFrame([
         {"claim": "zoom oracle (head crop ...) beats the whole image", "our_effect": 7.0, "ci_low": 5.5, "ci_high": 8.5},
-        {"claim": "spatial-attention oracle (keypoint mask ...) beats ...", "our_effect": 4.0, "ci_low": 2.0,
+        {"claim": "spatial-attention oracle (head box mask ...) beats ...", "our_effect": 4.0, "ci_low": 2.0,
          "ci_high": 6.0},
     ])
     table = synthetic_dataset.controls_table(claims)

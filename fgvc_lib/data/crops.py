@@ -7,7 +7,8 @@ information (the parts that tell a class apart differ between classes; a box's e
 shape), so two nearly label-free regions stand beside them: ``"keypoints"`` (a fixed-size square around
 the keypoint of every part that defines some class) and ``"head"`` (the same around the head's parts,
 :data:`HEAD_PARTS`), whose geometry follows the pose and, a little, the parts' shapes (a synthetic keypoint is
-its part box's centre). A crop's region is widened
+its part box's centre); ``"head-box"`` is the square the head crop cuts, as one box (a mask of the whole region
+the head zoom shows). A crop's region is widened
 to a square around its centre (so the resize to a square input keeps the aspect ratio), grown by
 :data:`CROP_MARGIN` on each side and clipped to the image.
 
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-CROP_REGIONS = ("object", "parts", "keypoints", "head")
+CROP_REGIONS = ("object", "parts", "keypoints", "head", "head-box")
+# "head-box": the square the "head" crop cuts (the head's keypoint squares, their union squared and grown by
+# CROP_MARGIN), as one box: as a mask, the region the head zoom oracle shows, where "head" marks the squares alone
 CROP_MARGIN = 0.1   # share of the region's side added on each side
 # The nearly label-free regions ("keypoints", "head"): a square of this share of the image's longer side around each
 # part's keypoint (24 px of the 192-px synthetic drawing, between the eye's and the beak's median box side).

@@ -109,7 +109,7 @@ class CUB200(ImageListDataset):
         for option, region in (("crop", self.crop), ("mask", self.mask)):
             if region is not None and not self.has_boxes:
                 raise ValueError(f"{option}={region!r} needs bounding_boxes.txt, which {base} does not have")
-            if region in ("keypoints", "head") and not self.has_parts:
+            if region in ("keypoints", "head", "head-box") and not self.has_parts:
                 raise ValueError(f"{option}={region!r} needs the part keypoints (parts/part_locs.txt), which {base} "
                                  f"does not have")
             if region == "parts" and not hasattr(self, "discriminative_parts"):
@@ -259,12 +259,15 @@ class CUB200(ImageListDataset):
         """The boxes (x, y, w, h) of image ``index``'s ``region`` (:mod:`fgvc_lib.data.crops`): the bird's box
         (``"object"``); the boxes of its class's discriminative parts that are visible (``"parts"``); a square of
         :data:`~fgvc_lib.data.crops.KEYPOINT_SIDE` of the image's longer side around the keypoint of every
-        visible class-defining part (``"keypoints"``) or head part (``"head"``). The bird's box when the region
-        has no visible part."""
-        from .crops import HEAD_PARTS, KEYPOINT_SIDE, check_crop
+        visible class-defining part (``"keypoints"``) or head part (``"head"``); the square the head crop cuts, as
+        one box (``"head-box"``). The bird's box when the region has no visible part."""
+        from .crops import CROP_REGIONS, HEAD_PARTS, KEYPOINT_SIDE, check_crop
 
         if check_crop(region) is None:
-            raise ValueError("region_boxes needs a region: one of 'object', 'parts', 'keypoints', 'head'")
+            raise ValueError(f"region_boxes needs a region: one of {', '.join(map(repr, CROP_REGIONS))}")
+        if region == "head-box":
+            left, top, right, bottom = self.crop_bounds(index, "head")
+            return [(left, top, right - left, bottom - top)]
         note = self.annotation(index)
         if region == "parts":
             boxes = note.get("part_boxes", {})
@@ -292,12 +295,14 @@ class CUB200(ImageListDataset):
     def crop_bounds(self, index: int, region: Optional[str] = None) -> Tuple[int, int, int, int]:
         """PIL bounds ``(left, top, right, bottom)`` of image ``index``'s crop to ``region`` (default:
         the dataset's ``crop``): the union of :meth:`region_boxes`, squared
-        (:func:`fgvc_lib.data.crops.square_crop`)."""
-        from .crops import square_crop, union_box
+        (:func:`fgvc_lib.data.crops.square_crop`); ``"head-box"`` cuts the head's crop."""
+        from .crops import CROP_REGIONS, square_crop, union_box
 
         region = region or self.crop
         if region is None:
-            raise ValueError("crop_bounds needs a region: one of 'object', 'parts', 'keypoints', 'head'")
+            raise ValueError(f"crop_bounds needs a region: one of {', '.join(map(repr, CROP_REGIONS))}")
+        if region == "head-box":   # already the head crop's square: not grown a second time
+            region = "head"
         return square_crop(union_box(self.region_boxes(index, region)), self.annotation(index)["image_size"])
 
     def annotation(self, index: int) -> dict:

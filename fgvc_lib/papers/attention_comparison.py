@@ -9,8 +9,8 @@ chooses on a validation split (:mod:`fgvc_lib.study.recipes`; every other arm tr
 
 The oracles of notebook 00 (:mod:`fgvc_lib.papers.synthetic_dataset`) are the reference lines: the crops of
 the source drawing (bird, the class's parts), the zoom oracle (the head crop of the network's own input,
-resized back) and the spatial-attention oracles (the top map pooled with a keypoint mask or the class's part
-mask). Each method is of one kind (:data:`METHODS`): it resamples its input (zoom) or re-weights feature maps
+resized back) and the spatial-attention oracles (the top map pooled with the head crop's square as its mask,
+the zoom oracle's region, or with the class's part mask). Each method is of one kind (:data:`METHODS`): it resamples its input (zoom) or re-weights feature maps
 (spatial); :func:`oracle_share` measures the share of its kind's nearly label-free oracle gain it captures.
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ ORACLES: Dict[str, Tuple[str, str]] = {
     "oracle-object": ("oracle: bird crop of the source", ""),
     "oracle-parts": ("oracle: class's part crop of the source", ""),
     "oracle-zoom-head": ("zoom oracle: head crop of the input", "zoom"),
-    "oracle-pool-keypoints": ("spatial oracle: keypoint mask", "spatial"),
+    "oracle-pool-head": ("spatial oracle: head box mask", "spatial"),
     "oracle-pool-parts": ("spatial oracle: class's part mask", ""),
 }
 BASELINE = "baseline"
