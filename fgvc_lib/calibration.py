@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -55,7 +56,7 @@ SETTINGS_NAME = "calibration.json"
 # chosen on screens never read the test images the notebooks are scored on (fgvc_lib.profiles).
 SCREEN_SEED = 0
 # the screen's columns: each label-free oracle's claim (its text's start) -> the column it fills
-SCREENED = {"zoom oracle (head": "zoom gain", "spatial-attention oracle (keypoint mask": "spatial gain",
+SCREENED = {"zoom oracle (head": "zoom gain", "spatial-attention oracle (keypoint mask": "spatial gain (keypoints)",
             "spatial-attention oracle (head box mask": "spatial gain (head box)"}
 
 
@@ -148,7 +149,9 @@ def screen_table(root: Optional[Path] = None) -> pd.DataFrame:
         claims = read_claims(folder / CLAIMS_NAME)
         row = {"candidate": folder.name, "rendering": json.dumps(settings["rendering"], sort_keys=True),
                "scored on": settings.get("scored_on", "test"), "seeds": len(settings["seeds"]),
-               "baseline top-1": settings["mean_top1"].get("baseline")}
+               "baseline top-1": settings["mean_top1"].get("baseline"),
+               # the pretraining file and where it was trained: one file name trained on two machines differs
+               "pretraining": _pretraining_short(settings.get("pretraining", ""))}
         for start, column in SCREENED.items():
             match = claims[claims["claim"].str.startswith(start)]
             if match.empty:
@@ -159,6 +162,13 @@ def screen_table(root: Optional[Path] = None) -> pd.DataFrame:
             row[f"{column} verdict"] = found["verdict"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _pretraining_short(line: str) -> str:
+    """A screen's pretraining line (:func:`fgvc_lib.pretraining.describe_record`) cut to its file, last training
+    accuracy and machine; "" when the screen recorded none."""
+    match = re.match(r"pretraining: (\S+), last epoch's training accuracy (\S+ %).*trained on ([^,]+)", line or "")
+    return f"{match.group(1)}, {match.group(2)}, {match.group(3).strip()}" if match else (line or "")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

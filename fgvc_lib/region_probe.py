@@ -4,8 +4,8 @@ Not from a paper: a check of notebook 00's positive controls. An oracle that cro
 ground-truth region helps a network twice: it shows where the parts are, and, when the region's placement
 or shape depends on the class, it tells the class outright. The discriminative parts differ between
 classes and a part's box follows its shape, so the ``"parts"`` region carries the label; the
-``"keypoints"`` and ``"head"`` regions (fixed squares around keypoints, :mod:`fgvc_lib.data.crops`) should
-not. The probe: each image's region mask, averaged over the cells of a ``grid`` x ``grid`` map (the map the
+``"keypoints"`` and ``"head"`` regions (fixed squares around keypoints, :mod:`fgvc_lib.data.crops`) and the
+``"head-box"`` (the square the head crop cuts from them) should not. The probe: each image's region mask, averaged over the cells of a ``grid`` x ``grid`` map (the map the
 spatial oracle pools, :mod:`fgvc_lib.models.mask_pooling`), fed to logistic regression
 (:func:`fgvc_lib.linear_probe.linear_probe`) trained on the training split and scored on the test split.
 Near chance, the region tells where to look and not what to answer.

@@ -543,7 +543,8 @@ def testbed_caveats(results_dir: PathLike) -> Dict[str, str]:
             continue
         measured_on = testbed_of(path.parent)
         for _, row in controls.iterrows():
-            gain = (f"its nearly label-free oracle gains {float(row['gain']):.1f} [{float(row['ci_low']):.1f}, "
+            gain = (f"its nearly label-free oracle, the {row['oracle']}), gains {float(row['gain']):.1f} "
+                    f"[{float(row['ci_low']):.1f}, "
                     f"{float(row['ci_high']):.1f}] points ({row['attention pays']})")
             for notebook in str(row["notebooks"]).split():
                 same = bool(measured_on) and testbed_of(root / notebook) == measured_on

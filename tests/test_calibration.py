@@ -43,7 +43,7 @@ def test_a_label_must_be_a_plain_folder_name(tmp_path):
             calibration_dir(bad, tmp_path)
 
 
-def _write_candidate(root, label, rendering, rows, top1):
+def _write_candidate(root, label, rendering, rows, top1, pretraining=None):
     folder = root / "calibration" / label
     folder.mkdir(parents=True)
     table = pd.DataFrame([{**{c: "" for c in reporting.CLAIM_COLUMNS}, "claim": claim, "main": True,
@@ -52,8 +52,10 @@ def _write_candidate(root, label, rendering, rows, top1):
                            "below_smallest_effect": False, "n_seeds": 2, "n_images": 1200}
                           for claim, effect, low, high, verdict in rows], columns=reporting.CLAIM_COLUMNS)
     reporting.write_claims(table, folder / "claims.csv")
-    (folder / "calibration.json").write_text(json.dumps({"rendering": rendering, "seeds": [0, 1],
-                                                         "mean_top1": {"baseline": top1}}))
+    settings = {"rendering": rendering, "seeds": [0, 1], "mean_top1": {"baseline": top1}}
+    if pretraining is not None:
+        settings["pretraining"] = pretraining
+    (folder / "calibration.json").write_text(json.dumps(settings))
 
 
 def test_the_screen_sets_candidates_side_by_side(tmp_path):
@@ -61,12 +63,20 @@ def test_the_screen_sets_candidates_side_by_side(tmp_path):
                      [("zoom oracle (head crop ...) beats the whole image", 8.25, 2.0, 14.5, "held")], 61.5)
     _write_candidate(tmp_path, "a-head", {"class_attributes": ["crest"]},
                      [("zoom oracle (head crop ...) beats the whole image", -3.0, -9.0, 3.0, "inconclusive"),
-                      ("spatial-attention oracle (keypoint mask, ...) beats pooling", 6.0, 1.0, 11.0, "held")], 55.0)
+                      ("spatial-attention oracle (keypoint mask, ...) beats pooling", 6.0, 1.0, 11.0, "held"),
+                      ("spatial-attention oracle (head box mask, ...) beats pooling", -2.0, -4.0, 0.0, "inconclusive")],
+                     55.0, pretraining="pretraining: vgg16_bn_w0.125_96px_abc.pt, last epoch's training accuracy 70.7 % "
+                                       "after 30 epochs at 1 torch thread(s), trained on Intel(R) Xeon(R) Processor "
+                                       "(AVX512), torch 2.14.1, torchvision 0.29.1")
     table = screen_table(tmp_path)
     assert list(table["candidate"]) == ["a-head", "b-more-clutter"]
     assert list(table["zoom gain"]) == ["-3.0 [-9.0, 3.0]", "8.2 [2.0, 14.5]"]
-    assert list(table["spatial gain"]) == ["6.0 [1.0, 11.0]", ""]           # b did not train the spatial oracle
-    assert list(table["spatial gain verdict"]) == ["held", ""]
+    assert list(table["spatial gain (keypoints)"]) == ["6.0 [1.0, 11.0]", ""]   # b did not train the spatial oracle
+    assert list(table["spatial gain (keypoints) verdict"]) == ["held", ""]
+    assert list(table["spatial gain (head box)"]) == ["-2.0 [-4.0, 0.0]", ""]
+    # which pretraining a screen started from: the same file name trained on two machines differs
+    assert list(table["pretraining"]) == ["vgg16_bn_w0.125_96px_abc.pt, 70.7 %, Intel(R) Xeon(R) Processor (AVX512)",
+                                          ""]
     assert list(table["baseline top-1"]) == [55.0, 61.5]
     assert list(table["scored on"]) == ["test", "test"]          # written before screens named their split
     assert screen_table(tmp_path / "nothing-here").empty

@@ -146,8 +146,9 @@ def test_the_head_box_mask_is_the_square_the_head_crop_cuts(tiny_root):
         note = whole.annotation(index)
         side = KEYPOINT_SIDE * 64
         points = [note["parts"][p] for p in HEAD_PARTS if p in note["parts"]]
-        if not points:
-            continue
+        if not points:   # no head part visible: the bird's box, squared and grown like any crop
+            bx, by, bw, bh = note["box"]
+            points, side = [(bx + bw / 2, by + bh / 2)], max(bw, bh)
         x0, y0 = min(x for x, _ in points) - side / 2, min(y for _, y in points) - side / 2
         x1, y1 = max(x for x, _ in points) + side / 2, max(y for _, y in points) + side / 2
         grown = max(x1 - x0, y1 - y0) * (1 + 2 * CROP_MARGIN)
@@ -237,8 +238,10 @@ def test_notebook_00_declares_the_positive_controls(monkeypatch, tmp_path):
     spatial = [pairs for text, pairs in main.items() if text.startswith("spatial-attention oracle")]
     # same stride: pooling alone; the zoom oracle's region
     assert spatial == [((Accuracy("baseline-os8"), Accuracy("oracle-pool-head")),)]
+    main_oracles = [t for t in main if "oracle" in t]
+    assert len(main_oracles) == len(synthetic_dataset.CONTROL_CLAIMS)
     assert all(synthetic_dataset.CONTROL_CLAIMS[k][0] in text for k, text in
-               zip(synthetic_dataset.CONTROL_CLAIMS, [t for t in main if "oracle" in t]))
+               zip(synthetic_dataset.CONTROL_CLAIMS, main_oracles))
     chance = [c for c in claims if c.text == "baseline CNN beats chance"][0].pairs[0][0]
     assert chance.value == pytest.approx(100 / 12)                       # the cpu profile's 12 classes
     # every variant trains under its own run key

@@ -30,7 +30,7 @@ CROP_REGIONS = ("object", "parts", "keypoints", "head", "head-box")
 # "head-box": the square the "head" crop cuts (the head's keypoint squares, their union squared and grown by
 # CROP_MARGIN), as one box: as a mask, the region the head zoom oracle shows, where "head" marks the squares alone
 CROP_MARGIN = 0.1   # share of the region's side added on each side
-# The nearly label-free regions ("keypoints", "head"): a square of this share of the image's longer side around each
+# The nearly label-free regions ("keypoints", "head"; "head-box" is grown from the head's): a square of this share of the image's longer side around each
 # part's keypoint (24 px of the 192-px synthetic drawing, between the eye's and the beak's median box side).
 # "parts" uses the boxes of the parts that tell the image's own class apart, and the boxes' extent follows the
 # parts' shapes: both carry the label (notebook 00 measures how much, with a classifier fed the region alone).
