@@ -207,7 +207,7 @@ def replications(root: Path) -> List[Tuple[str, str, Path]]:
 def compared(root: Path) -> List[Tuple[str, str, Path, dict, Path, Optional[pd.DataFrame]]]:
     """Every replication under ``root`` with what SUMMARY.md says of it, read once: (notebook, label, folder, its
     settings, the committed folder it is compared with, the :func:`comparison` table or None when either claims
-    file is missing)."""
+    file is missing or the two were trained on different synthetic tasks, :func:`same_task`)."""
     from .reporting import CLAIMS_NAME, read_claims
 
     found = []
@@ -216,9 +216,22 @@ def compared(root: Path) -> List[Tuple[str, str, Path, dict, Path, Optional[pd.D
         committed_dir = committed_folder(root, notebook, settings.get("profile", "cpu"))
         committed, replicated = committed_dir / CLAIMS_NAME, folder / CLAIMS_NAME
         table = comparison(read_claims(committed), read_claims(replicated)) \
-            if committed.is_file() and replicated.is_file() else None
+            if committed.is_file() and replicated.is_file() and same_task(committed_dir, folder) else None
         found.append((notebook, label, folder, settings, committed_dir, table))
     return found
+
+
+def same_task(first: Path, second: Path) -> bool:
+    """Whether two results folders' runs trained on one synthetic task: the generator settings and input size each
+    ``machines.json`` names (:func:`fgvc_lib.reporting.testbed_of`), less the pretraining, which a replication may
+    change on purpose (another draw, another machine). Two that name none count as the same (folders written
+    before 2026-12-05 recorded no task), one that names none and one that does as different."""
+    from .reporting import testbed_of
+
+    def task(folder: Path) -> str:
+        return testbed_of(folder).split("; pretraining ")[0]
+
+    return task(first) == task(second)
 
 
 def twins(found: Sequence[tuple]) -> List[Tuple[str, str, str, pd.DataFrame]]:

@@ -871,7 +871,12 @@ def replication_sections(found: Sequence[tuple]) -> List[str]:
                   f"seeds {', '.join(map(str, settings.get('seeds', []))) or '?'}."
                   + (f" Rates the recipe protocol chose there: {rates}." if rates else ""), ""]
         if table is None:
-            lines += [f"*No claims to compare: {CLAIMS_NAME} or the replication's is missing.*", ""]
+            from .replication import same_task
+
+            lines += [f"*Not compared: the committed results and this replication trained on different synthetic "
+                      f"tasks (their {MACHINES_NAME} name different testbeds, or one names none).*"
+                      if not same_task(committed_dir, folder) else
+                      f"*No claims to compare: {CLAIMS_NAME} or the replication's is missing.*", ""]
             continue
         counts = table["change"].value_counts()
         lines += [markdown_table(table), "",

@@ -60,6 +60,24 @@ def test_summary_has_a_section_per_replication(tmp_path):
     assert "## replications" not in text
 
 
+def test_a_replication_on_another_synthetic_task_is_not_compared(tmp_path):
+    """The committed results re-run on a recalibrated task: a replication of the former task says nothing of them
+    (its machines.json names another testbed, or none), so no verdict of it reaches the head as a change."""
+    import json
+
+    committed = tmp_path / "00_synthetic_dataset"
+    reporting.write_claims(_claims([("a beats b", 5.93, 3.73, 8.14, "held")]), committed / reporting.CLAIMS_NAME)
+    (committed / reporting.MACHINES_NAME).write_text(json.dumps({"testbed": "head's classes; input 96 px"}))
+    folder = replication_dir("00_synthetic_dataset", "former-task", root=tmp_path)
+    reporting.write_claims(_claims([("a beats b", -4.0, -6.0, -2.0, "reversed")]), folder / reporting.CLAIMS_NAME)
+    text = reporting.build_summary(tmp_path)
+    assert "*Not compared: the committed results and this replication trained on different synthetic tasks" in text
+    assert "Not reproducible from a cold start" not in text
+    (folder / reporting.MACHINES_NAME).write_text(json.dumps({"testbed": "head's classes; input 96 px"}))
+    text = reporting.build_summary(tmp_path)   # the same task: compared, and the reversal reaches the head
+    assert "Of 1 claim(s): 1 opposite." in text and "Not reproducible from a cold start" in text
+
+
 def test_a_label_is_a_plain_folder_name(tmp_path):
     for bad in ("", "a/b", ".hidden"):
         with pytest.raises(ValueError, match="plain folder name"):
@@ -111,9 +129,13 @@ def test_replicate_trains_in_runs_of_its_own_and_writes_claims_and_machines(priv
     assert written["pretraining"].split(",")[0] != started_from.split(",")[0]   # other file
     assert written["profile"] == "smoke"
     # compared with the committed claims of its profile (here smoke: results/99_tiny/smoke/)
-    reporting.write_claims(claims, paths.results_dir("99_tiny", "smoke") / reporting.CLAIMS_NAME)
+    committed = paths.results_dir("99_tiny", "smoke")
+    reporting.write_claims(claims, committed / reporting.CLAIMS_NAME)
+    # trained on the same task (a comparison needs both folders to name one testbed)
+    (committed / reporting.MACHINES_NAME).write_text((folder / reporting.MACHINES_NAME).read_text())
     text = reporting.build_summary(paths.results_root())
     assert "### 99_tiny: here" in text and "Of 1 claim(s): 1 same." in text and "Profile smoke" in text
+    assert text.count("*Not compared:") == 0   # another pretraining draw of the same task is compared
     assert "Profile smoke; pretraining seed 1; variants plain, slow" in text
     assert f"Started from the {started_from}." in text
 
