@@ -524,7 +524,8 @@ def attention_sites(settings, backbone) -> Dict[str, int]:
 # published stride 32 leaves a 3 x 3 pool5 with a discriminative part a sixth of a cell. The VGG runs at output
 # stride 8 instead (fgvc_lib.backbones.set_output_stride): pool5 is 12 x 12, near the paper's 14 x 14 at 448 px,
 # and at the input size, stride and pretraining of every other cpu notebook and of notebook 00's spatial-attention
-# oracle, so those controls speak for this notebook's testbed. (Until 2026-12-05 the cpu profile fed SSANet
+# oracle, so their results name one testbed (that oracle fine-tunes its whole network, where SSANet's extractor
+# stays frozen: notebook 05's Deviations say what this leaves open). (Until 2026-12-05 the cpu profile fed SSANet
 # 256-px images at stride 32, an 8 x 8 map, which needed a pretraining of its own at 256 px.)
 OUTPUT_STRIDES = {"cpu": 8}
 
