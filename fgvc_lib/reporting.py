@@ -29,8 +29,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .atomic import atomic_write_text, write_atomically
-from .statistics import (AGAINST_PAPER, HALF_WIDTH, MAIN_HALF_WIDTH, MEASURE_UNITS, MEASURES, VERDICTS,
-                         against_paper, below_smallest_effect, chance_decided, holm_rejected, seeds_needed)
+from .statistics import (AGAINST_PAPER, HALF_WIDTH, MAIN_HALF_WIDTH, MAX_SEEDS_ESTIMATE, MEASURE_UNITS, MEASURES,
+                         VERDICTS, against_paper, below_smallest_effect, chance_decided, holm_rejected,
+                         seeds_can_reach, seeds_needed)
 
 PathLike = Union[str, os.PathLike]
 
@@ -261,15 +262,18 @@ def claim_row(claim, effect) -> Dict[str, object]:
     """One claims-table row (:data:`CLAIM_COLUMNS`) from a :class:`~fgvc_lib.study.paper.Claim` and its
     :class:`~fgvc_lib.statistics.Effect`. ``seeds_needed`` is filled when the interval is wider than
     the claim's target half-width: the seeds that would reach it at the measured spread (empty when
-    more seeds cannot, see :func:`fgvc_lib.statistics.seeds_needed`). ``against_paper`` compares the
+    more seeds cannot, or only more than :data:`~fgvc_lib.statistics.MAX_SEEDS_ESTIMATE` could: the note says
+    which, see :func:`fgvc_lib.statistics.seeds_can_reach`). ``against_paper`` compares the
     interval with the paper's printed effect (:func:`fgvc_lib.statistics.against_paper`)."""
     target = MAIN_HALF_WIDTH if claim.main else HALF_WIDTH
     wide = not (effect.half_width <= target)   # NaN (one seed) counts as too wide
     needed = seeds_needed(effect, target) if wide and effect.n_images else None
     note = claim.note
     if wide and effect.n_images and needed is None:
-        note = "; ".join(filter(None, [note, "more seeds cannot reach the target width: more test images needed"
-                                       if effect.n_seeds > 1 else "one seed: spread unknown"]))
+        why = ("one seed: spread unknown" if effect.n_seeds < 2
+               else f"more than {MAX_SEEDS_ESTIMATE} seeds needed" if seeds_can_reach(effect, target)
+               else "more seeds cannot reach the target width: more test images needed")
+        note = "; ".join(filter(None, [note, why]))
     paper = _paper_number(claim.paper_effect)
     similar = claim.kind == "similar"
     return {"claim": claim.text, "main": bool(claim.main), "measure": claim.measured_as,

@@ -287,13 +287,28 @@ def seeds_needed(effect: Effect, half_width: float, confidence: float = CONFIDEN
     part ``i`` of the test-set term (its residual mean square over the images; ``S`` seeds measured),
     while the rest of the test-set term, the images' own variation, does not. ``None`` when that
     cannot be estimated (one seed), or when no number of seeds up to :data:`MAX_SEEDS_ESTIMATE` reaches
-    it (then only more test images help)."""
+    it (:func:`seeds_can_reach` says which of the two: more seeds, or only more test images)."""
     if effect.n_seeds < 2 or not math.isfinite(effect.se_seed):
         return None
     seed_variance = effect.se_seed ** 2 * effect.n_seeds
-    fixed = max(0.0, effect.se_test ** 2 - effect.interaction / effect.n_seeds)
+    fixed = _images_own_variance(effect)
     for n in range(2, MAX_SEEDS_ESTIMATE + 1):
         se = math.sqrt((seed_variance + effect.interaction) / n + fixed)
         if float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se <= half_width:
             return n
     return None
+
+
+def _images_own_variance(effect: Effect) -> float:
+    """The part of ``effect``'s test-set variance that more seeds do not shrink (see :func:`seeds_needed`)."""
+    return max(0.0, effect.se_test ** 2 - effect.interaction / effect.n_seeds)
+
+
+def seeds_can_reach(effect: Effect, half_width: float, confidence: float = CONFIDENCE) -> bool:
+    """Whether enough seeds, however many, would bring ``effect``'s interval to ``half_width``: the images' own
+    variation (the floor :func:`seeds_needed` leaves when the seed terms vanish) is narrower than it. False for
+    one seed (spread unknown). Where this is True and :func:`seeds_needed` is None, more than
+    :data:`MAX_SEEDS_ESTIMATE` seeds are needed; where it is False, only more test images help."""
+    if effect.n_seeds < 2 or not math.isfinite(effect.se_seed):
+        return False
+    return float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(_images_own_variance(effect)) < half_width

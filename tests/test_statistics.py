@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from fgvc_lib.statistics import (MEASURES, SMALLEST_EFFECT, VERDICTS, against_paper, below_smallest_effect,
-                                 chance_decided, holm_rejected, fixed_effect, paired_effect, seeds_needed,
+                                 chance_decided, holm_rejected, fixed_effect, paired_effect, seeds_can_reach, seeds_needed,
                                  standard_errors, verdict)
 
 
@@ -178,6 +178,17 @@ def test_seeds_needed_reaches_the_width_and_not_one_seed_earlier():
     assert n is not None and half(n) <= 2.0 < half(n - 1)
     wide = paired_effect([_simulate(rng, 3, 20, 1.0, 1.0, 40.0, 5.0)])    # the images alone: > 3 points
     assert wide.se_test * 1.96 > 3.0 and seeds_needed(wide, 3.0) is None
+    assert not seeds_can_reach(wide, 3.0)     # the images' own variation alone is wider than 3 points
+
+
+def test_seeds_can_reach_tells_too_many_seeds_from_too_few_images():
+    """A spread over seeds of about 60 points needs about (1.96 * 60 / 2) ** 2 = 3,500 seeds for +-2: more than
+    seeds_needed searches, yet seeds would reach it, since the images' own part is far below 2 points."""
+    rng = np.random.default_rng(7)
+    seeds_bound = paired_effect([_simulate(rng, 5, 1200, 1.0, 60.0, 1.0, 5.0)])
+    floor = 1.96 * math.sqrt(seeds_bound.se_test ** 2 - seeds_bound.interaction / 5)
+    assert seeds_needed(seeds_bound, 2.0) is None and floor < 0.5 and seeds_can_reach(seeds_bound, 2.0)
+    assert not seeds_can_reach(paired_effect([np.full((1, 50), 3.0)]), 2.0)   # one seed: spread unknown
 
 
 def test_smallest_effect_is_one_point():
