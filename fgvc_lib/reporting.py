@@ -603,8 +603,9 @@ def headline_table(results_dir: PathLike) -> List[str]:
     where = path.parent.name
     return ["## Headline: the five attention methods under one recipe, against oracle attention", "",
             f"From [{where}/{COMPARISON_NAME}]({where}/{COMPARISON_NAME}) (notebook {where}): every arm trained with "
-            "the baseline's optimiser, schedule, epochs, data, seeds and learning rate (chosen by the baseline on a "
-            "validation split); each method keeps its own modules and losses, and SSANet its frozen feature "
+            "the baseline's optimiser, schedule, epochs, data and seeds, each method and the baseline choosing "
+            "its learning rate with the same budget of trials on a validation split (the oracles take the "
+            "baseline's); each method keeps its own modules and losses, and SSANet its frozen feature "
             "extractor (its own no-attention row is its reference). Gains are paired over seeds and test images "
             "(95 % intervals; Holm's correction over the five methods). A method's share of its kind's nearly "
             "label-free oracle gain is given only where that oracle pays here.", "", markdown_table(shown), ""]

@@ -23,15 +23,25 @@ def study(tmp_path_factory):
 
 
 def test_every_arm_trains_with_one_recipe_on_the_same_seeds(study):
+    """One recipe but for the rate; the baseline and each method get the same three trials around their own
+    notebook's rate (SSANet's 0.001, CLAN's 0.01, the others the baseline's 0.05), the oracles take the
+    baseline's."""
     base = study.variants[comparison.BASELINE]
-    assert base.lr_trials   # the baseline chooses the rate; every other arm takes it
+    assert base.lr_trials == pytest.approx((0.015, 0.05, 0.15))
+    own_rates = {"cra_cnn": 0.05, "cra_smra": 0.05, "clan": 0.01, "recurrent_attention": 0.05, "ssanet": 0.001,
+                 "ssanet_no_attention": 0.001}
     for name, variant in study.variants.items():
         assert variant.seeds == (0, 1)
         if name == comparison.BASELINE:
             continue
-        assert variant.lr_from == comparison.BASELINE and not variant.lr_trials
-        own = dataclasses.replace(variant.train, loss_weights={}, on_divergence="raise")
+        if name in own_rates:
+            rate = own_rates[name]
+            assert variant.lr_trials == pytest.approx((0.3 * rate, rate, 3 * rate)) and not variant.lr_from, name
+        else:
+            assert variant.lr_from == comparison.BASELINE and not variant.lr_trials, name
+        own = dataclasses.replace(variant.train, lr=base.train.lr, loss_weights={}, on_divergence="raise")
         assert own == base.train, name
+    assert set(own_rates) == {m.arm for m in comparison.METHODS + comparison.REFERENCES}
     for method in comparison.METHODS:
         assert study.variants[method.arm].data == ()   # the common input pipeline (CRA-CNN's crop dropped)
     assert study.backbone_spec.output_stride == comparison.OUTPUT_STRIDES["smoke"]
