@@ -53,8 +53,9 @@ RECIPE_PROTOCOL = (
     "baseline each choose their learning rate among {factors} times the arm's default, one run per candidate "
     "on the first seed, trained on four fifths of every class's training images and scored on the held-out "
     "fifth (`recipe_trials.csv`); the test set is never read to choose. The other arms of a notebook (ablations, "
-    "sweeps, notebook 00's oracles) train at the method's chosen rate. The paper profile keeps the papers' "
-    "rates. Notebook 00's `controls.csv` says which kinds of attention pay on the synthetic testbed: a method's "
+    "sweeps, notebook 00's oracles) train at the method's chosen rate; in notebook 06 every method and the "
+    "baseline search the same candidates, and the oracles take the baseline's rate. The paper profile keeps the "
+    "papers' rates (notebook 06: the baseline's for every arm). Notebook 00's `controls.csv` says which kinds of attention pay on the synthetic testbed: a method's "
     "null result means something only where its kind does.")
 # Profiles whose data is the embedded synthetic set (docs/DESIGN.md, Profiles): their absolute numbers are
 # never comparable with a paper's.
@@ -270,7 +271,7 @@ def claim_row(claim, effect) -> Dict[str, object]:
     needed = seeds_needed(effect, target) if wide and effect.n_images else None
     note = claim.note
     if wide and effect.n_images and needed is None:
-        why = ("one seed: spread unknown" if effect.n_seeds < 2
+        why = ("one seed: spread unknown" if effect.n_seeds < 2 or not math.isfinite(effect.se_seed)
                else f"more than {MAX_SEEDS_ESTIMATE} seeds needed" if seeds_can_reach(effect, target)
                else "more seeds cannot reach the target width: more test images needed")
         note = "; ".join(filter(None, [note, why]))
@@ -603,9 +604,9 @@ def headline_table(results_dir: PathLike) -> List[str]:
     where = path.parent.name
     return ["## Headline: the five attention methods under one recipe, against oracle attention", "",
             f"From [{where}/{COMPARISON_NAME}]({where}/{COMPARISON_NAME}) (notebook {where}): every arm trained with "
-            "the baseline's optimiser, schedule, epochs, data and seeds, each method and the baseline choosing "
-            "its learning rate with the same budget of trials on a validation split (the oracles take the "
-            "baseline's); each method keeps its own modules and losses, and SSANet its frozen feature "
+            "the baseline's optimiser, schedule, epochs, data and seeds; where rates are chosen (cpu and smoke "
+            "profiles) the baseline and each method choose theirs among the same candidates on a validation "
+            "split, the oracles taking the baseline's (the chosen rates: `recipe_trials.csv`); each method keeps its own modules and losses, and SSANet its frozen feature "
             "extractor (its own no-attention row is its reference). Gains are paired over seeds and test images "
             "(95 % intervals; Holm's correction over the five methods). A method's share of its kind's nearly "
             "label-free oracle gain is given only where that oracle pays here.", "", markdown_table(shown), ""]
@@ -656,7 +657,9 @@ POWER_COLUMNS = ["notebook", "claim", "our_effect", "half_width", "half_width_ta
 POWER_NOTE = ("Per main comparison: the interval's half-width against its target, the standard deviation over seeds "
               "of the paired effect (`our_std`), and the two parts of the interval's standard error: seed to seed "
               "(`se_seed`, shrinks with more seeds) and test-set sampling (`se_test`, shrinks with more test images); "
-              "`seeds_needed` is empty where the target is met.")
+              "`seeds_needed` is empty where the target is met, and where more than "
+              f"{MAX_SEEDS_ESTIMATE} seeds would be needed or no number of seeds would do (the claim's note in "
+              "claims.csv says which).")
 
 
 def main_power_table(found: Sequence[Tuple[str, pd.DataFrame]]) -> pd.DataFrame:

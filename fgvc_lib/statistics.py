@@ -301,7 +301,8 @@ def seeds_needed(effect: Effect, half_width: float, confidence: float = CONFIDEN
 
 def _images_own_variance(effect: Effect) -> float:
     """The part of ``effect``'s test-set variance that more seeds do not shrink (see :func:`seeds_needed`)."""
-    return max(0.0, effect.se_test ** 2 - effect.interaction / effect.n_seeds)
+    variance = effect.se_test ** 2 - effect.interaction / effect.n_seeds
+    return max(0.0, variance) if math.isfinite(variance) else math.nan
 
 
 def seeds_can_reach(effect: Effect, half_width: float, confidence: float = CONFIDENCE) -> bool:
@@ -309,6 +310,7 @@ def seeds_can_reach(effect: Effect, half_width: float, confidence: float = CONFI
     variation (the floor :func:`seeds_needed` leaves when the seed terms vanish) is narrower than it. False for
     one seed (spread unknown). Where this is True and :func:`seeds_needed` is None, more than
     :data:`MAX_SEEDS_ESTIMATE` seeds are needed; where it is False, only more test images help."""
-    if effect.n_seeds < 2 or not math.isfinite(effect.se_seed):
+    fixed = _images_own_variance(effect)
+    if effect.n_seeds < 2 or not math.isfinite(effect.se_seed) or not math.isfinite(fixed):
         return False
-    return float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(_images_own_variance(effect)) < half_width
+    return float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(fixed) < half_width

@@ -23,28 +23,33 @@ def study(tmp_path_factory):
 
 
 def test_every_arm_trains_with_one_recipe_on_the_same_seeds(study):
-    """One recipe but for the rate; the baseline and each method get the same three trials around their own
-    notebook's rate (SSANet's 0.001, CLAN's 0.01, the others the baseline's 0.05), the oracles take the
-    baseline's."""
+    """One recipe but for the rate, which the baseline and each method (and SSANet's reference row) choose among
+    the same candidates, 0.1 to 3 times the baseline's 0.05; the oracles take the baseline's."""
     base = study.variants[comparison.BASELINE]
-    assert base.lr_trials == pytest.approx((0.015, 0.05, 0.15))
-    own_rates = {"cra_cnn": 0.05, "cra_smra": 0.05, "clan": 0.01, "recurrent_attention": 0.05, "ssanet": 0.001,
-                 "ssanet_no_attention": 0.001}
+    common = (0.005, 0.015, 0.05, 0.15)
+    tuned = {comparison.BASELINE, "cra_cnn", "cra_smra", "clan", "recurrent_attention", "ssanet",
+             "ssanet_no_attention"}
     for name, variant in study.variants.items():
         assert variant.seeds == (0, 1)
-        if name == comparison.BASELINE:
-            continue
-        if name in own_rates:
-            rate = own_rates[name]
-            assert variant.lr_trials == pytest.approx((0.3 * rate, rate, 3 * rate)) and not variant.lr_from, name
+        if name in tuned:
+            assert variant.lr_trials == pytest.approx(common) and not variant.lr_from, name
         else:
             assert variant.lr_from == comparison.BASELINE and not variant.lr_trials, name
-        own = dataclasses.replace(variant.train, lr=base.train.lr, loss_weights={}, on_divergence="raise")
+        own = dataclasses.replace(variant.train, loss_weights={}, on_divergence="raise")
         assert own == base.train, name
-    assert set(own_rates) == {m.arm for m in comparison.METHODS + comparison.REFERENCES}
+    assert tuned == {comparison.BASELINE} | {m.arm for m in comparison.METHODS + comparison.REFERENCES}
     for method in comparison.METHODS:
         assert study.variants[method.arm].data == ()   # the common input pipeline (CRA-CNN's crop dropped)
     assert study.backbone_spec.output_stride == comparison.OUTPUT_STRIDES["smoke"]
+
+
+def test_with_fixed_rates_every_arm_trains_at_the_baseline_s(tmp_path, monkeypatch):
+    """No trials, and one common rate (not each method's own paper rate under the baseline's schedule)."""
+    for name in ("FGVC_RESULTS_DIR", "FGVC_RUNS_DIR", "FGVC_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    fixed = Study(comparison.STUDY, profile="smoke", seeds="0", lr_selection="fixed")
+    assert {v.train.lr for v in fixed.variants.values()} == {fixed.variants[comparison.BASELINE].train.lr}
+    assert not any(v.lr_trials or v.lr_from for v in fixed.variants.values())
 
 
 def test_no_method_trains_a_part_at_another_rate_and_only_ssanet_freezes(study):

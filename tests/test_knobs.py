@@ -111,6 +111,12 @@ def test_the_cheapest_recipe_point_that_reaches_the_target_is_chosen():
            "alone would need 12 seeds" in knobs.choice_text(table, 2.0)
     with pytest.raises(ValueError, match="own recipe"):
         knobs.choice_text(table.assign(**{"own recipe": False}))
+    # no seed count found: too many seeds where the test images' part alone is narrower than +-2 (1.96 x 0.4),
+    # perhaps none where it is wider (1.96 x 1.5 = 2.9)
+    unknown = table.assign(**{"seeds for target": math.nan})
+    assert "alone would need more than 200 seeds to reach" in knobs.choice_text(unknown, 2.0)
+    assert "if any number would do (the test images' part alone is +-2.9)" in \
+           knobs.choice_text(unknown.assign(se_test=1.5), 2.0)
 
 
 def test_summary_states_the_variance_finding_from_knobs_csv(tmp_path):

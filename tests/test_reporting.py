@@ -195,7 +195,7 @@ def test_claim_rows_and_round_trip(tmp_path):
     assert claims.loc[4, "ci_high"] - claims.loc[4, "ci_low"] > 4.0 and claims.loc[4, "seeds_needed"] > 5
     path = write_claims(claims, tmp_path / "claims.csv")
     pd.testing.assert_frame_equal(read_claims(path), claims, check_dtype=False)
-    # an empty seeds_needed says why: too many seeds (a spread over seeds near 30 points) or too few images
+    # an empty seeds_needed says why: too many seeds (a spread over seeds of tens of points) or too few images
     rng = np.random.default_rng(3)
     seeds_bound = rng.normal(0, 30, (5, 1)) + rng.normal(0, 5, (5, 1200))
     images_bound = rng.normal(0, 40, (1, 20)) + rng.normal(0, 1, (5, 20))

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fgvc_lib.statistics import (MEASURES, SMALLEST_EFFECT, VERDICTS, against_paper, below_smallest_effect,
-                                 chance_decided, holm_rejected, fixed_effect, paired_effect, seeds_can_reach, seeds_needed,
-                                 standard_errors, verdict)
+from fgvc_lib.statistics import (MEASURES, SMALLEST_EFFECT, VERDICTS, Effect, against_paper, below_smallest_effect,
+                                 chance_decided, holm_rejected, fixed_effect, paired_effect, seeds_can_reach,
+                                 seeds_needed, standard_errors, verdict)
 
 
 def _literal_interval(matrix, confidence=0.95):
@@ -189,6 +189,22 @@ def test_seeds_can_reach_tells_too_many_seeds_from_too_few_images():
     floor = 1.96 * math.sqrt(seeds_bound.se_test ** 2 - seeds_bound.interaction / 5)
     assert seeds_needed(seeds_bound, 2.0) is None and floor < 0.5 and seeds_can_reach(seeds_bound, 2.0)
     assert not seeds_can_reach(paired_effect([np.full((1, 50), 3.0)]), 2.0)   # one seed: spread unknown
+
+
+def test_seeds_can_reach_counts_only_the_images_own_variation():
+    """se_test 1.2 over 5 seeds, nine tenths of its square the seed-by-image noise (which more seeds shrink): the
+    floor is 1.96 * sqrt(1.44 - 1.296) = 0.74 < 2, though 1.96 * se_test = 2.35 > 2. At the boundary,
+    1.96 * sqrt(floor) = 2 exactly when the floor is (2 / 1.96) ** 2 = 1.0412."""
+    def effect(se_test, interaction):
+        return Effect(effect=0.0, per_seed=(0.0, 1.0, 2.0, 3.0, 4.0), ci_low=-9.0, ci_high=9.0, p_improvement=0.5,
+                      verdict="inconclusive", se_seed=3.0, se_test=se_test, n_images=100, interaction=interaction)
+
+    assert seeds_can_reach(effect(1.2, 5 * 1.44 * 0.9), 2.0)
+    assert not seeds_can_reach(effect(1.2, 0.0), 2.0)
+    floor = (2.0 / stats.norm.ppf(0.975)) ** 2
+    assert seeds_can_reach(effect(math.sqrt(floor - 0.01), 0.0), 2.0)
+    assert not seeds_can_reach(effect(math.sqrt(floor + 0.01), 0.0), 2.0)
+    assert not seeds_can_reach(effect(1.2, math.nan), 2.0)
 
 
 def test_smallest_effect_is_one_point():

@@ -4,13 +4,12 @@ Not a paper: each method is the model its own notebook trains (the paper's modul
 paper's weights, its attention sites, SSANet's frozen feature extractor: whatever the paper's plan builds),
 and every arm here trains with ONE recipe, the baseline's: the same backbone at one output stride
 (:data:`OUTPUT_STRIDES`: 8 for VGG in the CPU profiles, the stride of notebooks 02-04 and of notebook 00's
-spatial oracle), data, epochs, batch, seeds, optimiser and schedule, and the same budget of learning-rate
-trials: the baseline and each method (and SSANet's own reference row) choose their rate on a validation split
-among 0.3, 1 and 3 times the rate of their own notebook (:mod:`fgvc_lib.study.recipes`), since one rate for all
-measured the rate as much as the method (2026-12-05: SSANet at the baseline's 0.05 fell 13 points below its own
-no-attention row, level with it at the 0.003 its notebook chose). The oracles are the baseline with another
-input or pooling and train at the baseline's rate; where the rates are fixed (the paper profile) each method
-trains at its own notebook's rate.
+spatial oracle), data, epochs, batch, seeds, optimiser and schedule, and the same search for a learning rate:
+where rates are chosen (the cpu and smoke profiles) the baseline and each method (and SSANet's own reference row)
+try the same candidates, :data:`COMMON_RATE_FACTORS` x the baseline's rate, on a validation split
+(:mod:`fgvc_lib.study.recipes`), and the oracles take the baseline's; where rates are fixed (the paper profile)
+every arm trains at the baseline's. Until 2026-12-05 only the baseline chose and every arm took its rate, which
+gave the baseline three trials and each method none.
 
 The oracles of notebook 00 (:mod:`fgvc_lib.papers.synthetic_dataset`) are the reference lines: the crops of
 the source drawing (bird, the class's parts), the zoom oracle (the head crop of the network's own input,
@@ -37,6 +36,10 @@ from ..study import Accuracy, Cell, Claim, Paper, Variant, recipes
 from . import synthetic_dataset
 
 OUTPUT_STRIDES = {"cpu": 8, "smoke": 8}   # every arm's VGG at this stride; the paper profile: as published
+# The candidate rates of every tuned arm, as multiples of the baseline's: the protocol's 0.3, 1 and 3, and 0.1 below
+# them, because methods whose own notebooks start lower chose the top of grids there (CLAN 3 x its 0.01 in 03, SSANet
+# 3 x its 0.001 in 05, on their validation splits): one grid that spans 0.1 to 3 times 0.05 holds both.
+COMMON_RATE_FACTORS = (0.1, 0.3, 1.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ TABLE_COLUMNS = COMPARISON_COLUMNS   # the table's format, which SUMMARY.md read
 
 def paper_settings(module_name: str, settings):
     """The settings the method's own notebook would resolve with this notebook's common parameters (its own
-    parameters at their defaults; rates fixed: the common recipe replaces them)."""
+    parameters at their defaults; its rates fixed: this notebook's own trials choose them)."""
     from ..study.parameters import resolve
 
     module = importlib.import_module(f"{__package__}.{module_name}")
@@ -123,15 +126,14 @@ def paper_settings(module_name: str, settings):
 
 def method_variant(method: Method, settings, recipe: TrainConfig):
     """``method``'s model as its own plan builds it, renamed to its arm and trained with ``recipe`` (its loss
-    weights and divergence rule kept: they belong to the method) from its own notebook's learning rate, around
-    which the recipe protocol's trials choose (:func:`plan`)."""
+    weights and divergence rule kept: they belong to the method); its rate is chosen by :func:`plan`'s trials."""
     paper, own = paper_settings(method.module, settings)
     variants = {v.name: v for v in paper.plan(own)}
     name = method.variant(own)
     if name not in variants:
         raise ValueError(f"{method.label}: its plan has no variant {name!r} (it has {', '.join(variants)})")
     source = variants[name]
-    train = dataclasses.replace(recipe, lr=source.train.lr, loss_weights=dict(source.train.loss_weights),
+    train = dataclasses.replace(recipe, loss_weights=dict(source.train.loss_weights),
                                 on_divergence=source.train.on_divergence)
     # the data are the common recipe's too: a method's own augmentation (CRA-CNN's random resized crop) is not
     # the method
@@ -169,10 +171,10 @@ def plan(settings):
                         details=(("arm", "baseline CNN"), ("kind", "baseline"), ("from", "backbone + GAP + linear")))]
     variants += [method_variant(method, settings, recipe) for method in METHODS + REFERENCES]
     variants += oracle_variants(settings, recipe)
-    # the baseline and every method (SSANet's reference row too) choose their own rate on validation, with the same
-    # number of trials; the oracles train at the baseline's
+    # the baseline and every method (SSANet's reference row too) choose their own rate on validation among the same
+    # candidates; the oracles (the baseline with another input or pooling) train at the baseline's
     tuned = (BASELINE,) + tuple(method.arm for method in METHODS + REFERENCES)
-    return recipes.protocol(settings, variants, tuned=tuned, lead=BASELINE)
+    return recipes.protocol(settings, variants, tuned=tuned, lead=BASELINE, factors=COMMON_RATE_FACTORS)
 
 
 def arm_labels(settings) -> Dict[str, str]:
@@ -354,5 +356,5 @@ BACKBONES = ("vgg16",)
 STUDY = Paper(key="attention_comparison", notebook="06_comparison",
               title="The five attention methods under one recipe, against oracle attention", backbones=BACKBONES,
               plan=plan, cells=cells, claims=claims, attention_sites=synthetic_dataset.attention_sites,
-              parameters=(recipes.selection_parameter("the baseline's and each method's (the oracles train at the baseline's)"),),
+              parameters=(recipes.selection_parameter("the baseline's and each method's", COMMON_RATE_FACTORS),),
               recipe_epochs=30, recipe_batch_size=32, output_strides=OUTPUT_STRIDES)

@@ -43,7 +43,9 @@ import numpy as np
 import pandas as pd
 
 from ..reporting import KNOB_COLUMNS   # the table's format, which SUMMARY.md reads back
-from ..statistics import MAIN_HALF_WIDTH, paired_effect, seeds_needed
+from ..statistics import MAIN_HALF_WIDTH, MAX_SEEDS_ESTIMATE, paired_effect, seeds_needed
+
+_Z95 = 1.959964   # the normal 97.5 % point: with se_test alone at least this wide, seeds may never reach a width
 from .jobs import RunJob, run_key
 
 FIXED_SOURCES = ("", "data", "init")
@@ -214,7 +216,10 @@ def choice_text(table: pd.DataFrame, half_width: float = MAIN_HALF_WIDTH) -> str
     needed = mine["seeds for target"]
     here += (f" Of its standard error ({math.hypot(mine['se_seed'], mine['se_test']):.2f} points), the test images' "
              f"part is {mine['se_test']:.2f} and the seeds' {mine['se_seed']:.2f}: more seeds alone would need "
-             + ("more than 200 seeds" if math.isnan(needed) else f"{int(needed)} seeds")
+             + (f"{int(needed)} seeds" if not math.isnan(needed)
+                else f"more than {MAX_SEEDS_ESTIMATE} seeds" if _Z95 * mine["se_test"] < half_width
+                else "more seeds than it can estimate, if any number would do (the test images' part alone is "
+                     f"+-{_Z95 * mine['se_test']:.1f})")
              + f" to reach +-{half_width:g}, while more test images (free on the synthetic set) shrink the other part.")
     low, high = _sd_factors(seeds) if seeds > 1 else (math.nan, math.nan)
     caveat = (f" With {seeds} seeds each spread is known only to within a factor of {low:.1f} to {high:.1f} (95 %), "

@@ -32,11 +32,11 @@ RATE_FACTORS = (0.3, 1.0, 3.0)
 SELECTIONS = ("", "validation", "fixed")
 
 
-def selection_parameter(arms: str) -> Parameter:
+def selection_parameter(arms: str, factors: Sequence[float] = RATE_FACTORS) -> Parameter:
     """The notebook parameter ``lr_selection`` of a paper whose ``arms`` (e.g. "CLAN's and the baseline's")
-    choose their learning rate by this protocol."""
+    choose their learning rate by this protocol, among ``factors`` x the default rate."""
     return Parameter("lr_selection", "", f"how {arms} learning rates are set: 'validation' (the best of "
-                                         f"{', '.join(f'{f:g}' for f in RATE_FACTORS)} x the default rate on a "
+                                         f"{', '.join(f'{f:g}' for f in factors)} x the default rate on a "
                                          f"validation split of the training images) | 'fixed' (the default rate); "
                                          f"'': validation in the cpu and smoke profiles, fixed in the paper profile",
                      choice(*SELECTIONS))
@@ -50,13 +50,14 @@ def default_rate(settings, paper_lr: float, calibrated_lr: float) -> float:
     return settings.options.get("lr") or (paper_lr if settings.profile.name == "paper" else calibrated_lr)
 
 
-def candidate_rates(settings, default_lr: float) -> Tuple[float, ...]:
-    """The rates an arm tries (:data:`RATE_FACTORS` x ``default_lr``), or () when the notebook's
-    ``lr_selection`` (or the profile: the paper profile keeps the paper's rates) says the rate is fixed."""
+def candidate_rates(settings, default_lr: float, factors: Sequence[float] = RATE_FACTORS) -> Tuple[float, ...]:
+    """The rates an arm tries (``factors``, by default :data:`RATE_FACTORS`, x ``default_lr``), or () when the
+    notebook's ``lr_selection`` (or the profile: the paper profile keeps the paper's rates) says the rate is
+    fixed."""
     selection = settings.options.get("lr_selection") or ("fixed" if settings.profile.name == "paper" else "validation")
     if selection == "fixed":
         return ()
-    return tuple(float(f"{default_lr * factor:.6g}") for factor in RATE_FACTORS)   # 0.05 * 0.3 -> 0.015, not ...01
+    return tuple(float(f"{default_lr * factor:.6g}") for factor in factors)   # 0.05 * 0.3 -> 0.015, not ...01
 
 
 TRIAL_COLUMNS = ["variant", "lr", "validation_top1", "validation_se", "chosen", "seed", "held_out_images"]
@@ -83,17 +84,18 @@ def rate_note(settings, default_lr: float) -> str:
     return f"lr={default_lr:g}"
 
 
-def protocol(settings, variants: Sequence[Variant], tuned: Sequence[str], lead: str) -> List[Variant]:
+def protocol(settings, variants: Sequence[Variant], tuned: Sequence[str], lead: str,
+             factors: Sequence[float] = RATE_FACTORS) -> List[Variant]:
     """A plan under the protocol: each variant named in ``tuned`` (a method and its baseline, those of them
-    the plan has) tries :func:`candidate_rates` around its own rate; every other variant (ablations, sweeps,
-    controls) trains at the rate chosen for ``lead`` (or the first tuned one when the plan lacks ``lead``).
-    Unchanged when the rates are fixed (``lr_selection``, or the paper profile by default)."""
+    the plan has) tries :func:`candidate_rates` (``factors`` x its own rate); every other variant (ablations,
+    sweeps, controls) trains at the rate chosen for ``lead`` (or the first tuned one when the plan lacks
+    ``lead``). Unchanged when the rates are fixed (``lr_selection``, or the paper profile by default)."""
     names = [v.name for v in variants]
     present = [name for name in tuned if name in names]
     if not present or not candidate_rates(settings, 1.0):
         return list(variants)
     lead = lead if lead in present else present[0]
-    return [dataclasses.replace(v, lr_trials=candidate_rates(settings, v.train.lr)) if v.name in present
+    return [dataclasses.replace(v, lr_trials=candidate_rates(settings, v.train.lr, factors)) if v.name in present
             else dataclasses.replace(v, lr_from=lead) for v in variants]
 
 
