@@ -55,8 +55,8 @@ RECIPE_PROTOCOL = (
     "fifth (`recipe_trials.csv`); the test set is never read to choose. The other arms of a notebook (ablations, "
     "sweeps, notebook 00's oracles) train at the method's chosen rate; in notebook 06 every method and the "
     "baseline search the same candidates, and the oracles take the baseline's rate. The paper profile keeps the "
-    "papers' rates (notebook 06: the baseline's for every arm). Notebook 00's `controls.csv` says which kinds of attention pay on the synthetic testbed: a method's "
-    "null result means something only where its kind does.")
+    "papers' rates (notebook 06: the baseline's for every arm). Notebook 00's `controls.csv` says which kinds of "
+    "attention pay on the synthetic testbed: a method's null result means something only where its kind does.")
 # Profiles whose data is the embedded synthetic set (docs/DESIGN.md, Profiles): their absolute numbers are
 # never comparable with a paper's.
 SYNTHETIC_PROFILES = ("smoke", "cpu")
@@ -606,9 +606,9 @@ def headline_table(results_dir: PathLike) -> List[str]:
             f"From [{where}/{COMPARISON_NAME}]({where}/{COMPARISON_NAME}) (notebook {where}): every arm trained with "
             "the baseline's optimiser, schedule, epochs, data and seeds; where rates are chosen (cpu and smoke "
             "profiles) the baseline and each method choose theirs among the same candidates on a validation "
-            "split, the oracles taking the baseline's (the chosen rates: `recipe_trials.csv`); each method keeps its own modules and losses, and SSANet its frozen feature "
-            "extractor (its own no-attention row is its reference). Gains are paired over seeds and test images "
-            "(95 % intervals; Holm's correction over the five methods). A method's share of its kind's nearly "
+            "split, the oracles taking the baseline's (the chosen rates: `recipe_trials.csv`); each method keeps "
+            "its own modules and losses, and SSANet its frozen feature extractor (its own no-attention row is its "
+            "reference). Gains are paired over seeds and test images (95 % intervals; Holm's correction over the five methods). A method's share of its kind's nearly "
             "label-free oracle gain is given only where that oracle pays here.", "", markdown_table(shown), ""]
 
 

@@ -97,7 +97,7 @@ KNOB_ARMS = ("baseline", "oracle-object")
 
 def recipe_of(settings) -> TrainConfig:
     """The baseline's recipe (module comment above), for the profile's epochs; notebook 06 trains every arm with it
-(each choosing its rate where rates are chosen)."""
+    (each choosing its rate where rates are chosen)."""
     return TrainConfig(epochs=settings.epochs, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, scheduler="cosine")
 
 

@@ -44,10 +44,9 @@ import pandas as pd
 
 from ..reporting import KNOB_COLUMNS   # the table's format, which SUMMARY.md reads back
 from ..statistics import MAIN_HALF_WIDTH, MAX_SEEDS_ESTIMATE, paired_effect, seeds_needed
-
-_Z95 = 1.959964   # the normal 97.5 % point: with se_test alone at least this wide, seeds may never reach a width
 from .jobs import RunJob, run_key
 
+_Z95 = 1.959964   # the normal 97.5 % point: with se_test alone at least this wide, seeds may never reach a width
 FIXED_SOURCES = ("", "data", "init")
 
 
