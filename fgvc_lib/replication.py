@@ -118,6 +118,54 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
     return folder
 
 
+COPIED = ("claims.csv", "machines.json", TRIALS_NAME)   # what a whole-notebook replication keeps of its results
+
+
+def replicate_notebook(notebook: str, label: str, profile: str = "cpu", seeds: str = "",
+                       workers: Optional[int] = None) -> Path:
+    """Execute the whole notebook again (papermill, as ``make reproduce`` does) with the seeds ``seeds`` (its
+    parameter; '' keeps the profile's), its results in a scratch folder and its runs in a runs folder of their own
+    (``<runs>/replications/<label>``), and keep its ``claims.csv``, ``machines.json`` and ``recipe_trials.csv``
+    under :func:`replication_dir`; returns that folder. Unlike :func:`replicate` this measures the claims the
+    notebook's cells score (localization, attention regions, patches), not only those its runs decide, at the
+    cost of training every variant."""
+    import shutil
+    import tempfile
+
+    from .reproduce import paper_of, run_notebook
+    from .study import Study
+
+    folder = replication_dir(notebook, label)
+    planned = Study(paper_of(notebook), profile=profile, **({"seeds": seeds} if seeds else {}))   # plans, trains nothing
+    wanted = {"profile": profile, **({"seeds": seeds} if seeds else {}), **({"workers": workers} if workers else {})}
+    before = os.environ.get("FGVC_RESULTS_DIR")
+    with tempfile.TemporaryDirectory(prefix=f"replication-{notebook}-") as scratch, \
+            runs_under(paths.runs_root() / REPLICATIONS / label):
+        os.environ["FGVC_RESULTS_DIR"] = scratch   # the kernel papermill starts inherits both folders
+        try:
+            run_notebook(notebook, wanted)
+        finally:
+            if before is None:
+                os.environ.pop("FGVC_RESULTS_DIR", None)
+            else:
+                os.environ["FGVC_RESULTS_DIR"] = before
+        produced = committed_folder(Path(scratch), notebook, profile)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in COPIED:
+            if (produced / name).is_file():
+                shutil.copyfile(produced / name, folder / name)
+    if not (folder / "claims.csv").is_file():
+        raise RuntimeError(f"notebook {notebook} wrote no claims.csv under {produced}")
+    written = {"profile": planned.profile.name, "variants": list(planned.variants),
+               "seeds": list(planned.settings.seeds), "parameters": dict(wanted), "whole_notebook": True}
+    if planned.backbone_spec.pretrained == "synthetic":
+        from .pretraining import PretrainingConfig
+
+        written["pretraining_epochs"] = PretrainingConfig(**dict(planned.backbone_spec.pretraining)).epochs
+    atomic_write_text(folder / SETTINGS_NAME, json.dumps(written, indent=1, sort_keys=True, default=str) + "\n")
+    return folder
+
+
 def chosen_rates(folder: Path) -> dict:
     """Variant -> the learning rate a replication's protocol chose (its ``recipe_trials.csv``); {} without it."""
     path = Path(folder) / TRIALS_NAME
@@ -265,13 +313,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m fgvc_lib.replication", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", help="a notebook name, e.g. 00_synthetic_dataset")
-    parser.add_argument("--variants", required=True, help="comma-separated variants to train")
+    parser.add_argument("--variants", default="", help="comma-separated variants to train (this or --whole)")
+    parser.add_argument("--whole", action="store_true",
+                        help="execute the whole notebook instead: every variant, and the claims its cells score")
+    parser.add_argument("--workers", type=int, default=None, help="with --whole: runs at once (default: the notebook's)")
     parser.add_argument("--label", required=True, help="the replication's folder name, e.g. amd-epyc-2026-12-05")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--seeds", default="", help="the notebook's seeds parameter ('' keeps its default)")
     parser.add_argument("--pretraining-seed", type=int, default=None,
                         help="start every run from this draw of the embedded pretraining (default: the profile's)")
     args = parser.parse_args(argv)
+    if args.whole == bool(args.variants):
+        parser.error("give either --variants or --whole")
+    if args.whole:
+        if args.pretraining_seed is not None:
+            parser.error("--pretraining-seed works with --variants only")
+        folder = replicate_notebook(args.notebook, args.label, args.profile, args.seeds, args.workers)
+        print(f"replication written to {folder}", flush=True)
+        return 0
     params = {"profile": args.profile, **({"seeds": args.seeds} if args.seeds else {})}
     folder = replicate(paper_of(args.notebook), [v for v in args.variants.split(",") if v], args.label,
                        pretraining_seed=args.pretraining_seed, **params)
