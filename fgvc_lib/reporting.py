@@ -52,7 +52,8 @@ RECIPE_PROTOCOL = (
     "Recipe protocol (`fgvc_lib/study/recipes.py`): in the cpu and smoke profiles every notebook's method and its "
     "baseline each choose their learning rate among {factors} times the arm's default, one run per candidate "
     "on the first seed, trained on four fifths of every class's training images and scored on the held-out "
-    "fifth (`recipe_trials.csv`); the test set is never read to choose. The other arms of a notebook (ablations, "
+    "fifth (`recipe_trials.csv`), and one more candidate {step:g} times beyond an end of the grid that wins, "
+    "{steps} times at most; the test set is never read to choose. The other arms of a notebook (ablations, "
     "sweeps, notebook 00's oracles) train at the method's chosen rate; in notebook 06 every method and the "
     "baseline search the same candidates, and the oracles take the baseline's rate. The paper profile keeps the "
     "papers' rates (notebook 06: the baseline's for every arm). Notebook 00's `controls.csv` says which kinds of "
@@ -433,9 +434,11 @@ def build_summary(results_dir: PathLike) -> str:
                                       if profile in SYNTHETIC_PROFILES])
     lines += [unrecorded, ""] if unrecorded else []
     lines += headline_table(root)
-    from .study.recipes import RATE_FACTORS
+    from .study.recipes import EDGE_STEP, MAX_EDGE_STEPS, RATE_FACTORS
 
-    lines += [VERDICT_RULE, "", RECIPE_PROTOCOL.format(factors=", ".join(f"{f:g}" for f in RATE_FACTORS)), ""]
+    protocol = RECIPE_PROTOCOL.format(factors=", ".join(f"{f:g}" for f in RATE_FACTORS), step=EDGE_STEP,
+                                      steps=MAX_EDGE_STEPS)
+    lines += [VERDICT_RULE, "", protocol, ""]
     variance = variance_finding(root)
     if variance:
         lines += [variance, ""]

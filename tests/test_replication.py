@@ -189,3 +189,50 @@ def test_two_replications_of_the_same_variants_are_compared_with_each_other(tmp_
     assert "### 00_synthetic_dataset: draw0 against draw1" in text and "Of 2 claim(s): 1 opposite, 1 lost." in text
     assert "Two cold runs of the same variants and seeds disagree (00_synthetic_dataset, draw0 against draw1: " \
            "1 opposite, 1 decided in one only)" in text
+
+
+def test_a_whole_notebook_replication_keeps_what_its_cells_wrote_and_leaves_the_results_alone(private_dirs,
+                                                                                               monkeypatch):
+    """--whole executes the notebook (papermill) with the replication's seeds, its results in a scratch folder and its
+    runs in their own folder: the claims its cells scored come back, nothing else of it is kept."""
+    import json
+    import os
+
+    import study_paper
+    from fgvc_lib import paths, reproduce
+    from fgvc_lib.replication import replicate_notebook
+    from fgvc_lib.study import Study
+
+    monkeypatch.setenv("FGVC_PROFILE", "smoke")
+    results_before, runs_before = os.environ.get("FGVC_RESULTS_DIR"), os.environ.get("FGVC_RUNS_DIR")
+    seen = {}
+
+    def executed(name, wanted):   # stands in for papermill: writes what a notebook's cells write
+        seen.update(name=name, wanted=dict(wanted), results=os.environ["FGVC_RESULTS_DIR"],
+                    runs=os.environ["FGVC_RUNS_DIR"])
+        folder = paths.results_dir(name, wanted["profile"])
+        (folder / reporting.CLAIMS_NAME).write_text("claim,verdict\nthe IoU beats the whole image's,held\n")
+        (folder / reporting.MACHINES_NAME).write_text("{}\n")
+        (folder / "localization.csv").write_text("not kept\n")
+
+    monkeypatch.setattr(reproduce, "paper_of", lambda name: study_paper.PAPER)
+    monkeypatch.setattr(reproduce, "run_notebook", executed)
+    folder = replicate_notebook("99_tiny", "whole", profile="smoke", seeds="3,4", workers=2)
+    assert folder == paths.results_root() / "replications" / "99_tiny" / "whole"
+    assert seen["name"] == "99_tiny" and seen["wanted"] == {"profile": "smoke", "seeds": "3,4", "workers": 2}
+    assert seen["results"] != results_before and not os.path.exists(seen["results"])     # a scratch folder, gone
+    assert seen["runs"] == str(paths.runs_root() / "replications" / "whole")
+    assert (os.environ.get("FGVC_RESULTS_DIR"), os.environ.get("FGVC_RUNS_DIR")) == (results_before, runs_before)
+    assert sorted(p.name for p in folder.iterdir()) == ["claims.csv", "machines.json", "replication.json"]
+    assert "the IoU beats the whole image's" in (folder / "claims.csv").read_text()
+    written = json.loads((folder / "replication.json").read_text())
+    assert written["whole_notebook"] is True and written["seeds"] == [3, 4] and written["profile"] == "smoke"
+    assert written["variants"] == list(Study(study_paper.PAPER, seeds="3,4").variants)   # every planned variant
+    assert not (paths.results_root() / "99_tiny").exists()               # the notebook's own results untouched
+
+    def wrote_nothing(name, wanted):
+        pass
+
+    monkeypatch.setattr(reproduce, "run_notebook", wrote_nothing)
+    with pytest.raises(RuntimeError, match="wrote no claims.csv"):
+        replicate_notebook("99_tiny", "empty", profile="smoke")

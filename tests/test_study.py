@@ -644,14 +644,24 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
         return real(name, root, split, transform, **options)
 
     study = Study(PAPER, executor="inline", variants="plain,tuned,shared", seeds="0,1")
-    assert study.plan_table().loc["tuned", "lr"] == "one of 0.0005, 0.05, chosen on validation"
+    assert study.plan_table().loc["tuned", "lr"] == "0.0005, 0.05 or beyond, on validation"
     assert study.plan_table().loc["plain", "lr"] == "0.05"
     assert study.plan_table().loc["shared", "lr"] == "the rate chosen for tuned"
     study.data()    # the study's own loaders, built first as run() does; the spy then sees the trials alone
     monkeypatch.setattr(data_module, "build_dataset", spy)
     trials = study.select_recipes()
     assert set(splits) == {"train"}                          # the trials never read the test split
-    assert trials["variant"].tolist() == ["tuned", "tuned"] and trials["lr"].tolist() == [0.0005, 0.05]
+    assert set(trials["variant"]) == {"tuned"} and trials["lr"].tolist()[:2] == [0.0005, 0.05]
+    # a two-rate grid's best is always an end: then a rate 3 times beyond it, while the new end wins, 2 at most
+    rates, scores = trials["lr"].tolist(), trials["validation_top1"].tolist()
+    assert 3 <= len(rates) <= 4
+    for tried in range(2, len(rates)):
+        best = rates[scores.index(max(scores[:tried]))]
+        assert best in (min(rates[:tried]), max(rates[:tried]))
+        assert rates[tried] == pytest.approx(best * 3 if best == max(rates[:tried]) else best / 3, rel=1e-5)
+    if len(rates) == 3:                                      # the extension stopped: the best is inside
+        best = rates[scores.index(max(scores))]
+        assert min(rates) < best < max(rates)
     best = trials.loc[trials["validation_top1"].idxmax()]
     first_best = trials[trials["validation_top1"] == best["validation_top1"]].iloc[0]
     assert trials["chosen"].tolist() == [lr == first_best["lr"] for lr in trials["lr"]]
@@ -671,7 +681,7 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
     assert np.allclose(trials["validation_se"], 100.0 * np.sqrt(p * (1 - p) / per_class.sum()))
     monkeypatch.setattr(data_module, "build_dataset", real)
     study.run()                                              # the real runs: the chosen rate, every seed
-    assert [r.seed for r in study.runs_of("tuned")] == [0, 1] and len(study.recipe_trials) == 2
+    assert [r.seed for r in study.runs_of("tuned")] == [0, 1] and len(study.recipe_trials) == len(rates)
 
 
 def test_a_variant_takes_its_rate_only_from_a_variant_that_chooses_one():
@@ -679,6 +689,21 @@ def test_a_variant_takes_its_rate_only_from_a_variant_that_chooses_one():
         Study(PAPER, executor="inline", variants="plain,shared")
     with pytest.raises(ValueError, match="cannot be combined with lr_trials"):
         Variant("both", object, object, None, (0,), lr_trials=(0.1,), lr_from="other")
+
+
+def test_a_grid_whose_end_wins_is_extended_three_times_further_twice_at_most():
+    from fgvc_lib.study.recipes import edge_extension
+
+    # notebook 02's backbone, 2026-12-05: the middle rate won, no extra trial
+    assert edge_extension({0.015: 54.2, 0.05: 54.9, 0.15: 34.0}, planned=3) is None
+    assert edge_extension({0.003: 25.0, 0.01: 40.3, 0.03: 50.0}, planned=3) == 0.09       # 03's baseline: the top
+    assert edge_extension({0.015: 52.8, 0.05: 43.1, 0.15: 27.8}, planned=3) == 0.005      # 02's CRA-SMRA: the bottom
+    assert edge_extension({0.003: 25.0, 0.01: 40.3, 0.03: 50.0, 0.09: 51.0}, planned=3) == 0.27   # the new end won
+    assert edge_extension({0.003: 25.0, 0.01: 40.3, 0.03: 50.0, 0.09: 49.0}, planned=3) is None   # now inside
+    assert edge_extension({0.003: 1.0, 0.01: 2.0, 0.03: 3.0, 0.09: 4.0, 0.27: 5.0}, planned=3) is None  # 2 steps done
+    assert edge_extension({0.1: 60.0, 0.3: 60.0}, planned=2) == pytest.approx(0.0333333)  # a tie: the first listed
+    assert edge_extension({0.01: 40.0, 0.03: 50.0, 0.09: float("-inf")}, planned=3) is None   # a diverged end
+    assert edge_extension({0.05: 50.0}, planned=1) is None                               # one rate: no grid
 
 
 def test_choose_takes_the_best_finite_score_first_listed_among_equals_and_refuses_all_diverged():

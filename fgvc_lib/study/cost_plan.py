@@ -8,6 +8,7 @@ take on this machine, estimated from a short throughput probe (issue 20, item 6)
   capped by the profile's ``max_batches``; the mean over datasets when there are several);
 * ``trial_runs``: the recipe-selection trials it trains first (one per candidate rate of ``lr_trials``, on its
   first seed and the first dataset, without the held-out share: :mod:`fgvc_lib.study.recipes`), still to train;
+  the planned grid only: a grid whose end wins adds up to ``recipes.MAX_EDGE_STEPS`` trials, not known before;
 * ``images``: every training image its runs and trials process (runs x epochs x images per epoch, plus the
   trials');
 * ``images_per_s``: measured by a probe: the variant's model built as the study builds it (without the pretrained

@@ -6,7 +6,10 @@ test set is read once, by the final runs. Here a :class:`~fgvc_lib.study.paper.V
 ``lr_trials`` is first trained once per candidate rate, on its first seed, on the training split less a
 held-out share of every class (:mod:`fgvc_lib.data.validation`), and scored on that held-out share;
 the rate with the highest validation top-1 (the first listed among equals; a trial that diverged is
-never chosen) is the one its real runs use, on the whole training split. The rate is chosen on the
+never chosen) is the one its real runs use, on the whole training split. A grid whose best rate is its
+highest or lowest cannot say whether the best lies beyond it: then one more trial, :data:`EDGE_STEP` times
+further out, is trained, and again while the new end wins, at most :data:`MAX_EDGE_STEPS` times
+(:func:`edge_extension`); a rate chosen inside its grid costs no extra trial. The rate is chosen on the
 study's first dataset and used on every dataset. One seed and one held-out fifth make a noisy
 choice: the trials table gives each score's binomial standard error over the held-out images. The
 trials are ordinary runs (their own keys and folders, so a killed selection resumes and a finished
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -30,6 +33,11 @@ VALIDATION_SHARE = 0.2     # share of every class's training images held out for
 # too low, as 05's rate of 1e-3 for a slim VGG-16 may be.)
 RATE_FACTORS = (0.3, 1.0, 3.0)
 SELECTIONS = ("", "validation", "fixed")
+# When the best candidate is an end of the grid (notebook 03's two arms and 05's plus-AD chose their grid's top,
+# 02's CRA-SMRA its bottom, in the runs of 2026-12-05), one more candidate this factor beyond it, at most this
+# many times per arm. Decided before any run under the rule; the same rule for every tuned arm.
+EDGE_STEP = 3.0
+MAX_EDGE_STEPS = 2
 
 
 def selection_parameter(arms: str, factors: Sequence[float] = RATE_FACTORS) -> Parameter:
@@ -63,9 +71,12 @@ def candidate_rates(settings, default_lr: float, factors: Sequence[float] = RATE
 TRIAL_COLUMNS = ["variant", "lr", "validation_top1", "validation_se", "chosen", "seed", "held_out_images"]
 
 
-def trial_variants(variant: Variant, share: float = VALIDATION_SHARE) -> List[Variant]:
-    """One single-seed variant per candidate rate of ``variant``, trained without the held-out share."""
-    if not variant.lr_trials:
+def trial_variants(variant: Variant, share: float = VALIDATION_SHARE,
+                   rates: Optional[Sequence[float]] = None) -> List[Variant]:
+    """One single-seed variant per candidate rate of ``variant`` (``rates``, default its ``lr_trials``), trained
+    without the held-out share."""
+    rates = variant.lr_trials if rates is None else tuple(rates)
+    if not rates:
         return []
     seed = variant.seeds[0]
     data = tuple(option for option in variant.data if option[0] != "validation") + (("validation", share),)
@@ -73,14 +84,14 @@ def trial_variants(variant: Variant, share: float = VALIDATION_SHARE) -> List[Va
     return [dataclasses.replace(variant, name=f"{variant.name}@lr{float(lr)!r}",
                                 train=dataclasses.replace(variant.train, lr=float(lr), on_divergence="stop"),
                                 seeds=(seed,), data=data, test_views=(), lr_trials=())
-            for lr in variant.lr_trials]
+            for lr in rates]
 
 
 def rate_note(settings, default_lr: float) -> str:
     """How a notebook's rate is set, for its recipe line: the candidates, or the fixed rate."""
     rates = candidate_rates(settings, default_lr)
     if rates:
-        return f"lr chosen on a validation split among {', '.join(f'{r:g}' for r in rates)}"
+        return f"lr chosen on a validation split among {', '.join(f'{r:g}' for r in rates)} (or past an end that wins)"
     return f"lr={default_lr:g}"
 
 
@@ -107,6 +118,21 @@ def choose(scores: Mapping[float, float]) -> float:
         raise ValueError(f"every candidate rate diverged ({', '.join(f'{lr:g}' for lr in scores)}): list lower rates")
     best = max(scores.values())
     return next(lr for lr, score in scores.items() if score == best)
+
+
+def edge_extension(scored: Mapping[float, float], planned: int) -> Optional[float]:
+    """The next rate to try when the best of ``scored`` (rate -> validation top-1, as :func:`choose` reads it) is the
+    highest or lowest rate tried: that rate times or divided by :data:`EDGE_STEP`; None when the best lies inside,
+    when fewer than two rates were scored, or when ``planned`` (the grid's own size) plus :data:`MAX_EDGE_STEPS`
+    rates were already tried."""
+    if len(scored) < 2 or len(scored) >= planned + MAX_EDGE_STEPS:
+        return None
+    best = choose(scored)
+    if best == max(scored):
+        return float(f"{best * EDGE_STEP:.6g}")
+    if best == min(scored):
+        return float(f"{best / EDGE_STEP:.6g}")
+    return None
 
 
 def with_rate(variant: Variant, lr: float) -> Variant:
@@ -142,7 +168,8 @@ def describe_trials(variant: Variant, chosen: Dict[str, float]) -> str:
     if variant.name in chosen:
         return f"{chosen[variant.name]:g} (chosen on validation from {', '.join(f'{r:g}' for r in variant.lr_trials)})"
     if variant.lr_trials:
-        return f"one of {', '.join(f'{r:g}' for r in variant.lr_trials)}, chosen on validation"
+        # "or beyond": one past an end of the grid that wins (edge_extension); short enough for pandas' 50 columns
+        return f"{', '.join(f'{r:g}' for r in variant.lr_trials)} or beyond, on validation"
     if variant.lr_from:
         rate = f"{chosen[variant.lr_from]:g}" if variant.lr_from in chosen else "the rate"
         return f"{rate} chosen for {variant.lr_from}"

@@ -341,18 +341,21 @@ class Study:
     def select_recipes(self) -> pd.DataFrame:
         """Choose the learning rate of every variant that lists ``lr_trials`` (:mod:`fgvc_lib.study.recipes`):
         one run per candidate on the variant's first seed and the first dataset, trained without a held-out
-        share of the training split and scored on it; the best rate replaces the variant's, and that of every
+        share of the training split and scored on it (and one more beyond an end of the grid that wins,
+        :func:`~fgvc_lib.study.recipes.edge_extension`); the best rate replaces the variant's, and that of every
         variant that names it in ``lr_from``. Returns (and keeps as ``self.recipe_trials``) the table of trials;
         the test split is not read."""
         from ..data.validation import validation_indices
-        from .recipes import VALIDATION_SHARE, choose, trial_variants, trials_table, with_rate
+        from .recipes import VALIDATION_SHARE, choose, edge_extension, trial_variants, trials_table, with_rate
 
         tuned = [v for v in self.variants.values() if v.lr_trials and v.name not in self.chosen_rates]
-        if tuned:
+        trials = {v.name: trial_variants(v) for v in tuned}    # every trial of each tuned variant, in order
+        pending = [t for group in trials.values() for t in group]
+        scores: Dict[str, float] = {}
+        while pending:   # the planned grids, then one more rate for each grid whose end won (recipes.edge_extension)
             dataset = self.datasets[0]
-            trials = {v.name: trial_variants(v) for v in tuned}
             jobs = []
-            for trial in (t for group in trials.values() for t in group):
+            for trial in pending:
                 data = dataclasses.replace(self.data_spec(dataset), options=trial.data)
                 folder = self.runs_dir / dataset / run_key(trial, data, self.backbone_spec)
                 jobs.append((dataset, RunJob(trial, trial.seeds[0], data, self.backbone_spec,
@@ -361,13 +364,24 @@ class Study:
                   flush=True)
             records = self.train_jobs(jobs, "trials")
             # a trial that diverged is not a candidate (it stopped at its first non-finite loss)
-            scores = {job.variant.name: (records[index].accuracy if records[index].diverged_epoch is None
-                                         else float("-inf")) for index, (_, job) in enumerate(jobs)}
+            scores.update({job.variant.name: (records[index].accuracy if records[index].diverged_epoch is None
+                                              else float("-inf")) for index, (_, job) in enumerate(jobs)})
+            pending = []
             for variant in tuned:
-                scored = [(t.train.lr, scores[t.name]) for t in trials[variant.name]]
-                self.chosen_rates[variant.name] = choose(dict(scored))
-                self._trial_scores[variant.name] = (scored, self.chosen_rates[variant.name])
-                self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.name])
+                further = edge_extension({t.train.lr: scores[t.name] for t in trials[variant.name]},
+                                         len(variant.lr_trials))
+                if further is not None:
+                    print(f"recipe selection: {variant.name}'s best rate is an end of its grid: trying {further:g}",
+                          flush=True)
+                    trials[variant.name] += trial_variants(variant, rates=(further,))
+                    pending += trials[variant.name][-1:]
+        for variant in tuned:
+            scored = [(t.train.lr, scores[t.name]) for t in trials[variant.name]]
+            self.chosen_rates[variant.name] = choose(dict(scored))
+            self._trial_scores[variant.name] = (scored, self.chosen_rates[variant.name])
+            tried = tuple(lr for lr, _ in scored)   # the grid and its extensions: the plan table lists them
+            self.variants[variant.name] = dataclasses.replace(with_rate(variant, self.chosen_rates[variant.name]),
+                                                              lr_trials=tried)
         for variant in list(self.variants.values()):   # the variants that share another's recipe
             if variant.lr_from and variant.lr_from in self.chosen_rates and variant.name not in self.chosen_rates:
                 self.variants[variant.name] = with_rate(variant, self.chosen_rates[variant.lr_from])
