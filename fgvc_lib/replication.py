@@ -105,8 +105,10 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
         from .study.recipes import TRIAL_COLUMNS
 
         write_csv(study.recipe_trials, folder / TRIALS_NAME, TRIAL_COLUMNS, "recipe trials table")
+    from .study.recipes import PROTOCOL_VERSION
+
     written = {"profile": study.profile.name, "variants": list(keep), "seeds": list(study.settings.seeds),
-               "parameters": settings_params}
+               "parameters": settings_params, "recipe_protocol": PROTOCOL_VERSION}
     if pretraining_seed is not None:
         written["pretraining_seed"] = pretraining_seed
     if study.backbone_spec.pretrained == "synthetic":   # the pretraining recipe: twins() pairs only equal ones
@@ -128,36 +130,46 @@ def replicate_notebook(notebook: str, label: str, profile: str = "cpu", seeds: s
     (``<runs>/replications/<label>``), and keep its ``claims.csv``, ``machines.json`` and ``recipe_trials.csv``
     under :func:`replication_dir`; returns that folder. Unlike :func:`replicate` this measures the claims the
     notebook's cells score (localization, attention regions, patches), not only those its runs decide, at the
-    cost of training every variant."""
+    cost of training every variant. A label that already holds claims is refused (nothing is overwritten); when the
+    notebook fails, its executed copy is kept there as ``<notebook>.failed.ipynb`` and the error raised."""
     import shutil
     import tempfile
 
-    from .reproduce import paper_of, run_notebook
-    from .study import Study
+    from . import reproduce
+    from .study.recipes import PROTOCOL_VERSION
 
     folder = replication_dir(notebook, label)
-    planned = Study(paper_of(notebook), profile=profile, **({"seeds": seeds} if seeds else {}))   # plans, trains nothing
+    if (folder / "claims.csv").exists():
+        raise FileExistsError(f"{folder} already holds a replication's claims: give another --label (or delete it)")
     wanted = {"profile": profile, **({"seeds": seeds} if seeds else {}), **({"workers": workers} if workers else {})}
+    planned, _ = reproduce.planned_study(notebook, wanted)   # plans, trains nothing: what replication.json records
     before = os.environ.get("FGVC_RESULTS_DIR")
     with tempfile.TemporaryDirectory(prefix=f"replication-{notebook}-") as scratch, \
             runs_under(paths.runs_root() / REPLICATIONS / label):
         os.environ["FGVC_RESULTS_DIR"] = scratch   # the kernel papermill starts inherits both folders
+        produced = committed_folder(Path(scratch), notebook, profile)
         try:
-            run_notebook(notebook, wanted)
+            reproduce.run_notebook(notebook, wanted)
+        except Exception:
+            executed = produced / f"{notebook}.ipynb"
+            if executed.is_file():
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(executed, folder / f"{notebook}.failed.ipynb")
+            raise
         finally:
             if before is None:
                 os.environ.pop("FGVC_RESULTS_DIR", None)
             else:
                 os.environ["FGVC_RESULTS_DIR"] = before
-        produced = committed_folder(Path(scratch), notebook, profile)
+        if not (produced / "claims.csv").is_file():
+            raise RuntimeError(f"notebook {notebook} wrote no claims.csv under {produced}")
         folder.mkdir(parents=True, exist_ok=True)
         for name in COPIED:
             if (produced / name).is_file():
                 shutil.copyfile(produced / name, folder / name)
-    if not (folder / "claims.csv").is_file():
-        raise RuntimeError(f"notebook {notebook} wrote no claims.csv under {produced}")
     written = {"profile": planned.profile.name, "variants": list(planned.variants),
-               "seeds": list(planned.settings.seeds), "parameters": dict(wanted), "whole_notebook": True}
+               "seeds": list(planned.settings.seeds), "parameters": dict(wanted), "whole_notebook": True,
+               "recipe_protocol": PROTOCOL_VERSION}
     if planned.backbone_spec.pretrained == "synthetic":
         from .pretraining import PretrainingConfig
 

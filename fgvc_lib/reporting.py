@@ -53,9 +53,9 @@ RECIPE_PROTOCOL = (
     "baseline each choose their learning rate among {factors} times the arm's default, one run per candidate "
     "on the first seed, trained on four fifths of every class's training images and scored on the held-out "
     "fifth (`recipe_trials.csv`), and one more candidate {step:g} times beyond an end of the grid that wins, "
-    "{steps} times at most; the test set is never read to choose. The other arms of a notebook (ablations, "
-    "sweeps, notebook 00's oracles) train at the method's chosen rate; in notebook 06 every method and the "
-    "baseline search the same candidates, and the oracles take the baseline's rate. The paper profile keeps the "
+    "{steps} times at most (the same rule for every tuned arm, so one whose end wins tries more rates); the test "
+    "set is never read to choose. The other arms of a notebook (ablations, sweeps, notebook 00's oracles) train at "
+    "the method's chosen rate; in notebook 06 every method and the baseline start from the same candidates, and the oracles take the baseline's rate. The paper profile keeps the "
     "papers' rates (notebook 06: the baseline's for every arm). Notebook 00's `controls.csv` says which kinds of "
     "attention pay on the synthetic testbed: a method's null result means something only where its kind does.")
 # Profiles whose data is the embedded synthetic set (docs/DESIGN.md, Profiles): their absolute numbers are
@@ -608,8 +608,8 @@ def headline_table(results_dir: PathLike) -> List[str]:
     return ["## Headline: the five attention methods under one recipe, against oracle attention", "",
             f"From [{where}/{COMPARISON_NAME}]({where}/{COMPARISON_NAME}) (notebook {where}): every arm trained with "
             "the baseline's optimiser, schedule, epochs, data and seeds; where rates are chosen (cpu and smoke "
-            "profiles) the baseline and each method choose theirs among the same candidates on a validation "
-            "split, the oracles taking the baseline's (the chosen rates: `recipe_trials.csv`); each method keeps "
+            "profiles) the baseline and each method choose theirs by the same rule from the same candidates on a "
+            "validation split, the oracles taking the baseline's (the chosen rates: `recipe_trials.csv`); each method keeps "
             "its own modules and losses, and SSANet its frozen feature extractor (its own no-attention row is its "
             "reference). Gains are paired over seeds and test images (95 % intervals; Holm's correction over the five methods). A method's share of its kind's nearly "
             "label-free oracle gain is given only where that oracle pays here.", "", markdown_table(shown), ""]
@@ -760,12 +760,14 @@ def _shown_claims(claims: pd.DataFrame, untestable: bool = False) -> pd.DataFram
 MACHINES_NAME = "machines.json"
 
 
-def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining: str = "", testbed: str = "") -> Path:
+def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining: str = "", testbed: str = "",
+                   recipe_protocol: Optional[int] = None) -> Path:
     """Write the machines a notebook's runs trained on (``found``: one :func:`fgvc_lib.machine.facts` per run, None
     for a run whose record predates them) as ``{"machines": [{"runs": n, "machine": facts}], "unrecorded": m}``,
     most runs first, with ``"pretraining"``: the embedded pretraining they started from, in one line
     (:meth:`fgvc_lib.study.Study.write_machines` composes it from the runs' records), and ``"testbed"``: the synthetic
-    task they trained on (:attr:`fgvc_lib.study.Study.testbed`), when given."""
+    task they trained on (:attr:`fgvc_lib.study.Study.testbed`), when given, and ``"recipe_protocol"``: the version
+    of the recipe protocol that chose their rates (:data:`fgvc_lib.study.recipes.PROTOCOLS`), when one did."""
     counts: Dict[str, Tuple[int, dict]] = {}
     for machine in found:
         if machine is not None:
@@ -777,8 +779,17 @@ def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining:
         data["pretraining"] = pretraining
     if testbed:
         data["testbed"] = testbed
+    if recipe_protocol is not None:
+        data["recipe_protocol"] = recipe_protocol
     text = json.dumps(data, indent=1, sort_keys=True)
     return atomic_write_text(Path(path), text + "\n")
+
+
+def recipe_protocol_of(folder: PathLike) -> int:
+    """The recipe protocol's version a results folder's rates were chosen under (its ``machines.json``; a file that
+    names none predates the versions: 1)."""
+    path = Path(folder) / MACHINES_NAME
+    return int(json.loads(path.read_text()).get("recipe_protocol", 1)) if path.is_file() else 1
 
 
 def machines_line(folder: PathLike) -> str:
@@ -877,6 +888,9 @@ def replication_sections(found: Sequence[tuple]) -> List[str]:
         rates = "; ".join(f"{variant} {lr:g} (committed: {chosen_rates(committed_dir).get(variant, float('nan')):g})"
                           for variant, lr in chosen_rates(folder).items())
         draw = (f"; pretraining seed {settings['pretraining_seed']}" if "pretraining_seed" in settings else "")
+        then, now = recipe_protocol_of(committed_dir), settings.get("recipe_protocol", 1)
+        draw += (f"; recipe protocol {now}" + (f" (the committed results': {then})" if then != now else "")
+                 if rates else "")
         lines += [f"### {notebook}: {label}", "", machines_line(folder), "",
                   f"Profile {settings.get('profile')}{draw}; variants {', '.join(settings.get('variants', [])) or '?'}; "
                   f"seeds {', '.join(map(str, settings.get('seeds', []))) or '?'}."

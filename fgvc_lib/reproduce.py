@@ -106,16 +106,22 @@ def paper_of(name: str):
     raise SystemExit(f"no paper module in fgvc_lib/papers declares notebook {name!r} (a STUDY with that notebook)")
 
 
-def plan_notebook(name: str, wanted: Dict[str, object]):
-    """Print notebook ``name``'s plan table and cost plan, built from its paper's declaration with the parameters
-    it would get (nothing is executed or trained); returns the cost table."""
+def planned_study(name: str, wanted: Dict[str, object]):
+    """Notebook ``name``'s study as its set-up cell would build it with the parameters ``wanted`` (those it declares;
+    the rest from its parameters cell), and the parameters given: nothing is executed or trained."""
     from .study import Study
 
     values = declared_defaults(NOTEBOOK_DIR / f"{name}.ipynb")
     given = {k: v for k, v in wanted.items() if v not in (None, "") and k in values}
     values.update(given)
+    return Study(paper_of(name), **values), given
+
+
+def plan_notebook(name: str, wanted: Dict[str, object]):
+    """Print notebook ``name``'s plan table and cost plan, built from its paper's declaration with the parameters
+    it would get (nothing is executed or trained); returns the cost table."""
+    study, given = planned_study(name, wanted)
     print(f"== {name}: plan ({', '.join(f'{k}={v}' for k, v in given.items()) or 'defaults'})", flush=True)
-    study = Study(paper_of(name), **values)
     runs = sum(len(v.seeds) for v in study.variants.values()) * len(study.datasets)
     # not study.describe(): it names (and so creates) the results folder, and a plan writes nothing
     print(f"{study.paper.title}\n{study.settings.describe()}\n{len(study.variants)} variant(s), {runs} run(s)")

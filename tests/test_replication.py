@@ -115,7 +115,8 @@ def test_replicate_trains_in_runs_of_its_own_and_writes_claims_and_machines(priv
     written = json.loads((folder / "replication.json").read_text())
     started_from = written.pop("pretraining")
     assert written == {"profile": "smoke", "variants": ["plain", "slow"], "seeds": [0, 1],
-                       "parameters": {"executor": "inline", "seeds": "0,1"}, "pretraining_epochs": 1}
+                       "parameters": {"executor": "inline", "seeds": "0,1"}, "pretraining_epochs": 1,
+                       "recipe_protocol": 2}
     assert started_from.startswith("pretraining: vgg16_bn_") and "training accuracy" in started_from
     assert machines["pretraining"] == started_from                        # machines.json names it too
     # another draw of the embedded pretraining: another file, other runs, and the draw in replication.json
@@ -213,26 +214,74 @@ def test_a_whole_notebook_replication_keeps_what_its_cells_wrote_and_leaves_the_
         folder = paths.results_dir(name, wanted["profile"])
         (folder / reporting.CLAIMS_NAME).write_text("claim,verdict\nthe IoU beats the whole image's,held\n")
         (folder / reporting.MACHINES_NAME).write_text("{}\n")
+        (folder / "recipe_trials.csv").write_text("variant,lr,chosen\ntuned,0.05,True\n")
         (folder / "localization.csv").write_text("not kept\n")
 
-    monkeypatch.setattr(reproduce, "paper_of", lambda name: study_paper.PAPER)
+    planned = {}
+
+    def plan(name, wanted):      # the notebook's study as its parameters would build it (a tiny paper here)
+        planned.update(wanted)
+        return Study(study_paper.PAPER, seeds=wanted["seeds"]), {}
+
+    monkeypatch.setattr(reproduce, "planned_study", plan)
     monkeypatch.setattr(reproduce, "run_notebook", executed)
     folder = replicate_notebook("99_tiny", "whole", profile="smoke", seeds="3,4", workers=2)
     assert folder == paths.results_root() / "replications" / "99_tiny" / "whole"
     assert seen["name"] == "99_tiny" and seen["wanted"] == {"profile": "smoke", "seeds": "3,4", "workers": 2}
+    assert planned == seen["wanted"]                                      # planned with the parameters it ran with
     assert seen["results"] != results_before and not os.path.exists(seen["results"])     # a scratch folder, gone
     assert seen["runs"] == str(paths.runs_root() / "replications" / "whole")
     assert (os.environ.get("FGVC_RESULTS_DIR"), os.environ.get("FGVC_RUNS_DIR")) == (results_before, runs_before)
-    assert sorted(p.name for p in folder.iterdir()) == ["claims.csv", "machines.json", "replication.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["claims.csv", "machines.json", "recipe_trials.csv",
+                                                        "replication.json"]
     assert "the IoU beats the whole image's" in (folder / "claims.csv").read_text()
     written = json.loads((folder / "replication.json").read_text())
     assert written["whole_notebook"] is True and written["seeds"] == [3, 4] and written["profile"] == "smoke"
-    assert written["variants"] == list(Study(study_paper.PAPER, seeds="3,4").variants)   # every planned variant
+    assert written["variants"] == ["plain", "slow"] and written["recipe_protocol"] == 2   # the planned study's
     assert not (paths.results_root() / "99_tiny").exists()               # the notebook's own results untouched
+    with pytest.raises(FileExistsError, match="already holds a replication's claims"):
+        replicate_notebook("99_tiny", "whole", profile="smoke", seeds="3,4")   # never overwritten
+    assert "the IoU beats" in (folder / "claims.csv").read_text()
 
     def wrote_nothing(name, wanted):
         pass
 
     monkeypatch.setattr(reproduce, "run_notebook", wrote_nothing)
     with pytest.raises(RuntimeError, match="wrote no claims.csv"):
-        replicate_notebook("99_tiny", "empty", profile="smoke")
+        replicate_notebook("99_tiny", "empty", profile="smoke", seeds="3")
+    assert not replication_dir("99_tiny", "empty").exists()
+
+    def failed(name, wanted):    # papermill leaves the executed copy, with the failing cell, then raises
+        folder = paths.results_dir(name, wanted["profile"])
+        (folder / f"{name}.ipynb").write_text("{\"cells\": [\"the traceback\"]}")
+        raise RuntimeError("cell 7 failed")
+
+    monkeypatch.setattr(reproduce, "run_notebook", failed)
+    with pytest.raises(RuntimeError, match="cell 7 failed"):
+        replicate_notebook("99_tiny", "broken", profile="smoke", seeds="3")
+    kept = replication_dir("99_tiny", "broken")
+    assert [p.name for p in kept.iterdir()] == ["99_tiny.failed.ipynb"] and "the traceback" in next(kept.iterdir()).read_text()
+    assert (os.environ.get("FGVC_RESULTS_DIR"), os.environ.get("FGVC_RUNS_DIR")) == (results_before, runs_before)
+
+
+def test_summary_says_when_a_replication_chose_its_rates_under_another_recipe_protocol(tmp_path):
+    """machines.json names the protocol version that chose a results folder's rates (none named: version 1); a
+    replication records its own in replication.json; SUMMARY.md names the replication's, and the committed one
+    when they differ."""
+    import json
+
+    committed = tmp_path / "03_clan"
+    reporting.write_claims(_claims([("a beats b", 5.93, 3.73, 8.14, "held")]), committed / reporting.CLAIMS_NAME)
+    trials = "variant,lr,validation_top1,validation_se,chosen,seed,held_out_images\nb,0.03,50.0,4.2,True,0,144\n"
+    folder = replication_dir("03_clan", "older", root=tmp_path)
+    reporting.write_claims(_claims([("a beats b", 6.0, 4.0, 8.0, "held")]), folder / reporting.CLAIMS_NAME)
+    (folder / "recipe_trials.csv").write_text(trials)
+    (committed / "recipe_trials.csv").write_text(trials)
+    reporting.write_machines([], committed / reporting.MACHINES_NAME, recipe_protocol=2)
+    assert json.loads((committed / reporting.MACHINES_NAME).read_text())["recipe_protocol"] == 2
+    assert reporting.recipe_protocol_of(committed) == 2 and reporting.recipe_protocol_of(folder) == 1
+    text = reporting.build_summary(tmp_path)
+    assert "Profile cpu; recipe protocol 1 (the committed results': 2); variants" in text   # none named: 1
+    (folder / "replication.json").write_text(json.dumps({"profile": "cpu", "recipe_protocol": 2}))
+    text = reporting.build_summary(tmp_path)
+    assert "Profile cpu; recipe protocol 2; variants" in text and "the committed results'" not in text

@@ -655,13 +655,17 @@ def test_recipe_selection_chooses_the_rate_on_held_out_training_images(runs_dir,
     # a two-rate grid's best is always an end: then a rate 3 times beyond it, while the new end wins, 2 at most
     rates, scores = trials["lr"].tolist(), trials["validation_top1"].tolist()
     assert 3 <= len(rates) <= 4
-    for tried in range(2, len(rates)):
-        best = rates[scores.index(max(scores[:tried]))]
-        assert best in (min(rates[:tried]), max(rates[:tried]))
-        assert rates[tried] == pytest.approx(best * 3 if best == max(rates[:tried]) else best / 3, rel=1e-5)
-    if len(rates) == 3:                                      # the extension stopped: the best is inside
-        best = rates[scores.index(max(scores))]
-        assert min(rates) < best < max(rates)
+    def score_of(rate, tried):
+        return scores[rates[:tried].index(rate)]
+
+    for tried in range(2, len(rates) + 1):
+        top, bottom, best = max(rates[:tried]), min(rates[:tried]), max(scores[:tried])
+        if tried == len(rates):                              # no further trial: the cap, or the best is inside
+            assert tried == 4 or best not in (score_of(top, tried), score_of(bottom, tried))
+        elif score_of(top, tried) == best:                   # the top wins or ties: 3 times above it
+            assert rates[tried] == pytest.approx(top * 3, rel=1e-5)
+        else:                                                # else the bottom must win: 3 times below it
+            assert score_of(bottom, tried) == best and rates[tried] == pytest.approx(bottom / 3, rel=1e-5)
     best = trials.loc[trials["validation_top1"].idxmax()]
     first_best = trials[trials["validation_top1"] == best["validation_top1"]].iloc[0]
     assert trials["chosen"].tolist() == [lr == first_best["lr"] for lr in trials["lr"]]
@@ -701,7 +705,11 @@ def test_a_grid_whose_end_wins_is_extended_three_times_further_twice_at_most():
     assert edge_extension({0.003: 25.0, 0.01: 40.3, 0.03: 50.0, 0.09: 51.0}, planned=3) == 0.27   # the new end won
     assert edge_extension({0.003: 25.0, 0.01: 40.3, 0.03: 50.0, 0.09: 49.0}, planned=3) is None   # now inside
     assert edge_extension({0.003: 1.0, 0.01: 2.0, 0.03: 3.0, 0.09: 4.0, 0.27: 5.0}, planned=3) is None  # 2 steps done
-    assert edge_extension({0.1: 60.0, 0.3: 60.0}, planned=2) == pytest.approx(0.0333333)  # a tie: the first listed
+    assert edge_extension({0.1: 60.0, 0.3: 60.0}, planned=2) == pytest.approx(0.9)       # both ends tie: upward
+    assert edge_extension({0.01: 40.0, 0.03: 50.0, 0.09: 50.0}, planned=3) == 0.27         # the top ties the best
+    assert edge_extension({0.01: 50.0, 0.03: 50.0, 0.09: 40.0}, planned=3) == pytest.approx(0.00333333)  # bottom
+    with pytest.raises(ValueError, match="every candidate rate diverged"):
+        edge_extension({0.01: float("-inf"), 0.03: float("-inf")}, planned=2)
     assert edge_extension({0.01: 40.0, 0.03: 50.0, 0.09: float("-inf")}, planned=3) is None   # a diverged end
     assert edge_extension({0.05: 50.0}, planned=1) is None                               # one rate: no grid
 

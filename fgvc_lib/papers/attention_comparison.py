@@ -6,8 +6,8 @@ and every arm here trains with ONE recipe, the baseline's: the same backbone at 
 (:data:`OUTPUT_STRIDES`: 8 for VGG in the CPU profiles, the stride of notebooks 02-04 and of notebook 00's
 spatial oracle), data, epochs, batch, seeds, optimiser and schedule, and the same search for a learning rate:
 where rates are chosen (the cpu and smoke profiles) the baseline and each method (and SSANet's own reference row)
-try the same candidates, :data:`COMMON_RATE_FACTORS` x the baseline's rate, on a validation split
-(:mod:`fgvc_lib.study.recipes`), and the oracles take the baseline's; where rates are fixed (the paper profile)
+start from the same candidates, :data:`COMMON_RATE_FACTORS` x the baseline's rate, on a validation split
+(:mod:`fgvc_lib.study.recipes`, which tries further past an end of the grid that wins), and the oracles take the baseline's; where rates are fixed (the paper profile)
 every arm trains at the baseline's. Until 2026-12-05 only the baseline chose and every arm took its rate, which
 gave the baseline three trials and each method none.
 
@@ -171,8 +171,8 @@ def plan(settings):
                         details=(("arm", "baseline CNN"), ("kind", "baseline"), ("from", "backbone + GAP + linear")))]
     variants += [method_variant(method, settings, recipe) for method in METHODS + REFERENCES]
     variants += oracle_variants(settings, recipe)
-    # the baseline and every method (SSANet's reference row too) choose their own rate on validation among the same
-    # candidates; the oracles (the baseline with another input or pooling) train at the baseline's
+    # the baseline and every method (SSANet's reference row too) choose their own rate on validation from the same
+    # candidates, by the same rule; the oracles (the baseline with another input or pooling) train at the baseline's
     tuned = (BASELINE,) + tuple(method.arm for method in METHODS + REFERENCES)
     return recipes.protocol(settings, variants, tuned=tuned, lead=BASELINE, factors=COMMON_RATE_FACTORS)
 

@@ -256,7 +256,7 @@ def recipe_note(settings) -> str:
                 f"on/off schedule is mapped onto these epochs and ends switched on, as the paper's")
     if trials:
         return (f"CRA-CNN and the baseline each train at the rate chosen on a validation split of the training "
-                f"images among {', '.join(f'{r:g}' for r in trials)} (the paper's: {PAPER_LR:g}; the chosen rates "
+                f"images from {', '.join(f'{r:g}' for r in trials)}, or past an end of them that wins (the paper's: {PAPER_LR:g}; the chosen rates "
                 f"are in the plan table and recipe_trials.csv), {schedule}")
     if settings.profile.name == "paper" and train.lr == PAPER_LR:
         return ""

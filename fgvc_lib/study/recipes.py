@@ -33,11 +33,17 @@ VALIDATION_SHARE = 0.2     # share of every class's training images held out for
 # too low, as 05's rate of 1e-3 for a slim VGG-16 may be.)
 RATE_FACTORS = (0.3, 1.0, 3.0)
 SELECTIONS = ("", "validation", "fixed")
-# When the best candidate is an end of the grid (notebook 03's two arms and 05's plus-AD chose their grid's top,
-# 02's CRA-SMRA its bottom, in the runs of 2026-12-05), one more candidate this factor beyond it, at most this
-# many times per arm. Decided before any run under the rule; the same rule for every tuned arm.
+# When the best candidate is an end of the grid, one more candidate this factor beyond it, at most this many times
+# per arm; the same rule for every tuned arm, so an arm may try more rates than another (3 to 5 on a 3-rate grid).
+# Added on 2026-12-05 after the test-split verdicts of notebooks 01-06 were known: in those runs notebook 03's two
+# arms and 05's plus-AD had chosen their grid's top, 01's STN and 02's CRA-SMRA its bottom (found from
+# recipe_trials.csv, the validation scores). Not chosen to move any verdict: the rule is fixed before the re-runs.
 EDGE_STEP = 3.0
 MAX_EDGE_STEPS = 2
+# Versions of this protocol, as replication.json and machines.json record them (a file that names none: 1).
+PROTOCOL_VERSION = 2
+PROTOCOLS = {1: "validation trials on the planned grid", 2: "validation trials on the planned grid, extended past "
+                                                           "an end that wins or ties the best (edge_extension)"}
 
 
 def selection_parameter(arms: str, factors: Sequence[float] = RATE_FACTORS) -> Parameter:
@@ -121,17 +127,19 @@ def choose(scores: Mapping[float, float]) -> float:
 
 
 def edge_extension(scored: Mapping[float, float], planned: int) -> Optional[float]:
-    """The next rate to try when the best of ``scored`` (rate -> validation top-1, as :func:`choose` reads it) is the
-    highest or lowest rate tried: that rate times or divided by :data:`EDGE_STEP`; None when the best lies inside,
+    """The next rate to try when the highest or lowest rate tried scores the best of ``scored`` (rate -> validation
+    top-1, as :func:`choose` reads it; the highest first when both do): that rate times or divided by
+    :data:`EDGE_STEP`; None when only inner rates score the best,
     when fewer than two rates were scored, or when ``planned`` (the grid's own size) plus :data:`MAX_EDGE_STEPS`
     rates were already tried."""
     if len(scored) < 2 or len(scored) >= planned + MAX_EDGE_STEPS:
         return None
-    best = choose(scored)
-    if best == max(scored):
-        return float(f"{best * EDGE_STEP:.6g}")
-    if best == min(scored):
-        return float(f"{best / EDGE_STEP:.6g}")
+    best = scored[choose(scored)]   # choose() also refuses a grid whose every trial diverged
+    highest, lowest = max(scored), min(scored)
+    if scored[highest] == best:     # an end that ties the best counts as winning: ties do not favour a direction
+        return float(f"{highest * EDGE_STEP:.6g}")
+    if scored[lowest] == best:
+        return float(f"{lowest / EDGE_STEP:.6g}")
     return None
 
 
@@ -166,7 +174,9 @@ def check_trials(name: str, rates: Sequence[float]) -> None:
 def describe_trials(variant: Variant, chosen: Dict[str, float]) -> str:
     """The plan table's learning-rate cell: the chosen rate, the candidates still to try, or the fixed rate."""
     if variant.name in chosen:
-        return f"{chosen[variant.name]:g} (chosen on validation from {', '.join(f'{r:g}' for r in variant.lr_trials)})"
+        rate, tried = chosen[variant.name], variant.lr_trials
+        edge = "; an end of them" if len(tried) > 1 and rate in (min(tried), max(tried)) else ""
+        return f"{rate:g} (chosen on validation from {', '.join(f'{r:g}' for r in tried)}{edge})"
     if variant.lr_trials:
         # "or beyond": one past an end of the grid that wins (edge_extension); short enough for pandas' 50 columns
         return f"{', '.join(f'{r:g}' for r in variant.lr_trials)} or beyond, on validation"

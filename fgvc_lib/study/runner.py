@@ -746,7 +746,10 @@ class Study:
             cached = describe_spec(self.backbone_spec)
             pretraining = (f"{cached} (read from this machine's cache when this file was written: the runs' records "
                            f"do not name theirs)") if cached else ""
-        return write_machines(found, path or self.results_dir / MACHINES_NAME, pretraining, self.testbed)
+        from .recipes import PROTOCOL_VERSION
+
+        return write_machines(found, path or self.results_dir / MACHINES_NAME, pretraining, self.testbed,
+                              PROTOCOL_VERSION if self._trial_scores else None)
 
     @property
     def testbed(self) -> str:
