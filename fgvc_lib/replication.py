@@ -297,7 +297,7 @@ def same_task(first: Path, second: Path) -> bool:
 def twins(found: Sequence[tuple]) -> List[Tuple[str, str, str, pd.DataFrame]]:
     """Replications that trained the same variants and seeds of one notebook in one profile from the same pretraining
     recipe (``pretraining_epochs`` of their ``replication.json``; a replication written before it was recorded pairs
-    with none), compared with each other (e.g. two pretraining draws on one machine): ``(notebook, first label,
+    with none) under the same recipe protocol (``recipe_protocol``; none recorded: 1), compared with each other (e.g. two pretraining draws on one machine): ``(notebook, first label,
     second label, table)`` for each label and the next one in sorted order, the table as :func:`comparison`'s with
     the first in the committed columns, renamed after the labels; ``found``: :func:`compared`."""
     from .reporting import CLAIMS_NAME, read_claims
@@ -306,7 +306,8 @@ def twins(found: Sequence[tuple]) -> List[Tuple[str, str, str, pd.DataFrame]]:
     for notebook, label, folder, settings, _, _ in found:
         if (Path(folder) / CLAIMS_NAME).is_file():
             key = (notebook, settings.get("profile"), tuple(sorted(settings.get("variants", []))),
-                   tuple(settings.get("seeds", [])), settings.get("pretraining_epochs"))
+                   tuple(settings.get("seeds", [])), settings.get("pretraining_epochs"),
+                   settings.get("recipe_protocol", 1))
             groups.setdefault(key, []).append((label, Path(folder)))
     pairs = []
     for (notebook, *_), members in sorted(groups.items(), key=lambda item: str(item[0])):

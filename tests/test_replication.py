@@ -182,6 +182,12 @@ def test_two_replications_of_the_same_variants_are_compared_with_each_other(tmp_
     reporting.write_claims(_claims(runs["draw1"]), old / reporting.CLAIMS_NAME)
     (old / "replication.json").write_text(json.dumps({"profile": "cpu", "variants": ["baseline", "crop"],
                                                       "seeds": [0, 1]}))
+    # ... and so do they under another recipe protocol
+    newer = replication_dir("00_synthetic_dataset", "draw9-protocol2", root=tmp_path)
+    reporting.write_claims(_claims(runs["draw1"]), newer / reporting.CLAIMS_NAME)
+    (newer / "replication.json").write_text(json.dumps({"profile": "cpu", "variants": ["baseline", "crop"],
+                                                        "seeds": [0, 1], "pretraining_epochs": 30,
+                                                        "recipe_protocol": 2}))
     ((notebook, first, second, table),) = twins(compared(tmp_path))
     assert (notebook, first, second) == ("00_synthetic_dataset", "draw0", "draw1")
     assert list(table["change"]) == ["opposite", "lost"]
