@@ -860,8 +860,8 @@ def replication_warning(found: Sequence[tuple]) -> str:
         return ""
     text = "**Not reproducible from a cold start.**"
     if changed:
-        text += (" Claims re-measured from runs trained cold again (on another machine, or from another draw of the "
-                 "embedded pretraining) changed committed verdicts (" + "; ".join(changed) + ").")
+        text += (" Claims re-measured from runs trained cold again (with other seeds, on another machine, or from "
+                 "another draw of the embedded pretraining) changed committed verdicts (" + "; ".join(changed) + ").")
     if disagree:
         text += (" Two cold runs of the same variants and seeds disagree (" + "; ".join(disagree) + ").")
     return (text + " See \"" + REPLICATIONS_TITLE + "\" below. Every run of a notebook starts from one pretraining "
@@ -879,8 +879,10 @@ def replication_sections(found: Sequence[tuple]) -> List[str]:
         return []
     lines = [f"## {REPLICATIONS_TITLE}", "",
              "Claims measured again from runs trained cold (`results/replications/`, `python -m fgvc_lib.replication`), "
-             "beside the committed ones: on another machine, or from another draw of the embedded pretraining "
-             "(`--pretraining-seed`). Every run of a notebook starts from one pretraining, whose outcome moved with "
+             "beside the committed ones: with other seeds (`--seeds`; `--whole` executes the whole notebook, so "
+             "that the claims its cells score are measured too), on another machine, or from another draw of the "
+             "embedded pretraining (`--pretraining-seed`). A verdict that other seeds take away rests on the seeds "
+             "drawn more than its interval says: read it as fragile. Every run of a notebook starts from one pretraining, whose outcome moved with "
              "the float rounding of what trained it (issue 19); the committed intervals vary the fine-tuning seeds and "
              "the test images, not that draw. A change of verdict here is one they did not count (a replication that "
              "chose another learning rate changed that too).", ""]

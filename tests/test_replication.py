@@ -52,8 +52,8 @@ def test_summary_has_a_section_per_replication(tmp_path):
     assert f"## {reporting.REPLICATIONS_TITLE}" in text and "### 00_synthetic_dataset: other-cpu" in text
     assert "Of 2 claim(s): 1 same, 1 lost." in text and "Profile cpu; variants ?" in text
     assert "Trained on: not recorded" in text               # no machines.json in the replication's folder
-    assert ("**Not reproducible from a cold start.** Claims re-measured from runs trained cold again (on another "
-            "machine, or from another draw of the embedded pretraining) changed committed verdicts "
+    assert ("**Not reproducible from a cold start.** Claims re-measured from runs trained cold again (with other "
+            "seeds, on another machine, or from another draw of the embedded pretraining) changed committed verdicts "
             "(00_synthetic_dataset on other-cpu: 1 no longer decided)") in text
     assert text.index("Not reproducible from a cold start") < text.index(f"## {reporting.REPLICATIONS_TITLE}")
     # the replications folder is not taken for a notebook's results
