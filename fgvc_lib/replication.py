@@ -143,24 +143,18 @@ def replicate_notebook(notebook: str, label: str, profile: str = "cpu", seeds: s
         raise FileExistsError(f"{folder} already holds a replication's claims: give another --label (or delete it)")
     wanted = {"profile": profile, **({"seeds": seeds} if seeds else {}), **({"workers": workers} if workers else {})}
     planned, _ = reproduce.planned_study(notebook, wanted)   # plans, trains nothing: what replication.json records
-    before = os.environ.get("FGVC_RESULTS_DIR")
-    with tempfile.TemporaryDirectory(prefix=f"replication-{notebook}-") as scratch, \
-            runs_under(paths.runs_root() / REPLICATIONS / label):
-        os.environ["FGVC_RESULTS_DIR"] = scratch   # the kernel papermill starts inherits both folders
+    with tempfile.TemporaryDirectory(prefix=f"replication-{notebook}-") as scratch:
         produced = committed_folder(Path(scratch), notebook, profile)
-        try:
-            reproduce.run_notebook(notebook, wanted)
-        except Exception:
-            executed = produced / f"{notebook}.ipynb"
-            if executed.is_file():
-                folder.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(executed, folder / f"{notebook}.failed.ipynb")
-            raise
-        finally:
-            if before is None:
-                os.environ.pop("FGVC_RESULTS_DIR", None)
-            else:
-                os.environ["FGVC_RESULTS_DIR"] = before
+        # the kernel papermill starts inherits both folders
+        with runs_under(paths.runs_root() / REPLICATIONS / label), environment_set("FGVC_RESULTS_DIR", scratch):
+            try:
+                reproduce.run_notebook(notebook, wanted)
+            except Exception:
+                executed = produced / f"{notebook}.ipynb"
+                if executed.is_file():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(executed, folder / f"{notebook}.failed.ipynb")
+                raise
         if not (produced / "claims.csv").is_file():
             raise RuntimeError(f"notebook {notebook} wrote no claims.csv under {produced}")
         folder.mkdir(parents=True, exist_ok=True)
@@ -202,17 +196,23 @@ def committed_folder(root: Path, notebook: str, profile: str) -> Path:
 
 
 @contextlib.contextmanager
-def runs_under(folder: Path):
-    """``$FGVC_RUNS_DIR`` set to ``folder`` meanwhile (worker processes inherit it), restored after."""
-    before = os.environ.get("FGVC_RUNS_DIR")
-    os.environ["FGVC_RUNS_DIR"] = str(folder)
+def environment_set(variable: str, value: str):
+    """The environment variable ``variable`` set to ``value`` meanwhile (child processes inherit it), restored
+    after."""
+    before = os.environ.get(variable)
+    os.environ[variable] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop("FGVC_RUNS_DIR", None)
+            os.environ.pop(variable, None)
         else:
-            os.environ["FGVC_RUNS_DIR"] = before
+            os.environ[variable] = before
+
+
+def runs_under(folder: Path):
+    """``$FGVC_RUNS_DIR`` set to ``folder`` meanwhile (worker processes inherit it), restored after."""
+    return environment_set("FGVC_RUNS_DIR", str(folder))
 
 
 def verdict_change(committed: str, replicated: str) -> str:
