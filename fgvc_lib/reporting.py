@@ -767,7 +767,7 @@ def write_machines(found: Sequence[Optional[dict]], path: PathLike, pretraining:
     most runs first, with ``"pretraining"``: the embedded pretraining they started from, in one line
     (:meth:`fgvc_lib.study.Study.write_machines` composes it from the runs' records), and ``"testbed"``: the synthetic
     task they trained on (:attr:`fgvc_lib.study.Study.testbed`), when given, and ``"recipe_protocol"``: the version
-    of the recipe protocol that chose their rates (:data:`fgvc_lib.study.recipes.PROTOCOLS`), when one did."""
+    of the recipe protocol that chose their rates (:data:`fgvc_lib.study.recipes.PROTOCOL_VERSION`), when one did."""
     counts: Dict[str, Tuple[int, dict]] = {}
     for machine in found:
         if machine is not None:

@@ -40,10 +40,9 @@ SELECTIONS = ("", "validation", "fixed")
 # recipe_trials.csv, the validation scores). Not chosen to move any verdict: the rule is fixed before the re-runs.
 EDGE_STEP = 3.0
 MAX_EDGE_STEPS = 2
-# Versions of this protocol, as replication.json and machines.json record them (a file that names none: 1).
+# This protocol's version, as machines.json and replication.json record it (a file that names none: 1). 1: validation
+# trials on the planned grid only; 2: the planned grid extended past an end that wins or ties the best.
 PROTOCOL_VERSION = 2
-PROTOCOLS = {1: "validation trials on the planned grid", 2: "validation trials on the planned grid, extended past "
-                                                           "an end that wins or ties the best (edge_extension)"}
 
 
 def selection_parameter(arms: str, factors: Sequence[float] = RATE_FACTORS) -> Parameter:
@@ -129,9 +128,8 @@ def choose(scores: Mapping[float, float]) -> float:
 def edge_extension(scored: Mapping[float, float], planned: int) -> Optional[float]:
     """The next rate to try when the highest or lowest rate tried scores the best of ``scored`` (rate -> validation
     top-1, as :func:`choose` reads it; the highest first when both do): that rate times or divided by
-    :data:`EDGE_STEP`; None when only inner rates score the best,
-    when fewer than two rates were scored, or when ``planned`` (the grid's own size) plus :data:`MAX_EDGE_STEPS`
-    rates were already tried."""
+    :data:`EDGE_STEP`. None when only inner rates score the best, when fewer than two rates were scored, or when
+    ``planned`` (the grid's own size) plus :data:`MAX_EDGE_STEPS` rates were already tried."""
     if len(scored) < 2 or len(scored) >= planned + MAX_EDGE_STEPS:
         return None
     best = scored[choose(scored)]   # choose() also refuses a grid whose every trial diverged
