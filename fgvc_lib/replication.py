@@ -91,7 +91,7 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
     write the claims they decide and their machines under :func:`replication_dir`; returns that folder.
     ``pretraining_seed``: start every run from another draw of the embedded pretraining
     (:func:`fgvc_lib.profiles.with_pretraining_seed`); None keeps the profile's."""
-    from .pretraining import PretrainingConfig, describe_spec
+    from .pretraining import describe_spec
     from .profiles import get_profile, with_pretraining_seed
 
     folder = replication_dir(paper.notebook, label)
@@ -105,19 +105,26 @@ def replicate(paper, keep: Sequence[str], label: str, pretraining_seed: Optional
         from .study.recipes import TRIAL_COLUMNS
 
         write_csv(study.recipe_trials, folder / TRIALS_NAME, TRIAL_COLUMNS, "recipe trials table")
-    from .study.recipes import PROTOCOL_VERSION
-
-    written = {"profile": study.profile.name, "variants": list(keep), "seeds": list(study.settings.seeds),
-               "parameters": settings_params, "recipe_protocol": PROTOCOL_VERSION}
-    if pretraining_seed is not None:
-        written["pretraining_seed"] = pretraining_seed
-    if study.backbone_spec.pretrained == "synthetic":   # the pretraining recipe: twins() pairs only equal ones
-        written["pretraining_epochs"] = PretrainingConfig(**dict(study.backbone_spec.pretraining)).epochs
+    extra = {"pretraining_seed": pretraining_seed} if pretraining_seed is not None else {}
     pretrained = describe_spec(study.backbone_spec)
     if pretrained:
-        written["pretraining"] = pretrained
-    atomic_write_text(folder / SETTINGS_NAME, json.dumps(written, indent=1, sort_keys=True, default=str) + "\n")
+        extra["pretraining"] = pretrained
+    write_settings(folder, study, keep, settings_params, **extra)
     return folder
+
+
+def write_settings(folder: Path, study, variants: Sequence[str], parameters: dict, **extra) -> None:
+    """``replication.json``: what a replication ran with (profile, ``variants``, seeds, the ``parameters`` given, the
+    recipe protocol's version and, on synthetic pretraining, its epochs: :func:`twins` pairs only equal ones) and
+    ``extra``."""
+    from .pretraining import PretrainingConfig
+    from .study.recipes import PROTOCOL_VERSION
+
+    written = {"profile": study.profile.name, "variants": list(variants), "seeds": list(study.settings.seeds),
+               "parameters": dict(parameters), "recipe_protocol": PROTOCOL_VERSION, **extra}
+    if study.backbone_spec.pretrained == "synthetic":
+        written["pretraining_epochs"] = PretrainingConfig(**dict(study.backbone_spec.pretraining)).epochs
+    atomic_write_text(folder / SETTINGS_NAME, json.dumps(written, indent=1, sort_keys=True, default=str) + "\n")
 
 
 COPIED = ("claims.csv", "machines.json", TRIALS_NAME)   # what a whole-notebook replication keeps of its results
@@ -136,7 +143,6 @@ def replicate_notebook(notebook: str, label: str, profile: str = "cpu", seeds: s
     import tempfile
 
     from . import reproduce
-    from .study.recipes import PROTOCOL_VERSION
 
     folder = replication_dir(notebook, label)
     if (folder / "claims.csv").exists():
@@ -161,14 +167,7 @@ def replicate_notebook(notebook: str, label: str, profile: str = "cpu", seeds: s
         for name in COPIED:
             if (produced / name).is_file():
                 shutil.copyfile(produced / name, folder / name)
-    written = {"profile": planned.profile.name, "variants": list(planned.variants),
-               "seeds": list(planned.settings.seeds), "parameters": dict(wanted), "whole_notebook": True,
-               "recipe_protocol": PROTOCOL_VERSION}
-    if planned.backbone_spec.pretrained == "synthetic":
-        from .pretraining import PretrainingConfig
-
-        written["pretraining_epochs"] = PretrainingConfig(**dict(planned.backbone_spec.pretraining)).epochs
-    atomic_write_text(folder / SETTINGS_NAME, json.dumps(written, indent=1, sort_keys=True, default=str) + "\n")
+    write_settings(folder, planned, list(planned.variants), wanted, whole_notebook=True)
     return folder
 
 
